@@ -1,0 +1,905 @@
+//! The typed model of a ruleset: families, tables, chains, rules, matches and targets.
+//!
+//! The model holds what the kernel holds after `iptables-restore`, in the normal form that
+//! `iptables-save` prints: host bits of addresses cleared, marks as value/mask pairs, MARK and
+//! CONNMARK operations reduced to `--set-xmark`, implicit protocol matches made explicit. Two inputs
+//! that load the same kernel state therefore give equal models.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The address family of a table: `iptables` (IPv4) or `ip6tables` (IPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// IPv4, as `iptables` manages it.
+    Ipv4,
+    /// IPv6, as `ip6tables` manages it.
+    Ipv6,
+}
+
+impl Family {
+    /// The name of the save tool of this family (`iptables-save` or `ip6tables-save`).
+    pub fn save_tool(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "iptables-save",
+            Family::Ipv6 => "ip6tables-save",
+        }
+    }
+}
+
+/// A whole ruleset: the IPv4 and the IPv6 tables of one network namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Ruleset {
+    /// The IPv4 tables, in the order `iptables-save` prints them.
+    pub ipv4: Vec<Table>,
+    /// The IPv6 tables, in the order `ip6tables-save` prints them.
+    pub ipv6: Vec<Table>,
+}
+
+impl Ruleset {
+    /// The tables of one family.
+    pub fn tables(&self, family: Family) -> &[Table] {
+        match family {
+            Family::Ipv4 => &self.ipv4,
+            Family::Ipv6 => &self.ipv6,
+        }
+    }
+
+    /// The table `kind` of `family`, if the ruleset has it.
+    pub fn table(&self, family: Family, kind: TableKind) -> Option<&Table> {
+        self.tables(family).iter().find(|t| t.kind == kind)
+    }
+
+    /// Number of rules over all tables and families.
+    pub fn rule_count(&self) -> usize {
+        self.ipv4
+            .iter()
+            .chain(&self.ipv6)
+            .flat_map(|t| &t.chains)
+            .map(|c| c.rules.len())
+            .sum()
+    }
+}
+
+/// The five iptables tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    /// `raw`: before connection tracking (CT, NOTRACK).
+    Raw,
+    /// `mangle`: packet and connection marks, TPROXY.
+    Mangle,
+    /// `nat`: consulted for the first packet of a connection (REDIRECT, DNAT, SNAT).
+    Nat,
+    /// `filter`: ACCEPT, DROP, REJECT.
+    Filter,
+    /// `security`: SELinux labels.
+    Security,
+}
+
+impl TableKind {
+    /// All tables, in the order `iptables-save` (nf_tables backend) prints them.
+    pub const SAVE_ORDER: [TableKind; 5] = [
+        TableKind::Mangle,
+        TableKind::Security,
+        TableKind::Raw,
+        TableKind::Filter,
+        TableKind::Nat,
+    ];
+
+    /// The table's name as iptables spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Raw => "raw",
+            TableKind::Mangle => "mangle",
+            TableKind::Nat => "nat",
+            TableKind::Filter => "filter",
+            TableKind::Security => "security",
+        }
+    }
+
+    /// Looks a table up by name.
+    pub fn from_name(name: &str) -> Option<TableKind> {
+        TableKind::SAVE_ORDER.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The built-in chains of the table, in hook order (the order `iptables-save` lists them).
+    pub fn builtin_chains(self) -> &'static [Hook] {
+        use Hook::*;
+        match self {
+            TableKind::Raw => &[Prerouting, Output],
+            TableKind::Mangle => &[Prerouting, Input, Forward, Output, Postrouting],
+            TableKind::Nat => &[Prerouting, Input, Output, Postrouting],
+            TableKind::Filter | TableKind::Security => &[Input, Forward, Output],
+        }
+    }
+}
+
+impl fmt::Display for TableKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A netfilter hook, which is also the name of a built-in chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Hook {
+    /// Packets arriving from an interface, before routing.
+    Prerouting,
+    /// Packets routed to a local socket.
+    Input,
+    /// Packets routed through the host.
+    Forward,
+    /// Locally generated packets.
+    Output,
+    /// Packets about to leave through an interface.
+    Postrouting,
+}
+
+impl Hook {
+    /// All hooks in kernel order.
+    pub const ALL: [Hook; 5] = [
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+    ];
+
+    /// The built-in chain's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "PREROUTING",
+            Hook::Input => "INPUT",
+            Hook::Forward => "FORWARD",
+            Hook::Output => "OUTPUT",
+            Hook::Postrouting => "POSTROUTING",
+        }
+    }
+
+    /// Looks a hook up by its chain name.
+    pub fn from_name(name: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.name() == name)
+    }
+
+    /// A bit for sets of hooks.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One table of one family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Table {
+    /// Which table.
+    pub kind: TableKind,
+    /// Built-in chains in hook order, then user-defined chains sorted by name.
+    pub chains: Vec<Chain>,
+}
+
+impl Table {
+    /// The chain called `name`.
+    pub fn chain(&self, name: &str) -> Option<&Chain> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+
+    /// The index of the chain called `name` in [`Table::chains`].
+    pub fn chain_index(&self, name: &str) -> Option<usize> {
+        self.chains.iter().position(|c| c.name == name)
+    }
+}
+
+/// A chain: built-in (with a policy) or user-defined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Chain {
+    /// The chain's name.
+    pub name: String,
+    /// The policy of a built-in chain; `None` for a user-defined chain.
+    pub policy: Option<Policy>,
+    /// The chain's counters (`:NAME POLICY [packets:bytes]`).
+    pub counters: Counters,
+    /// The rules, in evaluation order.
+    pub rules: Vec<Rule>,
+}
+
+impl Chain {
+    /// Whether this is a built-in chain.
+    pub fn is_builtin(&self) -> bool {
+        self.policy.is_some()
+    }
+}
+
+/// The policy of a built-in chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Policy {
+    /// Let the packet through.
+    Accept,
+    /// Drop the packet.
+    Drop,
+}
+
+impl Policy {
+    /// The policy as iptables spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Accept => "ACCEPT",
+            Policy::Drop => "DROP",
+        }
+    }
+}
+
+/// Packet and byte counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Counters {
+    /// Packets counted.
+    pub packets: u64,
+    /// Bytes counted.
+    pub bytes: u64,
+}
+
+impl Counters {
+    /// Whether both counters are zero.
+    pub fn is_zero(&self) -> bool {
+        self.packets == 0 && self.bytes == 0
+    }
+}
+
+/// Where a rule came from in its source text. Never part of equality: two rules that differ only
+/// in where they were written are the same rule.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Origin {
+    /// 1-based line of the source text, 0 when unknown.
+    pub line: u32,
+    /// Byte offset in that line of the target's name (or of the rule's command).
+    pub start: u32,
+    /// Byte offset just past it.
+    pub end: u32,
+}
+
+impl PartialEq for Origin {
+    fn eq(&self, _: &Origin) -> bool {
+        true
+    }
+}
+impl Eq for Origin {}
+
+/// One rule: the matches that must all hold, and what happens then.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Rule {
+    /// The rule's counters (`[packets:bytes]` in `iptables-save -c`).
+    pub counters: Counters,
+    /// `-s`.
+    pub src: Option<Neg<Cidr>>,
+    /// `-d`.
+    pub dst: Option<Neg<Cidr>>,
+    /// `-i`.
+    pub in_iface: Option<Neg<Iface>>,
+    /// `-o`.
+    pub out_iface: Option<Neg<Iface>>,
+    /// `-p`; `None` means any protocol.
+    pub proto: Option<Neg<Protocol>>,
+    /// `-f` (second and later fragments) or `! -f`.
+    pub fragment: Option<bool>,
+    /// The `-m` matches in order.
+    pub matches: Vec<Match>,
+    /// `-j` / `-g`; `None` for a rule that only counts.
+    pub target: Option<Target>,
+    /// Where the rule was written.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// A value with an optional `!` in front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Neg<T> {
+    /// Whether the match is inverted (`!`).
+    pub negated: bool,
+    /// The value.
+    pub value: T,
+}
+
+impl<T> Neg<T> {
+    /// A value without `!`.
+    pub fn pos(value: T) -> Neg<T> {
+        Neg {
+            negated: false,
+            value,
+        }
+    }
+
+    /// A value with `!` when `negated`.
+    pub fn new(negated: bool, value: T) -> Neg<T> {
+        Neg { negated, value }
+    }
+}
+
+/// An address with a prefix length, host bits cleared (as the kernel stores it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Cidr {
+    /// The network address.
+    pub addr: IpAddr,
+    /// Prefix length: at most 32 for IPv4, 128 for IPv6.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// A prefix with host bits cleared; `prefix` is clamped to the family's width.
+    pub fn new(addr: IpAddr, prefix: u8) -> Cidr {
+        let width = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.min(width);
+        let addr = match addr {
+            IpAddr::V4(a) => {
+                let m = if prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(prefix))
+                };
+                IpAddr::V4((u32::from(a) & m).into())
+            }
+            IpAddr::V6(a) => {
+                let m = if prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(prefix))
+                };
+                IpAddr::V6((u128::from(a) & m).into())
+            }
+        };
+        Cidr { addr, prefix }
+    }
+
+    /// Whether `ip` lies in this prefix (an address of the other family never does).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        *self == Cidr::new(ip, self.prefix) && ip.is_ipv4() == self.addr.is_ipv4()
+    }
+
+    /// Whether this prefix covers every address of its family.
+    pub fn is_any(&self) -> bool {
+        self.prefix == 0
+    }
+}
+
+/// An interface name as `-i`/`-o` take it; a trailing `+` matches every name with that prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Iface(pub String);
+
+impl Iface {
+    /// Whether the interface called `name` matches this pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        match self.0.strip_suffix('+') {
+            Some(prefix) => name.starts_with(prefix),
+            None => self.0 == name,
+        }
+    }
+}
+
+/// An IP protocol number (`-p`); 0 (`all`) is represented by no `-p` at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Protocol(pub u8);
+
+impl Protocol {
+    /// TCP.
+    pub const TCP: Protocol = Protocol(6);
+    /// UDP.
+    pub const UDP: Protocol = Protocol(17);
+    /// ICMP.
+    pub const ICMP: Protocol = Protocol(1);
+    /// ICMPv6.
+    pub const ICMPV6: Protocol = Protocol(58);
+    /// SCTP.
+    pub const SCTP: Protocol = Protocol(132);
+    /// DCCP.
+    pub const DCCP: Protocol = Protocol(33);
+
+    /// Whether the protocol has ports (what REDIRECT and DNAT need to take a port).
+    pub fn has_ports(self) -> bool {
+        matches!(self.0, 6 | 17 | 33 | 132 | 136)
+    }
+}
+
+/// An inclusive port range; a single port is a range of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct PortRange {
+    /// First port.
+    pub lo: u16,
+    /// Last port (≥ `lo`).
+    pub hi: u16,
+}
+
+impl PortRange {
+    /// One port.
+    pub fn single(p: u16) -> PortRange {
+        PortRange { lo: p, hi: p }
+    }
+    /// Whether `p` is in the range.
+    pub fn contains(&self, p: u16) -> bool {
+        self.lo <= p && p <= self.hi
+    }
+    /// Whether the range covers every port.
+    pub fn is_any(&self) -> bool {
+        self.lo == 0 && self.hi == u16::MAX
+    }
+}
+
+/// A user or group as `-m owner` takes it: numbers (or a range) or a name that only the node
+/// running iptables can resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "lowercase")]
+pub enum IdSpec {
+    /// An inclusive numeric range (a single id is a range of one).
+    Range {
+        /// First id.
+        lo: u32,
+        /// Last id.
+        hi: u32,
+    },
+    /// A user or group name, resolved by the node's passwd/group database.
+    Name(String),
+}
+
+/// A value with a mask, as `-m mark` and `-m connmark` compare them: `(mark & mask) == value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct MarkMask {
+    /// The value compared.
+    pub value: u32,
+    /// The mask applied first.
+    pub mask: u32,
+}
+
+/// The TCP flags of `--tcp-flags MASK COMP` (bits FIN=1, SYN=2, RST=4, PSH=8, ACK=16, URG=32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct TcpFlags {
+    /// The flags examined.
+    pub mask: u8,
+    /// The flags that must be set among them.
+    pub comp: u8,
+}
+
+/// Which ports `-m multiport` looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "lowercase")]
+pub enum PortDir {
+    /// `--sports`.
+    Source,
+    /// `--dports`.
+    Destination,
+    /// `--ports`: either.
+    Either,
+}
+
+/// A conntrack state bit as `--ctstate` / `--state` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "UPPERCASE")]
+pub enum CtState {
+    /// A packet conntrack could not classify.
+    Invalid,
+    /// The first packet of a connection.
+    New,
+    /// A connection related to an existing one.
+    Related,
+    /// A packet of a connection seen in both directions.
+    Established,
+    /// A packet exempted from tracking.
+    Untracked,
+    /// A connection whose source was translated (conntrack only).
+    Snat,
+    /// A connection whose destination was translated (conntrack only).
+    Dnat,
+}
+
+impl CtState {
+    /// The order `iptables-save` prints `--ctstate` in.
+    pub const CT_ORDER: [CtState; 7] = [
+        CtState::Invalid,
+        CtState::New,
+        CtState::Related,
+        CtState::Established,
+        CtState::Untracked,
+        CtState::Snat,
+        CtState::Dnat,
+    ];
+    /// The name as iptables spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CtState::Invalid => "INVALID",
+            CtState::New => "NEW",
+            CtState::Related => "RELATED",
+            CtState::Established => "ESTABLISHED",
+            CtState::Untracked => "UNTRACKED",
+            CtState::Snat => "SNAT",
+            CtState::Dnat => "DNAT",
+        }
+    }
+}
+
+/// An address type of `-m addrtype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "UPPERCASE")]
+#[allow(missing_docs)]
+pub enum AddrType {
+    Unspec,
+    Unicast,
+    Local,
+    Broadcast,
+    Anycast,
+    Multicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    Throw,
+    Nat,
+    Xresolve,
+}
+
+impl AddrType {
+    /// All types, in the kernel's bit order (which is also the order `iptables-save` prints).
+    pub const ALL: [AddrType; 12] = [
+        AddrType::Unspec,
+        AddrType::Unicast,
+        AddrType::Local,
+        AddrType::Broadcast,
+        AddrType::Anycast,
+        AddrType::Multicast,
+        AddrType::Blackhole,
+        AddrType::Unreachable,
+        AddrType::Prohibit,
+        AddrType::Throw,
+        AddrType::Nat,
+        AddrType::Xresolve,
+    ];
+    /// The name as iptables spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AddrType::Unspec => "UNSPEC",
+            AddrType::Unicast => "UNICAST",
+            AddrType::Local => "LOCAL",
+            AddrType::Broadcast => "BROADCAST",
+            AddrType::Anycast => "ANYCAST",
+            AddrType::Multicast => "MULTICAST",
+            AddrType::Blackhole => "BLACKHOLE",
+            AddrType::Unreachable => "UNREACHABLE",
+            AddrType::Prohibit => "PROHIBIT",
+            AddrType::Throw => "THROW",
+            AddrType::Nat => "NAT",
+            AddrType::Xresolve => "XRESOLVE",
+        }
+    }
+}
+
+/// The mode of `-m statistic`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "lowercase")]
+pub enum StatisticMode {
+    /// `--mode random --probability P`, with P stored as the kernel does: P × 2³¹ rounded.
+    Random {
+        /// The probability in units of 2⁻³¹.
+        probability: u32,
+    },
+    /// `--mode nth --every N --packet P`, stored as the kernel does (every − 1).
+    Nth {
+        /// `--every` minus one.
+        every: u32,
+        /// `--packet`.
+        packet: u32,
+    },
+}
+
+/// One `-m` match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(tag = "module", rename_all = "lowercase")]
+pub enum Match {
+    /// `-m tcp`.
+    Tcp {
+        /// `--sport`.
+        sport: Option<Neg<PortRange>>,
+        /// `--dport`.
+        dport: Option<Neg<PortRange>>,
+        /// `--tcp-flags` (and `--syn`).
+        flags: Option<Neg<TcpFlags>>,
+    },
+    /// `-m udp`.
+    Udp {
+        /// `--sport`.
+        sport: Option<Neg<PortRange>>,
+        /// `--dport`.
+        dport: Option<Neg<PortRange>>,
+    },
+    /// `-m multiport`.
+    Multiport {
+        /// `!` before the port list.
+        negated: bool,
+        /// Which ports are compared.
+        dir: PortDir,
+        /// The ports and ranges (at most 15 entries, a range counting twice).
+        ports: Vec<PortRange>,
+    },
+    /// `-m owner`: the socket owner of a locally generated packet.
+    Owner {
+        /// `--uid-owner`.
+        uid: Option<Neg<IdSpec>>,
+        /// `--gid-owner`.
+        gid: Option<Neg<IdSpec>>,
+        /// `--socket-exists`.
+        socket_exists: Option<Neg<()>>,
+        /// `--suppl-groups`: `--gid-owner` also consults supplementary groups.
+        suppl_groups: bool,
+    },
+    /// `-m mark`.
+    Mark(Neg<MarkMask>),
+    /// `-m connmark`.
+    Connmark(Neg<MarkMask>),
+    /// `-m conntrack --ctstate`.
+    Conntrack {
+        /// `--ctstate`, sorted in kernel print order.
+        ctstate: Neg<Vec<CtState>>,
+    },
+    /// `-m state --state`.
+    State(Neg<Vec<CtState>>),
+    /// `-m comment --comment`.
+    Comment(String),
+    /// `-m socket`.
+    Socket {
+        /// `--transparent`.
+        transparent: bool,
+        /// `--nowildcard`.
+        nowildcard: bool,
+        /// `--restore-skmark`.
+        restore_skmark: bool,
+    },
+    /// `-m addrtype`.
+    Addrtype {
+        /// `--src-type`.
+        src: Option<Neg<Vec<AddrType>>>,
+        /// `--dst-type`.
+        dst: Option<Neg<Vec<AddrType>>>,
+        /// `--limit-iface-in`.
+        limit_iface_in: bool,
+        /// `--limit-iface-out`.
+        limit_iface_out: bool,
+    },
+    /// `-m set --match-set NAME FLAGS`: membership in an ipset, which the ruleset cannot see.
+    Set {
+        /// `!` before `--match-set`.
+        negated: bool,
+        /// The set's name.
+        name: String,
+        /// The direction flags (`src`, `dst`), comma-separated as written.
+        flags: String,
+        /// Further options of the set match, verbatim.
+        extra: Vec<String>,
+    },
+    /// `-m statistic`.
+    Statistic {
+        /// `!` before `--mode`'s condition.
+        negated: bool,
+        /// The mode and its parameters.
+        mode: StatisticMode,
+    },
+    /// A match the model does not interpret, kept verbatim so it prints back unchanged.
+    Unknown {
+        /// The module name after `-m`.
+        name: String,
+        /// Its arguments, as tokens.
+        args: Vec<String>,
+    },
+}
+
+/// An address range with an optional port range, as DNAT, SNAT take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct NatRange {
+    /// First address (none: keep the address, as `--to-destination :80` does).
+    pub addr_lo: Option<IpAddr>,
+    /// Last address, when a range.
+    pub addr_hi: Option<IpAddr>,
+    /// Ports, when given.
+    pub ports: Option<PortRange>,
+}
+
+/// What a rule does when all its matches hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(tag = "target", rename_all = "UPPERCASE")]
+pub enum Target {
+    /// Stop traversal of this table; the packet goes on.
+    Accept,
+    /// Drop the packet.
+    Drop,
+    /// Back to the calling chain (or the policy, in a built-in chain).
+    Return,
+    /// `-j CHAIN`: call a user chain.
+    Jump {
+        /// The chain called.
+        chain: String,
+    },
+    /// `-g CHAIN`: continue in a user chain without coming back.
+    Goto {
+        /// The chain entered.
+        chain: String,
+    },
+    /// `-j REJECT`: drop with an error reply.
+    Reject {
+        /// `--reject-with`, the family's default (`icmp-port-unreachable`,
+        /// `icmp6-port-unreachable`) when the input named none.
+        with: String,
+    },
+    /// `-j REDIRECT`: to the local machine, optionally to other ports.
+    Redirect {
+        /// `--to-ports`.
+        ports: Option<PortRange>,
+        /// `--random`.
+        random: bool,
+    },
+    /// `-j TPROXY`: deliver to a local socket without changing the packet.
+    Tproxy {
+        /// `--on-port` (0: keep the destination port).
+        on_port: u16,
+        /// `--on-ip` (none: the unspecified address).
+        on_ip: Option<IpAddr>,
+        /// `--tproxy-mark value/mask`: `mark = (mark & !mask) ^ value`.
+        mark: MarkMask,
+    },
+    /// `-j MARK`: `mark = (mark & !mask) ^ value` (every MARK option reduces to this).
+    Mark(MarkMask),
+    /// `-j CONNMARK --set-xmark`: `ctmark = (ctmark & !mask) ^ value`.
+    ConnmarkSet(MarkMask),
+    /// `-j CONNMARK --save-mark`: `ctmark = (ctmark & !ctmask) | (mark & nfmask)`.
+    ConnmarkSave {
+        /// `--nfmask`.
+        nfmask: u32,
+        /// `--ctmask`.
+        ctmask: u32,
+    },
+    /// `-j CONNMARK --restore-mark`: `mark = (mark & !nfmask) | (ctmark & ctmask)`.
+    ConnmarkRestore {
+        /// `--nfmask`.
+        nfmask: u32,
+        /// `--ctmask`.
+        ctmask: u32,
+    },
+    /// `-j CT`.
+    Ct {
+        /// `--notrack`.
+        notrack: bool,
+        /// `--zone`, `--zone-orig` or `--zone-reply`.
+        zone: Option<CtZone>,
+    },
+    /// `-j NOTRACK`.
+    Notrack,
+    /// `-j DNAT --to-destination`.
+    Dnat {
+        /// The new destination.
+        to: NatRange,
+        /// `--random`.
+        random: bool,
+        /// `--persistent`.
+        persistent: bool,
+    },
+    /// `-j SNAT --to-source`.
+    Snat {
+        /// The new source.
+        to: NatRange,
+        /// `--random`.
+        random: bool,
+        /// `--random-fully`.
+        random_fully: bool,
+        /// `--persistent`.
+        persistent: bool,
+    },
+    /// `-j MASQUERADE`.
+    Masquerade {
+        /// `--to-ports`.
+        ports: Option<PortRange>,
+        /// `--random`.
+        random: bool,
+        /// `--random-fully`.
+        random_fully: bool,
+    },
+    /// `-j LOG`: logs and goes on.
+    Log {
+        /// `--log-prefix`.
+        prefix: Option<String>,
+        /// `--log-level` (4 is the default and is not printed).
+        level: u8,
+        /// Flag options in print order: `--log-tcp-sequence`, `--log-tcp-options`,
+        /// `--log-ip-options`, `--log-uid`, `--log-macdecode`.
+        flags: Vec<String>,
+    },
+    /// `-j NFLOG`: logs through netlink and goes on.
+    Nflog {
+        /// `--nflog-prefix`.
+        prefix: Option<String>,
+        /// `--nflog-group`.
+        group: u16,
+        /// `--nflog-size`.
+        size: Option<u32>,
+        /// `--nflog-threshold`.
+        threshold: Option<u16>,
+    },
+    /// A target the model does not interpret, kept verbatim.
+    Unknown {
+        /// The target's name after `-j`.
+        name: String,
+        /// Its arguments, as tokens.
+        args: Vec<String>,
+    },
+}
+
+/// The conntrack zone a CT target assigns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct CtZone {
+    /// The zone id.
+    pub id: u16,
+    /// Which direction: `None` for both (`--zone`), `Some(true)` original, `Some(false)` reply.
+    pub orig: Option<bool>,
+}
+
+impl Target {
+    /// The target's name as it follows `-j` (the chain's name for a jump or goto).
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Accept => "ACCEPT",
+            Target::Drop => "DROP",
+            Target::Return => "RETURN",
+            Target::Jump { chain } | Target::Goto { chain } => chain,
+            Target::Reject { .. } => "REJECT",
+            Target::Redirect { .. } => "REDIRECT",
+            Target::Tproxy { .. } => "TPROXY",
+            Target::Mark(_) => "MARK",
+            Target::ConnmarkSet(_) | Target::ConnmarkSave { .. } | Target::ConnmarkRestore { .. } => {
+                "CONNMARK"
+            }
+            Target::Ct { .. } => "CT",
+            Target::Notrack => "NOTRACK",
+            Target::Dnat { .. } => "DNAT",
+            Target::Snat { .. } => "SNAT",
+            Target::Masquerade { .. } => "MASQUERADE",
+            Target::Log { .. } => "LOG",
+            Target::Nflog { .. } => "NFLOG",
+            Target::Unknown { name, .. } => name,
+        }
+    }
+
+    /// The chain a jump or goto enters.
+    pub fn chain(&self) -> Option<&str> {
+        match self {
+            Target::Jump { chain } | Target::Goto { chain } => Some(chain),
+            _ => None,
+        }
+    }
+}

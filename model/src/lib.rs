@@ -1,0 +1,22 @@
+//! `sidecar-model`: what an iptables ruleset *is*.
+//!
+//! A typed model of the rulesets a service-mesh sidecar installs ([`ast`]), a parser for every
+//! form they are found in ([`parse()`]), and the canonical printer that writes them back exactly as
+//! `iptables-save` would ([`print`]). Nothing here knows about solvers or the command line.
+
+#![deny(missing_docs)]
+
+pub mod ast;
+pub mod error;
+pub mod parse;
+pub mod print;
+pub mod validate;
+
+pub use ast::*;
+pub use error::ParseError;
+pub use parse::{parse, Format, Parsed};
+pub use print::print_ruleset;
+
+/// The classic Istio sidecar ruleset (ISTIO_OUTPUT rules 1–9) as `iptables-save` prints it: the
+/// default ruleset of every subcommand.
+pub const DEFAULT_RULESET: &str = include_str!("../../corpus/istio-classic.rules");

@@ -1,0 +1,204 @@
+//! Whole-ruleset checks that iptables-restore or the kernel make when a ruleset loads: no jump
+//! cycle, and every target and match only in the tables and hooks where the kernel accepts it.
+//!
+//! A user chain is checked against every hook from which it can be reached. A cycle is refused
+//! even when no built-in chain reaches it (the kernel would only refuse it once one does), so
+//! that every accepted ruleset has a finite evaluation.
+
+use crate::ast::*;
+
+/// A ruleset-level problem, located at the rule that shows it.
+#[derive(Debug, Clone)]
+pub struct ValidationError {
+    /// 1-based line of the rule.
+    pub line: usize,
+    /// Byte range in that line.
+    pub start: usize,
+    /// End of the range.
+    pub end: usize,
+    /// What is wrong.
+    pub message: String,
+    /// A hint.
+    pub help: Option<String>,
+}
+
+fn at(r: &Rule, message: String, help: Option<String>) -> ValidationError {
+    ValidationError {
+        line: r.origin.line as usize,
+        start: r.origin.start as usize,
+        end: r.origin.end as usize,
+        message,
+        help,
+    }
+}
+
+/// Checks every table of both families.
+pub fn validate(rs: &Ruleset) -> Result<(), ValidationError> {
+    for t in rs.ipv4.iter().chain(&rs.ipv6) {
+        check_cycles(t)?;
+        let hooks = reaching_hooks(t);
+        for (ci, c) in t.chains.iter().enumerate() {
+            let h = hooks.get(ci).copied().unwrap_or(0);
+            for r in &c.rules {
+                check_rule(t.kind, &c.name, h, r)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// For each chain (by index), the set of hooks (bits of [`Hook::bit`]) from which it is reached.
+pub fn reaching_hooks(t: &Table) -> Vec<u8> {
+    let mut hooks: Vec<u8> = t
+        .chains
+        .iter()
+        .map(|c| if c.is_builtin() { Hook::from_name(&c.name).map_or(0, Hook::bit) } else { 0 })
+        .collect();
+    let edges: Vec<Vec<usize>> = t
+        .chains
+        .iter()
+        .map(|c| {
+            c.rules
+                .iter()
+                .filter_map(|r| r.target.as_ref().and_then(Target::chain))
+                .filter_map(|n| t.chain_index(n))
+                .collect()
+        })
+        .collect();
+    let mut work: Vec<usize> = (0..t.chains.len()).collect();
+    while let Some(i) = work.pop() {
+        let h = hooks.get(i).copied().unwrap_or(0);
+        for &j in edges.get(i).map_or(&[][..], Vec::as_slice) {
+            if let Some(hj) = hooks.get_mut(j) {
+                if *hj | h != *hj {
+                    *hj |= h;
+                    work.push(j);
+                }
+            }
+        }
+    }
+    hooks
+}
+
+/// Refuses any jump cycle among the table's chains (iteratively: no recursion on depth).
+fn check_cycles(t: &Table) -> Result<(), ValidationError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Color {
+        White,
+        Grey,
+        Black,
+    }
+    let n = t.chains.len();
+    let mut color = vec![Color::White; n];
+    for root in 0..n {
+        if color.get(root) != Some(&Color::White) {
+            continue;
+        }
+        // Stack of (chain, next rule index to look at).
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        if let Some(c) = color.get_mut(root) {
+            *c = Color::Grey;
+        }
+        while let Some(&mut (ci, ref mut ri)) = stack.last_mut() {
+            let Some(chain) = t.chains.get(ci) else {
+                stack.pop();
+                continue;
+            };
+            if let Some(rule) = chain.rules.get(*ri) {
+                *ri += 1;
+                let Some(target) = rule.target.as_ref().and_then(Target::chain) else {
+                    continue;
+                };
+                let Some(ti) = t.chain_index(target) else {
+                    continue;
+                };
+                match color.get(ti) {
+                    Some(Color::Grey) => {
+                        let mut path: Vec<&str> = stack
+                            .iter()
+                            .skip_while(|(c, _)| *c != ti)
+                            .filter_map(|(c, _)| t.chains.get(*c).map(|x| x.name.as_str()))
+                            .collect();
+                        path.push(target);
+                        return Err(at(
+                            rule,
+                            format!("jump cycle in table `{}`: {}", t.kind, path.join(" -> ")),
+                            Some("netfilter refuses rulesets whose jumps loop".into()),
+                        ));
+                    }
+                    Some(Color::White) => {
+                        if let Some(c) = color.get_mut(ti) {
+                            *c = Color::Grey;
+                        }
+                        stack.push((ti, 0));
+                    }
+                    _ => {}
+                }
+            } else {
+                if let Some(c) = color.get_mut(ci) {
+                    *c = Color::Black;
+                }
+                stack.pop();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hook_names(bits: u8) -> String {
+    let v: Vec<&str> = Hook::ALL.iter().filter(|h| bits & h.bit() != 0).map(|h| h.name()).collect();
+    v.join(", ")
+}
+
+fn allowed(list: &[Hook]) -> u8 {
+    list.iter().fold(0, |a, h| a | h.bit())
+}
+
+fn check_rule(table: TableKind, chain: &str, hooks: u8, r: &Rule) -> Result<(), ValidationError> {
+    if let Some(t) = &r.target {
+        let rule: Option<(TableKind, &[Hook])> = match t {
+            Target::Tproxy { .. } => Some((TableKind::Mangle, &[Hook::Prerouting])),
+            Target::Redirect { .. } | Target::Dnat { .. } => Some((TableKind::Nat, &[Hook::Prerouting, Hook::Output])),
+            Target::Snat { .. } => Some((TableKind::Nat, &[Hook::Postrouting, Hook::Input])),
+            Target::Masquerade { .. } => Some((TableKind::Nat, &[Hook::Postrouting])),
+            Target::Ct { .. } | Target::Notrack => Some((TableKind::Raw, &[Hook::Prerouting, Hook::Output])),
+            Target::Reject { .. } => Some((TableKind::Filter, &[Hook::Input, Hook::Forward, Hook::Output])),
+            _ => None,
+        };
+        if let Some((want_table, want_hooks)) = rule {
+            if table != want_table {
+                return Err(at(
+                    r,
+                    format!("target `{}` is only valid in the `{want_table}` table, not `{table}`", t.name()),
+                    Some(format!("the kernel refuses `{}` outside `{want_table}`", t.name())),
+                ));
+            }
+            let bad = hooks & !allowed(want_hooks);
+            if bad != 0 {
+                return Err(at(
+                    r,
+                    format!("target `{}` in chain `{chain}`, which is reached from {}, where the kernel refuses it", t.name(), hook_names(bad)),
+                    Some(format!("`{}` is valid only in {}", t.name(), hook_names(allowed(want_hooks)))),
+                ));
+            }
+        }
+    }
+    for m in &r.matches {
+        let want: Option<(&str, &[Hook])> = match m {
+            Match::Owner { .. } => Some(("owner", &[Hook::Output, Hook::Postrouting])),
+            Match::Socket { .. } => Some(("socket", &[Hook::Prerouting, Hook::Input])),
+            _ => None,
+        };
+        if let Some((name, list)) = want {
+            let bad = hooks & !allowed(list);
+            if bad != 0 {
+                return Err(at(
+                    r,
+                    format!("match `{name}` in chain `{chain}`, which is reached from {}, where the kernel refuses it", hook_names(bad)),
+                    Some(format!("`-m {name}` is valid only in {}", hook_names(allowed(list)))),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
