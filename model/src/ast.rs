@@ -670,7 +670,10 @@ pub enum Match {
     /// `-m state --state`.
     State(Neg<Vec<CtState>>),
     /// `-m comment --comment`.
-    Comment(String),
+    Comment {
+        /// The comment's text.
+        text: String,
+    },
     /// `-m socket`.
     Socket {
         /// `--transparent`.
@@ -733,7 +736,7 @@ pub struct NatRange {
 /// What a rule does when all its matches hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-#[serde(tag = "target", rename_all = "UPPERCASE")]
+#[serde(tag = "target", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Target {
     /// Stop traversal of this table; the packet goes on.
     Accept,

@@ -107,6 +107,11 @@ impl Excerpt {
                 }
             })
             .collect();
+        // Mark a cut-off start so the reader knows the line goes on to the left.
+        let cut = if from > 0 { "..." } else { "" };
+        text.insert_str(0, cut);
+        let start = start + cut.len();
+        let end = end + cut.len();
         let s = start - from;
         let e = (end - from).min(text.len()).max(s);
         let len = if e > s {

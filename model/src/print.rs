@@ -406,7 +406,7 @@ fn print_match(s: &mut String, m: &Match) {
             neg(s, n.negated);
             let _ = write!(s, " --state {}", states(&n.value));
         }
-        Match::Comment(c) => {
+        Match::Comment { text: c } => {
             let _ = write!(s, " -m comment --comment {}", save_string(c));
         }
         Match::Socket {

@@ -78,11 +78,13 @@ fn pending(name: &str) -> u8 {
 pub fn report(err: &input::LoadError) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "error: {err}");
-    if let input::LoadError::Parse(_) = err {
+    if let input::LoadError::Parse(pe) = err {
+        // The snippet and the hint; the message itself is on the line above.
         let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
         let mut out = String::new();
-        if handler.render_report(&mut out, err).is_ok() {
-            let _ = write!(stderr, "{out}");
+        if handler.render_report(&mut out, pe.as_ref()).is_ok() {
+            let body: Vec<&str> = out.lines().skip(1).collect();
+            let _ = writeln!(stderr, "{}", body.join("\n"));
         }
     }
 }

@@ -235,7 +235,7 @@ fn new_match(name: &str) -> Option<Match> {
             ctstate: Neg::pos(Vec::new()),
         },
         "state" => Match::State(Neg::pos(Vec::new())),
-        "comment" => Match::Comment(String::new()),
+        "comment" => Match::Comment { text: String::new() },
         "socket" => Match::Socket {
             transparent: false,
             nowildcard: false,
@@ -549,6 +549,17 @@ fn dispatch_option<'t>(
     // Unknown: say what was meant.
     let mut known: Vec<&str> = GENERIC.to_vec();
     let mut owner = String::new();
+    if let Some(p) = rule.proto.filter(|p| !p.negated) {
+        let implicit = match p.value {
+            Protocol::TCP => "tcp",
+            Protocol::UDP => "udp",
+            _ => "",
+        };
+        if !implicit.is_empty() {
+            known.extend_from_slice(module_options(implicit));
+            owner = format!(" for match `{implicit}`");
+        }
+    }
     for mb in matches.iter() {
         known.extend_from_slice(module_options(&mb.name));
         owner = format!(" for match `{}`", mb.name);
@@ -562,7 +573,7 @@ fn dispatch_option<'t>(
     let implicit = ["--dport", "--sport", "--destination-port", "--source-port", "--tcp-flags", "--syn"];
     let mut e = err_at(t, format!("unknown option `{opt}`{owner}"));
     if let Some(s) = did_you_mean(opt, &known) {
-        e.help = Some(format!("did you mean `{s}`?"));
+        e.message.push_str(&format!(" (did you mean `{s}`?)"));
     } else if implicit.contains(&opt) {
         e.help = Some("port options need `-p tcp` or `-p udp` (or `-m tcp`/`-m udp`) first".into());
     }
@@ -764,7 +775,7 @@ fn match_option<'t>(
             "--state" => *n = Neg::new(negated, parse_states(a.value(t)?, false)?),
             _ => return Ok(Take::NotMine),
         },
-        Match::Comment(c) => match opt {
+        Match::Comment { text: c } => match opt {
             "--comment" => {
                 if negated {
                     return Err(err_at(t, "`--comment` cannot be negated"));
@@ -933,7 +944,7 @@ fn finish_match(mb: MatchB, rule: &Rule) -> Res<Match> {
                 return Err(err_at(&mb.at, "match `state` needs `--state`"));
             }
         }
-        Match::Comment(_) => {
+        Match::Comment { .. } => {
             if !mb.seen.contains(&"--comment") {
                 return Err(err_at(&mb.at, "match `comment` needs `--comment`"));
             }
@@ -1113,15 +1124,18 @@ fn apply_target_option<'t>(
     tb.seen.push(opt.clone());
     let n = target_option_arity(&tb.name, &opt);
     let mut vals = Vec::new();
+    let mut at = t.clone();
     for _ in 0..n {
-        vals.push(a.value(t)?.text.clone());
+        let v = a.value(t)?;
+        at = v.clone();
+        vals.push(v.text.clone());
     }
     if matches!((tb.name.as_str(), opt.as_str()), ("CT", "--helper" | "--ctevents" | "--expevents" | "--timeout")) {
         tb.unmodelled = true;
     }
     tb.raw.push(opt.clone());
     tb.raw.extend(vals.iter().cloned());
-    tb.vals.push((opt, negated, vals, t.clone()));
+    tb.vals.push((opt, negated, vals, at));
     Ok(())
 }
 
@@ -1756,6 +1770,10 @@ fn parse_addresses(family: Family, t: &Token) -> Res<Vec<Cidr>> {
 fn parse_nat_range(family: Family, t: &Token) -> Res<NatRange> {
     let s = t.text.as_str();
     let bad = || err_at(t, format!("invalid address range `{s}`")).with_help("expected ADDR[-ADDR][:PORT[-PORT]], with [ADDR] for IPv6 and a port");
+    if family == Family::Ipv4 && s.split('-').any(|p| p.parse::<std::net::Ipv6Addr>().is_ok()) {
+        return Err(err_at(t, format!("IPv6 address `{s}` in an IPv4 rule"))
+            .with_help("IPv6 rules belong to ip6tables (the second block of a file, after `ip6tables-save`)"));
+    }
     let (addrs, ports) = if let Some(rest) = s.strip_prefix('[') {
         let (inner, after) = rest.split_once(']').ok_or_else(bad)?;
         let ports = match after.strip_prefix(':') {
