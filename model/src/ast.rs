@@ -884,9 +884,9 @@ impl Target {
             Target::Redirect { .. } => "REDIRECT",
             Target::Tproxy { .. } => "TPROXY",
             Target::Mark(_) => "MARK",
-            Target::ConnmarkSet(_) | Target::ConnmarkSave { .. } | Target::ConnmarkRestore { .. } => {
-                "CONNMARK"
-            }
+            Target::ConnmarkSet(_)
+            | Target::ConnmarkSave { .. }
+            | Target::ConnmarkRestore { .. } => "CONNMARK",
             Target::Ct { .. } => "CT",
             Target::Notrack => "NOTRACK",
             Target::Dnat { .. } => "DNAT",

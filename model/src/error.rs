@@ -21,7 +21,7 @@ pub struct ParseError {
     pub message: String,
     /// A hint: the option meant, the form expected.
     pub help: Option<String>,
-    excerpt: Excerpt,
+    excerpt: Box<Excerpt>,
 }
 
 impl ParseError {
@@ -43,7 +43,7 @@ impl ParseError {
             column,
             message: message.into(),
             help: None,
-            excerpt: Excerpt::new(source_name, line, line_text, start, end),
+            excerpt: Box::new(Excerpt::new(source_name, line, line_text, start, end)),
         }
     }
 
@@ -69,14 +69,13 @@ impl Diagnostic for ParseError {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.excerpt)
+        Some(self.excerpt.as_ref())
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(miette::LabeledSpan::new_with_span(
-            Some("here".into()),
-            self.excerpt.span,
-        ))))
+        Some(Box::new(std::iter::once(
+            miette::LabeledSpan::new_with_span(Some("here".into()), self.excerpt.span),
+        )))
     }
 }
 
@@ -92,7 +91,10 @@ struct Excerpt {
 impl Excerpt {
     fn new(name: &str, line: usize, line_text: &str, start: usize, end: usize) -> Excerpt {
         let from = floor_char(line_text, start.saturating_sub(EXCERPT_MAX / 2));
-        let to = floor_char(line_text, (end.max(start + 1) + EXCERPT_MAX / 2).min(line_text.len()));
+        let to = floor_char(
+            line_text,
+            (end.max(start + 1) + EXCERPT_MAX / 2).min(line_text.len()),
+        );
         let to = to.max(from);
         let mut text: String = line_text.get(from..to).unwrap_or("").to_string();
         // Control characters (a NUL byte, say) would garble the terminal.

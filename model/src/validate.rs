@@ -52,7 +52,13 @@ pub fn reaching_hooks(t: &Table) -> Vec<u8> {
     let mut hooks: Vec<u8> = t
         .chains
         .iter()
-        .map(|c| if c.is_builtin() { Hook::from_name(&c.name).map_or(0, Hook::bit) } else { 0 })
+        .map(|c| {
+            if c.is_builtin() {
+                Hook::from_name(&c.name).map_or(0, Hook::bit)
+            } else {
+                0
+            }
+        })
         .collect();
     let edges: Vec<Vec<usize>> = t
         .chains
@@ -146,7 +152,11 @@ fn check_cycles(t: &Table) -> Result<(), ValidationError> {
 }
 
 fn hook_names(bits: u8) -> String {
-    let v: Vec<&str> = Hook::ALL.iter().filter(|h| bits & h.bit() != 0).map(|h| h.name()).collect();
+    let v: Vec<&str> = Hook::ALL
+        .iter()
+        .filter(|h| bits & h.bit() != 0)
+        .map(|h| h.name())
+        .collect();
     v.join(", ")
 }
 
@@ -158,19 +168,32 @@ fn check_rule(table: TableKind, chain: &str, hooks: u8, r: &Rule) -> Result<(), 
     if let Some(t) = &r.target {
         let rule: Option<(TableKind, &[Hook])> = match t {
             Target::Tproxy { .. } => Some((TableKind::Mangle, &[Hook::Prerouting])),
-            Target::Redirect { .. } | Target::Dnat { .. } => Some((TableKind::Nat, &[Hook::Prerouting, Hook::Output])),
+            Target::Redirect { .. } | Target::Dnat { .. } => {
+                Some((TableKind::Nat, &[Hook::Prerouting, Hook::Output]))
+            }
             Target::Snat { .. } => Some((TableKind::Nat, &[Hook::Postrouting, Hook::Input])),
             Target::Masquerade { .. } => Some((TableKind::Nat, &[Hook::Postrouting])),
-            Target::Ct { .. } | Target::Notrack => Some((TableKind::Raw, &[Hook::Prerouting, Hook::Output])),
-            Target::Reject { .. } => Some((TableKind::Filter, &[Hook::Input, Hook::Forward, Hook::Output])),
+            Target::Ct { .. } | Target::Notrack => {
+                Some((TableKind::Raw, &[Hook::Prerouting, Hook::Output]))
+            }
+            Target::Reject { .. } => Some((
+                TableKind::Filter,
+                &[Hook::Input, Hook::Forward, Hook::Output],
+            )),
             _ => None,
         };
         if let Some((want_table, want_hooks)) = rule {
             if table != want_table {
                 return Err(at(
                     r,
-                    format!("target `{}` is only valid in the `{want_table}` table, not `{table}`", t.name()),
-                    Some(format!("the kernel refuses `{}` outside `{want_table}`", t.name())),
+                    format!(
+                        "target `{}` is only valid in the `{want_table}` table, not `{table}`",
+                        t.name()
+                    ),
+                    Some(format!(
+                        "the kernel refuses `{}` outside `{want_table}`",
+                        t.name()
+                    )),
                 ));
             }
             let bad = hooks & !allowed(want_hooks);

@@ -2,6 +2,14 @@
 //! `corpus/`, and Istio's generated files read in place from `../shared/corpus/istio` (override
 //! with `SIDECAR_SHARED_CORPUS`; the test says so and passes when they are absent).
 
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers; a panic is a test failure"
+)]
+
 use std::path::{Path, PathBuf};
 
 use sidecar_model::{parse, print_ruleset};
@@ -97,8 +105,18 @@ fn istio_corpus_parses_and_round_trips() {
         }
         round_trip(file, &bytes);
         let rs = parse(file, &bytes).unwrap().ruleset;
-        v4_rules += rs.ipv4.iter().flat_map(|t| &t.chains).map(|c| c.rules.len()).sum::<usize>();
-        v6_rules += rs.ipv6.iter().flat_map(|t| &t.chains).map(|c| c.rules.len()).sum::<usize>();
+        v4_rules += rs
+            .ipv4
+            .iter()
+            .flat_map(|t| &t.chains)
+            .map(|c| c.rules.len())
+            .sum::<usize>();
+        v6_rules += rs
+            .ipv6
+            .iter()
+            .flat_map(|t| &t.chains)
+            .map(|c| c.rules.len())
+            .sum::<usize>();
         ok += 1;
     }
     println!(
@@ -112,14 +130,19 @@ fn istio_corpus_parses_and_round_trips() {
 fn istio_ipv6_files_have_both_families() {
     let Some(dir) = istio_corpus() else { return };
     // An `_ipv6` golden of the CNI holds the v4 block, then the v6 block after `ip6tables-save`.
-    let rs = parse("default_ipv6", &std::fs::read(dir.join("cni/pkg/iptables/testdata/default_ipv6.golden")).unwrap())
-        .unwrap()
-        .ruleset;
+    let rs = parse(
+        "default_ipv6",
+        &std::fs::read(dir.join("cni/pkg/iptables/testdata/default_ipv6.golden")).unwrap(),
+    )
+    .unwrap()
+    .ruleset;
     assert_eq!(rs.ipv4.len(), 3);
     assert_eq!(rs.ipv6.len(), 3);
     let text = print_ruleset(&rs);
     assert!(text.contains("-A ISTIO_PRERT -s 169.254.7.127/32 -p tcp -m tcp -j ACCEPT"));
-    assert!(text.contains("-A ISTIO_PRERT -s e9ac:1e77:90ca:399f:4d6d:ece2:2f9b:3164/128 -p tcp -m tcp -j ACCEPT"));
+    assert!(text.contains(
+        "-A ISTIO_PRERT -s e9ac:1e77:90ca:399f:4d6d:ece2:2f9b:3164/128 -p tcp -m tcp -j ACCEPT"
+    ));
 }
 
 #[test]
@@ -143,7 +166,17 @@ fn own_corpus_round_trips() {
 #[test]
 fn classic_prints_exactly_as_iptables_save() {
     // The embedded default is iptables-save output: its canonical print is itself, comments aside.
-    let rs = parse("classic", sidecar_model::DEFAULT_RULESET.as_bytes()).unwrap().ruleset;
-    let strip = |s: &str| s.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
-    assert_eq!(strip(&print_ruleset(&rs)), strip(sidecar_model::DEFAULT_RULESET));
+    let rs = parse("classic", sidecar_model::DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset;
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        strip(&print_ruleset(&rs)),
+        strip(sidecar_model::DEFAULT_RULESET)
+    );
 }

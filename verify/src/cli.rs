@@ -80,7 +80,8 @@ pub fn report(err: &input::LoadError) {
     let _ = writeln!(stderr, "error: {err}");
     if let input::LoadError::Parse(pe) = err {
         // The snippet and the hint; the message itself is on the line above.
-        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
         let mut out = String::new();
         if handler.render_report(&mut out, pe.as_ref()).is_ok() {
             let body: Vec<&str> = out.lines().skip(1).collect();
@@ -109,7 +110,11 @@ fn parse(rules: Option<&str>, json: bool) -> u8 {
         sidecar_model::print_ruleset(&loaded.parsed.ruleset)
     };
     let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+    if stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
         return 2;
     }
     0

@@ -38,7 +38,10 @@ pub struct Loaded {
 /// Loads `path` (`-` for stdin), or the embedded default when `None`.
 pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
     let (name, bytes) = match path {
-        None => (DEFAULT_NAME.to_string(), DEFAULT_RULESET.as_bytes().to_vec()),
+        None => (
+            DEFAULT_NAME.to_string(),
+            DEFAULT_RULESET.as_bytes().to_vec(),
+        ),
         Some("-") => {
             let mut buf = Vec::new();
             std::io::stdin()

@@ -16,14 +16,22 @@ pub fn unavailable() -> Option<String> {
     if !root {
         return Some("not running as root".into());
     }
-    for tool in ["ip", "iptables-restore", "iptables-save", "ip6tables-restore", "ip6tables-save"] {
+    for tool in [
+        "ip",
+        "iptables-restore",
+        "iptables-save",
+        "ip6tables-restore",
+        "ip6tables-save",
+    ] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if !found {
-            return Some(format!("`{tool}` not found (install iproute2 and iptables)"));
+            return Some(format!(
+                "`{tool}` not found (install iproute2 and iptables)"
+            ));
         }
     }
     match Netns::create("probe") {

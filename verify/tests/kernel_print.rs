@@ -5,6 +5,14 @@
 //! Runs whenever the machine can create namespaces (root, iproute2, iptables); otherwise it says
 //! why and passes. `.ci/run` installs what it needs, so CI always runs it.
 
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers; a panic is a test failure"
+)]
+
 use std::path::{Path, PathBuf};
 
 use sidecar_model::{parse, print::print_family, Family};
@@ -72,7 +80,9 @@ fn load(ns: &Netns, form: &Form, text: &str) -> Result<(), String> {
                 if input.is_empty() {
                     continue;
                 }
-                let out = ns.exec(tool, &[], input.as_bytes()).map_err(|e| e.to_string())?;
+                let out = ns
+                    .exec(tool, &[], input.as_bytes())
+                    .map_err(|e| e.to_string())?;
                 if !out.status.success() {
                     return Err(String::from_utf8_lossy(&out.stderr).into_owned());
                 }
@@ -81,7 +91,11 @@ fn load(ns: &Netns, form: &Form, text: &str) -> Result<(), String> {
         Form::Commands => {
             for line in text.lines() {
                 let t = line.trim();
-                if t.is_empty() || t.starts_with('#') || t == "iptables-save" || t == "ip6tables-save" {
+                if t.is_empty()
+                    || t.starts_with('#')
+                    || t == "iptables-save"
+                    || t == "ip6tables-save"
+                {
                     continue;
                 }
                 let out = ns.exec("sh", &["-c", t], b"").map_err(|e| e.to_string())?;
@@ -125,7 +139,11 @@ fn canonical_print_matches_iptables_save() {
         "rulesets/mixed-features-ipv6.rules",
     ] {
         let p = workspace().join("corpus").join(f);
-        inputs.push((format!("corpus/{f}"), Form::Restore, std::fs::read(p).unwrap()));
+        inputs.push((
+            format!("corpus/{f}"),
+            Form::Restore,
+            std::fs::read(p).unwrap(),
+        ));
     }
     match istio_corpus() {
         Some(dir) => {
@@ -155,25 +173,39 @@ fn canonical_print_matches_iptables_save() {
         let ours = parse(name, bytes);
         match (kernel, ours) {
             (Ok(()), Ok(p)) => {
-                for (fam, tool) in [(Family::Ipv4, "iptables-save"), (Family::Ipv6, "ip6tables-save")] {
+                for (fam, tool) in [
+                    (Family::Ipv4, "iptables-save"),
+                    (Family::Ipv6, "ip6tables-save"),
+                ] {
                     let k = save(&ns, tool);
                     let o = print_family(&p.ruleset, fam);
                     if k != o {
-                        failures.push(format!("{name} ({tool}) differs:\n--- kernel\n{k}--- ours\n{o}"));
+                        failures.push(format!(
+                            "{name} ({tool}) differs:\n--- kernel\n{k}--- ours\n{o}"
+                        ));
                     }
                 }
                 same += 1;
             }
             (Err(_), Err(_)) => both_refuse += 1,
             (Err(k), Ok(_)) if node_dependent(&k) => node_dep += 1,
-            (Err(k), Ok(_)) => failures.push(format!("{name}: the kernel refuses it but we accept it: {k}")),
-            (Ok(()), Err(e)) => failures.push(format!("{name}: the kernel accepts it but we refuse it: {e}")),
+            (Err(k), Ok(_)) => failures.push(format!(
+                "{name}: the kernel refuses it but we accept it: {k}"
+            )),
+            (Ok(()), Err(e)) => failures.push(format!(
+                "{name}: the kernel accepts it but we refuse it: {e}"
+            )),
         }
     }
     println!(
         "kernel comparison: {same} rulesets loaded and printed identically, {both_refuse} refused by both, {node_dep} refused by this node only (unknown ipset or group name)"
     );
-    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} disagreements:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(same >= 3, "only {same} rulesets compared");
 }
 
@@ -207,7 +239,10 @@ fn refusals_agree_with_the_kernel() {
     for c in cases {
         let ns = Netns::create("refuse").expect("create namespace");
         let kernel = ns.exec("iptables-restore", &[], c.as_bytes()).unwrap();
-        assert!(!kernel.status.success(), "the kernel accepted a case meant to be refused:\n{c}");
+        assert!(
+            !kernel.status.success(),
+            "the kernel accepted a case meant to be refused:\n{c}"
+        );
         if parse("case", c.as_bytes()).is_ok() {
             failures.push(format!(
                 "we accept what iptables-restore refuses ({}):\n{c}",

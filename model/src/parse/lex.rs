@@ -92,7 +92,11 @@ mod tests {
     use super::*;
 
     fn texts(line: &str) -> Vec<String> {
-        tokenize(line).unwrap().into_iter().map(|t| t.text).collect()
+        tokenize(line)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.text)
+            .collect()
     }
 
     #[test]

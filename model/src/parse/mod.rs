@@ -49,16 +49,30 @@ pub struct Parsed {
 pub fn parse(source_name: &str, input: &[u8]) -> Result<Parsed, ParseError> {
     if let Some(pos) = input.iter().position(|b| *b == 0) {
         let (line, col_start, text) = locate(input, pos);
-        return Err(ParseError::new(source_name, line, &text, col_start, col_start + 1, "NUL byte in input")
-            .with_help("a ruleset is text; is this a binary file?"));
+        return Err(ParseError::new(
+            source_name,
+            line,
+            &text,
+            col_start,
+            col_start + 1,
+            "NUL byte in input",
+        )
+        .with_help("a ruleset is text; is this a binary file?"));
     }
     let text = match std::str::from_utf8(input) {
         Ok(t) => t,
         Err(e) => {
             let pos = e.valid_up_to();
             let (line, col_start, text) = locate(input, pos);
-            return Err(ParseError::new(source_name, line, &text, col_start, col_start + 1, "invalid UTF-8 in input")
-                .with_help("a ruleset is text; is this a binary file?"));
+            return Err(ParseError::new(
+                source_name,
+                line,
+                &text,
+                col_start,
+                col_start + 1,
+                "invalid UTF-8 in input",
+            )
+            .with_help("a ruleset is text; is this a binary file?"));
         }
     };
     Parser::new(source_name).run(text)
@@ -68,7 +82,10 @@ pub fn parse(source_name: &str, input: &[u8]) -> Result<Parsed, ParseError> {
 fn locate(input: &[u8], pos: usize) -> (usize, usize, String) {
     let before = input.get(..pos).unwrap_or(input);
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
     let line_end = input
         .get(pos..)
         .and_then(|r| r.iter().position(|b| *b == b'\n'))
@@ -77,7 +94,13 @@ fn locate(input: &[u8], pos: usize) -> (usize, usize, String) {
     // Keep byte offsets: replace every non-ASCII or control byte by one '?'.
     let text: String = raw
         .iter()
-        .map(|b| if b.is_ascii() && !b.is_ascii_control() { char::from(*b) } else { '?' })
+        .map(|b| {
+            if b.is_ascii() && !b.is_ascii_control() {
+                char::from(*b)
+            } else {
+                '?'
+            }
+        })
         .collect();
     (line, pos - line_start, text)
 }
@@ -127,7 +150,10 @@ impl FamilyB {
                 self.tables.len() - 1
             }
         };
-        #[expect(clippy::indexing_slicing, reason = "idx is a valid index: found or just pushed")]
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "idx is a valid index: found or just pushed"
+        )]
         &mut self.tables[idx]
     }
 
@@ -137,14 +163,26 @@ impl FamilyB {
             if let Some(t) = self.tables.iter().find(|t| t.kind == kind) {
                 let mut builtins: Vec<Chain> = Vec::new();
                 for h in kind.builtin_chains() {
-                    if let Some(c) = t.chains.iter().find(|c| c.name == h.name() && c.policy.is_some()) {
+                    if let Some(c) = t
+                        .chains
+                        .iter()
+                        .find(|c| c.name == h.name() && c.policy.is_some())
+                    {
                         builtins.push(c.clone());
                     }
                 }
-                let mut users: Vec<Chain> = t.chains.iter().filter(|c| c.policy.is_none()).cloned().collect();
+                let mut users: Vec<Chain> = t
+                    .chains
+                    .iter()
+                    .filter(|c| c.policy.is_none())
+                    .cloned()
+                    .collect();
                 users.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
                 builtins.extend(users);
-                out.push(Table { kind, chains: builtins });
+                out.push(Table {
+                    kind,
+                    chains: builtins,
+                });
             }
         }
         out
@@ -184,7 +222,14 @@ impl<'n> Parser<'n> {
         }
     }
 
-    fn err(&self, line: usize, text: &str, start: usize, end: usize, msg: impl Into<String>) -> ParseError {
+    fn err(
+        &self,
+        line: usize,
+        text: &str,
+        start: usize,
+        end: usize,
+        msg: impl Into<String>,
+    ) -> ParseError {
         ParseError::new(self.name, line, text, start, end, msg)
     }
 
@@ -221,10 +266,16 @@ impl<'n> Parser<'n> {
                 }
                 continue;
             }
-            if trimmed == "iptables-save" || trimmed == "iptables-legacy-save" || trimmed == "iptables-nft-save" {
+            if trimmed == "iptables-save"
+                || trimmed == "iptables-legacy-save"
+                || trimmed == "iptables-nft-save"
+            {
                 continue;
             }
-            if trimmed == "ip6tables-save" || trimmed == "ip6tables-legacy-save" || trimmed == "ip6tables-nft-save" {
+            if trimmed == "ip6tables-save"
+                || trimmed == "ip6tables-legacy-save"
+                || trimmed == "ip6tables-nft-save"
+            {
                 self.seen_v6_marker = true;
                 continue;
             }
@@ -252,7 +303,9 @@ impl<'n> Parser<'n> {
                         line,
                         start,
                         line.len(),
-                        format!("line does not fit the input's form ({what}, detected at line {first})"),
+                        format!(
+                            "line does not fit the input's form ({what}, detected at line {first})"
+                        ),
                     ));
                 }
                 _ => {}
@@ -265,7 +318,13 @@ impl<'n> Parser<'n> {
         if let Some(b) = &self.block {
             let start = b.header_text.len() - b.header_text.trim_start().len();
             return Err(self
-                .err(b.header_line, &b.header_text, start, b.header_text.len(), format!("table `{}` is never committed (missing COMMIT)", b.kind))
+                .err(
+                    b.header_line,
+                    &b.header_text,
+                    start,
+                    b.header_text.len(),
+                    format!("table `{}` is never committed (missing COMMIT)", b.kind),
+                )
                 .with_help("end each table with a line `COMMIT`"));
         }
         let format = self.format.map_or(Format::Restore, |(f, _)| f);
@@ -291,12 +350,27 @@ impl<'n> Parser<'n> {
             let name_start = lead + 1 + (rest.len() - rest.trim_start().len());
             if let Some(b) = &self.block {
                 return Err(self
-                    .err(line_no, line, lead, line.len(), format!("table `{}` (line {}) is not committed before the next table", b.kind, b.header_line))
+                    .err(
+                        line_no,
+                        line,
+                        lead,
+                        line.len(),
+                        format!(
+                            "table `{}` (line {}) is not committed before the next table",
+                            b.kind, b.header_line
+                        ),
+                    )
                     .with_help("end each table with a line `COMMIT`"));
             }
             let kind = TableKind::from_name(name).ok_or_else(|| {
-                self.err(line_no, line, name_start, name_start + name.len(), format!("unknown table `{name}`"))
-                    .with_help("expected raw, mangle, nat, filter or security")
+                self.err(
+                    line_no,
+                    line,
+                    name_start,
+                    name_start + name.len(),
+                    format!("unknown table `{name}`"),
+                )
+                .with_help("expected raw, mangle, nat, filter or security")
             })?;
             // A table seen again: after an `ip6tables-save` marker it starts the IPv6 block;
             // otherwise iptables-restore flushes and rebuilds it.
@@ -318,45 +392,93 @@ impl<'n> Parser<'n> {
         }
         if trimmed.trim_end() == "COMMIT" {
             if self.block.take().is_none() {
-                return Err(self.err(line_no, line, lead, line.len(), "`COMMIT` without a table").with_help("a table starts with a line such as `*nat`"));
+                return Err(self
+                    .err(line_no, line, lead, line.len(), "`COMMIT` without a table")
+                    .with_help("a table starts with a line such as `*nat`"));
             }
             return Ok(());
         }
         let Some(block_kind) = self.block.as_ref().map(|b| b.kind) else {
-            let what = if trimmed.starts_with(':') { "chain" } else { "rule" };
+            let what = if trimmed.starts_with(':') {
+                "chain"
+            } else {
+                "rule"
+            };
             return Err(self
-                .err(line_no, line, lead, line.len(), format!("{what} before any table"))
+                .err(
+                    line_no,
+                    line,
+                    lead,
+                    line.len(),
+                    format!("{what} before any table"),
+                )
                 .with_help("start the table first with a line such as `*nat`"));
         };
         if let Some(rest) = trimmed.strip_prefix(':') {
             return self.chain_decl(line_no, line, lead + 1, rest, block_kind);
         }
-        let toks = tokenize(line).map_err(|e| self.err(line_no, line, e.at, e.at + 1, e.message))?;
+        let toks =
+            tokenize(line).map_err(|e| self.err(line_no, line, e.at, e.at + 1, e.message))?;
         let mut toks = toks.as_slice();
         let mut counters = None;
         if let Some(first) = toks.first() {
             if first.text.starts_with('[') {
                 counters = Some(parse_counters(&first.text).ok_or_else(|| {
-                    self.err(line_no, line, first.start, first.end, format!("invalid counters `{}`", first.text))
-                        .with_help("expected [PACKETS:BYTES]")
+                    self.err(
+                        line_no,
+                        line,
+                        first.start,
+                        first.end,
+                        format!("invalid counters `{}`", first.text),
+                    )
+                    .with_help("expected [PACKETS:BYTES]")
                 })?);
                 toks = toks.get(1..).unwrap_or(&[]);
             }
         }
         for t in toks {
-            if t.text.starts_with('-') && !t.text.starts_with("--") && t.text.contains('t') && t.text.len() > 1 || t.text == "--table" {
-                return Err(self.err(line_no, line, t.start, t.end, "`-t` cannot be used in iptables-restore input").with_help("the table is set by the `*table` line"));
+            if t.text.starts_with('-')
+                && !t.text.starts_with("--")
+                && t.text.contains('t')
+                && t.text.len() > 1
+                || t.text == "--table"
+            {
+                return Err(self
+                    .err(
+                        line_no,
+                        line,
+                        t.start,
+                        t.end,
+                        "`-t` cannot be used in iptables-restore input",
+                    )
+                    .with_help("the table is set by the `*table` line"));
             }
         }
         let fam = self.family;
         self.command(line_no, line, fam, block_kind, toks, counters)
     }
 
-    fn chain_decl(&mut self, line_no: usize, line: &str, at: usize, rest: &str, kind: TableKind) -> Result<(), ParseError> {
-        let toks = tokenize(rest).map_err(|e| self.err(line_no, line, at + e.at, at + e.at + 1, e.message))?;
+    fn chain_decl(
+        &mut self,
+        line_no: usize,
+        line: &str,
+        at: usize,
+        rest: &str,
+        kind: TableKind,
+    ) -> Result<(), ParseError> {
+        let toks = tokenize(rest)
+            .map_err(|e| self.err(line_no, line, at + e.at, at + e.at + 1, e.message))?;
         let tok = |i: usize| toks.get(i);
         let Some(name) = tok(0) else {
-            return Err(self.err(line_no, line, at - 1, line.len(), "chain declaration without a name").with_help("expected `:NAME POLICY [PACKETS:BYTES]`"));
+            return Err(self
+                .err(
+                    line_no,
+                    line,
+                    at - 1,
+                    line.len(),
+                    "chain declaration without a name",
+                )
+                .with_help("expected `:NAME POLICY [PACKETS:BYTES]`"));
         };
         let span = |t: &Token| (at + t.start, at + t.end);
         check_chain_name(&name.text).map_err(|m| {
@@ -365,18 +487,38 @@ impl<'n> Parser<'n> {
         })?;
         let policy_tok = tok(1).ok_or_else(|| {
             let (s, e) = span(name);
-            self.err(line_no, line, s, e, format!("chain `{}` has no policy", name.text)).with_help("expected `:NAME POLICY [PACKETS:BYTES]`, POLICY `-` for a user chain")
+            self.err(
+                line_no,
+                line,
+                s,
+                e,
+                format!("chain `{}` has no policy", name.text),
+            )
+            .with_help("expected `:NAME POLICY [PACKETS:BYTES]`, POLICY `-` for a user chain")
         })?;
         let counters = match tok(2) {
             Some(c) => parse_counters(&c.text).ok_or_else(|| {
                 let (s, e) = span(c);
-                self.err(line_no, line, s, e, format!("invalid counters `{}`", c.text)).with_help("expected [PACKETS:BYTES]")
+                self.err(
+                    line_no,
+                    line,
+                    s,
+                    e,
+                    format!("invalid counters `{}`", c.text),
+                )
+                .with_help("expected [PACKETS:BYTES]")
             })?,
             None => Counters::default(),
         };
         if let Some(extra) = tok(3) {
             let (s, e) = span(extra);
-            return Err(self.err(line_no, line, s, e, format!("unexpected `{}` after the chain's counters", extra.text)));
+            return Err(self.err(
+                line_no,
+                line,
+                s,
+                e,
+                format!("unexpected `{}` after the chain's counters", extra.text),
+            ));
         }
         let builtin = kind.builtin_chains().iter().any(|h| h.name() == name.text);
         let policy = match policy_tok.text.as_str() {
@@ -386,8 +528,18 @@ impl<'n> Parser<'n> {
             other => {
                 let (s, e) = span(policy_tok);
                 return Err(self
-                    .err(line_no, line, s, e, format!("bad policy `{other}` for chain `{}`", name.text))
-                    .with_help(if builtin { "a built-in chain's policy is ACCEPT or DROP" } else { "a user chain's policy is `-`" }));
+                    .err(
+                        line_no,
+                        line,
+                        s,
+                        e,
+                        format!("bad policy `{other}` for chain `{}`", name.text),
+                    )
+                    .with_help(if builtin {
+                        "a built-in chain's policy is ACCEPT or DROP"
+                    } else {
+                        "a user chain's policy is `-`"
+                    }));
             }
         };
         let fam = self.family;
@@ -411,7 +563,8 @@ impl<'n> Parser<'n> {
     }
 
     fn command_line(&mut self, line_no: usize, line: &str) -> Result<(), ParseError> {
-        let toks = tokenize(line).map_err(|e| self.err(line_no, line, e.at, e.at + 1, e.message))?;
+        let toks =
+            tokenize(line).map_err(|e| self.err(line_no, line, e.at, e.at + 1, e.message))?;
         let Some(prog) = toks.first() else {
             return Ok(());
         };
@@ -428,15 +581,27 @@ impl<'n> Parser<'n> {
         while let Some(t) = toks.get(i) {
             match t.text.as_str() {
                 "-t" | "--table" => {
-                    let v = toks.get(i + 1).ok_or_else(|| self.err(line_no, line, t.start, t.end, "option `-t` needs a value"))?;
+                    let v = toks.get(i + 1).ok_or_else(|| {
+                        self.err(line_no, line, t.start, t.end, "option `-t` needs a value")
+                    })?;
                     table = TableKind::from_name(&v.text).ok_or_else(|| {
-                        self.err(line_no, line, v.start, v.end, format!("unknown table `{}`", v.text)).with_help("expected raw, mangle, nat, filter or security")
+                        self.err(
+                            line_no,
+                            line,
+                            v.start,
+                            v.end,
+                            format!("unknown table `{}`", v.text),
+                        )
+                        .with_help("expected raw, mangle, nat, filter or security")
                     })?;
                     i += 2;
                 }
                 "-w" | "--wait" | "-W" | "--wait-interval" => {
                     i += 1;
-                    if toks.get(i).is_some_and(|v| v.text.bytes().all(|b| b.is_ascii_digit())) {
+                    if toks
+                        .get(i)
+                        .is_some_and(|v| v.text.bytes().all(|b| b.is_ascii_digit()))
+                    {
                         i += 1;
                     }
                 }
@@ -450,26 +615,57 @@ impl<'n> Parser<'n> {
     }
 
     /// One `-A`/`-I`/`-N`/`-P` command with its arguments.
-    fn command(&mut self, line_no: usize, line: &str, family: Family, kind: TableKind, toks: &[Token], counters: Option<Counters>) -> Result<(), ParseError> {
+    fn command(
+        &mut self,
+        line_no: usize,
+        line: &str,
+        family: Family,
+        kind: TableKind,
+        toks: &[Token],
+        counters: Option<Counters>,
+    ) -> Result<(), ParseError> {
         let Some(cmd) = toks.first() else {
-            return Err(self.err(line_no, line, 0, line.len(), "line has no command").with_help("expected -A, -I, -N or -P"));
+            return Err(self
+                .err(line_no, line, 0, line.len(), "line has no command")
+                .with_help("expected -A, -I, -N or -P"));
         };
         let arg = |i: usize| toks.get(i);
         let chain_tok = arg(1);
         let need_chain = || {
-            chain_tok.ok_or_else(|| self.err(line_no, line, cmd.start, cmd.end, format!("`{}` needs a chain name", cmd.text)))
+            chain_tok.ok_or_else(|| {
+                self.err(
+                    line_no,
+                    line,
+                    cmd.start,
+                    cmd.end,
+                    format!("`{}` needs a chain name", cmd.text),
+                )
+            })
         };
         match cmd.text.as_str() {
             "-N" | "--new-chain" => {
                 let c = need_chain()?;
-                check_chain_name(&c.text).map_err(|m| self.err(line_no, line, c.start, c.end, m))?;
+                check_chain_name(&c.text)
+                    .map_err(|m| self.err(line_no, line, c.start, c.end, m))?;
                 if let Some(x) = arg(2) {
-                    return Err(self.err(line_no, line, x.start, x.end, format!("unexpected `{}` after `-N {}`", x.text, c.text)));
+                    return Err(self.err(
+                        line_no,
+                        line,
+                        x.start,
+                        x.end,
+                        format!("unexpected `{}` after `-N {}`", x.text, c.text),
+                    ));
                 }
                 let is_builtin = kind.builtin_chains().iter().any(|h| h.name() == c.text);
                 let table = self.fam(family).table_mut(kind);
                 if is_builtin || table.has_chain(&c.text) {
-                    return Err(self.err(line_no, line, c.start, c.end, format!("chain `{}` already exists in table `{kind}`", c.text)));
+                    return Err(self.err(
+                        line_no,
+                        line,
+                        c.start,
+                        c.end,
+                        format!("chain `{}` already exists in table `{kind}`", c.text),
+                    ));
                 }
                 table.chains.push(Chain {
                     name: c.text.clone(),
@@ -481,11 +677,23 @@ impl<'n> Parser<'n> {
             }
             "-P" | "--policy" => {
                 let c = need_chain()?;
-                let p = arg(2).ok_or_else(|| self.err(line_no, line, c.start, c.end, "`-P` needs a policy"))?;
+                let p = arg(2).ok_or_else(|| {
+                    self.err(line_no, line, c.start, c.end, "`-P` needs a policy")
+                })?;
                 let policy = match p.text.as_str() {
                     "ACCEPT" => Policy::Accept,
                     "DROP" => Policy::Drop,
-                    other => return Err(self.err(line_no, line, p.start, p.end, format!("bad policy `{other}`")).with_help("a built-in chain's policy is ACCEPT or DROP")),
+                    other => {
+                        return Err(self
+                            .err(
+                                line_no,
+                                line,
+                                p.start,
+                                p.end,
+                                format!("bad policy `{other}`"),
+                            )
+                            .with_help("a built-in chain's policy is ACCEPT or DROP"))
+                    }
                 };
                 if !kind.builtin_chains().iter().any(|h| h.name() == c.text) {
                     return Err(self.err(line_no, line, c.start, c.end, format!("`{}` is not a built-in chain of table `{kind}`; only built-in chains have a policy", c.text)));
@@ -506,7 +714,13 @@ impl<'n> Parser<'n> {
                         if n.text.bytes().all(|b| b.is_ascii_digit()) && !n.text.is_empty() {
                             index = n.text.parse().unwrap_or(usize::MAX);
                             if index == 0 {
-                                return Err(self.err(line_no, line, n.start, n.end, "rule numbers start at 1"));
+                                return Err(self.err(
+                                    line_no,
+                                    line,
+                                    n.start,
+                                    n.end,
+                                    "rule numbers start at 1",
+                                ));
                             }
                             rest = rest.get(1..).unwrap_or(&[]);
                         }
@@ -515,23 +729,39 @@ impl<'n> Parser<'n> {
                 let table = self.fam(family).table_mut(kind);
                 if !table.has_chain(&c.text) {
                     let builtin_elsewhere = Hook::from_name(&c.text).is_some();
-                    let mut e = self.err(line_no, line, c.start, c.end, format!("no chain `{}` in table `{kind}`", c.text));
+                    let mut e = self.err(
+                        line_no,
+                        line,
+                        c.start,
+                        c.end,
+                        format!("no chain `{}` in table `{kind}`", c.text),
+                    );
                     e = e.with_help(if builtin_elsewhere {
                         format!("`{}` is not a built-in chain of table `{kind}`", c.text)
                     } else {
-                        format!("declare it first with `:{} - [0:0]` or `-N {}`", c.text, c.text)
+                        format!(
+                            "declare it first with `:{} - [0:0]` or `-N {}`",
+                            c.text, c.text
+                        )
                     });
                     return Err(e);
                 }
-                let names: Vec<String> = table.chains.iter().filter(|ch| ch.policy.is_none()).map(|ch| ch.name.clone()).collect();
+                let names: Vec<String> = table
+                    .chains
+                    .iter()
+                    .filter(|ch| ch.policy.is_none())
+                    .map(|ch| ch.name.clone())
+                    .collect();
                 let exists = |n: &str| names.iter().any(|x| x == n);
                 let ctx = RuleContext {
                     family,
                     table: kind,
                     chain_exists: &exists,
                 };
-                let mut rules = parse_rule(&ctx, rest).map_err(|e| self.rule_err(line_no, line, e))?;
-                check_rule_in_chain(&c.text, kind, &rules).map_err(|e| self.rule_err(line_no, line, e))?;
+                let mut rules =
+                    parse_rule(&ctx, rest).map_err(|e| self.rule_err(line_no, line, e))?;
+                check_rule_in_chain(&c.text, kind, &rules)
+                    .map_err(|e| self.rule_err(line_no, line, e))?;
                 for r in &mut rules {
                     r.origin.line = u32::try_from(line_no).unwrap_or(u32::MAX);
                     if r.origin.end == 0 {
@@ -550,7 +780,18 @@ impl<'n> Parser<'n> {
                 if insert {
                     if index > chain.rules.len() + 1 {
                         let n = toks.get(2).unwrap_or(c);
-                        return Err(ParseError::new(name, line_no, line, n.start, n.end, format!("index of insertion too big: chain `{}` has {} rules", c.text, chain.rules.len())));
+                        return Err(ParseError::new(
+                            name,
+                            line_no,
+                            line,
+                            n.start,
+                            n.end,
+                            format!(
+                                "index of insertion too big: chain `{}` has {} rules",
+                                c.text,
+                                chain.rules.len()
+                            ),
+                        ));
                     }
                     for r in rules {
                         chain.rules.insert(index - 1, r);
@@ -560,12 +801,31 @@ impl<'n> Parser<'n> {
                 }
                 Ok(())
             }
-            "-D" | "--delete" | "-R" | "--replace" | "-F" | "--flush" | "-X" | "--delete-chain" | "-Z" | "--zero" | "-E" | "--rename-chain" => Err(self
-                .err(line_no, line, cmd.start, cmd.end, format!("command `{}` is not supported", cmd.text))
+            "-D" | "--delete" | "-R" | "--replace" | "-F" | "--flush" | "-X" | "--delete-chain"
+            | "-Z" | "--zero" | "-E" | "--rename-chain" => Err(self
+                .err(
+                    line_no,
+                    line,
+                    cmd.start,
+                    cmd.end,
+                    format!("command `{}` is not supported", cmd.text),
+                )
                 .with_help("give the ruleset as the rules it ends up with: -N, -A, -I and -P")),
-            "-t" | "--table" => Err(self.err(line_no, line, cmd.start, cmd.end, "`-t` cannot be used in iptables-restore input")),
+            "-t" | "--table" => Err(self.err(
+                line_no,
+                line,
+                cmd.start,
+                cmd.end,
+                "`-t` cannot be used in iptables-restore input",
+            )),
             other => Err(self
-                .err(line_no, line, cmd.start, cmd.end, format!("unknown command `{other}`"))
+                .err(
+                    line_no,
+                    line,
+                    cmd.start,
+                    cmd.end,
+                    format!("unknown command `{other}`"),
+                )
                 .with_help("expected -A, -I, -N or -P")),
         }
     }
@@ -624,8 +884,13 @@ fn is_nft(line: &str) -> bool {
     let mut w = line.split_whitespace();
     let a = w.next().unwrap_or("");
     let b = w.next().unwrap_or("");
-    matches!((a, b), ("add" | "flush" | "delete" | "insert" | "create" | "replace", "table" | "chain" | "rule" | "ruleset" | "set" | "element" | "map"))
-        || a == "nft"
+    matches!(
+        (a, b),
+        (
+            "add" | "flush" | "delete" | "insert" | "create" | "replace",
+            "table" | "chain" | "rule" | "ruleset" | "set" | "element" | "map"
+        )
+    ) || a == "nft"
         || (a == "table" && matches!(b, "inet" | "ip" | "ip6" | "arp" | "bridge" | "netdev"))
 }
 
@@ -634,6 +899,11 @@ fn is_command_line(line: &str) -> bool {
     let base = first.rsplit('/').next().unwrap_or(first);
     matches!(
         base,
-        "iptables" | "ip6tables" | "iptables-legacy" | "ip6tables-legacy" | "iptables-nft" | "ip6tables-nft"
+        "iptables"
+            | "ip6tables"
+            | "iptables-legacy"
+            | "ip6tables-legacy"
+            | "iptables-nft"
+            | "ip6tables-nft"
     )
 }

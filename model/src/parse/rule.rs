@@ -235,7 +235,9 @@ fn new_match(name: &str) -> Option<Match> {
             ctstate: Neg::pos(Vec::new()),
         },
         "state" => Match::State(Neg::pos(Vec::new())),
-        "comment" => Match::Comment { text: String::new() },
+        "comment" => Match::Comment {
+            text: String::new(),
+        },
         "socket" => Match::Socket {
             transparent: false,
             nowildcard: false,
@@ -372,7 +374,10 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                 if want != ctx.family {
                     return Err(err_at(
                         t,
-                        format!("`{opt}` in a rule for {}", ctx.family.save_tool().trim_end_matches("-save")),
+                        format!(
+                            "`{opt}` in a rule for {}",
+                            ctx.family.save_tool().trim_end_matches("-save")
+                        ),
                     ));
                 }
             }
@@ -407,7 +412,9 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                             if is_generic(&n.text) {
                                 break;
                             }
-                            if n.text == "!" && a.toks.get(a.pos + 1).is_some_and(|x| is_generic(&x.text)) {
+                            if n.text == "!"
+                                && a.toks.get(a.pos + 1).is_some_and(|x| is_generic(&x.text))
+                            {
                                 break;
                             }
                             args.push(n.text.clone());
@@ -479,8 +486,12 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
     for s in &srcs {
         for d in &dsts {
             let mut r = rule.clone();
-            r.src = s.filter(|c| !c.is_any() || src_neg).map(|c| Neg::new(src_neg, c));
-            r.dst = d.filter(|c| !c.is_any() || dst_neg).map(|c| Neg::new(dst_neg, c));
+            r.src = s
+                .filter(|c| !c.is_any() || src_neg)
+                .map(|c| Neg::new(src_neg, c));
+            r.dst = d
+                .filter(|c| !c.is_any() || dst_neg)
+                .map(|c| Neg::new(dst_neg, c));
             out.push(r);
         }
     }
@@ -570,7 +581,14 @@ fn dispatch_option<'t>(
             owner = format!(" for target `{}`", tb.name);
         }
     }
-    let implicit = ["--dport", "--sport", "--destination-port", "--source-port", "--tcp-flags", "--syn"];
+    let implicit = [
+        "--dport",
+        "--sport",
+        "--destination-port",
+        "--source-port",
+        "--tcp-flags",
+        "--syn",
+    ];
     let mut e = err_at(t, format!("unknown option `{opt}`{owner}"));
     if let Some(s) = did_you_mean(opt, &known) {
         e.message.push_str(&format!(" (did you mean `{s}`?)"));
@@ -652,7 +670,13 @@ fn apply_match_option<'t>(
     let opt = t.text.as_str();
     let key = canonical_option(opt);
     if mb.seen.contains(&key) && !matches!(key, "--tcp-flags") {
-        return Err(err_at(t, format!("option `{opt}` given more than once for match `{}`", mb.name)));
+        return Err(err_at(
+            t,
+            format!(
+                "option `{opt}` given more than once for match `{}`",
+                mb.name
+            ),
+        ));
     }
     if mb.seen.contains(&key) {
         return Err(err_at(t, "`--tcp-flags` or `--syn` given more than once"));
@@ -672,7 +696,12 @@ fn apply_match_option<'t>(
                 a.value(t)?;
             }
         }
-        Take::NotMine => return Err(err_at(t, format!("unknown option `{opt}` for match `{}`", mb.name))),
+        Take::NotMine => {
+            return Err(err_at(
+                t,
+                format!("unknown option `{opt}` for match `{}`", mb.name),
+            ))
+        }
     }
     for tok in a.toks.get(start..a.pos).unwrap_or(&[]) {
         mb.raw.push(tok.text.clone());
@@ -741,7 +770,10 @@ fn match_option<'t>(
                 ports.push(r);
             }
             if slots > 15 {
-                return Err(err_at(v, "too many ports in a multiport list (at most 15, a range counting twice)"));
+                return Err(err_at(
+                    v,
+                    "too many ports in a multiport list (at most 15, a range counting twice)",
+                ));
             }
         }
         Match::Owner {
@@ -827,7 +859,8 @@ fn match_option<'t>(
                 }
                 extra.push(opt.to_string());
             }
-            "--packets-eq" | "--packets-lt" | "--packets-gt" | "--bytes-eq" | "--bytes-lt" | "--bytes-gt" => {
+            "--packets-eq" | "--packets-lt" | "--packets-gt" | "--bytes-eq" | "--bytes-lt"
+            | "--bytes-gt" => {
                 if negated {
                     extra.push("!".into());
                 }
@@ -845,7 +878,10 @@ fn match_option<'t>(
                         every: u32::MAX,
                         packet: 0,
                     },
-                    other => return Err(err_at(v, format!("unknown statistic mode `{other}`")).with_help("expected `random` or `nth`")),
+                    other => {
+                        return Err(err_at(v, format!("unknown statistic mode `{other}`"))
+                            .with_help("expected `random` or `nth`"))
+                    }
                 };
             }
             "--probability" => {
@@ -855,9 +891,16 @@ fn match_option<'t>(
                     .parse()
                     .ok()
                     .filter(|p: &f64| (0.0..=1.0).contains(p))
-                    .ok_or_else(|| err_at(v, format!("invalid probability `{}`", v.text)).with_help("expected a number from 0 to 1"))?;
+                    .ok_or_else(|| {
+                        err_at(v, format!("invalid probability `{}`", v.text))
+                            .with_help("expected a number from 0 to 1")
+                    })?;
                 *n |= negated;
-                #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "p is in [0, 1], so the product fits in u32")]
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "p is in [0, 1], so the product fits in u32"
+                )]
                 let prob = (p * f64::from(0x8000_0000u32)).round() as u32;
                 *mode = StatisticMode::Random { probability: prob };
             }
@@ -912,11 +955,20 @@ fn finish_match(mb: MatchB, rule: &Rule) -> Res<Match> {
         Match::Udp { .. } => need_proto(&[Protocol::UDP], "`-p udp`")?,
         Match::Multiport { ports, .. } => {
             need_proto(
-                &[Protocol::TCP, Protocol::UDP, Protocol::SCTP, Protocol::DCCP, Protocol(136)],
+                &[
+                    Protocol::TCP,
+                    Protocol::UDP,
+                    Protocol::SCTP,
+                    Protocol::DCCP,
+                    Protocol(136),
+                ],
                 "`-p tcp`, `-p udp`, `-p sctp`, `-p dccp` or `-p udplite`",
             )?;
             if ports.is_empty() {
-                return Err(err_at(&mb.at, "match `multiport` needs `--sports`, `--dports` or `--ports`"));
+                return Err(err_at(
+                    &mb.at,
+                    "match `multiport` needs `--sports`, `--dports` or `--ports`",
+                ));
             }
         }
         Match::Owner {
@@ -926,12 +978,18 @@ fn finish_match(mb: MatchB, rule: &Rule) -> Res<Match> {
             ..
         } => {
             if uid.is_none() && gid.is_none() && socket_exists.is_none() {
-                return Err(err_at(&mb.at, "match `owner` needs `--uid-owner`, `--gid-owner` or `--socket-exists`"));
+                return Err(err_at(
+                    &mb.at,
+                    "match `owner` needs `--uid-owner`, `--gid-owner` or `--socket-exists`",
+                ));
             }
         }
         Match::Mark(_) | Match::Connmark(_) => {
             if !mb.seen.contains(&"--mark") {
-                return Err(err_at(&mb.at, format!("match `{}` needs `--mark`", mb.name)));
+                return Err(err_at(
+                    &mb.at,
+                    format!("match `{}` needs `--mark`", mb.name),
+                ));
             }
         }
         Match::Conntrack { .. } => {
@@ -958,13 +1016,19 @@ fn finish_match(mb: MatchB, rule: &Rule) -> Res<Match> {
             if !mb.seen.contains(&"--mode") {
                 return Err(err_at(&mb.at, "match `statistic` needs `--mode`"));
             }
-            if let StatisticMode::Nth { every: u32::MAX, .. } = mode {
+            if let StatisticMode::Nth {
+                every: u32::MAX, ..
+            } = mode
+            {
                 return Err(err_at(&mb.at, "`--mode nth` needs `--every`"));
             }
         }
         Match::Addrtype { src, dst, .. } => {
             if src.is_none() && dst.is_none() {
-                return Err(err_at(&mb.at, "match `addrtype` needs `--src-type` or `--dst-type`"));
+                return Err(err_at(
+                    &mb.at,
+                    "match `addrtype` needs `--src-type` or `--dst-type`",
+                ));
             }
         }
         Match::Socket { .. } | Match::Unknown { .. } => {}
@@ -990,7 +1054,13 @@ fn target_options(name: &str) -> &'static [&'static str] {
         "REJECT" => &["--reject-with"],
         "REDIRECT" => &["--to-ports", "--to-port", "--random"],
         "TPROXY" => &["--on-port", "--on-ip", "--tproxy-mark"],
-        "MARK" => &["--set-mark", "--set-xmark", "--and-mark", "--or-mark", "--xor-mark"],
+        "MARK" => &[
+            "--set-mark",
+            "--set-xmark",
+            "--and-mark",
+            "--or-mark",
+            "--xor-mark",
+        ],
         "CONNMARK" => &[
             "--set-mark",
             "--set-xmark",
@@ -1014,7 +1084,13 @@ fn target_options(name: &str) -> &'static [&'static str] {
             "--timeout",
         ],
         "DNAT" => &["--to-destination", "--to", "--random", "--persistent"],
-        "SNAT" => &["--to-source", "--to", "--random", "--random-fully", "--persistent"],
+        "SNAT" => &[
+            "--to-source",
+            "--to",
+            "--random",
+            "--random-fully",
+            "--persistent",
+        ],
         "MASQUERADE" => &["--to-ports", "--random", "--random-fully"],
         "LOG" => &[
             "--log-prefix",
@@ -1039,7 +1115,11 @@ fn target_options(name: &str) -> &'static [&'static str] {
 /// How many values an option of a known target takes.
 fn target_option_arity(name: &str, opt: &str) -> usize {
     match (name, opt) {
-        (_, "--random" | "--random-fully" | "--persistent" | "--notrack" | "--save-mark" | "--restore-mark") => 0,
+        (
+            _,
+            "--random" | "--random-fully" | "--persistent" | "--notrack" | "--save-mark"
+            | "--restore-mark",
+        ) => 0,
         ("LOG", o) if o != "--log-prefix" && o != "--log-level" => 0,
         _ => 1,
     }
@@ -1063,7 +1143,12 @@ const BUILTIN_TARGETS: &[&str] = &[
     "NFLOG",
 ];
 
-fn start_target<'t>(ctx: &RuleContext<'_>, v: &'t Token, goto: bool, a: &mut Args<'t>) -> Res<TargetB> {
+fn start_target<'t>(
+    ctx: &RuleContext<'_>,
+    v: &'t Token,
+    goto: bool,
+    a: &mut Args<'t>,
+) -> Res<TargetB> {
     let name = v.text.clone();
     let mut tb = TargetB {
         name: name.clone(),
@@ -1100,7 +1185,9 @@ fn start_target<'t>(ctx: &RuleContext<'_>, v: &'t Token, goto: bool, a: &mut Arg
         if let Some(s) = did_you_mean(&upper, BUILTIN_TARGETS) {
             e.help = Some(format!("did you mean the target `{s}`? otherwise declare the chain first (`:{name} - [0:0]` or `-N {name}`)"));
         } else {
-            e.help = Some(format!("declare the chain first (`:{name} - [0:0]` or `-N {name}`)"));
+            e.help = Some(format!(
+                "declare the chain first (`:{name} - [0:0]` or `-N {name}`)"
+            ));
         }
         return Err(e);
     }
@@ -1119,7 +1206,13 @@ fn apply_target_option<'t>(
         return Err(err_at(t, format!("`!` cannot negate `{opt}`")));
     }
     if tb.seen.contains(&opt) {
-        return Err(err_at(t, format!("option `{opt}` given more than once for target `{}`", tb.name)));
+        return Err(err_at(
+            t,
+            format!(
+                "option `{opt}` given more than once for target `{}`",
+                tb.name
+            ),
+        ));
     }
     tb.seen.push(opt.clone());
     let n = target_option_arity(&tb.name, &opt);
@@ -1130,7 +1223,13 @@ fn apply_target_option<'t>(
         at = v.clone();
         vals.push(v.text.clone());
     }
-    if matches!((tb.name.as_str(), opt.as_str()), ("CT", "--helper" | "--ctevents" | "--expevents" | "--timeout")) {
+    if matches!(
+        (tb.name.as_str(), opt.as_str()),
+        (
+            "CT",
+            "--helper" | "--ctevents" | "--expevents" | "--timeout"
+        )
+    ) {
         tb.unmodelled = true;
     }
     tb.raw.push(opt.clone());
@@ -1165,7 +1264,13 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
         if proto.is_some_and(Protocol::has_ports) {
             Ok(())
         } else {
-            Err(err_at(&tb.at, format!("`{}` with {what} needs `-p tcp`, `-p udp`, `-p sctp` or `-p dccp`", tb.name)))
+            Err(err_at(
+                &tb.at,
+                format!(
+                    "`{}` with {what} needs `-p tcp`, `-p udp`, `-p sctp` or `-p dccp`",
+                    tb.name
+                ),
+            ))
         }
     };
     let tok_for = |opt: &str| tval(&tb, opt).map_or(&tb.at, |(_, t)| t);
@@ -1196,7 +1301,11 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
             let ports = match pv {
                 Some((v, t)) => {
                     port_proto("`--to-ports`")?;
-                    Some(parse_port_range(t, v, '-').map_err(|e| RuleError { start: t.start, end: t.end, ..e })?)
+                    Some(parse_port_range(t, v, '-').map_err(|e| RuleError {
+                        start: t.start,
+                        end: t.end,
+                        ..e
+                    })?)
                 }
                 None => None,
             };
@@ -1228,10 +1337,15 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
                 }
                 None => None,
             };
-            let mark = match tval(&tb, "--tproxy-mark") {
-                Some((v, t)) => parse_mark_mask(&value_tok("--tproxy-mark", v), u32::MAX).map_err(|e| RuleError { start: t.start, ..e })?,
-                None => MarkMask { value: 0, mask: 0 },
-            };
+            let mark =
+                match tval(&tb, "--tproxy-mark") {
+                    Some((v, t)) => parse_mark_mask(&value_tok("--tproxy-mark", v), u32::MAX)
+                        .map_err(|e| RuleError {
+                            start: t.start,
+                            ..e
+                        })?,
+                    None => MarkMask { value: 0, mask: 0 },
+                };
             Target::Tproxy {
                 on_port,
                 on_ip,
@@ -1262,7 +1376,10 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
                     None => mask.unwrap_or(u32::MAX),
                 };
                 if has(&tb, "--save-mark") && has(&tb, "--restore-mark") {
-                    return Err(err_at(&tb.at, "`CONNMARK` takes one of `--save-mark` and `--restore-mark`"));
+                    return Err(err_at(
+                        &tb.at,
+                        "`CONNMARK` takes one of `--save-mark` and `--restore-mark`",
+                    ));
                 }
                 if has(&tb, "--save-mark") {
                     Target::ConnmarkSave { nfmask, ctmask }
@@ -1275,10 +1392,15 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
         }
         "CT" => {
             let mut zone = None;
-            for (opt, orig) in [("--zone", None), ("--zone-orig", Some(true)), ("--zone-reply", Some(false))] {
+            for (opt, orig) in [
+                ("--zone", None),
+                ("--zone-orig", Some(true)),
+                ("--zone-reply", Some(false)),
+            ] {
                 if let Some((v, _)) = tval(&tb, opt) {
                     let t = value_tok(opt, v);
-                    let id = u16::try_from(parse_u32_tok(&t)?).map_err(|_| err_at(&t, format!("zone `{v}` out of range (0 to 65535)")))?;
+                    let id = u16::try_from(parse_u32_tok(&t)?)
+                        .map_err(|_| err_at(&t, format!("zone `{v}` out of range (0 to 65535)")))?;
                     if zone.is_some() {
                         return Err(err_at(&t, "`CT` takes one zone option"));
                     }
@@ -1291,7 +1413,11 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
             }
         }
         "DNAT" | "SNAT" => {
-            let opt = if tb.name == "DNAT" { "--to-destination" } else { "--to-source" };
+            let opt = if tb.name == "DNAT" {
+                "--to-destination"
+            } else {
+                "--to-source"
+            };
             let (v, _) = tval(&tb, opt)
                 .or_else(|| tval(&tb, "--to"))
                 .ok_or_else(|| err_at(&tb.at, format!("`{}` needs `{opt}`", tb.name)))?;
@@ -1334,7 +1460,10 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
             let prefix = tval(&tb, "--log-prefix").map(|(v, _)| v.to_string());
             if let Some(p) = &prefix {
                 if p.len() > 29 {
-                    return Err(err_at(tok_for("--log-prefix"), "`--log-prefix` longer than 29 characters"));
+                    return Err(err_at(
+                        tok_for("--log-prefix"),
+                        "`--log-prefix` longer than 29 characters",
+                    ));
                 }
             }
             Target::Log {
@@ -1347,26 +1476,37 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
             let group = match tval(&tb, "--nflog-group") {
                 Some((v, _)) => {
                     let t = value_tok("--nflog-group", v);
-                    u16::try_from(parse_u32_tok(&t)?).map_err(|_| err_at(&t, format!("group `{v}` out of range (0 to 65535)")))?
+                    u16::try_from(parse_u32_tok(&t)?)
+                        .map_err(|_| err_at(&t, format!("group `{v}` out of range (0 to 65535)")))?
                 }
                 None => 0,
             };
             let size = match tval(&tb, "--nflog-size").or_else(|| tval(&tb, "--nflog-range")) {
-                Some((v, t)) => Some(parse_u32_tok(&Token { text: v.to_string(), start: t.start, end: t.end })?),
+                Some((v, t)) => Some(parse_u32_tok(&Token {
+                    text: v.to_string(),
+                    start: t.start,
+                    end: t.end,
+                })?),
                 None => None,
             };
             let threshold = match tval(&tb, "--nflog-threshold") {
                 Some((v, _)) => {
                     let t = value_tok("--nflog-threshold", v);
-                    Some(u16::try_from(parse_u32_tok(&t)?).map_err(|_| err_at(&t, format!("threshold `{v}` out of range")))?)
-                        .filter(|n| *n != 1)
+                    Some(
+                        u16::try_from(parse_u32_tok(&t)?)
+                            .map_err(|_| err_at(&t, format!("threshold `{v}` out of range")))?,
+                    )
+                    .filter(|n| *n != 1)
                 }
                 None => None,
             };
             let prefix = tval(&tb, "--nflog-prefix").map(|(v, _)| v.to_string());
             if let Some(p) = &prefix {
                 if p.len() > 63 {
-                    return Err(err_at(tok_for("--nflog-prefix"), "`--nflog-prefix` longer than 63 characters"));
+                    return Err(err_at(
+                        tok_for("--nflog-prefix"),
+                        "`--nflog-prefix` longer than 63 characters",
+                    ));
                 }
             }
             Target::Nflog {
@@ -1382,10 +1522,19 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
 
 /// MARK-style operations reduced to `(value, mask)` of `--set-xmark`.
 fn mark_op(tb: &TargetB) -> Res<Option<MarkMask>> {
-    let ops = ["--set-mark", "--set-xmark", "--and-mark", "--or-mark", "--xor-mark"];
+    let ops = [
+        "--set-mark",
+        "--set-xmark",
+        "--and-mark",
+        "--or-mark",
+        "--xor-mark",
+    ];
     let given: Vec<&str> = ops.into_iter().filter(|o| has(tb, o)).collect();
     if given.len() > 1 {
-        return Err(err_at(&tb.at, format!("`{}` takes only one of {}", tb.name, ops.join(", "))));
+        return Err(err_at(
+            &tb.at,
+            format!("`{}` takes only one of {}", tb.name, ops.join(", ")),
+        ));
     }
     let Some(op) = given.first() else {
         return Ok(None);
@@ -1468,7 +1617,9 @@ fn reject_with(family: Family, v: &str, t: &Token) -> Res<String> {
 }
 
 fn log_level(t: &Token) -> Res<u8> {
-    let names = ["emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"];
+    let names = [
+        "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+    ];
     if let Some(i) = names.iter().position(|n| *n == t.text) {
         return u8::try_from(i).map_err(|_| err_at(t, "bad log level"));
     }
@@ -1483,7 +1634,8 @@ fn log_level(t: &Token) -> Res<u8> {
     }
     match t.text.parse::<u8>() {
         Ok(n) if n <= 7 => Ok(n),
-        _ => Err(err_at(t, format!("invalid log level `{}`", t.text)).with_help("expected 0 to 7 or a syslog level name")),
+        _ => Err(err_at(t, format!("invalid log level `{}`", t.text))
+            .with_help("expected 0 to 7 or a syslog level name")),
     }
 }
 
@@ -1501,7 +1653,12 @@ fn parse_u32(t: &Token) -> Res<u32> {
 
 /// A number as strtoul reads it (decimal, `0x` hex, leading-zero octal).
 fn parse_u32_tok(t: &Token) -> Res<u32> {
-    parse_num(&t.text).ok_or_else(|| err_at(t, format!("expected a number from 0 to 4294967295, found `{}`", t.text)))
+    parse_num(&t.text).ok_or_else(|| {
+        err_at(
+            t,
+            format!("expected a number from 0 to 4294967295, found `{}`", t.text),
+        )
+    })
 }
 
 fn parse_num(s: &str) -> Option<u32> {
@@ -1518,7 +1675,10 @@ fn parse_num(s: &str) -> Option<u32> {
 }
 
 fn parse_mark_mask(t: &Token, default_mask: u32) -> Res<MarkMask> {
-    let bad = || err_at(t, format!("invalid mark `{}`", t.text)).with_help("expected VALUE or VALUE/MASK, each 0 to 0xffffffff");
+    let bad = || {
+        err_at(t, format!("invalid mark `{}`", t.text))
+            .with_help("expected VALUE or VALUE/MASK, each 0 to 0xffffffff")
+    };
     let (v, m) = match t.text.split_once('/') {
         Some((v, m)) => (v, Some(m)),
         None => (t.text.as_str(), None),
@@ -1562,7 +1722,8 @@ fn parse_port(t: &Token, s: &str) -> Res<u16> {
         }
         return Err(err_at(t, format!("port `{s}` out of range (0 to 65535)")));
     }
-    Err(err_at(t, format!("invalid port `{s}`")).with_help("expected a number from 0 to 65535 or a service name"))
+    Err(err_at(t, format!("invalid port `{s}`"))
+        .with_help("expected a number from 0 to 65535 or a service name"))
 }
 
 /// `a`, `a:b`, `a:` or `:b` (`sep` is `-` for targets' `--to-ports`).
@@ -1570,9 +1731,16 @@ fn parse_port_range(t: &Token, s: &str, sep: char) -> Res<PortRange> {
     match s.split_once(sep) {
         Some((lo, hi)) => {
             let lo = if lo.is_empty() { 0 } else { parse_port(t, lo)? };
-            let hi = if hi.is_empty() { u16::MAX } else { parse_port(t, hi)? };
+            let hi = if hi.is_empty() {
+                u16::MAX
+            } else {
+                parse_port(t, hi)?
+            };
             if lo > hi {
-                return Err(err_at(t, format!("port range `{s}` is empty (first port above last)")));
+                return Err(err_at(
+                    t,
+                    format!("port range `{s}` is empty (first port above last)"),
+                ));
             }
             Ok(PortRange { lo, hi })
         }
@@ -1601,8 +1769,9 @@ fn tcp_flag_list(t: &Token) -> Res<u8> {
             "ALL" => 0x3f,
             "NONE" => 0,
             other => {
-                return Err(err_at(t, format!("unknown TCP flag `{other}`"))
-                    .with_help("expected FIN, SYN, RST, PSH, ACK, URG, ALL or NONE, comma-separated"))
+                return Err(err_at(t, format!("unknown TCP flag `{other}`")).with_help(
+                    "expected FIN, SYN, RST, PSH, ACK, URG, ALL or NONE, comma-separated",
+                ))
             }
         };
     }
@@ -1629,9 +1798,14 @@ fn parse_id(t: &Token) -> Res<IdSpec> {
         }
     }
     if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-        return Err(err_at(t, format!("invalid id `{s}`")).with_help("expected a number from 0 to 4294967294, a range `a-b`, or a name"));
+        return Err(err_at(t, format!("invalid id `{s}`"))
+            .with_help("expected a number from 0 to 4294967294, a range `a-b`, or a name"));
     }
-    if s.is_empty() || s.len() > 32 || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':') {
+    if s.is_empty()
+        || s.len() > 32
+        || s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ':')
+    {
         return Err(err_at(t, format!("invalid user or group name `{s}`")));
     }
     Ok(IdSpec::Name(s.to_string()))
@@ -1644,11 +1818,13 @@ fn parse_states(t: &Token, conntrack: bool) -> Res<Vec<CtState>> {
             .into_iter()
             .find(|c| c.name() == s)
             .filter(|c| conntrack || !matches!(c, CtState::Snat | CtState::Dnat))
-            .ok_or_else(|| err_at(t, format!("unknown state `{s}`")).with_help(if conntrack {
-                "expected INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED, SNAT or DNAT"
-            } else {
-                "expected INVALID, NEW, RELATED, ESTABLISHED or UNTRACKED"
-            }))?;
+            .ok_or_else(|| {
+                err_at(t, format!("unknown state `{s}`")).with_help(if conntrack {
+                    "expected INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED, SNAT or DNAT"
+                } else {
+                    "expected INVALID, NEW, RELATED, ESTABLISHED or UNTRACKED"
+                })
+            })?;
         if !v.contains(&st) {
             v.push(st);
         }
@@ -1675,9 +1851,15 @@ fn parse_addrtypes(t: &Token) -> Res<Vec<AddrType>> {
 fn parse_iface(t: &Token) -> Res<Option<Iface>> {
     let s = t.text.as_str();
     if s.len() > 15 {
-        return Err(err_at(t, format!("interface name `{s}` longer than 15 characters")));
+        return Err(err_at(
+            t,
+            format!("interface name `{s}` longer than 15 characters"),
+        ));
     }
-    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '/' || c.is_control()) {
+    if s.is_empty()
+        || s.chars()
+            .any(|c| c.is_whitespace() || c == '/' || c.is_control())
+    {
         return Err(err_at(t, format!("invalid interface name `{s}`")));
     }
     if s == "+" {
@@ -1703,10 +1885,14 @@ fn parse_protocol(t: &Token) -> Res<Option<Protocol>> {
         return match s.parse::<u8>() {
             Ok(0) => Ok(None),
             Ok(n) => Ok(Some(Protocol(n))),
-            Err(_) => Err(err_at(t, format!("protocol number `{s}` out of range (0 to 255)"))),
+            Err(_) => Err(err_at(
+                t,
+                format!("protocol number `{s}` out of range (0 to 255)"),
+            )),
         };
     }
-    Err(err_at(t, format!("unknown protocol `{}`", t.text)).with_help("expected tcp, udp, icmp, icmpv6, sctp, all, or a number"))
+    Err(err_at(t, format!("unknown protocol `{}`", t.text))
+        .with_help("expected tcp, udp, icmp, icmpv6, sctp, all, or a number"))
 }
 
 fn parse_ip(family: Family, t: &Token, s: &str) -> Res<IpAddr> {
@@ -1716,16 +1902,27 @@ fn parse_ip(family: Family, t: &Token, s: &str) -> Res<IpAddr> {
         _ => s.parse().map_err(|_| {
             let mut e = err_at(t, format!("invalid address `{s}`"));
             e.help = Some(match family {
-                Family::Ipv4 => "expected an IPv4 address such as 10.0.0.1 (host names are not resolved)".into(),
-                Family::Ipv6 => "expected an IPv6 address such as fd00::1 (host names are not resolved)".into(),
+                Family::Ipv4 => {
+                    "expected an IPv4 address such as 10.0.0.1 (host names are not resolved)".into()
+                }
+                Family::Ipv6 => {
+                    "expected an IPv6 address such as fd00::1 (host names are not resolved)".into()
+                }
             });
             e
         })?,
     };
     match (family, ip) {
-        (Family::Ipv4, IpAddr::V6(_)) => Err(err_at(t, format!("IPv6 address `{s}` in an IPv4 rule"))
-            .with_help("IPv6 rules belong to ip6tables (the second block of a file, after `ip6tables-save`)")),
-        (Family::Ipv6, IpAddr::V4(_)) => Err(err_at(t, format!("IPv4 address `{s}` in an IPv6 rule"))),
+        (Family::Ipv4, IpAddr::V6(_)) => Err(err_at(
+            t,
+            format!("IPv6 address `{s}` in an IPv4 rule"),
+        )
+        .with_help(
+            "IPv6 rules belong to ip6tables (the second block of a file, after `ip6tables-save`)",
+        )),
+        (Family::Ipv6, IpAddr::V4(_)) => {
+            Err(err_at(t, format!("IPv4 address `{s}` in an IPv6 rule")))
+        }
         _ => Ok(ip),
     }
 }
@@ -1757,7 +1954,8 @@ fn parse_addresses(family: Family, t: &Token) -> Res<Vec<Cidr>> {
                 };
                 let ones = bits.leading_ones();
                 if bits.checked_shl(ones).unwrap_or(0) != 0 {
-                    return Err(err_at(t, format!("mask `{l}` is not contiguous")).with_help("give the mask as a prefix length, e.g. /16"));
+                    return Err(err_at(t, format!("mask `{l}` is not contiguous"))
+                        .with_help("give the mask as a prefix length, e.g. /16"));
                 }
                 u8::try_from(ones.min(u32::from(width))).unwrap_or(width)
             }
@@ -1769,8 +1967,14 @@ fn parse_addresses(family: Family, t: &Token) -> Res<Vec<Cidr>> {
 
 fn parse_nat_range(family: Family, t: &Token) -> Res<NatRange> {
     let s = t.text.as_str();
-    let bad = || err_at(t, format!("invalid address range `{s}`")).with_help("expected ADDR[-ADDR][:PORT[-PORT]], with [ADDR] for IPv6 and a port");
-    if family == Family::Ipv4 && s.split('-').any(|p| p.parse::<std::net::Ipv6Addr>().is_ok()) {
+    let bad = || {
+        err_at(t, format!("invalid address range `{s}`"))
+            .with_help("expected ADDR[-ADDR][:PORT[-PORT]], with [ADDR] for IPv6 and a port")
+    };
+    if family == Family::Ipv4
+        && s.split('-')
+            .any(|p| p.parse::<std::net::Ipv6Addr>().is_ok())
+    {
         return Err(err_at(t, format!("IPv6 address `{s}` in an IPv4 rule"))
             .with_help("IPv6 rules belong to ip6tables (the second block of a file, after `ip6tables-save`)"));
     }
