@@ -405,21 +405,11 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                         seen: Vec::new(),
                     }),
                     None => {
-                        // An unknown module: its arguments are everything up to the next
-                        // generic option.
-                        let mut args = Vec::new();
-                        while let Some(n) = a.peek() {
-                            if is_generic(&n.text) {
-                                break;
-                            }
-                            if n.text == "!"
-                                && a.toks.get(a.pos + 1).is_some_and(|x| is_generic(&x.text))
-                            {
-                                break;
-                            }
-                            args.push(n.text.clone());
-                            a.pos += 1;
-                        }
+                        // An unknown module: its arguments run up to the next generic option
+                        // or option that a match already loaded (or `-p tcp`'s implicit match)
+                        // owns.
+                        let owned = owned_options(&matches, &rule);
+                        let args = collect_verbatim(&mut a, &owned);
                         if name.is_empty() || name.starts_with('-') {
                             return Err(err_at(v, format!("`{name}` is not a match module name")));
                         }
@@ -448,7 +438,8 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                 let goto = matches!(opt, "-g" | "--goto");
                 rule.origin.start = u32::try_from(v.start).unwrap_or(u32::MAX);
                 rule.origin.end = u32::try_from(v.end).unwrap_or(u32::MAX);
-                target = Some(start_target(ctx, v, goto, &mut a)?);
+                let owned = owned_options(&matches, &rule);
+                target = Some(start_target(ctx, v, goto, &mut a, &owned)?);
             }
             _ if opt.starts_with('-') && opt.len() > 1 => {
                 dispatch_option(ctx, &rule, &mut matches, &mut target, t, negated, &mut a)?;
@@ -496,6 +487,38 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
         }
     }
     Ok(out)
+}
+
+/// The options that loaded known matches own, and those of the implicit match of `-p tcp`/`-p udp`.
+fn owned_options(matches: &[MatchB], rule: &Rule) -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = Vec::new();
+    for mb in matches {
+        v.extend_from_slice(module_options(&mb.name));
+    }
+    match rule.proto.filter(|p| !p.negated).map(|p| p.value) {
+        Some(Protocol::TCP) => v.extend_from_slice(module_options("tcp")),
+        Some(Protocol::UDP) => v.extend_from_slice(module_options("udp")),
+        _ => {}
+    }
+    v
+}
+
+/// The arguments of an extension the model does not interpret: up to the next generic option or
+/// option `owned` by another match (with its `!`).
+fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) -> Vec<String> {
+    let stops = |t: &str| is_generic(t) || owned.contains(&t);
+    let mut args = Vec::new();
+    while let Some(n) = a.peek() {
+        if stops(&n.text) {
+            break;
+        }
+        if n.text == "!" && a.toks.get(a.pos + 1).is_some_and(|x| stops(&x.text)) {
+            break;
+        }
+        args.push(n.text.clone());
+        a.pos += 1;
+    }
+    args
 }
 
 trait WithHelp {
@@ -1148,6 +1171,7 @@ fn start_target<'t>(
     v: &'t Token,
     goto: bool,
     a: &mut Args<'t>,
+    owned: &[&str],
 ) -> Res<TargetB> {
     let name = v.text.clone();
     let mut tb = TargetB {
@@ -1169,15 +1193,7 @@ fn start_target<'t>(
         }
         if OTHER_TARGETS.contains(&name.as_str()) {
             tb.unmodelled = true;
-            while let Some(n) = a.peek() {
-                if is_generic(&n.text)
-                    || (n.text == "!" && a.toks.get(a.pos + 1).is_some_and(|x| is_generic(&x.text)))
-                {
-                    break;
-                }
-                tb.raw.push(n.text.clone());
-                a.pos += 1;
-            }
+            tb.raw = collect_verbatim(a, owned);
             return Ok(tb);
         }
         let mut e = err_at(v, format!("jump to undefined chain `{name}`"));
