@@ -437,12 +437,7 @@ impl<'n> Parser<'n> {
             }
         }
         for t in toks {
-            if t.text.starts_with('-')
-                && !t.text.starts_with("--")
-                && t.text.contains('t')
-                && t.text.len() > 1
-                || t.text == "--table"
-            {
+            if looks_like_table_option(&t.text) {
                 return Err(self
                     .err(
                         line_no,
@@ -610,6 +605,13 @@ impl<'n> Parser<'n> {
                     i += 1;
                 }
             }
+        }
+        // iptables-restore refuses any argument that looks like `-t`; so do we here, so that
+        // every ruleset we accept can be written in restore form.
+        if let Some(t) = rest.iter().find(|t| looks_like_table_option(&t.text)) {
+            return Err(self
+                .err(line_no, line, t.start, t.end, format!("argument `{}` reads as a `-t` option", t.text))
+                .with_help("give `-t TABLE` once, as its own argument"));
         }
         self.command(line_no, line, family, table, &rest, None)
     }
@@ -869,6 +871,13 @@ fn check_rule_in_chain(chain: &str, _table: TableKind, rules: &[Rule]) -> Result
         }
     }
     Ok(())
+}
+
+/// What iptables-restore takes for a `-t` option: a single-dash argument containing `t`, or a
+/// prefix of `--table` of at least `--t`.
+fn looks_like_table_option(s: &str) -> bool {
+    (s.starts_with('-') && !s.starts_with("--") && s.contains('t'))
+        || (s.starts_with("--t") && "--table".starts_with(s))
 }
 
 fn parse_counters(s: &str) -> Option<Counters> {

@@ -873,8 +873,19 @@ fn match_option<'t>(
         } => match opt {
             "--match-set" | "--set" => {
                 *n = negated;
-                *name = a.value(t)?.text.clone();
-                *flags = a.value(t)?.text.clone();
+                let nt = a.value(t)?;
+                if nt.text.is_empty() || nt.text.len() > 31 || nt.text.starts_with('-') {
+                    return Err(err_at(nt, format!("invalid set name `{}`", nt.text))
+                        .with_help("an ipset name has 1 to 31 characters"));
+                }
+                *name = nt.text.clone();
+                let ft = a.value(t)?;
+                let dirs: Vec<&str> = ft.text.split(',').collect();
+                if dirs.len() > 6 || !dirs.iter().all(|d| matches!(*d, "src" | "dst")) {
+                    return Err(err_at(ft, format!("invalid set flags `{}`", ft.text))
+                        .with_help("expected up to six of `src` and `dst`, comma-separated"));
+                }
+                *flags = ft.text.clone();
             }
             "--return-nomatch" | "--update-counters" | "--update-subcounters" => {
                 if negated {

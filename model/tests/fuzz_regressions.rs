@@ -1,0 +1,29 @@
+//! Inputs the fuzzers found, each with its root cause. Every one must now hold the parser
+//! target's property: no panic, and whatever parses prints back to the same model.
+
+use std::path::Path;
+
+use sidecar_model::{parse, print_ruleset};
+
+/// (file under `tests/fuzz_regressions/`, root cause)
+const CASES: &[(&str, &str)] = &[(
+    "set-flags-look-like-t-option.bin",
+    "command form accepted `--match-set NAME -dtsj`, whose restore-form print iptables-restore refuses as a `-t` option",
+)];
+
+#[test]
+fn fuzz_regressions_hold() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    for (file, cause) in CASES {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        if let Ok(p) = parse(file, &bytes) {
+            let text = print_ruleset(&p.ruleset);
+            let again = parse("printed", text.as_bytes())
+                .unwrap_or_else(|e| panic!("{file} ({cause}): print does not parse: {e}"));
+            assert_eq!(again.ruleset, p.ruleset, "{file} ({cause})");
+        }
+    }
+    // Every file is listed, so none is kept without its cause.
+    let n = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(n, CASES.len(), "files in tests/fuzz_regressions without an entry in CASES");
+}
