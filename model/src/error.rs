@@ -41,17 +41,45 @@ impl ParseError {
             source_name: source_name.to_string(),
             line,
             column,
-            message: message.into(),
+            message: shorten_quoted(&message.into()),
             help: None,
-            excerpt: Box::new(Excerpt::new(source_name, line, line_text, start, end)),
+            excerpt: Box::new(Excerpt::new(
+                source_name,
+                line,
+                line_text,
+                start,
+                end,
+                column - 1,
+            )),
         }
     }
 
     /// Adds a hint.
     pub fn with_help(mut self, help: impl Into<String>) -> ParseError {
-        self.help = Some(help.into());
+        self.help = Some(shorten_quoted(&help.into()));
         self
     }
+}
+
+/// The longest piece of user input (between backticks) a message repeats.
+const QUOTED_MAX: usize = 64;
+
+/// Cuts every backticked piece of user input longer than [`QUOTED_MAX`] characters, so that a
+/// message about a 10 MB token stays short.
+fn shorten_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(1024));
+    for (i, part) in msg.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 && part.chars().count() > QUOTED_MAX {
+            out.extend(part.chars().take(QUOTED_MAX));
+            out.push('…');
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {
@@ -84,12 +112,23 @@ impl Diagnostic for ParseError {
 struct Excerpt {
     name: String,
     line: usize,
+    /// 0-based column (in characters) of the span's start in the whole line.
+    column: usize,
     text: String,
     span: SourceSpan,
 }
 
 impl Excerpt {
-    fn new(name: &str, line: usize, line_text: &str, start: usize, end: usize) -> Excerpt {
+    fn new(
+        name: &str,
+        line: usize,
+        line_text: &str,
+        start: usize,
+        end: usize,
+        column: usize,
+    ) -> Excerpt {
+        // A span longer than the excerpt is cut: only its start is shown.
+        let end = floor_char(line_text, end.min(start + EXCERPT_MAX / 2));
         let from = floor_char(line_text, start.saturating_sub(EXCERPT_MAX / 2));
         let to = floor_char(
             line_text,
@@ -125,6 +164,7 @@ impl Excerpt {
         Excerpt {
             name: name.to_string(),
             line,
+            column,
             text,
             span: (span_start, len).into(),
         }
@@ -150,7 +190,7 @@ impl SourceCode for Excerpt {
             self.text.as_bytes(),
             (0, self.text.len()).into(),
             self.line.saturating_sub(1),
-            0,
+            self.column,
             1,
         )))
     }

@@ -25,5 +25,9 @@ fn fuzz_regressions_hold() {
     }
     // Every file is listed, so none is kept without its cause.
     let n = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(n, CASES.len(), "files in tests/fuzz_regressions without an entry in CASES");
+    assert_eq!(
+        n,
+        CASES.len(),
+        "files in tests/fuzz_regressions without an entry in CASES"
+    );
 }

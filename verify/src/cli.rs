@@ -4,6 +4,7 @@
 //! 2 bad input or usage.
 
 use std::io::Write as _;
+
 use std::net::IpAddr;
 
 use clap::{Parser, Subcommand};
@@ -83,10 +84,34 @@ pub fn report(err: &input::LoadError) {
         let handler =
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
         let mut out = String::new();
-        if handler.render_report(&mut out, pe.as_ref()).is_ok() {
+        if handler.render_report(&mut out, &Snippet(pe)).is_ok() {
             let body: Vec<&str> = out.lines().skip(1).collect();
             let _ = writeln!(stderr, "{}", body.join("\n"));
         }
+    }
+}
+
+/// A parse error without its message, so that miette draws only the snippet and the hint.
+#[derive(Debug)]
+struct Snippet<'a>(&'a sidecar_model::ParseError);
+
+impl std::fmt::Display for Snippet<'_> {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+impl std::error::Error for Snippet<'_> {}
+
+impl miette::Diagnostic for Snippet<'_> {
+    fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
+        self.0.help()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
     }
 }
 

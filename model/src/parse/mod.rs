@@ -47,38 +47,29 @@ pub struct Parsed {
 /// assert_eq!(parsed.ruleset.rule_count(), 1);
 /// ```
 pub fn parse(source_name: &str, input: &[u8]) -> Result<Parsed, ParseError> {
-    if let Some(pos) = input.iter().position(|b| *b == 0) {
-        let (line, col_start, text) = locate(input, pos);
-        return Err(ParseError::new(
-            source_name,
-            line,
-            &text,
-            col_start,
-            col_start + 1,
-            "NUL byte in input",
-        )
-        .with_help("a ruleset is text; is this a binary file?"));
-    }
-    let text = match std::str::from_utf8(input) {
-        Ok(t) => t,
-        Err(e) => {
-            let pos = e.valid_up_to();
-            let (line, col_start, text) = locate(input, pos);
-            return Err(ParseError::new(
-                source_name,
-                line,
-                &text,
-                col_start,
-                col_start + 1,
-                "invalid UTF-8 in input",
-            )
-            .with_help("a ruleset is text; is this a binary file?"));
-        }
+    // The first offending byte wins: invalid UTF-8 or a NUL byte.
+    let bad_utf8 = std::str::from_utf8(input).err().map(|e| e.valid_up_to());
+    let nul = input.iter().position(|b| *b == 0);
+    let first_bad = match (bad_utf8, nul) {
+        (Some(u), Some(n)) if n < u => Some((n, "NUL byte in input")),
+        (Some(u), _) => Some((u, "invalid UTF-8 in input")),
+        (None, Some(n)) => Some((n, "NUL byte in input")),
+        (None, None) => None,
     };
+    if let Some((pos, msg)) = first_bad {
+        let (line, col_start, text) = locate(input, pos);
+        return Err(
+            ParseError::new(source_name, line, &text, col_start, col_start + 1, msg)
+                .with_help("a ruleset is text; is this a binary file?"),
+        );
+    }
+    let text = std::str::from_utf8(input).unwrap_or_default();
     Parser::new(source_name).run(text)
 }
 
-/// Line number, byte column and the (lossy) text of the line holding byte `pos`.
+/// Line number, byte offset and text of the line holding byte `pos`: the part before `pos` is
+/// decoded (so columns count characters), the rest has each non-ASCII or control byte replaced
+/// by `?`.
 fn locate(input: &[u8], pos: usize) -> (usize, usize, String) {
     let before = input.get(..pos).unwrap_or(input);
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
@@ -90,9 +81,10 @@ fn locate(input: &[u8], pos: usize) -> (usize, usize, String) {
         .get(pos..)
         .and_then(|r| r.iter().position(|b| *b == b'\n'))
         .map_or(input.len(), |i| pos + i);
-    let raw = input.get(line_start..line_end).unwrap_or(&[]);
-    // Keep byte offsets: replace every non-ASCII or control byte by one '?'.
-    let text: String = raw
+    let head = String::from_utf8_lossy(input.get(line_start..pos).unwrap_or(&[])).into_owned();
+    let tail: String = input
+        .get(pos..line_end)
+        .unwrap_or(&[])
         .iter()
         .map(|b| {
             if b.is_ascii() && !b.is_ascii_control() {
@@ -102,7 +94,8 @@ fn locate(input: &[u8], pos: usize) -> (usize, usize, String) {
             }
         })
         .collect();
-    (line, pos - line_start, text)
+    let col = head.len();
+    (line, col, head + &tail)
 }
 
 struct TableB {
@@ -610,7 +603,13 @@ impl<'n> Parser<'n> {
         // every ruleset we accept can be written in restore form.
         if let Some(t) = rest.iter().find(|t| looks_like_table_option(&t.text)) {
             return Err(self
-                .err(line_no, line, t.start, t.end, format!("argument `{}` reads as a `-t` option", t.text))
+                .err(
+                    line_no,
+                    line,
+                    t.start,
+                    t.end,
+                    format!("argument `{}` reads as a `-t` option", t.text),
+                )
                 .with_help("give `-t TABLE` once, as its own argument"));
         }
         self.command(line_no, line, family, table, &rest, None)
@@ -759,11 +758,11 @@ impl<'n> Parser<'n> {
                     family,
                     table: kind,
                     chain_exists: &exists,
+                    hook: Hook::from_name(&c.text).filter(|h| kind.builtin_chains().contains(h)),
                 };
                 let mut rules =
                     parse_rule(&ctx, rest).map_err(|e| self.rule_err(line_no, line, e))?;
-                check_rule_in_chain(&c.text, kind, &rules)
-                    .map_err(|e| self.rule_err(line_no, line, e))?;
+
                 for r in &mut rules {
                     r.origin.line = u32::try_from(line_no).unwrap_or(u32::MAX);
                     if r.origin.end == 0 {
@@ -789,7 +788,7 @@ impl<'n> Parser<'n> {
                             n.start,
                             n.end,
                             format!(
-                                "index of insertion too big: chain `{}` has {} rules",
+                                "index of insertion too big: chain `{}` has {} rule(s)",
                                 c.text,
                                 chain.rules.len()
                             ),
@@ -843,32 +842,6 @@ fn check_chain_name(name: &str) -> Result<(), String> {
     }
     if matches!(name, "ACCEPT" | "DROP" | "RETURN" | "QUEUE") {
         return Err(format!("chain name `{name}` is reserved for a target"));
-    }
-    Ok(())
-}
-
-/// Userspace checks that depend on the chain a rule goes into.
-fn check_rule_in_chain(chain: &str, _table: TableKind, rules: &[Rule]) -> Result<(), RuleError> {
-    let Some(hook) = Hook::from_name(chain) else {
-        return Ok(());
-    };
-    for r in rules {
-        if r.in_iface.is_some() && matches!(hook, Hook::Output | Hook::Postrouting) {
-            return Err(RuleError {
-                start: r.origin.start as usize,
-                end: r.origin.end as usize,
-                message: format!("`-i` cannot be used in {}", hook.name()),
-                help: Some("packets in OUTPUT and POSTROUTING have no input interface".into()),
-            });
-        }
-        if r.out_iface.is_some() && matches!(hook, Hook::Prerouting | Hook::Input) {
-            return Err(RuleError {
-                start: r.origin.start as usize,
-                end: r.origin.end as usize,
-                message: format!("`-o` cannot be used in {}", hook.name()),
-                help: Some("packets in PREROUTING and INPUT have no output interface yet".into()),
-            });
-        }
     }
     Ok(())
 }

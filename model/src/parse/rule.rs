@@ -43,6 +43,8 @@ pub struct RuleContext<'a> {
     pub table: TableKind,
     /// Whether a user chain of this name exists in the table at this point.
     pub chain_exists: &'a dyn Fn(&str) -> bool,
+    /// The hook, when the rule goes into a built-in chain.
+    pub hook: Option<Hook>,
 }
 
 /// Names of target extensions that exist in netfilter but that the model does not interpret: a
@@ -308,6 +310,8 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
     let mut target: Option<TargetB> = None;
     let mut pending_neg: Option<&Token> = None;
     let mut seen_generic: Vec<&'static str> = Vec::new();
+    // The first address list with more than one entry, for the error about `!`.
+    let mut addr_tok: Option<&Token> = None;
 
     while let Some(t) = a.next() {
         let opt = t.text.as_str();
@@ -332,6 +336,9 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                 once(if is_src { "-s" } else { "-d" })?;
                 let v = a.value(t)?;
                 let list = parse_addresses(ctx.family, v)?;
+                if list.len() > 1 && addr_tok.is_none() {
+                    addr_tok = Some(v);
+                }
                 if is_src {
                     srcs = list;
                     src_neg = negated;
@@ -344,6 +351,19 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                 let is_in = matches!(opt, "-i" | "--in-interface");
                 once(if is_in { "-i" } else { "-o" })?;
                 let v = a.value(t)?;
+                match (is_in, ctx.hook) {
+                    (true, Some(h @ (Hook::Output | Hook::Postrouting))) => {
+                        return Err(err_at(t, format!("`-i` cannot be used in {h}")).with_help(
+                            "packets in OUTPUT and POSTROUTING have no input interface",
+                        ));
+                    }
+                    (false, Some(h @ (Hook::Prerouting | Hook::Input))) => {
+                        return Err(err_at(t, format!("`-o` cannot be used in {h}")).with_help(
+                            "packets in PREROUTING and INPUT have no output interface yet",
+                        ));
+                    }
+                    _ => {}
+                }
                 let iface = parse_iface(v)?;
                 let val = iface.map(|i| Neg::new(negated, i));
                 if is_in {
@@ -453,6 +473,13 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
     if let Some(n) = pending_neg {
         return Err(err_at(n, "`!` at the end of the rule negates nothing"));
     }
+    if let Some(at) = addr_tok.filter(|_| src_neg || dst_neg) {
+        return Err(err_at(
+            at,
+            "`!` cannot be used with several source or destination addresses",
+        )
+        .with_help("write one rule per address, or negate a single prefix"));
+    }
 
     // Finish matches.
     for mb in matches {
@@ -522,11 +549,11 @@ fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) -> Vec<String> {
 }
 
 trait WithHelp {
-    fn with_help(self, h: &str) -> Self;
+    fn with_help(self, h: impl Into<String>) -> Self;
 }
 impl WithHelp for RuleError {
-    fn with_help(mut self, h: &str) -> Self {
-        self.help = Some(h.to_string());
+    fn with_help(mut self, h: impl Into<String>) -> Self {
+        self.help = Some(h.into());
         self
     }
 }
@@ -552,6 +579,12 @@ fn dispatch_option<'t>(
     }
     if let Some(tb) = target.as_mut() {
         if target_options(&tb.name).contains(&opt) {
+            if matches!(
+                opt,
+                "--to-ports" | "--to-port" | "--to-destination" | "--to-source" | "--to"
+            ) {
+                tb.proto_at_ports = Some(rule.proto);
+            }
             return apply_target_option(ctx, tb, t, negated, a);
         }
     }
@@ -580,8 +613,8 @@ fn dispatch_option<'t>(
             }
         }
     }
-    // Unknown: say what was meant.
-    let mut known: Vec<&str> = GENERIC.to_vec();
+    // Unknown: say what was meant, naming whose option the suggestion is.
+    let mut known: Vec<(&str, String)> = GENERIC.iter().map(|g| (*g, String::new())).collect();
     let mut owner = String::new();
     if let Some(p) = rule.proto.filter(|p| !p.negated) {
         let implicit = match p.value {
@@ -590,18 +623,19 @@ fn dispatch_option<'t>(
             _ => "",
         };
         if !implicit.is_empty() {
-            known.extend_from_slice(module_options(implicit));
             owner = format!(" for match `{implicit}`");
+            known.extend(module_options(implicit).iter().map(|o| (*o, owner.clone())));
         }
     }
     for mb in matches.iter() {
-        known.extend_from_slice(module_options(&mb.name));
         owner = format!(" for match `{}`", mb.name);
+        known.extend(module_options(&mb.name).iter().map(|o| (*o, owner.clone())));
     }
     if let Some(tb) = target.as_ref() {
-        known.extend_from_slice(target_options(&tb.name));
+        let o = format!(" for target `{}`", tb.name);
+        known.extend(target_options(&tb.name).iter().map(|x| (*x, o.clone())));
         if owner.is_empty() {
-            owner = format!(" for target `{}`", tb.name);
+            owner = o;
         }
     }
     let implicit = [
@@ -612,11 +646,20 @@ fn dispatch_option<'t>(
         "--tcp-flags",
         "--syn",
     ];
-    let mut e = err_at(t, format!("unknown option `{opt}`{owner}"));
-    if let Some(s) = did_you_mean(opt, &known) {
-        e.message.push_str(&format!(" (did you mean `{s}`?)"));
-    } else if implicit.contains(&opt) {
-        e.help = Some("port options need `-p tcp` or `-p udp` (or `-m tcp`/`-m udp`) first".into());
+    let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
+    let mut e = err_at(t, String::new());
+    if let Some(s) = did_you_mean(opt, &names) {
+        let whose = known
+            .iter()
+            .find(|(k, _)| *k == s)
+            .map_or(owner.as_str(), |(_, o)| o.as_str());
+        e.message = format!("unknown option `{opt}`{whose} (did you mean `{s}`?)");
+    } else {
+        e.message = format!("unknown option `{opt}`{owner}");
+        if implicit.contains(&opt) {
+            e.help =
+                Some("port options need `-p tcp` or `-p udp` (or `-m tcp`/`-m udp`) first".into());
+        }
     }
     Err(e)
 }
@@ -625,6 +668,9 @@ fn dispatch_option<'t>(
 fn did_you_mean<'a>(opt: &str, known: &[&'a str]) -> Option<&'a str> {
     let mut best: Option<(&str, usize)> = None;
     for k in known {
+        if opt.len().abs_diff(k.len()) > 2 {
+            continue;
+        }
         let d = levenshtein(opt, k);
         if d <= 2 && best.is_none_or(|(_, bd)| d < bd) {
             best = Some((k, d));
@@ -1073,6 +1119,8 @@ fn finish_match(mb: MatchB, rule: &Rule) -> Res<Match> {
 // ----- targets -----
 
 struct TargetB {
+    /// `-p` as it stood when an option carrying ports was read (iptables checks it then).
+    proto_at_ports: Option<Option<Neg<Protocol>>>,
     name: String,
     at: Token,
     goto: bool,
@@ -1186,6 +1234,7 @@ fn start_target<'t>(
 ) -> Res<TargetB> {
     let name = v.text.clone();
     let mut tb = TargetB {
+        proto_at_ports: None,
         name: name.clone(),
         at: v.clone(),
         goto,
@@ -1199,8 +1248,11 @@ fn start_target<'t>(
             return Ok(tb);
         }
         if goto {
-            return Err(err_at(v, format!("goto to undefined chain `{name}`"))
-                .with_help("declare the chain first (`:NAME - [0:0]` or `-N NAME`)"));
+            return Err(
+                err_at(v, format!("goto to undefined chain `{name}`")).with_help(format!(
+                    "declare the chain first (`:{name} - [0:0]` or `-N {name}`)"
+                )),
+            );
         }
         if OTHER_TARGETS.contains(&name.as_str()) {
             tb.unmodelled = true;
@@ -1287,8 +1339,13 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
         });
     }
     let proto = rule.proto.filter(|p| !p.negated).map(|p| p.value);
+    let proto_then = tb
+        .proto_at_ports
+        .unwrap_or(rule.proto)
+        .filter(|p| !p.negated)
+        .map(|p| p.value);
     let port_proto = |what: &str| -> Res<()> {
-        if proto.is_some_and(Protocol::has_ports) {
+        if proto_then.is_some_and(Protocol::has_ports) {
             Ok(())
         } else {
             Err(err_at(
@@ -1974,7 +2031,14 @@ fn parse_addresses(family: Family, t: &Token) -> Res<Vec<Cidr>> {
             }
             Some(l) => {
                 // A dotted mask: only contiguous ones are supported.
-                let m = parse_ip(family, t, l)?;
+                let m = match l.parse::<IpAddr>() {
+                    Ok(m) if m.is_ipv4() == ip.is_ipv4() => m,
+                    _ => {
+                        return Err(err_at(t, format!("invalid mask `{l}`")).with_help(format!(
+                            "expected a prefix length from 0 to {width} or a dotted mask"
+                        )))
+                    }
+                };
                 let bits: u128 = match m {
                     IpAddr::V4(m) => u128::from(u32::from(m)) << 96,
                     IpAddr::V6(m) => u128::from(m),
