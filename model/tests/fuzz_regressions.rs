@@ -6,10 +6,16 @@ use std::path::Path;
 use sidecar_model::{parse, print_ruleset};
 
 /// (file under `tests/fuzz_regressions/`, root cause)
-const CASES: &[(&str, &str)] = &[(
-    "set-flags-look-like-t-option.bin",
-    "command form accepted `--match-set NAME -dtsj`, whose restore-form print iptables-restore refuses as a `-t` option",
-)];
+const CASES: &[(&str, &str)] = &[
+    (
+        "set-flags-look-like-t-option.bin",
+        "command form accepted `--match-set NAME -dtsj`, whose restore-form print iptables-restore refuses as a `-t` option",
+    ),
+    (
+        "unknown-module-args-before-p.bin",
+        "an unknown module's arguments took `--dport` when `-p tcp` came later; the print puts `-p` first, so the split differed",
+    ),
+];
 
 #[test]
 fn fuzz_regressions_hold() {

@@ -310,6 +310,17 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
     let mut target: Option<TargetB> = None;
     let mut pending_neg: Option<&Token> = None;
     let mut seen_generic: Vec<&'static str> = Vec::new();
+    // The rule's `-p`, wherever it stands (see `owned_options`).
+    let final_proto = toks.iter().enumerate().find_map(|(i, t)| {
+        let is_p = matches!(t.text.as_str(), "-p" | "--protocol");
+        let negated = i > 0 && toks.get(i - 1).is_some_and(|p| p.text == "!");
+        if is_p && !negated {
+            toks.get(i + 1)
+                .and_then(|v| parse_protocol(v).ok().flatten())
+        } else {
+            None
+        }
+    });
     // The first address list with more than one entry, for the error about `!`.
     let mut addr_tok: Option<&Token> = None;
 
@@ -428,7 +439,7 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                         // An unknown module: its arguments run up to the next generic option
                         // or option that a match already loaded (or `-p tcp`'s implicit match)
                         // owns.
-                        let owned = owned_options(&matches, &rule);
+                        let owned = owned_options(&matches, final_proto);
                         let args = collect_verbatim(&mut a, &owned);
                         if name.is_empty() || name.starts_with('-') {
                             return Err(err_at(v, format!("`{name}` is not a match module name")));
@@ -458,7 +469,7 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                 let goto = matches!(opt, "-g" | "--goto");
                 rule.origin.start = u32::try_from(v.start).unwrap_or(u32::MAX);
                 rule.origin.end = u32::try_from(v.end).unwrap_or(u32::MAX);
-                let owned = owned_options(&matches, &rule);
+                let owned = owned_options(&matches, final_proto);
                 target = Some(start_target(ctx, v, goto, &mut a, &owned)?);
             }
             _ if opt.starts_with('-') && opt.len() > 1 => {
@@ -517,12 +528,15 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
 }
 
 /// The options that loaded known matches own, and those of the implicit match of `-p tcp`/`-p udp`.
-fn owned_options(matches: &[MatchB], rule: &Rule) -> Vec<&'static str> {
+///
+/// The protocol is the rule's final `-p`, not the one seen so far: the canonical print puts `-p`
+/// first, and the split of arguments must come out the same when the print is read back.
+fn owned_options(matches: &[MatchB], final_proto: Option<Protocol>) -> Vec<&'static str> {
     let mut v: Vec<&'static str> = Vec::new();
     for mb in matches {
         v.extend_from_slice(module_options(&mb.name));
     }
-    match rule.proto.filter(|p| !p.negated).map(|p| p.value) {
+    match final_proto {
         Some(Protocol::TCP) => v.extend_from_slice(module_options("tcp")),
         Some(Protocol::UDP) => v.extend_from_slice(module_options("udp")),
         _ => {}
