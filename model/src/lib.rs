@@ -8,7 +8,9 @@
 
 pub mod ast;
 pub mod error;
+pub mod eval;
 pub mod parse;
+pub mod pod;
 pub mod print;
 pub mod validate;
 

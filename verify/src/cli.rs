@@ -9,7 +9,11 @@ use std::net::IpAddr;
 
 use clap::{Parser, Subcommand};
 
+use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
+
 use crate::input;
+use crate::journey_text;
+use crate::scenarios as scenarios_mod;
 
 /// Verification and fuzz suite for the iptables rules a service-mesh sidecar installs.
 ///
@@ -37,17 +41,78 @@ pub enum Command {
         #[arg(long = "pod-ip", value_name = "IP")]
         pod_ip: Vec<IpAddr>,
     },
-    /// Follow one connection through the rules and the proxy, hop by hop (not available yet).
-    #[command(disable_help_flag = false)]
-    Trace(Pending),
-    /// Run the six kinds of sidecar traffic and the cases users hit (not available yet).
-    Scenarios(Pending),
+    /// Follow one connection through the rules and the proxy's re-connections, hop by hop.
+    Trace(TraceArgs),
+    /// Run the article's six kinds of sidecar traffic and the cases users hit, and compare the
+    /// path the article claims with the path the model computes.
+    Scenarios(ScenarioArgs),
     /// Prove the invariants over all connections and report unreachable rules (not available yet).
     Check(Pending),
     /// Show which connections behave differently between two rulesets (not available yet).
     Diff(Pending),
     /// Compare the model with Linux netfilter in network namespaces (not available yet).
     Kernel(Pending),
+}
+
+/// Where the pod is and what mesh it runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PodArgs {
+    /// The pod's IP; repeat for several (IPv4 and IPv6). Default 10.1.0.5.
+    #[arg(long = "pod-ip", value_name = "IP")]
+    pub pod_ip: Vec<IpAddr>,
+    /// The mesh profile: `istio`, or a TOML file overriding any of its values.
+    #[arg(long, default_value = "istio", value_name = "istio|FILE")]
+    pub profile: String,
+}
+
+/// Arguments of `trace`.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    pub rules: Option<String>,
+    /// The opening process's uid (default: the profile's application uid).
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// The opening process's gid (default: the profile's application gid).
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Destination address.
+    #[arg(long)]
+    pub dst: IpAddr,
+    /// Destination port.
+    #[arg(long)]
+    pub dport: u16,
+    /// Bind this source address (from outside: the remote peer's address, default 10.1.0.99).
+    #[arg(long)]
+    pub src: Option<IpAddr>,
+    /// Source port.
+    #[arg(long, default_value_t = 40000)]
+    pub sport: u16,
+    /// Protocol.
+    #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
+    pub proto: String,
+    /// The first connection arrives on eth0 from a remote peer.
+    #[arg(long)]
+    pub from_outside: bool,
+    /// Where the pod is and what mesh it runs.
+    #[command(flatten)]
+    pub pod: PodArgs,
+    /// Print the journey as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `scenarios`.
+#[derive(Debug, clap::Args)]
+pub struct ScenarioArgs {
+    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    pub rules: Option<String>,
+    /// Where the pod is and what mesh it runs.
+    #[command(flatten)]
+    pub pod: PodArgs,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of a subcommand that a later issue builds.
@@ -62,8 +127,8 @@ pub struct Pending {
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Parse { rules, json, .. } => parse(rules.as_deref(), json),
-        Command::Trace(_) => pending("trace"),
-        Command::Scenarios(_) => pending("scenarios"),
+        Command::Trace(a) => trace(&a),
+        Command::Scenarios(a) => scenarios(&a),
         Command::Check(_) => pending("check"),
         Command::Diff(_) => pending("diff"),
         Command::Kernel(_) => pending("kernel"),
@@ -143,4 +208,156 @@ fn parse(rules: Option<&str>, json: bool) -> u8 {
         return 2;
     }
     0
+}
+
+/// Loads a profile: `istio` or a TOML file.
+pub fn load_profile(spec: &str) -> Result<Profile, String> {
+    if spec == "istio" {
+        return Ok(Profile::istio());
+    }
+    let text =
+        std::fs::read_to_string(spec).map_err(|e| format!("cannot read profile `{spec}`: {e}"))?;
+    Profile::from_toml(&text).map_err(|e| format!("{spec}: {}", e.trim_end()))
+}
+
+fn simulator(rules: Option<&str>, pod: &PodArgs) -> Result<(input::Loaded, Simulator), u8> {
+    let loaded = input::load(rules).map_err(|e| {
+        report(&e);
+        2u8
+    })?;
+    let profile = load_profile(&pod.profile).map_err(|e| {
+        eprintln!("error: {e}");
+        2u8
+    })?;
+    let sim = Simulator::new(&loaded.parsed.ruleset, Pod::new(&pod.pod_ip), profile);
+    Ok((loaded, sim))
+}
+
+fn emit(text: &str) -> u8 {
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        return 2;
+    }
+    0
+}
+
+fn trace(a: &TraceArgs) -> u8 {
+    let (loaded, sim) = match simulator(a.rules.as_deref(), &a.pod) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if let Some(src) = a.src {
+        if src.is_ipv4() != a.dst.is_ipv4() {
+            eprintln!(
+                "error: `--src {src}` and `--dst {}` are of different families",
+                a.dst
+            );
+            return 2;
+        }
+    }
+    let c = Connection {
+        proto: if a.proto == "udp" { 17 } else { 6 },
+        src: a.src,
+        dst: a.dst,
+        sport: a.sport,
+        dport: a.dport,
+        uid: a.uid.unwrap_or(sim.profile.app_uid),
+        gid: a.gid.unwrap_or(sim.profile.app_gid),
+        from_outside: a.from_outside,
+    };
+    let j = sim.journey(&c);
+    if a.json {
+        match serde_json::to_string_pretty(&j) {
+            Ok(s) => emit(&(s + "\n")),
+            Err(e) => {
+                eprintln!("error: cannot serialise the journey: {e}");
+                2
+            }
+        }
+    } else {
+        emit(&journey_text::journey_text(&loaded.parsed.ruleset, &j))
+    }
+}
+
+/// One scenario's result.
+#[derive(Debug, serde::Serialize)]
+pub struct ScenarioResult {
+    /// The scenario.
+    #[serde(flatten)]
+    pub scenario: scenarios_mod::Scenario,
+    /// The model's path in words.
+    pub model_path: String,
+    /// Whether the article's claim holds (`None` for cases the article leaves out).
+    pub agrees: Option<bool>,
+    /// Why not, in one line.
+    pub why: Option<String>,
+    /// The journey.
+    pub journey: sidecar_model::pod::Journey,
+}
+
+/// Runs every scenario on a simulator.
+pub fn run_scenarios(sim: &mut Simulator) -> Vec<ScenarioResult> {
+    sim.services = scenarios_mod::scenario_services(sim);
+    scenarios_mod::scenarios(sim)
+        .into_iter()
+        .map(|sc| {
+            let j = sim.journey(&sc.connection);
+            let seen = scenarios_mod::observed(&j);
+            let why = sc
+                .claim
+                .as_ref()
+                .and_then(|c| scenarios_mod::disagreement(c, &seen));
+            ScenarioResult {
+                agrees: sc.claim.as_ref().map(|_| why.is_none()),
+                why,
+                model_path: scenarios_mod::path_words(&j),
+                journey: j,
+                scenario: sc,
+            }
+        })
+        .collect()
+}
+
+fn scenarios(a: &ScenarioArgs) -> u8 {
+    let (_loaded, mut sim) = match simulator(a.rules.as_deref(), &a.pod) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let results = run_scenarios(&mut sim);
+    if a.json {
+        return match serde_json::to_string_pretty(&results) {
+            Ok(s) => emit(&(s + "\n")),
+            Err(e) => {
+                eprintln!("error: cannot serialise the scenarios: {e}");
+                2
+            }
+        };
+    }
+    let mut out = String::new();
+    for r in &results {
+        let verdict = match r.agrees {
+            Some(true) => "AGREE",
+            Some(false) => "DISAGREE",
+            None => "(not in the article)",
+        };
+        out.push_str(&format!("{} — {}\n", r.scenario.id, r.scenario.title));
+        if !r.scenario.article_path.is_empty() {
+            out.push_str(&format!("  article: {}\n", r.scenario.article_path));
+        }
+        out.push_str(&format!("  model:   {}\n", r.model_path));
+        match &r.why {
+            Some(w) => out.push_str(&format!("  {verdict}: {w}\n\n")),
+            None => out.push_str(&format!("  {verdict}\n\n")),
+        }
+    }
+    let agree = results.iter().filter(|r| r.agrees == Some(true)).count();
+    let claims = results.iter().filter(|r| r.agrees.is_some()).count();
+    out.push_str(&format!(
+        "{agree} of the article's {claims} claims agree with the model\n"
+    ));
+    emit(&out)
 }

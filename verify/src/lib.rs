@@ -8,4 +8,6 @@
 
 pub mod cli;
 pub mod input;
+pub mod journey_text;
 pub mod netns;
+pub mod scenarios;

@@ -1,0 +1,819 @@
+//! The concrete evaluator: what a ruleset does to one packet, as Linux netfilter does it.
+//!
+//! A hook runs its tables in kernel priority order (raw → mangle → nat → filter → security on
+//! OUTPUT; raw → mangle → nat on PREROUTING; mangle → nat on POSTROUTING; mangle → filter →
+//! security → nat on INPUT). Within a table, rules are tried in order; a rule whose matches all
+//! hold is a *hit* (what the kernel's per-rule packet counter counts) and its target decides:
+//! ACCEPT ends the table, DROP/REJECT the packet, RETURN pops (or applies a built-in chain's
+//! policy), a jump pushes, a goto replaces the current frame, MARK/CONNMARK/CT/LOG/NFLOG go on,
+//! REDIRECT/DNAT/SNAT/MASQUERADE rewrite and end the table, TPROXY assigns a local socket. The nat
+//! table is consulted only for the first packet of a tracked connection.
+//!
+//! Traversal uses an explicit stack (a ruleset with 10,000 nested chains cannot overflow the
+//! thread's stack) kept in a reusable [`Scratch`]; with [`NoTrace`] nothing is allocated per
+//! evaluation once the scratch has grown.
+//!
+//! # Example
+//! ```
+//! use sidecar_model::eval::{Engine, Packet, Scratch, Trace};
+//! use sidecar_model::{parse, Hook};
+//! let rs = parse("x", sidecar_model::DEFAULT_RULESET.as_bytes()).unwrap().ruleset;
+//! let engine = Engine::new(&rs);
+//! let mut p = Packet::tcp_out("10.1.0.5".parse().unwrap(), "10.1.0.99".parse().unwrap(), 40000, 80, 1000, 1000);
+//! p.out_iface = Some("eth0".into());
+//! let mut trace = Trace::default();
+//! let r = engine.run_hook(Hook::Output, &mut p, &mut Scratch::default(), &mut trace);
+//! assert_eq!(p.dport, 15001); // redirected to the proxy's outbound listener
+//! assert_eq!(trace.hits.len(), 3); // nat OUTPUT 1, ISTIO_OUTPUT 9, ISTIO_REDIRECT 1
+//! # let _ = r;
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ast::*;
+
+/// An interface name stored inline (at most 15 bytes, as the kernel allows), so packets are
+/// `Copy` and evaluation never allocates.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IfName {
+    len: u8,
+    bytes: [u8; 15],
+}
+
+impl IfName {
+    /// The name; longer names are cut at 15 bytes (on a character boundary).
+    pub fn new(name: &str) -> IfName {
+        let mut end = name.len().min(15);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0u8; 15];
+        if let (Some(dst), Some(src)) = (bytes.get_mut(..end), name.as_bytes().get(..end)) {
+            dst.copy_from_slice(src);
+        }
+        IfName {
+            len: u8::try_from(end).unwrap_or(15),
+            bytes,
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        self.bytes
+            .get(..usize::from(self.len))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+impl From<&str> for IfName {
+    fn from(s: &str) -> IfName {
+        IfName::new(s)
+    }
+}
+
+impl std::fmt::Debug for IfName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl Serialize for IfName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for IfName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IfName, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(IfName::new(&s))
+    }
+}
+
+/// The conntrack state of the packet's connection, as `--ctstate` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ConnState {
+    /// The first packet of a connection.
+    New,
+    /// A later packet of a connection seen both ways.
+    Established,
+    /// A connection related to another (an ICMP error, an FTP data connection).
+    Related,
+    /// A packet conntrack could not classify.
+    Invalid,
+    /// A packet exempted from tracking (CT --notrack, NOTRACK).
+    Untracked,
+}
+
+/// One packet as netfilter sees it at a hook, with the socket and connection it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Packet {
+    /// IP protocol number (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// Source address; its family selects the iptables or ip6tables tables.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port (0 for protocols without ports).
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Interface the packet came in on (`-i`), none for locally generated packets.
+    pub in_iface: Option<IfName>,
+    /// Interface the packet leaves by (`-o`), none before routing to the local host.
+    pub out_iface: Option<IfName>,
+    /// Whether the packet has a local socket (locally generated): `-m owner` needs one.
+    pub has_socket: bool,
+    /// The socket owner's file-system uid, as `-m owner --uid-owner` compares it.
+    pub uid: u32,
+    /// The socket owner's file-system gid.
+    pub gid: u32,
+    /// Supplementary groups (`--suppl-groups`), the first `suppl_len` entries.
+    pub suppl: [u32; 4],
+    /// How many supplementary groups are in `suppl`.
+    pub suppl_len: u8,
+    /// The packet mark (`-m mark`, MARK).
+    pub mark: u32,
+    /// The connection mark (`-m connmark`, CONNMARK).
+    pub ctmark: u32,
+    /// The connection's state.
+    pub ctstate: ConnState,
+    /// The connection's destination was translated (`--ctstate DNAT`).
+    pub dnat_done: bool,
+    /// The connection's source was translated (`--ctstate SNAT`).
+    pub snat_done: bool,
+    /// TCP flags (FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32); a connection's first packet is SYN.
+    pub tcp_flags: u8,
+}
+
+impl Packet {
+    /// The first packet (SYN) of a TCP connection opened locally by `uid`/`gid`.
+    pub fn tcp_out(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, uid: u32, gid: u32) -> Packet {
+        Packet {
+            proto: 6,
+            src,
+            dst,
+            sport,
+            dport,
+            in_iface: None,
+            out_iface: None,
+            has_socket: true,
+            uid,
+            gid,
+            suppl: [0; 4],
+            suppl_len: 0,
+            mark: 0,
+            ctmark: 0,
+            ctstate: ConnState::New,
+            dnat_done: false,
+            snat_done: false,
+            tcp_flags: 0x02,
+        }
+    }
+
+    /// The family of the packet's addresses.
+    pub fn family(&self) -> Family {
+        if self.dst.is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        }
+    }
+
+    fn suppl_groups(&self) -> &[u32] {
+        self.suppl.get(..usize::from(self.suppl_len)).unwrap_or(&[])
+    }
+}
+
+/// A rule hit: the rule's matches all held (so the kernel's counter for it moves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Hit {
+    /// The table.
+    pub table: TableKind,
+    /// Index of the chain in the table's [`Table::chains`].
+    pub chain: u32,
+    /// 0-based index of the rule in the chain (`iptables -L --line-numbers` counts from 1).
+    pub rule: u32,
+}
+
+/// Receives the hits of an evaluation.
+pub trait Observer {
+    /// A rule's matches all held for `pkt` (the packet as it was when the rule was tried).
+    fn hit(&mut self, hit: Hit);
+    /// A rule was tried and did not match (for checkers; the default does nothing).
+    #[inline]
+    fn tried(&mut self, _hit: Hit, _pkt: &Packet, _matched: Option<bool>) {}
+    /// A rule's match could not be decided (an extension the model does not interpret); it was
+    /// taken as not matching.
+    fn undecided(&mut self, hit: Hit);
+}
+
+/// The fast path: records nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoTrace;
+
+impl Observer for NoTrace {
+    #[inline]
+    fn hit(&mut self, _: Hit) {}
+    #[inline]
+    fn undecided(&mut self, _: Hit) {}
+}
+
+/// Records every hit in order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Trace {
+    /// The hits, in evaluation order.
+    pub hits: Vec<Hit>,
+    /// Rules with a match the model could not decide (taken as not matching).
+    pub undecided: Vec<Hit>,
+}
+
+impl Observer for Trace {
+    fn hit(&mut self, hit: Hit) {
+        self.hits.push(hit);
+    }
+    fn undecided(&mut self, hit: Hit) {
+        self.undecided.push(hit);
+    }
+}
+
+/// How a hook ended for the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookVerdict {
+    /// The packet goes on.
+    Accept,
+    /// Dropped (DROP, a DROP policy).
+    Drop,
+    /// Dropped with an error reply (REJECT).
+    Reject,
+}
+
+/// What one hook did to the packet besides the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HookEffects {
+    /// A nat rule rewrote the destination (REDIRECT, DNAT).
+    pub dnat: bool,
+    /// A nat rule rewrote the source (SNAT, MASQUERADE).
+    pub snat: bool,
+    /// TPROXY assigned the packet to a local socket on this port (and address, if given).
+    pub tproxy: Option<(u16, Option<IpAddr>)>,
+}
+
+/// Per-evaluation scratch space (the traversal stack), reused across evaluations.
+#[derive(Debug, Default, Clone)]
+pub struct Scratch {
+    stack: Vec<(u32, u32)>,
+}
+
+/// A ruleset prepared for evaluation: jump targets resolved to chain indices.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    rs: Ruleset,
+    /// Per family (v4, v6), per table kind (by `TableKind as usize`): index into the family's
+    /// tables.
+    index: [[Option<usize>; 5]; 2],
+    /// Per family, per table (same order as the ruleset), per chain, per rule: the chain a jump
+    /// or goto enters.
+    targets: [Vec<Vec<Vec<Option<u32>>>>; 2],
+    /// Per family, per table, per hook: the built-in chain's index.
+    hook_chain: [Vec<[Option<u32>; 5]>; 2],
+    /// Local addresses, for `-m addrtype`.
+    local: Vec<IpAddr>,
+}
+
+fn fam_idx(f: Family) -> usize {
+    match f {
+        Family::Ipv4 => 0,
+        Family::Ipv6 => 1,
+    }
+}
+
+fn kind_idx(k: TableKind) -> usize {
+    match k {
+        TableKind::Raw => 0,
+        TableKind::Mangle => 1,
+        TableKind::Nat => 2,
+        TableKind::Filter => 3,
+        TableKind::Security => 4,
+    }
+}
+
+fn hook_idx(h: Hook) -> usize {
+    match h {
+        Hook::Prerouting => 0,
+        Hook::Input => 1,
+        Hook::Forward => 2,
+        Hook::Output => 3,
+        Hook::Postrouting => 4,
+    }
+}
+
+/// The tables a hook runs, in kernel priority order.
+pub fn hook_tables(h: Hook) -> &'static [TableKind] {
+    use TableKind::*;
+    match h {
+        Hook::Prerouting => &[Raw, Mangle, Nat],
+        Hook::Input => &[Mangle, Filter, Security, Nat],
+        Hook::Forward => &[Mangle, Filter, Security],
+        Hook::Output => &[Raw, Mangle, Nat, Filter, Security],
+        Hook::Postrouting => &[Mangle, Nat],
+    }
+}
+
+impl Engine {
+    /// Prepares `rs` for evaluation. Local addresses for `-m addrtype` default to the loopback
+    /// ranges; see [`Engine::with_local_addrs`].
+    pub fn new(rs: &Ruleset) -> Engine {
+        let mut index = [[None; 5]; 2];
+        let mut targets: [Vec<Vec<Vec<Option<u32>>>>; 2] = [Vec::new(), Vec::new()];
+        let mut hook_chain: [Vec<[Option<u32>; 5]>; 2] = [Vec::new(), Vec::new()];
+        for fam in [Family::Ipv4, Family::Ipv6] {
+            let fi = fam_idx(fam);
+            for (ti, t) in rs.tables(fam).iter().enumerate() {
+                if let Some(slot) = index.get_mut(fi).and_then(|r| r.get_mut(kind_idx(t.kind))) {
+                    *slot = Some(ti);
+                }
+                let tt: Vec<Vec<Option<u32>>> = t
+                    .chains
+                    .iter()
+                    .map(|c| {
+                        c.rules
+                            .iter()
+                            .map(|r| {
+                                r.target
+                                    .as_ref()
+                                    .and_then(Target::chain)
+                                    .and_then(|n| t.chain_index(n))
+                                    .and_then(|i| u32::try_from(i).ok())
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mut hc = [None; 5];
+                for h in Hook::ALL {
+                    if let Some(ci) = t
+                        .chains
+                        .iter()
+                        .position(|c| c.is_builtin() && c.name == h.name())
+                    {
+                        if let Some(slot) = hc.get_mut(hook_idx(h)) {
+                            *slot = u32::try_from(ci).ok();
+                        }
+                    }
+                }
+                if let Some(v) = targets.get_mut(fi) {
+                    v.push(tt);
+                }
+                if let Some(v) = hook_chain.get_mut(fi) {
+                    v.push(hc);
+                }
+            }
+        }
+        Engine {
+            rs: rs.clone(),
+            index,
+            targets,
+            hook_chain,
+            local: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
+        }
+    }
+
+    /// Sets the addresses `-m addrtype` takes as LOCAL (besides the loopback ranges).
+    pub fn with_local_addrs(mut self, addrs: &[IpAddr]) -> Engine {
+        self.local.extend_from_slice(addrs);
+        self
+    }
+
+    /// The ruleset evaluated.
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.rs
+    }
+
+    /// The table of `family`/`kind`, if present.
+    pub fn table(&self, family: Family, kind: TableKind) -> Option<&Table> {
+        let ti = self
+            .index
+            .get(fam_idx(family))?
+            .get(kind_idx(kind))
+            .copied()
+            .flatten()?;
+        self.rs.tables(family).get(ti)
+    }
+
+    /// Runs every table of `hook` on the packet, in kernel order. The packet is updated in place
+    /// (marks, translated addresses and ports); `nat` tables are consulted only when the
+    /// connection is new and tracked, and when `skip_nat` is false.
+    pub fn run_hook<O: Observer>(
+        &self,
+        hook: Hook,
+        pkt: &mut Packet,
+        scratch: &mut Scratch,
+        obs: &mut O,
+    ) -> (HookVerdict, HookEffects) {
+        self.run_hook_opts(hook, pkt, scratch, obs, false)
+    }
+
+    /// [`Engine::run_hook`], with nat skipped when `skip_nat` (a looped-back packet whose
+    /// connection already has its NAT bindings).
+    pub fn run_hook_opts<O: Observer>(
+        &self,
+        hook: Hook,
+        pkt: &mut Packet,
+        scratch: &mut Scratch,
+        obs: &mut O,
+        skip_nat: bool,
+    ) -> (HookVerdict, HookEffects) {
+        let mut fx = HookEffects::default();
+        let fam = pkt.family();
+        let fi = fam_idx(fam);
+        for &kind in hook_tables(hook) {
+            if kind == TableKind::Nat && (skip_nat || pkt.ctstate != ConnState::New) {
+                continue;
+            }
+            let Some(ti) = self
+                .index
+                .get(fi)
+                .and_then(|r| r.get(kind_idx(kind)))
+                .copied()
+                .flatten()
+            else {
+                continue;
+            };
+            let Some(start) = self
+                .hook_chain
+                .get(fi)
+                .and_then(|v| v.get(ti))
+                .and_then(|hc| hc.get(hook_idx(hook)))
+                .copied()
+                .flatten()
+            else {
+                continue;
+            };
+            match self.run_table(fam, ti, kind, start, hook, pkt, scratch, obs, &mut fx) {
+                TableEnd::Continue => {}
+                TableEnd::Drop => return (HookVerdict::Drop, fx),
+                TableEnd::Reject => return (HookVerdict::Reject, fx),
+            }
+        }
+        (HookVerdict::Accept, fx)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_table<O: Observer>(
+        &self,
+        fam: Family,
+        ti: usize,
+        kind: TableKind,
+        start: u32,
+        hook: Hook,
+        pkt: &mut Packet,
+        scratch: &mut Scratch,
+        obs: &mut O,
+        fx: &mut HookEffects,
+    ) -> TableEnd {
+        let Some(table) = self.rs.tables(fam).get(ti) else {
+            return TableEnd::Continue;
+        };
+        let targets = self.targets.get(fam_idx(fam)).and_then(|v| v.get(ti));
+        let policy = match table.chains.get(start as usize).and_then(|c| c.policy) {
+            Some(Policy::Drop) => TableEnd::Drop,
+            _ => TableEnd::Continue,
+        };
+        // As the kernel's jump stack: `cur` is where evaluation stands; a jump pushes the place
+        // to come back to, a goto does not; RETURN, or the end of a chain, pops, and with
+        // nothing to pop the built-in chain's policy applies.
+        let stack = &mut scratch.stack;
+        stack.clear();
+        let mut cur: (u32, u32) = (start, 0);
+        loop {
+            let (ci, ri) = cur;
+            let Some(chain) = table.chains.get(ci as usize) else {
+                return TableEnd::Continue;
+            };
+            let Some(rule) = chain.rules.get(ri as usize) else {
+                match stack.pop() {
+                    Some(back) => {
+                        cur = back;
+                        continue;
+                    }
+                    None => return policy,
+                }
+            };
+            cur.1 += 1;
+            let here = Hit {
+                table: kind,
+                chain: ci,
+                rule: ri,
+            };
+            let m = self.rule_matches(rule, pkt, hook);
+            obs.tried(here, pkt, m);
+            match m {
+                Some(true) => {}
+                Some(false) => continue,
+                None => {
+                    obs.undecided(here);
+                    continue;
+                }
+            }
+            obs.hit(here);
+            let Some(target) = &rule.target else {
+                continue;
+            };
+            match target {
+                Target::Accept => return TableEnd::Continue,
+                Target::Drop => return TableEnd::Drop,
+                Target::Reject { .. } => return TableEnd::Reject,
+                Target::Return => match stack.pop() {
+                    Some(back) => cur = back,
+                    None => return policy,
+                },
+                Target::Jump { .. } | Target::Goto { .. } => {
+                    let to = targets
+                        .and_then(|t| t.get(ci as usize))
+                        .and_then(|c| c.get(ri as usize))
+                        .copied()
+                        .flatten();
+                    let Some(to) = to else {
+                        continue;
+                    };
+                    if matches!(target, Target::Jump { .. }) {
+                        stack.push(cur);
+                    }
+                    cur = (to, 0);
+                }
+                Target::Redirect { ports, .. } => {
+                    pkt.dst = redirect_addr(hook, pkt, &self.local);
+                    if let Some(p) = ports {
+                        pkt.dport = p.lo;
+                    }
+                    pkt.dnat_done = true;
+                    fx.dnat = true;
+                    return TableEnd::Continue;
+                }
+                Target::Dnat { to, .. } => {
+                    if let Some(a) = to.addr_lo {
+                        pkt.dst = a;
+                    }
+                    if let Some(p) = to.ports {
+                        pkt.dport = p.lo;
+                    }
+                    pkt.dnat_done = true;
+                    fx.dnat = true;
+                    return TableEnd::Continue;
+                }
+                Target::Snat { to, .. } => {
+                    if let Some(a) = to.addr_lo {
+                        pkt.src = a;
+                    }
+                    if let Some(p) = to.ports {
+                        pkt.sport = p.lo;
+                    }
+                    pkt.snat_done = true;
+                    fx.snat = true;
+                    return TableEnd::Continue;
+                }
+                Target::Masquerade { ports, .. } => {
+                    if let Some(p) = ports {
+                        pkt.sport = p.lo;
+                    }
+                    pkt.snat_done = true;
+                    fx.snat = true;
+                    return TableEnd::Continue;
+                }
+                Target::Tproxy {
+                    on_port,
+                    on_ip,
+                    mark,
+                } => {
+                    pkt.mark = (pkt.mark & !mark.mask) ^ mark.value;
+                    let port = if *on_port == 0 { pkt.dport } else { *on_port };
+                    fx.tproxy = Some((port, *on_ip));
+                    return TableEnd::Continue;
+                }
+                Target::Mark(m) => pkt.mark = (pkt.mark & !m.mask) ^ m.value,
+                Target::ConnmarkSet(m) => pkt.ctmark = (pkt.ctmark & !m.mask) ^ m.value,
+                Target::ConnmarkSave { nfmask, ctmask } => {
+                    pkt.ctmark = (pkt.ctmark & !ctmask) ^ (pkt.mark & nfmask);
+                }
+                Target::ConnmarkRestore { nfmask, ctmask } => {
+                    pkt.mark = (pkt.mark & !nfmask) ^ (pkt.ctmark & ctmask);
+                }
+                Target::Ct { notrack, .. } => {
+                    if *notrack {
+                        pkt.ctstate = ConnState::Untracked;
+                    }
+                }
+                Target::Notrack => pkt.ctstate = ConnState::Untracked,
+                Target::Log { .. } | Target::Nflog { .. } => {}
+                Target::Unknown { .. } => obs.undecided(here),
+            }
+        }
+    }
+
+    /// Whether all the rule's matches hold; `None` when one cannot be decided.
+    pub fn rule_matches(&self, r: &Rule, p: &Packet, hook: Hook) -> Option<bool> {
+        if let Some(n) = &r.src {
+            if n.value.contains(p.src) == n.negated {
+                return Some(false);
+            }
+        }
+        if let Some(n) = &r.dst {
+            if n.value.contains(p.dst) == n.negated {
+                return Some(false);
+            }
+        }
+        if let Some(n) = &r.in_iface {
+            let m = p.in_iface.is_some_and(|i| n.value.matches(i.as_str()));
+            if m == n.negated {
+                return Some(false);
+            }
+        }
+        if let Some(n) = &r.out_iface {
+            let m = p.out_iface.is_some_and(|i| n.value.matches(i.as_str()));
+            if m == n.negated {
+                return Some(false);
+            }
+        }
+        if let Some(n) = &r.proto {
+            if (n.value.0 == p.proto) == n.negated {
+                return Some(false);
+            }
+        }
+        if let Some(f) = r.fragment {
+            // Connections' packets here are never non-first fragments.
+            if f {
+                return Some(false);
+            }
+        }
+        let mut undecided = false;
+        for m in &r.matches {
+            match self.match_holds(m, p, hook) {
+                Some(true) => {}
+                Some(false) => return Some(false),
+                None => undecided = true,
+            }
+        }
+        if undecided {
+            None
+        } else {
+            Some(true)
+        }
+    }
+
+    fn match_holds(&self, m: &Match, p: &Packet, _hook: Hook) -> Option<bool> {
+        let port_ok = |r: &Option<Neg<PortRange>>, v: u16| {
+            r.as_ref().is_none_or(|n| n.value.contains(v) != n.negated)
+        };
+        Some(match m {
+            Match::Tcp {
+                sport,
+                dport,
+                flags,
+            } => {
+                p.proto == 6
+                    && port_ok(sport, p.sport)
+                    && port_ok(dport, p.dport)
+                    && flags
+                        .as_ref()
+                        .is_none_or(|f| ((p.tcp_flags & f.value.mask) == f.value.comp) != f.negated)
+            }
+            Match::Udp { sport, dport } => {
+                p.proto == 17 && port_ok(sport, p.sport) && port_ok(dport, p.dport)
+            }
+            Match::Multiport {
+                negated,
+                dir,
+                ports,
+            } => {
+                let any = |v: u16| ports.iter().any(|r| r.contains(v));
+                let hit = match dir {
+                    PortDir::Source => any(p.sport),
+                    PortDir::Destination => any(p.dport),
+                    PortDir::Either => any(p.sport) || any(p.dport),
+                };
+                hit != *negated
+            }
+            Match::Owner {
+                uid,
+                gid,
+                socket_exists,
+                suppl_groups,
+            } => {
+                // xt_owner: without a socket the match holds iff every given test is inverted.
+                if !p.has_socket {
+                    let all_inverted = uid.as_ref().is_none_or(|n| n.negated)
+                        && gid.as_ref().is_none_or(|n| n.negated)
+                        && socket_exists.as_ref().is_none_or(|n| n.negated);
+                    return Some(all_inverted);
+                }
+                if let Some(n) = uid {
+                    let IdSpec::Range { lo, hi } = &n.value else {
+                        return None;
+                    };
+                    if (*lo <= p.uid && p.uid <= *hi) == n.negated {
+                        return Some(false);
+                    }
+                }
+                if let Some(n) = gid {
+                    let IdSpec::Range { lo, hi } = &n.value else {
+                        return None;
+                    };
+                    let inr = |g: u32| *lo <= g && g <= *hi;
+                    let m =
+                        inr(p.gid) || (*suppl_groups && p.suppl_groups().iter().any(|g| inr(*g)));
+                    if m == n.negated {
+                        return Some(false);
+                    }
+                }
+                if let Some(n) = socket_exists {
+                    if n.negated {
+                        return Some(false);
+                    }
+                }
+                true
+            }
+            Match::Mark(n) => ((p.mark & n.value.mask) == n.value.value) != n.negated,
+            Match::Connmark(n) => ((p.ctmark & n.value.mask) == n.value.value) != n.negated,
+            Match::Conntrack { ctstate } => {
+                let hit = ctstate.value.iter().any(|s| state_holds(*s, p));
+                hit != ctstate.negated
+            }
+            Match::State(n) => n.value.iter().any(|s| state_holds(*s, p)) != n.negated,
+            Match::Comment { .. } => true,
+            Match::Addrtype { src, dst, .. } => {
+                let ok = |spec: &Option<Neg<Vec<AddrType>>>, a: IpAddr| {
+                    spec.as_ref()
+                        .is_none_or(|n| n.value.contains(&self.addr_type(a)) != n.negated)
+                };
+                ok(src, p.src) && ok(dst, p.dst)
+            }
+            Match::Socket { .. }
+            | Match::Set { .. }
+            | Match::Statistic { .. }
+            | Match::Unknown { .. } => return None,
+        })
+    }
+
+    fn addr_type(&self, a: IpAddr) -> AddrType {
+        let local = match a {
+            IpAddr::V4(v) => v.is_loopback(),
+            IpAddr::V6(v) => v.is_loopback(),
+        } || self.local.contains(&a);
+        if local {
+            return AddrType::Local;
+        }
+        match a {
+            IpAddr::V4(v) if v.is_broadcast() => AddrType::Broadcast,
+            IpAddr::V4(v) if v.is_multicast() => AddrType::Multicast,
+            IpAddr::V6(v) if v.is_multicast() => AddrType::Multicast,
+            IpAddr::V4(v) if v.is_unspecified() => AddrType::Unspec,
+            IpAddr::V6(v) if v.is_unspecified() => AddrType::Unspec,
+            _ => AddrType::Unicast,
+        }
+    }
+}
+
+fn state_holds(s: CtState, p: &Packet) -> bool {
+    match s {
+        CtState::New => p.ctstate == ConnState::New,
+        CtState::Established => p.ctstate == ConnState::Established,
+        CtState::Related => p.ctstate == ConnState::Related,
+        CtState::Invalid => p.ctstate == ConnState::Invalid,
+        CtState::Untracked => p.ctstate == ConnState::Untracked,
+        CtState::Snat => p.snat_done,
+        CtState::Dnat => p.dnat_done,
+    }
+}
+
+/// Where REDIRECT sends a packet: the loopback address for locally generated packets, the first
+/// local address of the incoming interface's family otherwise (the pod IP on eth0).
+fn redirect_addr(hook: Hook, p: &Packet, local: &[IpAddr]) -> IpAddr {
+    let v4 = p.dst.is_ipv4();
+    let lo = if v4 {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        IpAddr::V6(Ipv6Addr::LOCALHOST)
+    };
+    if hook == Hook::Output || p.in_iface.is_some_and(|i| i.as_str() == "lo") {
+        return lo;
+    }
+    local
+        .iter()
+        .find(|a| a.is_ipv4() == v4 && !a.is_loopback())
+        .copied()
+        .unwrap_or(lo)
+}
+
+enum TableEnd {
+    Continue,
+    Drop,
+    Reject,
+}

@@ -1,0 +1,113 @@
+//! Journeys for people: hop by hop, each rule hit with its text, then where the connection went.
+
+use std::fmt::Write as _;
+
+use sidecar_model::pod::{Delivery, HopReport, HopVerdict, Journey, Outcome};
+use sidecar_model::print::print_rule;
+use sidecar_model::{Family, Ruleset};
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        n => n.to_string(),
+    }
+}
+
+/// The rule's text (`-A CHAIN …`) for a hit.
+pub fn rule_text(rs: &Ruleset, family: Family, r: &sidecar_model::pod::RuleRef) -> String {
+    rs.table(family, r.table)
+        .and_then(|t| t.chain(&r.chain))
+        .and_then(|c| c.rules.get((r.rule as usize).saturating_sub(1)))
+        .map(|rule| print_rule(family, &r.chain, rule))
+        .unwrap_or_default()
+}
+
+fn delivery(d: &Delivery) -> String {
+    match d {
+        Delivery::Listener(p) => format!("proxy listener {p}"),
+        Delivery::App(p) => format!("application port {p}"),
+        Delivery::Remote(a) => format!("remote {a}"),
+        Delivery::Dropped => "nowhere (dropped)".into(),
+    }
+}
+
+fn verdict(v: &HopVerdict) -> String {
+    match v {
+        HopVerdict::Accept => "not translated".into(),
+        HopVerdict::Redirect(p) => format!("redirected to local port {p}"),
+        HopVerdict::Dnat(a) => format!("translated to {a}"),
+        HopVerdict::Tproxy(p) => format!("TPROXY to local port {p}"),
+        HopVerdict::Drop => "dropped".into(),
+        HopVerdict::Reject => "rejected".into(),
+    }
+}
+
+/// One hop as text.
+pub fn hop_text(rs: &Ruleset, n: usize, h: &HopReport) -> String {
+    let p = &h.packet;
+    let fam = p.family();
+    let mut s = String::new();
+    let who = if p.has_socket {
+        format!("uid {} gid {}", p.uid, p.gid)
+    } else {
+        "from outside".into()
+    };
+    let _ = writeln!(
+        s,
+        "hop {n}: {} {} -> {} ({who}), enters {}",
+        proto_name(p.proto),
+        std::net::SocketAddr::new(p.src, p.sport),
+        std::net::SocketAddr::new(p.dst, p.dport),
+        h.hook
+    );
+    let width = h
+        .matched
+        .iter()
+        .map(|r| format!("{} {} {}", r.table, r.chain, r.rule).len())
+        .max()
+        .unwrap_or(0);
+    for r in &h.matched {
+        let head = format!("{} {} {}", r.table, r.chain, r.rule);
+        let _ = writeln!(
+            s,
+            "  {:<6} {head:<width$}  {}",
+            r.hook,
+            rule_text(rs, fam, r)
+        );
+    }
+    for r in &h.undecided {
+        let _ = writeln!(
+            s,
+            "  (undecided, taken as no match: {} {} {}  {})",
+            r.table,
+            r.chain,
+            r.rule,
+            rule_text(rs, fam, r)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  => {}; arrives at {} (original destination {})",
+        verdict(&h.verdict),
+        delivery(&h.delivered_to),
+        h.original_dst
+    );
+    s
+}
+
+/// A whole journey as text.
+pub fn journey_text(rs: &Ruleset, j: &Journey) -> String {
+    let mut s = String::new();
+    for (i, h) in j.hops.iter().enumerate() {
+        s.push_str(&hop_text(rs, i + 1, h));
+    }
+    let outcome = match j.outcome {
+        Outcome::App => "app: served in the pod",
+        Outcome::Remote => "remote: left the pod",
+        Outcome::Drop => "drop",
+        Outcome::Loop => "loop: a hop repeated or the hop bound was reached",
+    };
+    let _ = writeln!(s, "outcome: {outcome}");
+    s
+}

@@ -1,0 +1,290 @@
+//! The six kinds of sidecar traffic that the article this project grew from describes
+//! (../shared/seed), with the ISTIO_OUTPUT rules it claims each takes, and the cases it leaves
+//! out that users hit. Each is run as a journey and compared with the claim.
+//!
+//! A claim is, per hop, the ISTIO_OUTPUT rule the article says decides it (if it names one) and
+//! where the hop arrives. The article's claims are treated as claims to check, not as truth.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use sidecar_model::pod::{Connection, Delivery, Journey, Outcome, Simulator};
+
+/// Where the article says a hop arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimedArrival {
+    /// A proxy listener port.
+    Listener(u16),
+    /// The application in the pod.
+    App,
+    /// Out of the pod.
+    Remote,
+    /// Dropped or rejected.
+    Dropped,
+}
+
+/// One hop of a claimed path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ClaimedHop {
+    /// The ISTIO_OUTPUT rule (1-based) the article says decides the hop, if it names one.
+    pub istio_output_rule: Option<u32>,
+    /// Where it arrives.
+    pub arrives: ClaimedArrival,
+}
+
+/// A scenario: a connection and, for the article's six, its claimed path.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// Short id.
+    pub id: &'static str,
+    /// What the traffic is.
+    pub title: &'static str,
+    /// The article's path, in its words; empty for cases the article leaves out.
+    pub article_path: &'static str,
+    /// The article's claim as hops; `None` for cases the article leaves out.
+    #[serde(skip)]
+    pub claim: Option<Vec<ClaimedHop>>,
+    /// The connection.
+    #[serde(skip)]
+    pub connection: Connection,
+}
+
+/// The service VIP the scenarios use for "call a service whose endpoint is this pod".
+pub const SELF_SERVICE_VIP: &str = "10.96.0.20";
+/// Istiod's service address.
+pub const ISTIOD: &str = "10.96.0.1";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse()
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+/// The scenarios for a simulator's pod and profile.
+pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
+    let pf = &sim.profile;
+    let pod_ip = sim
+        .pod
+        .primary(sidecar_model::Family::Ipv4)
+        .unwrap_or(ip("10.1.0.5"));
+    let remote = pf.remote_peer;
+    let app = |dst: IpAddr, dport: u16, uid: u32, gid: u32| Connection {
+        proto: 6,
+        src: None,
+        dst,
+        sport: 40000,
+        dport,
+        uid,
+        gid,
+        from_outside: false,
+    };
+    let outside = |dport: u16| Connection {
+        proto: 6,
+        src: Some(remote),
+        dst: pod_ip,
+        sport: 40000,
+        dport,
+        uid: 0,
+        gid: 0,
+        from_outside: true,
+    };
+    let hop = |rule: Option<u32>, arrives: ClaimedArrival| ClaimedHop {
+        istio_output_rule: rule,
+        arrives,
+    };
+    use ClaimedArrival::*;
+    vec![
+        Scenario {
+            id: "1-remote-to-local",
+            title: "remote pod -> local pod (inbound)",
+            article_path: "PREROUTING -> ISTIO_INBOUND -> ISTIO_IN_REDIRECT -> Envoy 15006 -> OUTPUT -> ISTIO_OUTPUT rule 1 -> POSTROUTING -> app",
+            claim: Some(vec![hop(None, Listener(pf.inbound_port)), hop(Some(1), App)]),
+            connection: outside(8080),
+        },
+        Scenario {
+            id: "2-local-to-remote",
+            title: "local pod -> remote pod (outbound)",
+            article_path: "OUTPUT -> ISTIO_OUTPUT rule 9 -> ISTIO_REDIRECT -> Envoy 15001 -> OUTPUT -> ISTIO_OUTPUT rule 4 -> POSTROUTING -> remote",
+            claim: Some(vec![hop(Some(9), Listener(pf.outbound_port)), hop(Some(4), Remote)]),
+            connection: app(remote, 8080, pf.app_uid, pf.app_gid),
+        },
+        Scenario {
+            id: "3-prometheus-scrape",
+            title: "Prometheus -> local pod metrics port 15090",
+            article_path: "PREROUTING -> ISTIO_INBOUND (15090 goes to INPUT) -> INPUT -> OUTPUT -> ISTIO_OUTPUT rule 3 -> POSTROUTING -> local pod",
+            claim: Some(vec![hop(None, Listener(15090)), hop(Some(3), App)]),
+            connection: outside(15090),
+        },
+        Scenario {
+            id: "4-local-to-local",
+            title: "local pod -> a service whose endpoint is the local pod",
+            article_path: "OUTPUT -> ISTIO_OUTPUT rule 9 -> ISTIO_REDIRECT -> Envoy 15001 -> OUTPUT -> ISTIO_OUTPUT rule 2 -> ISTIO_IN_REDIRECT -> Envoy 15006 -> OUTPUT -> ISTIO_OUTPUT rule 1 -> POSTROUTING -> app",
+            claim: Some(vec![
+                hop(Some(9), Listener(pf.outbound_port)),
+                hop(Some(2), Listener(pf.inbound_port)),
+                hop(Some(1), App),
+            ]),
+            connection: app(ip(SELF_SERVICE_VIP), 8080, pf.app_uid, pf.app_gid),
+        },
+        Scenario {
+            id: "5-envoy-localhost",
+            title: "Envoy inter-process traffic over localhost (uid 1337 -> 127.0.0.1:15000)",
+            article_path: "OUTPUT -> ISTIO_OUTPUT rule 8 -> POSTROUTING -> Envoy process",
+            claim: Some(vec![hop(Some(8), Listener(15000))]),
+            connection: app(ip("127.0.0.1"), 15000, pf.proxy_uid, pf.proxy_gid),
+        },
+        Scenario {
+            id: "6-sidecar-to-istiod",
+            title: "pilot-agent (uid 1337) -> istiod",
+            article_path: "OUTPUT -> ISTIO_OUTPUT rule 9 -> Envoy 15001 -> OUTPUT -> ISTIO_OUTPUT rule 4 -> POSTROUTING -> istiod",
+            claim: Some(vec![hop(Some(9), Listener(pf.outbound_port)), hop(Some(4), Remote)]),
+            connection: app(ip(ISTIOD), 15012, pf.proxy_uid, pf.proxy_gid),
+        },
+        Scenario {
+            id: "x-own-pod-ip",
+            title: "app calls its own pod IP directly",
+            article_path: "",
+            claim: None,
+            connection: app(pod_ip, 8080, pf.app_uid, pf.app_gid),
+        },
+        Scenario {
+            id: "x-gid-1337",
+            title: "process with gid 1337 and another uid (OpenShift-style random uid) -> remote",
+            article_path: "",
+            claim: None,
+            connection: app(remote, 8080, 1_000_670_000, pf.proxy_gid),
+        },
+        Scenario {
+            id: "x-root",
+            title: "root process (uid 0) -> remote",
+            article_path: "",
+            claim: None,
+            connection: app(remote, 8080, 0, 0),
+        },
+        Scenario {
+            id: "x-app-localhost",
+            title: "app -> 127.0.0.1:8080 (a sidecar of its own, e.g. a local cache)",
+            article_path: "",
+            claim: None,
+            connection: app(ip("127.0.0.1"), 8080, pf.app_uid, pf.app_gid),
+        },
+    ]
+}
+
+/// The services the scenarios need the proxy to resolve: the self-service VIP → this pod.
+pub fn scenario_services(sim: &Simulator) -> Vec<(SocketAddr, SocketAddr)> {
+    let pod_ip = sim
+        .pod
+        .primary(sidecar_model::Family::Ipv4)
+        .unwrap_or(ip("10.1.0.5"));
+    vec![(
+        SocketAddr::new(ip(SELF_SERVICE_VIP), 8080),
+        SocketAddr::new(pod_ip, 8080),
+    )]
+}
+
+/// The model's path in the claim's vocabulary: per hop, the ISTIO_OUTPUT rule that decided it
+/// (the last ISTIO_OUTPUT rule hit in nat) and where it arrived.
+pub fn observed(j: &Journey) -> Vec<ClaimedHop> {
+    j.hops
+        .iter()
+        .map(|h| ClaimedHop {
+            istio_output_rule: h
+                .matched
+                .iter()
+                .filter(|r| r.chain == "ISTIO_OUTPUT" && r.table == sidecar_model::TableKind::Nat)
+                .map(|r| r.rule)
+                .next_back(),
+            arrives: match h.delivered_to {
+                Delivery::Listener(p) => ClaimedArrival::Listener(p),
+                Delivery::App(_) => ClaimedArrival::App,
+                Delivery::Remote(_) => ClaimedArrival::Remote,
+                Delivery::Dropped => ClaimedArrival::Dropped,
+            },
+        })
+        .collect()
+}
+
+/// The model's path in words.
+pub fn path_words(j: &Journey) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for h in &j.hops {
+        parts.push(h.hook.to_string());
+        for r in h
+            .matched
+            .iter()
+            .filter(|r| r.table == sidecar_model::TableKind::Nat && r.chain.starts_with("ISTIO"))
+        {
+            parts.push(format!("{} rule {}", r.chain, r.rule));
+        }
+        parts.push(match h.delivered_to {
+            Delivery::Listener(p) => format!("Envoy {p}"),
+            Delivery::App(p) => format!("app {p}"),
+            Delivery::Remote(a) => format!("remote {a}"),
+            Delivery::Dropped => "dropped".into(),
+        });
+    }
+    if j.outcome == Outcome::Loop {
+        parts.push("LOOP".into());
+    }
+    parts.join(" -> ")
+}
+
+/// Why a claim and the model disagree, in one line; `None` when they agree.
+pub fn disagreement(claim: &[ClaimedHop], seen: &[ClaimedHop]) -> Option<String> {
+    for (i, (c, s)) in claim.iter().zip(seen).enumerate() {
+        if let Some(rule) = c.istio_output_rule {
+            if s.istio_output_rule != Some(rule) {
+                return Some(match s.istio_output_rule {
+                    Some(r) => format!(
+                        "hop {}: ISTIO_OUTPUT rule {r} decides, not rule {rule}",
+                        i + 1
+                    ),
+                    None => format!(
+                        "hop {}: no ISTIO_OUTPUT rule is involved (the article names rule {rule})",
+                        i + 1
+                    ),
+                });
+            }
+        }
+        if c.arrives != s.arrives {
+            return Some(format!(
+                "hop {}: arrives at {}, not {}",
+                i + 1,
+                arrival(&s.arrives),
+                arrival(&c.arrives)
+            ));
+        }
+    }
+    if claim.len() > seen.len() {
+        let last = seen
+            .last()
+            .map_or("nowhere".to_string(), |s| arrival(&s.arrives));
+        let next = claim.get(seen.len()).and_then(|c| c.istio_output_rule);
+        return Some(match next {
+            Some(r) => format!(
+                "the journey ends at {last} after {} hop(s); the article goes on through ISTIO_OUTPUT rule {r}, which this connection never reaches",
+                seen.len()
+            ),
+            None => format!("the journey ends at {last} after {} hop(s), the article's after {}", seen.len(), claim.len()),
+        });
+    }
+    if claim.len() < seen.len() {
+        return Some(format!(
+            "the journey goes on after the article's last hop: {} hop(s), not {}",
+            seen.len(),
+            claim.len()
+        ));
+    }
+    None
+}
+
+fn arrival(a: &ClaimedArrival) -> String {
+    match a {
+        ClaimedArrival::Listener(p) => format!("Envoy {p}"),
+        ClaimedArrival::App => "the app".into(),
+        ClaimedArrival::Remote => "the remote side".into(),
+        ClaimedArrival::Dropped => "nowhere (dropped)".into(),
+    }
+}
