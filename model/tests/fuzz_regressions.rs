@@ -15,6 +15,10 @@ const CASES: &[(&str, &str)] = &[
         "unknown-module-args-before-p.bin",
         "an unknown module's arguments took `--dport` when `-p tcp` came later; the print puts `-p` first, so the split differed",
     ),
+    (
+        "module-name-with-space.bin",
+        "a quoted match name with a trailing space was kept, and printed unquoted it lost the space",
+    ),
 ];
 
 #[test]

@@ -837,7 +837,11 @@ fn check_chain_name(name: &str) -> Result<(), String> {
     if name.len() > 28 {
         return Err(format!("chain name `{name}` longer than 28 characters"));
     }
-    if name.starts_with('-') || name.starts_with('!') || name.is_empty() {
+    if name.starts_with('-')
+        || name.starts_with('!')
+        || name.is_empty()
+        || name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'' || c == '\\')
+    {
         return Err(format!("invalid chain name `{name}`"));
     }
     if matches!(name, "ACCEPT" | "DROP" | "RETURN" | "QUEUE") {

@@ -441,7 +441,11 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                         // owns.
                         let owned = owned_options(&matches, final_proto);
                         let args = collect_verbatim(&mut a, &owned);
-                        if name.is_empty() || name.starts_with('-') {
+                        if name.is_empty()
+                            || name.len() > 28
+                            || name.starts_with('-')
+                            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                        {
                             return Err(err_at(v, format!("`{name}` is not a match module name")));
                         }
                         matches.push(MatchB {
