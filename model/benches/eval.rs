@@ -1,14 +1,26 @@
 //! Single-connection evaluation speed: the classic ruleset and the largest corpus ruleset,
 //! fast path (no trace) and traced. Figures go into the README.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "benchmark")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "benchmark"
+)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use sidecar_model::eval::{Engine, IfName, NoTrace, Packet, Scratch, Trace};
 use sidecar_model::{parse, Hook, Ruleset, DEFAULT_RULESET};
 
 fn app_to_remote() -> Packet {
-    let mut p = Packet::tcp_out("10.1.0.5".parse().unwrap(), "10.1.0.99".parse().unwrap(), 40000, 80, 1000, 1000);
+    let mut p = Packet::tcp_out(
+        "10.1.0.5".parse().unwrap(),
+        "10.1.0.99".parse().unwrap(),
+        40000,
+        80,
+        1000,
+        1000,
+    );
     p.out_iface = Some(IfName::new("eth0"));
     p
 }
@@ -16,7 +28,8 @@ fn app_to_remote() -> Packet {
 /// The ruleset of Istio's corpus with the most rules, if the corpus is here.
 fn largest_corpus() -> Option<(String, Ruleset)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/istio");
-    let dir = std::env::var_os("SIDECAR_SHARED_CORPUS").map_or(root, |d| std::path::PathBuf::from(d).join("istio"));
+    let dir = std::env::var_os("SIDECAR_SHARED_CORPUS")
+        .map_or(root, |d| std::path::PathBuf::from(d).join("istio"));
     let mut best: Option<(String, Ruleset)> = None;
     let mut stack = vec![dir];
     while let Some(d) = stack.pop() {
@@ -36,7 +49,9 @@ fn largest_corpus() -> Option<(String, Ruleset)> {
 }
 
 fn bench(c: &mut Criterion) {
-    let classic = parse("classic", DEFAULT_RULESET.as_bytes()).unwrap().ruleset;
+    let classic = parse("classic", DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset;
     let mut sets = vec![("classic".to_string(), classic)];
     if let Some((name, rs)) = largest_corpus() {
         eprintln!("largest corpus ruleset: {name} ({} rules)", rs.rule_count());

@@ -372,8 +372,25 @@ impl Cidr {
     }
 
     /// Whether `ip` lies in this prefix (an address of the other family never does).
+    #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        *self == Cidr::new(ip, self.prefix) && ip.is_ipv4() == self.addr.is_ipv4()
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let shift = 32u32.saturating_sub(u32::from(self.prefix));
+                (u32::from(net) ^ u32::from(a))
+                    .checked_shr(shift)
+                    .unwrap_or(0)
+                    == 0
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let shift = 128u32.saturating_sub(u32::from(self.prefix));
+                (u128::from(net) ^ u128::from(a))
+                    .checked_shr(shift)
+                    .unwrap_or(0)
+                    == 0
+            }
+            _ => false,
+        }
     }
 
     /// Whether this prefix covers every address of its family.
@@ -389,10 +406,18 @@ pub struct Iface(pub String);
 
 impl Iface {
     /// Whether the interface called `name` matches this pattern.
+    #[inline]
     pub fn matches(&self, name: &str) -> bool {
-        match self.0.strip_suffix('+') {
-            Some(prefix) => name.starts_with(prefix),
-            None => self.0 == name,
+        self.matches_bytes(name.as_bytes())
+    }
+
+    /// [`Iface::matches`] on the name's bytes.
+    #[inline]
+    pub fn matches_bytes(&self, name: &[u8]) -> bool {
+        let pat = self.0.as_bytes();
+        match pat.split_last() {
+            Some((b'+', prefix)) => name.starts_with(prefix),
+            _ => pat == name,
         }
     }
 }

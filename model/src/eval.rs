@@ -59,6 +59,12 @@ impl IfName {
         }
     }
 
+    /// The name's bytes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
         self.bytes
@@ -279,7 +285,7 @@ pub struct Engine {
     index: [[Option<usize>; 5]; 2],
     /// Per family, per table (same order as the ruleset), per chain, per rule: the chain a jump
     /// or goto enters.
-    targets: [Vec<Vec<Vec<Option<u32>>>>; 2],
+    targets: [Vec<Vec<Vec<CRule>>>; 2],
     /// Per family, per table, per hook: the built-in chain's index.
     hook_chain: [Vec<[Option<u32>; 5]>; 2],
     /// Local addresses, for `-m addrtype`.
@@ -330,7 +336,7 @@ impl Engine {
     /// ranges; see [`Engine::with_local_addrs`].
     pub fn new(rs: &Ruleset) -> Engine {
         let mut index = [[None; 5]; 2];
-        let mut targets: [Vec<Vec<Vec<Option<u32>>>>; 2] = [Vec::new(), Vec::new()];
+        let mut targets: [Vec<Vec<Vec<CRule>>>; 2] = [Vec::new(), Vec::new()];
         let mut hook_chain: [Vec<[Option<u32>; 5]>; 2] = [Vec::new(), Vec::new()];
         for fam in [Family::Ipv4, Family::Ipv6] {
             let fi = fam_idx(fam);
@@ -338,18 +344,20 @@ impl Engine {
                 if let Some(slot) = index.get_mut(fi).and_then(|r| r.get_mut(kind_idx(t.kind))) {
                     *slot = Some(ti);
                 }
-                let tt: Vec<Vec<Option<u32>>> = t
+                let tt: Vec<Vec<CRule>> = t
                     .chains
                     .iter()
                     .map(|c| {
                         c.rules
                             .iter()
-                            .map(|r| {
-                                r.target
+                            .map(|r| CRule {
+                                head: Head::new(r),
+                                jump: r
+                                    .target
                                     .as_ref()
                                     .and_then(Target::chain)
                                     .and_then(|n| t.chain_index(n))
-                                    .and_then(|i| u32::try_from(i).ok())
+                                    .and_then(|i| u32::try_from(i).ok()),
                             })
                             .collect()
                     })
@@ -482,7 +490,9 @@ impl Engine {
         let Some(table) = self.rs.tables(fam).get(ti) else {
             return TableEnd::Continue;
         };
-        let targets = self.targets.get(fam_idx(fam)).and_then(|v| v.get(ti));
+        let Some(crules) = self.targets.get(fam_idx(fam)).and_then(|v| v.get(ti)) else {
+            return TableEnd::Continue;
+        };
         let policy = match table.chains.get(start as usize).and_then(|c| c.policy) {
             Some(Policy::Drop) => TableEnd::Drop,
             _ => TableEnd::Continue,
@@ -495,10 +505,42 @@ impl Engine {
         let mut cur: (u32, u32) = (start, 0);
         loop {
             let (ci, ri) = cur;
-            let Some(chain) = table.chains.get(ci as usize) else {
+            let (Some(chain), Some(cchain)) =
+                (table.chains.get(ci as usize), crules.get(ci as usize))
+            else {
                 return TableEnd::Continue;
             };
-            let Some(rule) = chain.rules.get(ri as usize) else {
+            // The next rule of this chain whose matches hold.
+            let mut ri = ri;
+            let found = loop {
+                let (Some(rule), Some(crule)) =
+                    (chain.rules.get(ri as usize), cchain.get(ri as usize))
+                else {
+                    break None;
+                };
+                let here = Hit {
+                    table: kind,
+                    chain: ci,
+                    rule: ri,
+                };
+                ri += 1;
+                let m = if crule.head.holds(pkt) {
+                    if rule.matches.is_empty() {
+                        Some(true)
+                    } else {
+                        self.matches_hold(rule, pkt, hook)
+                    }
+                } else {
+                    Some(false)
+                };
+                obs.tried(here, pkt, m);
+                match m {
+                    Some(true) => break Some((rule, crule, here)),
+                    Some(false) => {}
+                    None => obs.undecided(here),
+                }
+            };
+            let Some((rule, crule, here)) = found else {
                 match stack.pop() {
                     Some(back) => {
                         cur = back;
@@ -507,22 +549,7 @@ impl Engine {
                     None => return policy,
                 }
             };
-            cur.1 += 1;
-            let here = Hit {
-                table: kind,
-                chain: ci,
-                rule: ri,
-            };
-            let m = self.rule_matches(rule, pkt, hook);
-            obs.tried(here, pkt, m);
-            match m {
-                Some(true) => {}
-                Some(false) => continue,
-                None => {
-                    obs.undecided(here);
-                    continue;
-                }
-            }
+            cur = (ci, ri);
             obs.hit(here);
             let Some(target) = &rule.target else {
                 continue;
@@ -536,12 +563,7 @@ impl Engine {
                     None => return policy,
                 },
                 Target::Jump { .. } | Target::Goto { .. } => {
-                    let to = targets
-                        .and_then(|t| t.get(ci as usize))
-                        .and_then(|c| c.get(ri as usize))
-                        .copied()
-                        .flatten();
-                    let Some(to) = to else {
+                    let Some(to) = crule.jump else {
                         continue;
                     };
                     if matches!(target, Target::Jump { .. }) {
@@ -619,6 +641,7 @@ impl Engine {
     }
 
     /// Whether all the rule's matches hold; `None` when one cannot be decided.
+    #[inline]
     pub fn rule_matches(&self, r: &Rule, p: &Packet, hook: Hook) -> Option<bool> {
         if let Some(n) = &r.src {
             if n.value.contains(p.src) == n.negated {
@@ -631,13 +654,19 @@ impl Engine {
             }
         }
         if let Some(n) = &r.in_iface {
-            let m = p.in_iface.is_some_and(|i| n.value.matches(i.as_str()));
+            let m = p
+                .in_iface
+                .as_ref()
+                .is_some_and(|i| n.value.matches_bytes(i.as_bytes()));
             if m == n.negated {
                 return Some(false);
             }
         }
         if let Some(n) = &r.out_iface {
-            let m = p.out_iface.is_some_and(|i| n.value.matches(i.as_str()));
+            let m = p
+                .out_iface
+                .as_ref()
+                .is_some_and(|i| n.value.matches_bytes(i.as_bytes()));
             if m == n.negated {
                 return Some(false);
             }
@@ -653,6 +682,12 @@ impl Engine {
                 return Some(false);
             }
         }
+        self.matches_hold(r, p, hook)
+    }
+
+    /// Whether all `-m` matches of the rule hold; `None` when one cannot be decided.
+    #[inline]
+    fn matches_hold(&self, r: &Rule, p: &Packet, hook: Hook) -> Option<bool> {
         let mut undecided = false;
         for m in &r.matches {
             match self.match_holds(m, p, hook) {
@@ -810,6 +845,149 @@ fn redirect_addr(hook: Hook, p: &Packet, local: &[IpAddr]) -> IpAddr {
         .find(|a| a.is_ipv4() == v4 && !a.is_loopback())
         .copied()
         .unwrap_or(lo)
+}
+
+/// A rule's generic part (`-s -d -i -o -p -f`) in a compact form, checked before its matches.
+#[derive(Debug, Clone)]
+struct Head {
+    src: AddrTest,
+    dst: AddrTest,
+    in_iface: IfTest,
+    out_iface: IfTest,
+    /// 0 for any protocol.
+    proto: u8,
+    proto_neg: bool,
+    /// `-f`: never holds for a connection's packets.
+    never: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AddrTest {
+    Any,
+    V4 { net: u32, mask: u32, neg: bool },
+    V6 { net: u128, mask: u128, neg: bool },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IfTest {
+    /// 0: no test.
+    len: u8,
+    prefix: bool,
+    neg: bool,
+    bytes: [u8; 16],
+}
+
+impl AddrTest {
+    fn new(c: &Option<Neg<Cidr>>) -> AddrTest {
+        let Some(n) = c else { return AddrTest::Any };
+        let p = u32::from(n.value.prefix);
+        match n.value.addr {
+            IpAddr::V4(a) => AddrTest::V4 {
+                net: u32::from(a),
+                mask: u32::MAX.checked_shl(32u32.saturating_sub(p)).unwrap_or(0),
+                neg: n.negated,
+            },
+            IpAddr::V6(a) => AddrTest::V6 {
+                net: u128::from(a),
+                mask: u128::MAX.checked_shl(128u32.saturating_sub(p)).unwrap_or(0),
+                neg: n.negated,
+            },
+        }
+    }
+
+    #[inline]
+    fn holds(&self, a: IpAddr) -> bool {
+        match (*self, a) {
+            (AddrTest::Any, _) => true,
+            (AddrTest::V4 { net, mask, neg }, IpAddr::V4(a)) => {
+                ((u32::from(a) & mask) == net) != neg
+            }
+            (AddrTest::V6 { net, mask, neg }, IpAddr::V6(a)) => {
+                ((u128::from(a) & mask) == net) != neg
+            }
+            // An address of the other family is never in the prefix.
+            (AddrTest::V4 { neg, .. } | AddrTest::V6 { neg, .. }, _) => neg,
+        }
+    }
+}
+
+impl IfTest {
+    fn new(i: &Option<Neg<Iface>>) -> IfTest {
+        let mut t = IfTest {
+            len: 0,
+            prefix: false,
+            neg: false,
+            bytes: [0; 16],
+        };
+        if let Some(n) = i {
+            let b = n.value.0.as_bytes();
+            let (pat, prefix) = match b.split_last() {
+                Some((b'+', rest)) => (rest, true),
+                _ => (b, false),
+            };
+            let len = pat.len().min(15);
+            if let (Some(dst), Some(src)) = (t.bytes.get_mut(..len), pat.get(..len)) {
+                dst.copy_from_slice(src);
+            }
+            // `len` counts the test itself: 1 + pattern length, so that 0 means no test.
+            t.len = u8::try_from(len + 1).unwrap_or(16);
+            t.prefix = prefix;
+            t.neg = n.negated;
+        }
+        t
+    }
+
+    #[inline]
+    fn holds(&self, name: &Option<IfName>) -> bool {
+        if self.len == 0 {
+            return true;
+        }
+        let pat = self.bytes.get(..usize::from(self.len - 1)).unwrap_or(&[]);
+        let m = match name {
+            Some(n) => {
+                let b = n.as_bytes();
+                if self.prefix {
+                    b.starts_with(pat)
+                } else {
+                    b == pat
+                }
+            }
+            None => false,
+        };
+        m != self.neg
+    }
+}
+
+impl Head {
+    fn new(r: &Rule) -> Head {
+        Head {
+            src: AddrTest::new(&r.src),
+            dst: AddrTest::new(&r.dst),
+            in_iface: IfTest::new(&r.in_iface),
+            out_iface: IfTest::new(&r.out_iface),
+            proto: r.proto.map_or(0, |p| p.value.0),
+            proto_neg: r.proto.is_some_and(|p| p.negated),
+            never: r.fragment == Some(true),
+        }
+    }
+
+    #[inline(always)]
+    fn holds(&self, p: &Packet) -> bool {
+        !self.never
+            && (self.proto == 0 || (self.proto == p.proto) != self.proto_neg)
+            && self.out_iface.holds(&p.out_iface)
+            && self.in_iface.holds(&p.in_iface)
+            && self.dst.holds(p.dst)
+            && self.src.holds(p.src)
+    }
+}
+
+/// A rule prepared for evaluation.
+#[derive(Debug, Clone)]
+struct CRule {
+    head: Head,
+    /// The chain a jump or goto enters.
+    jump: Option<u32>,
 }
 
 enum TableEnd {

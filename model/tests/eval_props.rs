@@ -484,3 +484,16 @@ fn goto_returns_to_the_caller_of_the_goto_chain() {
     let (v, _) = engine.run_hook(Hook::Output, &mut u, &mut Scratch::default(), &mut NoTrace);
     assert_eq!(v, HookVerdict::Drop);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 4, ..ProptestConfig::default() })]
+
+    /// Many user chains jumping forward (up to 60 deep): evaluation ends, traced and fast agree.
+    #[test]
+    fn random_deep_rulesets_terminate(rs in ruleset_strategy(60, 3), pkts in prop::collection::vec(packet_strategy(Family::Ipv4), 1..4)) {
+        let engine = Engine::new(&rs.0);
+        for (hook, p) in pkts {
+            check_one(&rs.0, &engine, hook, p)?;
+        }
+    }
+}

@@ -840,7 +840,9 @@ fn check_chain_name(name: &str) -> Result<(), String> {
     if name.starts_with('-')
         || name.starts_with('!')
         || name.is_empty()
-        || name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'' || c == '\\')
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'' || c == '\\')
     {
         return Err(format!("invalid chain name `{name}`"));
     }

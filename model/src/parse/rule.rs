@@ -444,7 +444,9 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                         if name.is_empty()
                             || name.len() > 28
                             || name.starts_with('-')
-                            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                            || !name
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
                         {
                             return Err(err_at(v, format!("`{name}` is not a match module name")));
                         }
