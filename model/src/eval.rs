@@ -286,8 +286,9 @@ pub struct Engine {
     /// Per family, per table (same order as the ruleset), per chain, per rule: the chain a jump
     /// or goto enters.
     targets: [Vec<Vec<Vec<CRule>>>; 2],
-    /// Per family, per table, per hook: the built-in chain's index.
-    hook_chain: [Vec<[Option<u32>; 5]>; 2],
+    /// Per family, per hook: the tables to run, in order, with their table index and the
+    /// built-in chain's index.
+    plan: [[Vec<(TableKind, usize, u32)>; 5]; 2],
     /// Local addresses, for `-m addrtype`.
     local: Vec<IpAddr>,
 }
@@ -382,11 +383,33 @@ impl Engine {
                 }
             }
         }
+        let mut plan: [[Vec<(TableKind, usize, u32)>; 5]; 2] = Default::default();
+        for fam in [Family::Ipv4, Family::Ipv6] {
+            let fi = fam_idx(fam);
+            for hook in Hook::ALL {
+                for &kind in hook_tables(hook) {
+                    let ti = index.get(fi).and_then(|r| r.get(kind_idx(kind))).copied().flatten();
+                    let start = ti.and_then(|ti| {
+                        hook_chain
+                            .get(fi)
+                            .and_then(|v| v.get(ti))
+                            .and_then(|hc| hc.get(hook_idx(hook)))
+                            .copied()
+                            .flatten()
+                    });
+                    if let (Some(ti), Some(start)) = (ti, start) {
+                        if let Some(v) = plan.get_mut(fi).and_then(|p| p.get_mut(hook_idx(hook))) {
+                            v.push((kind, ti, start));
+                        }
+                    }
+                }
+            }
+        }
         Engine {
             rs: rs.clone(),
             index,
             targets,
-            hook_chain,
+            plan,
             local: vec![
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -442,29 +465,13 @@ impl Engine {
         let mut fx = HookEffects::default();
         let fam = pkt.family();
         let fi = fam_idx(fam);
-        for &kind in hook_tables(hook) {
+        let Some(plan) = self.plan.get(fi).and_then(|p| p.get(hook_idx(hook))) else {
+            return (HookVerdict::Accept, fx);
+        };
+        for &(kind, ti, start) in plan {
             if kind == TableKind::Nat && (skip_nat || pkt.ctstate != ConnState::New) {
                 continue;
             }
-            let Some(ti) = self
-                .index
-                .get(fi)
-                .and_then(|r| r.get(kind_idx(kind)))
-                .copied()
-                .flatten()
-            else {
-                continue;
-            };
-            let Some(start) = self
-                .hook_chain
-                .get(fi)
-                .and_then(|v| v.get(ti))
-                .and_then(|hc| hc.get(hook_idx(hook)))
-                .copied()
-                .flatten()
-            else {
-                continue;
-            };
             match self.run_table(fam, ti, kind, start, hook, pkt, scratch, obs, &mut fx) {
                 TableEnd::Continue => {}
                 TableEnd::Drop => return (HookVerdict::Drop, fx),
