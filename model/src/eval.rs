@@ -388,7 +388,11 @@ impl Engine {
             let fi = fam_idx(fam);
             for hook in Hook::ALL {
                 for &kind in hook_tables(hook) {
-                    let ti = index.get(fi).and_then(|r| r.get(kind_idx(kind))).copied().flatten();
+                    let ti = index
+                        .get(fi)
+                        .and_then(|r| r.get(kind_idx(kind)))
+                        .copied()
+                        .flatten();
                     let start = ti.and_then(|ti| {
                         hook_chain
                             .get(fi)

@@ -650,7 +650,7 @@ COMMIT
 #[test]
 fn pending_subcommands_say_not_available() {
     let mut failures = Vec::new();
-    for sub in ["trace", "check", "diff", "kernel", "scenarios"] {
+    for sub in ["check", "diff", "kernel"] {
         for extra in [&[][..], &["-", "--pod-ip", "10.0.0.1"][..]] {
             let out = Command::new(BIN)
                 .arg(sub)
@@ -670,6 +670,90 @@ fn pending_subcommands_say_not_available() {
             }
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Usage errors of the built subcommands exit 2 with a message, never 0 or a panic.
+#[test]
+fn usage_errors_exit_2() {
+    let profile = std::env::temp_dir().join(format!("sv-bad-profile-{}.toml", std::process::id()));
+    std::fs::write(&profile, "proxy_uid = \"x\"\n").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["trace".into()], "--dst"),
+        (
+            vec![
+                "trace".into(),
+                "--dst".into(),
+                "10.1.0.999".into(),
+                "--dport".into(),
+                "80".into(),
+            ],
+            "invalid",
+        ),
+        (
+            vec![
+                "trace".into(),
+                "--dst".into(),
+                "10.1.0.99".into(),
+                "--dport".into(),
+                "70000".into(),
+            ],
+            "70000",
+        ),
+        (
+            vec![
+                "trace".into(),
+                "--dst".into(),
+                "10.1.0.99".into(),
+                "--dport".into(),
+                "80".into(),
+                "--src".into(),
+                "::1".into(),
+            ],
+            "different families",
+        ),
+        (
+            vec![
+                "trace".into(),
+                "--dst".into(),
+                "10.1.0.99".into(),
+                "--dport".into(),
+                "80".into(),
+                "--profile".into(),
+                profile.display().to_string(),
+            ],
+            "proxy_uid",
+        ),
+        (
+            vec![
+                "scenarios".into(),
+                "--profile".into(),
+                "/nonexistent/profile.toml".into(),
+            ],
+            "cannot read profile",
+        ),
+        (
+            vec!["scenarios".into(), "/nonexistent/rules".into()],
+            "cannot read",
+        ),
+        (vec!["frobnicate".into()], "unrecognized subcommand"),
+    ];
+    let mut failures = Vec::new();
+    for (args, want) in &cases {
+        let out = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sidecar-verify");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(2) || !stderr.contains(want) || stderr.contains("panicked") {
+            failures.push(format!(
+                "sidecar-verify {args:?}: {} (want `{want}`)\n{stderr}",
+                out.status
+            ));
+        }
+    }
+    let _ = std::fs::remove_file(&profile);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
