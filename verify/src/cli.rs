@@ -50,8 +50,29 @@ pub enum Command {
     Check(Pending),
     /// Show which connections behave differently between two rulesets (not available yet).
     Diff(Pending),
-    /// Compare the model with Linux netfilter in network namespaces (not available yet).
-    Kernel(Pending),
+    /// Compare the model with Linux netfilter: run flows in a pod made of network namespaces and
+    /// check, flow by flow, the rules whose counters moved and where the flow arrived.
+    Kernel(KernelArgs),
+    /// (internal) The listener and flow runner the kernel oracle starts in each namespace.
+    #[command(name = "__agent", hide = true)]
+    Agent {
+        /// Ports to listen on (TCP and UDP).
+        ports: Vec<u16>,
+    },
+    /// (internal) One client flow of the kernel oracle.
+    #[command(name = "__connect", hide = true)]
+    Connect {
+        /// Flow id.
+        id: String,
+        /// tcp or udp.
+        proto: String,
+        /// Source to bind, or `-`.
+        src: String,
+        /// Destination address.
+        dst: String,
+        /// Destination port.
+        dport: String,
+    },
 }
 
 /// Where the pod is and what mesh it runs.
@@ -115,6 +136,28 @@ pub struct ScenarioArgs {
     pub json: bool,
 }
 
+/// Arguments of `kernel`.
+#[derive(Debug, clap::Args)]
+pub struct KernelArgs {
+    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    pub rules: Option<String>,
+    /// Random flows to run besides the scenarios' connections.
+    #[arg(long, default_value_t = 200)]
+    pub flows: usize,
+    /// Seed of the random flows (the same seed gives the same flows everywhere).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Flows per counter read (a batch that does not add up is re-run flow by flow).
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
+    /// Where the pod is and what mesh it runs (the oracle's pod is 10.1.0.5).
+    #[command(flatten)]
+    pub pod: PodArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Arguments of a subcommand that a later issue builds.
 #[derive(Debug, clap::Args)]
 pub struct Pending {
@@ -131,7 +174,15 @@ pub fn run(cli: Cli) -> u8 {
         Command::Scenarios(a) => scenarios(&a),
         Command::Check(_) => pending("check"),
         Command::Diff(_) => pending("diff"),
-        Command::Kernel(_) => pending("kernel"),
+        Command::Kernel(a) => kernel(&a),
+        Command::Agent { ports } => crate::kernel::agent::agent(&ports),
+        Command::Connect {
+            id,
+            proto,
+            src,
+            dst,
+            dport,
+        } => crate::kernel::agent::connect(&id, &proto, &src, &dst, &dport),
     }
 }
 
@@ -360,4 +411,105 @@ fn scenarios(a: &ScenarioArgs) -> u8 {
         "{agree} of the article's {claims} claims agree with the model\n"
     ));
     emit(&out)
+}
+
+/// The connections of every hop of every scenario, as flows for the kernel oracle.
+pub fn scenario_flows(sim: &mut Simulator) -> Vec<Connection> {
+    let mut out = Vec::new();
+    for r in run_scenarios(sim) {
+        for h in &r.journey.hops {
+            let p = h.packet;
+            out.push(Connection {
+                proto: p.proto,
+                src: Some(p.src),
+                dst: p.dst,
+                sport: p.sport,
+                dport: p.dport,
+                uid: p.uid,
+                gid: p.gid,
+                from_outside: h.hook == sidecar_model::Hook::Prerouting,
+            });
+        }
+    }
+    out
+}
+
+fn kernel(a: &KernelArgs) -> u8 {
+    use crate::kernel as k;
+    let pod_ip: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 0, 5));
+    if a.pod.pod_ip.iter().any(|ip| *ip != pod_ip) {
+        eprintln!("error: the kernel oracle's pod is 10.1.0.5; `--pod-ip` cannot change it");
+        return 2;
+    }
+    let (loaded, mut sim) = match simulator(a.rules.as_deref(), &a.pod) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if let Some(why) = k::unsupported(&loaded.parsed.ruleset) {
+        eprintln!("error: {}: {why}", loaded.name);
+        return 2;
+    }
+    if let Some(why) = crate::netns::unavailable() {
+        eprintln!("error: the kernel oracle cannot run here: {why}");
+        return 2;
+    }
+    k::install_interrupt_cleanup();
+    let mut rng = k::SplitMix::new(a.seed);
+    let ports = k::ports(&sim, &mut rng);
+    let mut flows = scenario_flows(&mut sim);
+    sim.services.clear();
+    flows.extend(k::random_flows(&sim, &ports, a.flows, &mut rng));
+    let mut tp = match k::TestPod::create(&ports) {
+        Ok(tp) => tp,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let report = match k::run(&mut tp, &sim, &flows, a.batch) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    drop(tp);
+    let code = u8::from(!report.disagreements.is_empty());
+    if a.json {
+        return match serde_json::to_string_pretty(&report) {
+            Ok(s) => emit(&(s + "\n")).max(code),
+            Err(e) => {
+                eprintln!("error: cannot serialise the report: {e}");
+                2
+            }
+        };
+    }
+    let mut out = String::new();
+    for d in &report.disagreements {
+        let f = &d.flow;
+        let who = if f.from_outside {
+            "from outside".to_string()
+        } else {
+            format!("uid {} gid {}", f.uid, f.gid)
+        };
+        let src = f.src.map_or("-".to_string(), |s| s.to_string());
+        out.push_str(&format!(
+            "DISAGREE {} {src} -> {}:{} ({who}): {}\n  model:  {}\n  kernel: {}\n",
+            if f.proto == 17 { "udp" } else { "tcp" },
+            f.dst,
+            f.dport,
+            d.what,
+            d.model,
+            d.kernel
+        ));
+    }
+    out.push_str(&format!(
+        "{}: {} flows compared, {} disagreement(s), {} skipped (undecidable rules), {:.0} flows/s\n",
+        loaded.name,
+        report.compared,
+        report.disagreements.len(),
+        report.skipped_undecided,
+        report.flows_per_second
+    ));
+    emit(&out).max(code)
 }

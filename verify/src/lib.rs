@@ -9,5 +9,6 @@
 pub mod cli;
 pub mod input;
 pub mod journey_text;
+pub mod kernel;
 pub mod netns;
 pub mod scenarios;
