@@ -436,15 +436,18 @@ pub fn scenario_flows(sim: &mut Simulator) -> Vec<Connection> {
 
 fn kernel(a: &KernelArgs) -> u8 {
     use crate::kernel as k;
-    let pod_ip: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 0, 5));
-    if a.pod.pod_ip.iter().any(|ip| *ip != pod_ip) {
-        eprintln!("error: the kernel oracle's pod is 10.1.0.5; `--pod-ip` cannot change it");
+    if a.pod.pod_ip.iter().any(|ip| !k::POD_IPS.contains(ip)) {
+        eprintln!(
+            "error: the kernel oracle's pod is 10.1.0.5 and fd00::5; `--pod-ip` cannot change it"
+        );
         return 2;
     }
-    let (loaded, mut sim) = match simulator(a.rules.as_deref(), &a.pod) {
+    let (loaded, sim) = match simulator(a.rules.as_deref(), &a.pod) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    // The oracle's pod has an IPv6 address too.
+    let mut sim = Simulator::new(&loaded.parsed.ruleset, Pod::new(&k::POD_IPS), sim.profile);
     if let Some(why) = k::unsupported(&loaded.parsed.ruleset) {
         eprintln!("error: {}: {why}", loaded.name);
         return 2;

@@ -18,7 +18,7 @@ use sidecar_verify::kernel::{self, random_flows, SplitMix, TestPod};
 use sidecar_verify::netns::unavailable;
 
 fn sim(rs: &Ruleset) -> Simulator {
-    Simulator::new(rs, Pod::default(), Profile::istio())
+    Simulator::new(rs, Pod::new(&kernel::POD_IPS), Profile::istio())
 }
 
 fn flows(

@@ -29,19 +29,40 @@ fn say(out: &Arc<Mutex<std::io::Stdout>>, line: &str) {
     }
 }
 
+/// A listening socket on `addr`; IPv6 ones only for IPv6, beside the IPv4 one.
+fn listener(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socket> {
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    if ty == socket2::Type::STREAM {
+        s.listen(128)?;
+    }
+    Ok(s)
+}
+
+fn original_dst(c: &TcpStream) -> Option<SocketAddr> {
+    use nix::sys::socket::{getsockopt, sockopt};
+    if c.local_addr().ok()?.is_ipv4() {
+        let a = getsockopt(c, sockopt::OriginalDst).ok()?;
+        let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+        Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(a.sin_port)))
+    } else {
+        let a = getsockopt(c, sockopt::Ip6tOriginalDst).ok()?;
+        let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+        Some(SocketAddr::new(IpAddr::V6(ip), u16::from_be(a.sin6_port)))
+    }
+}
+
 fn serve_tcp(l: TcpListener, port: u16, out: Arc<Mutex<std::io::Stdout>>) {
     for conn in l.incoming() {
         let Ok(mut c) = conn else { continue };
         let out = Arc::clone(&out);
         std::thread::spawn(move || {
             let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-            let orig = nix::sys::socket::getsockopt(&c, nix::sys::socket::sockopt::OriginalDst)
-                .ok()
-                .map(|a| {
-                    let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-                    SocketAddr::new(IpAddr::V4(ip), u16::from_be(a.sin_port)).to_string()
-                })
-                .unwrap_or_else(|| "-".into());
+            let orig = original_dst(&c).map_or_else(|| "-".to_string(), |a| a.to_string());
             let mut line = String::new();
             let mut r = BufReader::new(&mut c);
             if r.read_line(&mut line).is_ok() {
@@ -73,17 +94,25 @@ fn serve_udp(s: UdpSocket, port: u16, out: Arc<Mutex<std::io::Stdout>>) {
 pub fn agent(ports: &[u16]) -> u8 {
     let out = Arc::new(Mutex::new(std::io::stdout()));
     for &p in ports {
-        if let Ok(l) = TcpListener::bind(("0.0.0.0", p)) {
-            let o = Arc::clone(&out);
-            std::thread::spawn(move || serve_tcp(l, p, o));
-        }
-        if let Ok(u) = UdpSocket::bind(("0.0.0.0", p)) {
-            let o = Arc::clone(&out);
-            std::thread::spawn(move || serve_udp(u, p, o));
+        for any in [
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        ] {
+            if let Ok(l) = listener(SocketAddr::new(any, p), socket2::Type::STREAM) {
+                let o = Arc::clone(&out);
+                let l: TcpListener = l.into();
+                std::thread::spawn(move || serve_tcp(l, p, o));
+            }
+            if let Ok(u) = listener(SocketAddr::new(any, p), socket2::Type::DGRAM) {
+                let o = Arc::clone(&out);
+                let u: UdpSocket = u.into();
+                std::thread::spawn(move || serve_udp(u, p, o));
+            }
         }
     }
     say(&out, "ready");
-    let exe = std::env::current_exe().unwrap_or_else(|_| "sidecar-verify".into());
+    // This very program, even if its file has been replaced since it started.
+    let exe = std::path::PathBuf::from("/proc/self/exe");
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
@@ -119,10 +148,12 @@ pub fn connect(id: &str, proto: &str, src: &str, dst: &str, dport: &str) -> u8 {
     let to = SocketAddr::new(dst, dport);
     let ok = match proto {
         "udp" => (|| -> std::io::Result<bool> {
-            let bind = SocketAddr::new(
-                src.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-                0,
-            );
+            let any = if to.is_ipv4() {
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            };
+            let bind = SocketAddr::new(src.unwrap_or(any), 0);
             let s = UdpSocket::bind(bind)?;
             s.send_to(format!("{id}\n").as_bytes(), to)?;
             Ok(true)

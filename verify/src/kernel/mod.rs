@@ -41,8 +41,8 @@ use sidecar_model::{parse, Family, Ruleset, TableKind, Target};
 
 use crate::netns::Netns;
 
-/// A rule by table, chain and 1-based number.
-pub type RuleKey = (TableKind, String, u32);
+/// A rule by family, table, chain and 1-based number.
+pub type RuleKey = (Family, TableKind, String, u32);
 /// Packets counted per rule.
 pub type Counts = BTreeMap<RuleKey, u64>;
 
@@ -53,8 +53,14 @@ fn live() -> &'static Mutex<Vec<String>> {
     LIVE.get_or_init(|| Mutex::new(Vec::new()))
 }
 
-/// Installs a Ctrl-C handler that deletes this process's namespaces and exits 130.
+/// Installs a handler for Ctrl-C, SIGTERM and SIGHUP that deletes this process's namespaces and
+/// exits 130. Called by every [`TestPod`]; only the first call installs it.
 pub fn install_interrupt_cleanup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(install);
+}
+
+fn install() {
     let _ = ctrlc::set_handler(|| {
         if let Ok(v) = live().lock() {
             for ns in v.iter() {
@@ -150,6 +156,15 @@ pub const UDP_WAIT: Duration = Duration::from_millis(150);
 
 /// The addresses beyond the pod that the peer answers for.
 pub const PEER_RANGES: &[&str] = &["10.96.0.0/12", "1.1.0.0/16", "9.9.0.0/16", "192.0.2.0/24"];
+/// The IPv6 addresses beyond the pod that the peer answers for.
+pub const PEER_RANGES_V6: &[&str] = &["2001:db8::/32"];
+/// The pod's addresses in the oracle.
+pub const POD_IPS: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::new(10, 1, 0, 5)),
+    IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5)),
+];
+/// The peer's IPv6 address.
+pub const PEER_V6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99));
 
 fn ip(ns: &Netns, args: &[&str]) -> Result<(), OracleError> {
     let out = ns
@@ -176,6 +191,7 @@ impl TestPod {
 
     /// [`TestPod::create`] with the path of the `sidecar-verify` binary that runs the agents.
     pub fn create_with(exe: &std::path::Path, ports: &[u16]) -> Result<TestPod, OracleError> {
+        install_interrupt_cleanup();
         let pod = Netns::create("pod").map_err(OracleError::Setup)?;
         let peer = Netns::create("peer").map_err(OracleError::Setup)?;
         if let Ok(mut v) = live().lock() {
@@ -214,6 +230,24 @@ impl TestPod {
         ip(&pod, &["route", "add", "default", "via", "10.1.0.99"])?;
         for r in PEER_RANGES {
             ip(&peer, &["route", "add", "local", r, "dev", "lo"])?;
+        }
+        // IPv6: addresses without duplicate detection (usable at once), ::6 on the pod's lo as
+        // Istio adds it for the inbound passthrough.
+        ip(
+            &pod,
+            &["-6", "addr", "add", "fd00::5/64", "dev", "eth0", "nodad"],
+        )?;
+        ip(
+            &peer,
+            &["-6", "addr", "add", "fd00::99/64", "dev", "eth0", "nodad"],
+        )?;
+        ip(
+            &pod,
+            &["-6", "addr", "add", "::6/128", "dev", "lo", "nodad"],
+        )?;
+        ip(&pod, &["-6", "route", "add", "default", "via", "fd00::99"])?;
+        for r in PEER_RANGES_V6 {
+            ip(&peer, &["-6", "route", "add", "local", r, "dev", "lo"])?;
         }
         let (tx, rx) = channel();
         let mut agents = Vec::new();
@@ -269,22 +303,24 @@ impl TestPod {
         Ok(())
     }
 
-    /// The pod's per-rule packet counters: (table, chain, 1-based rule) → packets.
+    /// The pod's per-rule packet counters, both families.
     pub fn counters(&self) -> Result<Counts, OracleError> {
-        let out = self
-            .pod
-            .exec("iptables-save", &["-c"], b"")
-            .map_err(|e| OracleError::Setup(e.to_string()))?;
-        let parsed = parse("iptables-save -c", &out.stdout)
-            .map_err(|e| OracleError::Setup(e.to_string()))?;
         let mut m = BTreeMap::new();
-        for t in &parsed.ruleset.ipv4 {
-            for c in &t.chains {
-                for (i, r) in c.rules.iter().enumerate() {
-                    m.insert(
-                        (t.kind, c.name.clone(), u32::try_from(i + 1).unwrap_or(0)),
-                        r.counters.packets,
-                    );
+        for (fam, tool) in [
+            (Family::Ipv4, "iptables-save"),
+            (Family::Ipv6, "ip6tables-save"),
+        ] {
+            let out = self
+                .pod
+                .exec(tool, &["-c"], b"")
+                .map_err(|e| OracleError::Setup(e.to_string()))?;
+            let parsed = parse(tool, &out.stdout).map_err(|e| OracleError::Setup(e.to_string()))?;
+            for t in parsed.ruleset.tables(fam) {
+                for c in &t.chains {
+                    for (i, r) in c.rules.iter().enumerate() {
+                        let n = u32::try_from(i + 1).unwrap_or(0);
+                        m.insert((fam, t.kind, c.name.clone(), n), r.counters.packets);
+                    }
                 }
             }
         }
@@ -446,8 +482,9 @@ pub fn unsupported(rs: &Ruleset) -> Option<&'static str> {
 fn predicted(h: &HopReport) -> (Counts, Vec<RuleKey>) {
     let mut nat = BTreeMap::new();
     let mut other = Vec::new();
+    let fam = h.packet.family();
     for r in &h.matched {
-        let key = (r.table, r.chain.clone(), r.rule);
+        let key = (fam, r.table, r.chain.clone(), r.rule);
         if r.table == TableKind::Nat {
             *nat.entry(key).or_insert(0) += 1;
         } else if !other.contains(&key) {
@@ -472,11 +509,12 @@ fn show(m: &Counts) -> String {
         return "(none)".into();
     }
     m.iter()
-        .map(|((t, c, r), n)| {
+        .map(|((f, t, c, r), n)| {
+            let f = if *f == Family::Ipv6 { "ip6 " } else { "" };
             if *n == 1 {
-                format!("{t} {c} {r}")
+                format!("{f}{t} {c} {r}")
             } else {
-                format!("{t} {c} {r} ×{n}")
+                format!("{f}{t} {c} {r} ×{n}")
             }
         })
         .collect::<Vec<_>>()
@@ -502,7 +540,7 @@ fn compare_flow(
     let (nat, other) = predicted(hop);
     let nat_moved: BTreeMap<_, _> = moved
         .iter()
-        .filter(|(k, _)| k.0 == TableKind::Nat)
+        .filter(|(k, _)| k.1 == TableKind::Nat)
         .map(|(k, v)| (k.clone(), *v))
         .collect();
     if nat != nat_moved {
@@ -516,7 +554,7 @@ fn compare_flow(
     let missing: Vec<String> = other
         .iter()
         .filter(|k| !moved.contains_key(*k))
-        .map(|(t, ch, r)| format!("{t} {ch} {r}"))
+        .map(|(_, t, ch, r)| format!("{t} {ch} {r}"))
         .collect();
     if !missing.is_empty() {
         out.push(Disagreement {
@@ -569,7 +607,7 @@ pub fn run_with(
     let started = Instant::now();
     let mut report = OracleReport::default();
     let mut todo: Vec<(Connection, HopReport)> = Vec::new();
-    for c in flows.iter().filter(|c| c.dst.is_ipv4()) {
+    for c in flows {
         let h = sim.hop(c);
         if h.undecided.is_empty() {
             todo.push((*c, h));
@@ -602,7 +640,7 @@ pub fn run_with(
         }
         let nat_moved: BTreeMap<_, _> = moved
             .iter()
-            .filter(|(k, _)| k.0 == TableKind::Nat)
+            .filter(|(k, _)| k.1 == TableKind::Nat)
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         ok &= nat_sum == nat_moved;
@@ -674,20 +712,24 @@ pub fn ports(sim: &Simulator, rng: &mut SplitMix) -> Vec<u16> {
     v
 }
 
-/// `n` random flows over the pod's identities, destinations and `ports`.
+/// `n` random flows over the pod's identities, destinations and `ports`; a quarter IPv6 when
+/// the pod has an IPv6 address.
 pub fn random_flows(
     sim: &Simulator,
     ports: &[u16],
     n: usize,
     rng: &mut SplitMix,
 ) -> Vec<Connection> {
-    let pod_ip = sim
+    let pod_ip4 = sim
         .pod
         .primary(Family::Ipv4)
         .unwrap_or(IpAddr::V4(Ipv4Addr::new(10, 1, 0, 5)));
+    let pod_ip6 = sim.pod.primary(Family::Ipv6);
     let pf = &sim.profile;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
+        let v6 = pod_ip6.filter(|_| rng.below(4) == 0);
+        let pod_ip = v6.unwrap_or(pod_ip4);
         let proto = if rng.below(5) == 0 { 17 } else { 6 };
         let dport = if proto == 17 && rng.below(2) == 0 {
             53
@@ -697,7 +739,11 @@ pub fn random_flows(
         if rng.below(4) == 0 {
             out.push(Connection {
                 proto,
-                src: Some(pf.remote_peer),
+                src: Some(if v6.is_some() {
+                    PEER_V6
+                } else {
+                    pf.remote_peer
+                }),
                 dst: pod_ip,
                 sport: 40000,
                 dport,
@@ -716,24 +762,39 @@ pub fn random_flows(
             5 => (pf.proxy_uid, r),
             _ => (r, r / 2),
         };
-        let remote = |rng: &mut SplitMix| -> IpAddr {
-            let a = rng.below(256) as u8;
-            let b = rng.below(256) as u8;
-            match rng.below(4) {
-                0 => IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99)),
-                1 => IpAddr::V4(Ipv4Addr::new(10, 96, a, b)),
-                2 => IpAddr::V4(Ipv4Addr::new(1, 1, a, b)),
-                _ => IpAddr::V4(Ipv4Addr::new(9, 9, a, b)),
+        let byte = |rng: &mut SplitMix| u8::try_from(rng.below(256)).unwrap_or(1);
+        let (dst, local) = match (rng.below(5), v6) {
+            (0, _) => (pod_ip, true),
+            (1, None) => (IpAddr::V4(Ipv4Addr::LOCALHOST), true),
+            (2, None) => (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), true),
+            (_, Some(_)) if rng.below(3) == 0 => (IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), true),
+            (_, Some(_)) if rng.below(3) == 0 => (PEER_V6, false),
+            (_, Some(_)) => {
+                let a = u16::try_from(rng.below(65536)).unwrap_or(1);
+                (
+                    IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, a, 0, 0, 0, 1)),
+                    false,
+                )
+            }
+            (_, None) => {
+                let (a, b) = (byte(rng), byte(rng));
+                let d = match rng.below(4) {
+                    0 => Ipv4Addr::new(10, 1, 0, 99),
+                    1 => Ipv4Addr::new(10, 96, a, b),
+                    2 => Ipv4Addr::new(1, 1, a, b),
+                    _ => Ipv4Addr::new(9, 9, a, b),
+                };
+                (IpAddr::V4(d), false)
             }
         };
-        let (dst, local) = match rng.below(5) {
-            0 => (pod_ip, true),
-            1 => (IpAddr::V4(Ipv4Addr::LOCALHOST), true),
-            2 => (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), true),
-            _ => (remote(rng), false),
+        // The passthrough source is bound only for local destinations (a loopback source cannot
+        // leave by eth0).
+        let passthrough = if v6.is_some() {
+            IpAddr::V6(pf.passthrough_v6)
+        } else {
+            IpAddr::V4(pf.passthrough_v4)
         };
-        // 127.0.0.6 is bound only for local destinations (a loopback source cannot leave by eth0).
-        let src = (local && rng.below(3) == 0).then_some(IpAddr::V4(pf.passthrough_v4));
+        let src = (local && rng.below(3) == 0).then_some(passthrough);
         out.push(Connection {
             proto,
             src,
