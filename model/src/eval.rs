@@ -38,8 +38,8 @@ use crate::ast::*;
 /// `Copy` and evaluation never allocates.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IfName {
-    len: u8,
-    bytes: [u8; 15],
+    /// The name's bytes, zero-padded to 15, then its length.
+    raw: [u8; 16],
 }
 
 impl IfName {
@@ -49,28 +49,35 @@ impl IfName {
         while !name.is_char_boundary(end) {
             end -= 1;
         }
-        let mut bytes = [0u8; 15];
-        if let (Some(dst), Some(src)) = (bytes.get_mut(..end), name.as_bytes().get(..end)) {
+        let mut raw = [0u8; 16];
+        if let (Some(dst), Some(src)) = (raw.get_mut(..end), name.as_bytes().get(..end)) {
             dst.copy_from_slice(src);
         }
-        IfName {
-            len: u8::try_from(end).unwrap_or(15),
-            bytes,
+        if let Some(l) = raw.get_mut(15) {
+            *l = u8::try_from(end).unwrap_or(15);
         }
+        IfName { raw }
+    }
+
+    /// The name as one number: its bytes, zero-padded, then its length in the last byte.
+    #[inline(always)]
+    pub fn key(&self) -> u128 {
+        u128::from_le_bytes(self.raw)
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.raw.get(15).copied().unwrap_or(0)).min(15)
     }
 
     /// The name's bytes.
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+        self.raw.get(..self.len()).unwrap_or(&[])
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
-        self.bytes
-            .get(..usize::from(self.len))
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
 }
 
@@ -353,6 +360,7 @@ impl Engine {
                             .iter()
                             .map(|r| CRule {
                                 head: Head::new(r),
+                                has_matches: !r.matches.is_empty(),
                                 jump: r
                                     .target
                                     .as_ref()
@@ -524,9 +532,7 @@ impl Engine {
             // The next rule of this chain whose matches hold.
             let mut ri = ri;
             let found = loop {
-                let (Some(rule), Some(crule)) =
-                    (chain.rules.get(ri as usize), cchain.get(ri as usize))
-                else {
+                let Some(crule) = cchain.get(ri as usize) else {
                     break None;
                 };
                 let here = Hit {
@@ -535,23 +541,25 @@ impl Engine {
                     rule: ri,
                 };
                 ri += 1;
-                let m = if crule.head.holds(pkt) {
-                    if rule.matches.is_empty() {
-                        Some(true)
-                    } else {
-                        self.matches_hold(rule, pkt, hook)
-                    }
-                } else {
+                // The compact head first; the rule itself only when its `-m` matches matter.
+                let m = if !crule.head.holds(pkt) {
                     Some(false)
+                } else if !crule.has_matches {
+                    Some(true)
+                } else {
+                    match chain.rules.get(here.rule as usize) {
+                        Some(rule) => self.matches_hold(rule, pkt, hook),
+                        None => Some(false),
+                    }
                 };
                 obs.tried(here, pkt, m);
                 match m {
-                    Some(true) => break Some((rule, crule, here)),
+                    Some(true) => break Some((crule, here)),
                     Some(false) => {}
                     None => obs.undecided(here),
                 }
             };
-            let Some((rule, crule, here)) = found else {
+            let Some((crule, here)) = found else {
                 match stack.pop() {
                     Some(back) => {
                         cur = back;
@@ -562,7 +570,11 @@ impl Engine {
             };
             cur = (ci, ri);
             obs.hit(here);
-            let Some(target) = &rule.target else {
+            let Some(target) = chain
+                .rules
+                .get(here.rule as usize)
+                .and_then(|r| r.target.as_ref())
+            else {
                 continue;
             };
             match target {
@@ -881,11 +893,13 @@ enum AddrTest {
 
 #[derive(Debug, Clone, Copy)]
 struct IfTest {
-    /// 0: no test.
-    len: u8,
-    prefix: bool,
+    /// Whether there is a test at all.
+    on: bool,
     neg: bool,
-    bytes: [u8; 16],
+    /// The pattern as [`IfName::key`] (for a `+` prefix: without the length byte).
+    key: u128,
+    /// Which bits of a name's key take part: all for an exact name, the prefix bytes for `+`.
+    mask: u128,
 }
 
 impl AddrTest {
@@ -924,45 +938,46 @@ impl AddrTest {
 
 impl IfTest {
     fn new(i: &Option<Neg<Iface>>) -> IfTest {
-        let mut t = IfTest {
-            len: 0,
-            prefix: false,
-            neg: false,
-            bytes: [0; 16],
-        };
-        if let Some(n) = i {
-            let b = n.value.0.as_bytes();
-            let (pat, prefix) = match b.split_last() {
-                Some((b'+', rest)) => (rest, true),
-                _ => (b, false),
+        let Some(n) = i else {
+            return IfTest {
+                on: false,
+                neg: false,
+                key: 0,
+                mask: 0,
             };
-            let len = pat.len().min(15);
-            if let (Some(dst), Some(src)) = (t.bytes.get_mut(..len), pat.get(..len)) {
-                dst.copy_from_slice(src);
+        };
+        let b = n.value.0.as_bytes();
+        let (pat, prefix) = match b.split_last() {
+            Some((b'+', rest)) => (rest, true),
+            _ => (b, false),
+        };
+        let name = IfName::new(std::str::from_utf8(pat).unwrap_or(""));
+        let len = name.len();
+        let mask = if prefix {
+            // The prefix's bytes only.
+            if len == 0 {
+                0
+            } else {
+                u128::MAX >> (128 - 8 * len)
             }
-            // `len` counts the test itself: 1 + pattern length, so that 0 means no test.
-            t.len = u8::try_from(len + 1).unwrap_or(16);
-            t.prefix = prefix;
-            t.neg = n.negated;
+        } else {
+            u128::MAX
+        };
+        IfTest {
+            on: true,
+            neg: n.negated,
+            key: name.key() & mask,
+            mask,
         }
-        t
     }
 
-    #[inline]
+    #[inline(always)]
     fn holds(&self, name: &Option<IfName>) -> bool {
-        if self.len == 0 {
+        if !self.on {
             return true;
         }
-        let pat = self.bytes.get(..usize::from(self.len - 1)).unwrap_or(&[]);
         let m = match name {
-            Some(n) => {
-                let b = n.as_bytes();
-                if self.prefix {
-                    b.starts_with(pat)
-                } else {
-                    b == pat
-                }
-            }
+            Some(n) => (n.key() & self.mask) == self.key,
             None => false,
         };
         m != self.neg
@@ -997,6 +1012,8 @@ impl Head {
 #[derive(Debug, Clone)]
 struct CRule {
     head: Head,
+    /// Whether the rule has `-m` matches to look at after its head.
+    has_matches: bool,
     /// The chain a jump or goto enters.
     jump: Option<u32>,
 }
