@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod corpus;
 pub mod input;
 pub mod journey_text;
 pub mod kernel;

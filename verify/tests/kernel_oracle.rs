@@ -9,11 +9,12 @@
     reason = "tests"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sidecar_model::pod::{Pod, Profile, Simulator};
 use sidecar_model::{parse, Ruleset, DEFAULT_RULESET};
 use sidecar_verify::cli::scenario_flows;
+use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
 use sidecar_verify::kernel::{self, random_flows, SplitMix, TestPod};
 use sidecar_verify::netns::unavailable;
 
@@ -106,14 +107,6 @@ fn the_oracle_notices_a_different_ruleset() {
     );
 }
 
-fn istio_corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("SIDECAR_SHARED_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"))
-        .join("istio");
-    dir.join("INDEX.md").is_file().then_some(dir)
-}
-
 /// Every corpus ruleset the kernel loads (and the pod can reproduce) with random flows.
 #[test]
 fn corpus_rulesets_agree_with_the_kernel() {
@@ -121,7 +114,7 @@ fn corpus_rulesets_agree_with_the_kernel() {
         println!("skipping the kernel oracle over the corpus: {why}");
         return;
     }
-    let Some(dir) = istio_corpus() else {
+    let Some(dir) = istio_dir() else {
         println!("skipping the kernel oracle over the corpus: ../shared/corpus absent");
         return;
     };
@@ -129,7 +122,6 @@ fn corpus_rulesets_agree_with_the_kernel() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    let index = std::fs::read_to_string(dir.join("INDEX.md")).unwrap();
     let mut ports_rng = SplitMix::new(11);
     let base = sim(&parse("classic", DEFAULT_RULESET.as_bytes())
         .unwrap()
@@ -139,12 +131,8 @@ fn corpus_rulesets_agree_with_the_kernel() {
         TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
     let (mut ran, mut skipped, mut failures) = (0, Vec::new(), Vec::new());
     let mut total = 0;
-    for l in index.lines() {
-        let cols: Vec<&str> = l.split('|').map(str::trim).collect();
-        if !matches!(cols.get(2), Some(&"restore") | Some(&"cmd")) {
-            continue;
-        }
-        let file = cols[1];
+    for (file, _) in istio_iptables_files(&dir) {
+        let file = file.as_str();
         let Ok(p) = parse(file, &std::fs::read(dir.join(file)).unwrap()) else {
             continue;
         };

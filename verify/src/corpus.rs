@@ -1,0 +1,46 @@
+//! Where the rulesets to test against are: ours under `corpus/`, and Istio's generated files,
+//! read in place from `../shared/corpus/istio` (or `$SIDECAR_SHARED_CORPUS/istio`), never copied.
+
+use std::path::{Path, PathBuf};
+
+/// The form of an Istio corpus file, as INDEX.md names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IstioForm {
+    /// iptables-restore input (`restore`).
+    Restore,
+    /// One `iptables` command per line (`cmd`).
+    Commands,
+}
+
+/// The repository's root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Istio's corpus folder, when it is here.
+pub fn istio_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("SIDECAR_SHARED_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("../shared/corpus"))
+        .join("istio");
+    dir.join("INDEX.md").is_file().then_some(dir)
+}
+
+/// The iptables-form files INDEX.md lists (relative paths), with their form.
+pub fn istio_iptables_files(dir: &Path) -> Vec<(String, IstioForm)> {
+    let Ok(index) = std::fs::read_to_string(dir.join("INDEX.md")) else {
+        return Vec::new();
+    };
+    index
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+            let form = match cols.get(2) {
+                Some(&"restore") => IstioForm::Restore,
+                Some(&"cmd") => IstioForm::Commands,
+                _ => return None,
+            };
+            cols.get(1).map(|f| (f.to_string(), form))
+        })
+        .collect()
+}
