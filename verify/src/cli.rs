@@ -68,6 +68,8 @@ pub enum Command {
         proto: String,
         /// Source to bind, or `-`.
         src: String,
+        /// Source port to bind.
+        sport: String,
         /// Destination address.
         dst: String,
         /// Destination port.
@@ -180,9 +182,10 @@ pub fn run(cli: Cli) -> u8 {
             id,
             proto,
             src,
+            sport,
             dst,
             dport,
-        } => crate::kernel::agent::connect(&id, &proto, &src, &dst, &dport),
+        } => crate::kernel::agent::connect(&id, &proto, &src, &sport, &dst, &dport),
     }
 }
 

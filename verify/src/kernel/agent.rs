@@ -3,9 +3,9 @@
 //! * `__agent PORTS…` listens on every given TCP and UDP port (all addresses), and for each
 //!   connection or datagram prints `accepted ID PROTO PORT ORIGDST` (ORIGDST from SO_ORIGINAL_DST
 //!   for TCP, `-` for UDP); a TCP client then gets `ok`, so it knows it was logged. It also reads
-//!   `connect ID PROTO UID GID SRC DST DPORT` lines on stdin and runs each as a child process
+//!   `connect ID PROTO UID GID SRC SPORT DST DPORT` lines on stdin and runs each as a child process
 //!   with that uid and gid (supplementary groups cleared), printing `done ID CODE` when it ends.
-//! * `__connect ID PROTO SRC DST DPORT` is that child: it binds SRC (`-` for none), connects or
+//! * `__connect ID PROTO SRC SPORT DST DPORT` is that child: it binds SRC (`-` for any) and SPORT, connects or
 //!   sends, writes the flow id, and for TCP waits for `ok`; it exits 0 when the peer answered (for
 //!   UDP: when the datagram was sent), 1 when not.
 //!
@@ -117,7 +117,7 @@ pub fn agent(ports: &[u16]) -> u8 {
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         let f: Vec<&str> = line.split_whitespace().collect();
-        let [_, id, proto, uid, gid, src, dst, dport] = f.as_slice() else {
+        let [_, id, proto, uid, gid, src, sport, dst, dport] = f.as_slice() else {
             continue;
         };
         let (Ok(uid), Ok(gid)) = (uid.parse::<u32>(), gid.parse::<u32>()) else {
@@ -126,7 +126,7 @@ pub fn agent(ports: &[u16]) -> u8 {
         };
         // std clears the supplementary groups when a root process sets a uid.
         let status = Command::new(&exe)
-            .args(["__connect", id, proto, src, dst, dport])
+            .args(["__connect", id, proto, src, sport, dst, dport])
             .uid(uid)
             .gid(gid)
             .stdin(Stdio::null())
@@ -139,22 +139,33 @@ pub fn agent(ports: &[u16]) -> u8 {
     0
 }
 
-/// Runs one client flow; exit 0 when the other end logged it and answered.
-pub fn connect(id: &str, proto: &str, src: &str, dst: &str, dport: &str) -> u8 {
-    let (Ok(dst), Ok(dport)) = (dst.parse::<IpAddr>(), dport.parse::<u16>()) else {
+/// Runs one client flow from source port `sport`; exit 0 when the other end logged it and
+/// answered.
+pub fn connect(id: &str, proto: &str, src: &str, sport: &str, dst: &str, dport: &str) -> u8 {
+    let (Ok(dst), Ok(dport), Ok(sport)) = (
+        dst.parse::<IpAddr>(),
+        dport.parse::<u16>(),
+        sport.parse::<u16>(),
+    ) else {
         return 2;
     };
     let src: Option<IpAddr> = src.parse().ok();
     let to = SocketAddr::new(dst, dport);
+    let any = if to.is_ipv4() {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    };
+    // The oracle picks the source port, so that no flow meets the conntrack entry of an earlier
+    // one (and so that the model knows it).
+    let from = SocketAddr::new(src.unwrap_or(any), sport);
     let ok = match proto {
         "udp" => (|| -> std::io::Result<bool> {
-            let any = if to.is_ipv4() {
-                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-            };
-            let bind = SocketAddr::new(src.unwrap_or(any), 0);
-            let s = UdpSocket::bind(bind)?;
+            let s =
+                socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::DGRAM, None)?;
+            s.set_reuse_address(true)?;
+            s.bind(&from.into())?;
+            let s: UdpSocket = s.into();
             s.send_to(format!("{id}\n").as_bytes(), to)?;
             Ok(true)
         })()
@@ -165,9 +176,8 @@ pub fn connect(id: &str, proto: &str, src: &str, dst: &str, dport: &str) -> u8 {
                 socket2::Type::STREAM,
                 None,
             )?;
-            if let Some(s) = src {
-                sock.bind(&SocketAddr::new(s, 0).into())?;
-            }
+            sock.set_reuse_address(true)?;
+            sock.bind(&from.into())?;
             sock.connect_timeout(&to.into(), FLOW_TIMEOUT)?;
             let mut stream: TcpStream = sock.into();
             stream.set_read_timeout(Some(FLOW_TIMEOUT))?;

@@ -149,6 +149,8 @@ pub struct TestPod {
     agents: Vec<(Side, Agent)>,
     events: Receiver<(Side, String)>,
     next_id: u64,
+    sport_counter: u32,
+    ports: Vec<u16>,
 }
 
 /// How long a sent datagram may take to reach its listener before it counts as dropped.
@@ -260,6 +262,8 @@ impl TestPod {
             agents,
             events: rx,
             next_id: 0,
+            sport_counter: 0,
+            ports: ports.to_vec(),
         };
         // Wait until both agents listen.
         let mut ready = 0;
@@ -327,6 +331,18 @@ impl TestPod {
         Ok(m)
     }
 
+    /// The source port of the next flow.
+    pub fn next_sport(&mut self) -> u16 {
+        loop {
+            self.sport_counter = self.sport_counter.wrapping_add(1);
+            let p = 20000 + u16::try_from(self.sport_counter % 30000).unwrap_or(0);
+            // Never a port a listener holds: the client could not bind it.
+            if !self.ports.contains(&p) {
+                return p;
+            }
+        }
+    }
+
     /// Runs one flow and reports where the kernel delivered it.
     pub fn run_flow(&mut self, c: &Connection) -> Result<Observed, OracleError> {
         let id = self.next_id;
@@ -348,8 +364,8 @@ impl TestPod {
         };
         let proto = if c.proto == 17 { "udp" } else { "tcp" };
         let line = format!(
-            "connect {id} {proto} {uid} {gid} {src} {} {}\n",
-            c.dst, c.dport
+            "connect {id} {proto} {uid} {gid} {src} {} {} {}\n",
+            c.sport, c.dst, c.dport
         );
         let agent = self
             .agents
@@ -608,9 +624,13 @@ pub fn run_with(
     let mut report = OracleReport::default();
     let mut todo: Vec<(Connection, HopReport)> = Vec::new();
     for c in flows {
-        let h = sim.hop(c);
+        // Source ports cycle through 20000..50000: at a few hundred flows a second, a port comes
+        // back long after the conntrack entry of its last flow has gone (UDP 30 s, TIME_WAIT 60 s).
+        let mut c = *c;
+        c.sport = tp.next_sport();
+        let h = sim.hop(&c);
         if h.undecided.is_empty() {
-            todo.push((*c, h));
+            todo.push((c, h));
         } else {
             report.skipped_undecided += 1;
         }
@@ -646,13 +666,17 @@ pub fn run_with(
         ok &= nat_sum == nat_moved;
         if !ok {
             // Find the flows: one by one, with counters around each.
-            for (c, hop) in chunk {
+            for (c, _) in chunk {
+                // A fresh source port: the batch's connection may still be in TIME_WAIT.
+                let mut c = *c;
+                c.sport = tp.next_sport();
+                let hop = sim.hop(&c);
                 let before = tp.counters()?;
-                let obs = tp.run_flow(c)?;
+                let obs = tp.run_flow(&c)?;
                 let after = tp.counters()?;
                 compare_flow(
-                    c,
-                    hop,
+                    &c,
+                    &hop,
                     &obs,
                     &delta(&before, &after),
                     &mut report.disagreements,
