@@ -173,3 +173,86 @@ fn corpus_rulesets_agree_with_the_kernel() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(ran >= 100, "only {ran} corpus rulesets ran");
 }
+
+#[derive(serde::Deserialize)]
+struct Cases {
+    case: Vec<Case>,
+}
+
+#[derive(serde::Deserialize)]
+struct Case {
+    name: String,
+    ruleset: String,
+    proto: String,
+    #[serde(default)]
+    from_outside: bool,
+    src: Option<std::net::IpAddr>,
+    dst: std::net::IpAddr,
+    dport: u16,
+    #[serde(default)]
+    uid: u32,
+    #[serde(default)]
+    gid: u32,
+    why: String,
+}
+
+/// The flows of `corpus/cases/kernel-oracle.toml`, each 50 times in a row.
+#[test]
+fn oracle_regression_cases() {
+    if let Some(why) = unavailable() {
+        println!("skipping the kernel oracle regression cases: {why}");
+        return;
+    }
+    let root = sidecar_verify::corpus::workspace();
+    let cases: Cases = toml::from_str(
+        &std::fs::read_to_string(root.join("corpus/cases/kernel-oracle.toml")).unwrap(),
+    )
+    .unwrap();
+    assert!(cases.case.len() >= 4);
+    let base = sim(&parse("classic", DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset);
+    let ports = kernel::ports(&base, &mut SplitMix::new(5));
+    let mut tp =
+        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
+    let mut failures = Vec::new();
+    for c in &cases.case {
+        let path = if let Some(p) = c.ruleset.strip_prefix("corpus:") {
+            root.join("corpus").join(p)
+        } else if let Some(p) = c.ruleset.strip_prefix("istio:") {
+            match istio_dir() {
+                Some(d) => d.join(p),
+                None => {
+                    println!("skipping case {}: ../shared/corpus absent", c.name);
+                    continue;
+                }
+            }
+        } else {
+            panic!("case {}: ruleset must start with corpus: or istio:", c.name);
+        };
+        let rs = parse(&c.ruleset, &std::fs::read(&path).unwrap())
+            .unwrap()
+            .ruleset;
+        let s = sim(&rs);
+        let flow = sidecar_model::pod::Connection {
+            proto: if c.proto == "udp" { 17 } else { 6 },
+            src: if c.from_outside {
+                Some("10.1.0.99".parse().unwrap())
+            } else {
+                c.src
+            },
+            dst: c.dst,
+            sport: 40000,
+            dport: c.dport,
+            uid: c.uid,
+            gid: c.gid,
+            from_outside: c.from_outside,
+        };
+        let r = kernel::run(&mut tp, &s, &vec![flow; 50], 10).unwrap();
+        assert_eq!(r.compared, 50);
+        if !r.disagreements.is_empty() {
+            failures.push(format!("case {} ({}):\n{}", c.name, c.why, report(&r)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
