@@ -36,6 +36,10 @@ fn listener(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Soc
         s.set_only_v6(true)?;
     }
     s.set_reuse_address(true)?;
+    // Transparent, so that TPROXY may hand it connections for any address (IP_TRANSPARENT also
+    // marks IPv6 sockets).
+    nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::IpTransparent, &true)
+        .map_err(std::io::Error::from)?;
     s.bind(&addr.into())?;
     if ty == socket2::Type::STREAM {
         s.listen(128)?;

@@ -151,6 +151,8 @@ pub struct TestPod {
     next_id: u64,
     sport_counter: u32,
     ports: Vec<u16>,
+    /// The `ip rule`s the current ruleset's TPROXY marks added.
+    mark_rules: Vec<(Family, String)>,
 }
 
 /// How long a sent datagram may take to reach its listener before it counts as dropped.
@@ -251,6 +253,19 @@ impl TestPod {
         for r in PEER_RANGES_V6 {
             ip(&peer, &["-6", "route", "add", "local", r, "dev", "lo"])?;
         }
+        // Table 133: everything is local (what packets TPROXY marked are routed by).
+        ip(
+            &pod,
+            &[
+                "-4", "route", "add", "local", "default", "dev", "lo", "table", "133",
+            ],
+        )?;
+        ip(
+            &pod,
+            &[
+                "-6", "route", "add", "local", "default", "dev", "lo", "table", "133",
+            ],
+        )?;
         let (tx, rx) = channel();
         let mut agents = Vec::new();
         for (side, ns) in [(Side::Pod, &pod), (Side::Peer, &peer)] {
@@ -264,6 +279,7 @@ impl TestPod {
             next_id: 0,
             sport_counter: 0,
             ports: ports.to_vec(),
+            mark_rules: Vec::new(),
         };
         // Wait until both agents listen.
         let mut ready = 0;
@@ -278,8 +294,26 @@ impl TestPod {
         Ok(tp)
     }
 
-    /// Loads `rs` into the pod (its canonical print, both families).
-    pub fn load(&self, rs: &Ruleset) -> Result<(), OracleError> {
+    /// Loads `rs` into the pod (its canonical print, both families), with the policy routes its
+    /// TPROXY marks need (as a mesh installs them: marked packets are delivered locally).
+    pub fn load(&mut self, rs: &Ruleset) -> Result<(), OracleError> {
+        for (fam, mark) in std::mem::take(&mut self.mark_rules) {
+            let f = if fam == Family::Ipv4 { "-4" } else { "-6" };
+            ip(
+                &self.pod,
+                &[f, "rule", "del", "fwmark", &mark, "lookup", "133"],
+            )?;
+        }
+        for fam in [Family::Ipv4, Family::Ipv6] {
+            let f = if fam == Family::Ipv4 { "-4" } else { "-6" };
+            for mark in tproxy_marks(rs, fam) {
+                ip(
+                    &self.pod,
+                    &[f, "rule", "add", "fwmark", &mark, "lookup", "133"],
+                )?;
+                self.mark_rules.push((fam, mark));
+            }
+        }
         for (fam, tool) in [
             (Family::Ipv4, "iptables-restore"),
             (Family::Ipv6, "ip6tables-restore"),
@@ -481,17 +515,29 @@ fn model_delivery(h: &HopReport) -> Option<(Side, u16)> {
     }
 }
 
-/// Whether a ruleset uses something this pod cannot reproduce (TPROXY).
-pub fn unsupported(rs: &Ruleset) -> Option<&'static str> {
-    let tproxy = rs
-        .ipv4
+/// Whether a ruleset uses something this pod cannot reproduce. Nothing, today: TPROXY is
+/// reproduced with transparent listeners and a policy route for each of its marks.
+pub fn unsupported(_rs: &Ruleset) -> Option<&'static str> {
+    None
+}
+
+/// The marks TPROXY rules of `family` set, as `ip rule` writes them (`VALUE/MASK`).
+fn tproxy_marks(rs: &Ruleset, family: Family) -> Vec<String> {
+    let mut v: Vec<String> = rs
+        .tables(family)
         .iter()
         .flat_map(|t| &t.chains)
         .flat_map(|c| &c.rules)
-        .any(|r| matches!(r.target, Some(Target::Tproxy { .. })));
-    tproxy.then_some(
-        "TPROXY needs transparent listeners and policy routing, which this pod does not have yet",
-    )
+        .filter_map(|r| match &r.target {
+            Some(Target::Tproxy { mark, .. }) if mark.mask != 0 => {
+                Some(format!("0x{:x}/0x{:x}", mark.value, mark.mask))
+            }
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// The hits a hop's model predicts per rule: nat hits counted, other tables as a set.
