@@ -45,8 +45,10 @@ pub struct Profile {
     pub app_uid: u32,
     /// The application's gid.
     pub app_gid: u32,
-    /// The remote peer that connections "from outside" come from.
+    /// The remote peer that IPv4 connections "from outside" come from.
     pub remote_peer: IpAddr,
+    /// The remote peer that IPv6 connections "from outside" come from.
+    pub remote_peer_v6: Ipv6Addr,
     /// The most hops a journey may take before it is reported as a loop.
     pub max_hops: usize,
 }
@@ -74,6 +76,7 @@ impl Profile {
             app_uid: 1000,
             app_gid: 1000,
             remote_peer: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99)),
+            remote_peer_v6: Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99),
             max_hops: 8,
         }
     }
@@ -317,14 +320,12 @@ impl Simulator {
 
     /// The first packet of `c` as it enters the pod's netfilter.
     pub fn first_packet(&self, c: &Connection) -> (Hook, Packet) {
-        let mut p = Packet::tcp_out(
-            c.src.unwrap_or(self.profile.remote_peer),
-            c.dst,
-            c.sport,
-            c.dport,
-            c.uid,
-            c.gid,
-        );
+        let peer = if c.dst.is_ipv4() {
+            self.profile.remote_peer
+        } else {
+            IpAddr::V6(self.profile.remote_peer_v6)
+        };
+        let mut p = Packet::tcp_out(c.src.unwrap_or(peer), c.dst, c.sport, c.dport, c.uid, c.gid);
         p.proto = c.proto;
         p.tcp_flags = if c.proto == 6 { 0x02 } else { 0 };
         if c.from_outside {
