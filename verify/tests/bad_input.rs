@@ -650,7 +650,7 @@ COMMIT
 #[test]
 fn pending_subcommands_say_not_available() {
     let mut failures = Vec::new();
-    for sub in ["check", "diff", "kernel"] {
+    for sub in ["check", "diff"] {
         for extra in [&[][..], &["-", "--pod-ip", "10.0.0.1"][..]] {
             let out = Command::new(BIN)
                 .arg(sub)
@@ -737,6 +737,14 @@ fn usage_errors_exit_2() {
             "cannot read",
         ),
         (vec!["frobnicate".into()], "unrecognized subcommand"),
+        (
+            vec!["kernel".into(), "--pod-ip".into(), "10.0.0.1".into()],
+            "cannot change it",
+        ),
+        (
+            vec!["kernel".into(), "--flows".into(), "many".into()],
+            "invalid value",
+        ),
     ];
     let mut failures = Vec::new();
     for (args, want) in &cases {
