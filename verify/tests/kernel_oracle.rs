@@ -183,6 +183,8 @@ struct Cases {
 struct Case {
     name: String,
     ruleset: String,
+    /// A ruleset to load and exercise first, whose leftovers must not matter.
+    after: Option<String>,
     proto: String,
     #[serde(default)]
     from_outside: bool,
@@ -217,19 +219,34 @@ fn oracle_regression_cases() {
         TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
     let mut failures = Vec::new();
     for c in &cases.case {
-        let path = if let Some(p) = c.ruleset.strip_prefix("corpus:") {
-            root.join("corpus").join(p)
-        } else if let Some(p) = c.ruleset.strip_prefix("istio:") {
-            match istio_dir() {
-                Some(d) => d.join(p),
-                None => {
-                    println!("skipping case {}: ../shared/corpus absent", c.name);
-                    continue;
-                }
+        let resolve = |spec: &str| -> Option<std::path::PathBuf> {
+            if let Some(p) = spec.strip_prefix("corpus:") {
+                Some(root.join("corpus").join(p))
+            } else if let Some(p) = spec.strip_prefix("istio:") {
+                istio_dir().map(|d| d.join(p))
+            } else {
+                panic!(
+                    "case {}: a ruleset must start with corpus: or istio:",
+                    c.name
+                )
             }
-        } else {
-            panic!("case {}: ruleset must start with corpus: or istio:", c.name);
         };
+        let Some(path) = resolve(&c.ruleset) else {
+            println!("skipping case {}: ../shared/corpus absent", c.name);
+            continue;
+        };
+        if let Some(spec) = &c.after {
+            let Some(before) = resolve(spec) else {
+                println!("skipping case {}: ../shared/corpus absent", c.name);
+                continue;
+            };
+            let first = parse(spec, &std::fs::read(&before).unwrap())
+                .unwrap()
+                .ruleset;
+            let s0 = sim(&first);
+            let f0 = random_flows(&s0, &ports, 20, &mut SplitMix::new(1));
+            kernel::run(&mut tp, &s0, &f0, 10).unwrap();
+        }
         let rs = parse(&c.ruleset, &std::fs::read(&path).unwrap())
             .unwrap()
             .ruleset;

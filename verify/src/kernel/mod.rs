@@ -318,16 +318,14 @@ impl TestPod {
             (Family::Ipv4, "iptables-restore"),
             (Family::Ipv6, "ip6tables-restore"),
         ] {
-            let text = print_family(rs, fam);
-            let text = if text.is_empty() {
-                // Flush what an earlier ruleset left: restore each table empty.
-                ["raw", "mangle", "nat", "filter", "security"]
-                    .iter()
-                    .map(|t| format!("*{t}\nCOMMIT\n"))
-                    .collect()
-            } else {
-                text
-            };
+            // iptables-restore replaces only the tables it is given: every table the ruleset
+            // lacks is given empty, so nothing an earlier ruleset loaded stays behind.
+            let mut text = print_family(rs, fam);
+            for kind in TableKind::SAVE_ORDER {
+                if rs.table(fam, kind).is_none() {
+                    text.push_str(&format!("*{}\nCOMMIT\n", kind.name()));
+                }
+            }
             let out = self
                 .pod
                 .exec(tool, &[], text.as_bytes())
