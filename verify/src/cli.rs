@@ -451,10 +451,6 @@ fn kernel(a: &KernelArgs) -> u8 {
     };
     // The oracle's pod has an IPv6 address too.
     let mut sim = Simulator::new(&loaded.parsed.ruleset, Pod::new(&k::POD_IPS), sim.profile);
-    if let Some(why) = k::unsupported(&loaded.parsed.ruleset) {
-        eprintln!("error: {}: {why}", loaded.name);
-        return 2;
-    }
     if let Some(why) = crate::netns::unavailable() {
         eprintln!("error: the kernel oracle cannot run here: {why}");
         return 2;

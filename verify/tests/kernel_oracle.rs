@@ -136,10 +136,6 @@ fn corpus_rulesets_agree_with_the_kernel() {
         let Ok(p) = parse(file, &std::fs::read(dir.join(file)).unwrap()) else {
             continue;
         };
-        if let Some(why) = kernel::unsupported(&p.ruleset) {
-            skipped.push(format!("{file}: {why}"));
-            continue;
-        }
         let mut s = sim(&p.ruleset);
         let mut rng = SplitMix::new(ran as u64 + 100);
         let mut f = scenario_flows(&mut s);

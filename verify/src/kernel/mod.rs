@@ -513,12 +513,6 @@ fn model_delivery(h: &HopReport) -> Option<(Side, u16)> {
     }
 }
 
-/// Whether a ruleset uses something this pod cannot reproduce. Nothing, today: TPROXY is
-/// reproduced with transparent listeners and a policy route for each of its marks.
-pub fn unsupported(_rs: &Ruleset) -> Option<&'static str> {
-    None
-}
-
 /// The marks TPROXY rules of `family` set, as `ip rule` writes them (`VALUE/MASK`).
 fn tproxy_marks(rs: &Ruleset, family: Family) -> Vec<String> {
     let mut v: Vec<String> = rs
