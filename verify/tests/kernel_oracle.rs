@@ -249,11 +249,8 @@ fn oracle_regression_cases() {
         let s = sim(&rs);
         let flow = sidecar_model::pod::Connection {
             proto: if c.proto == "udp" { 17 } else { 6 },
-            src: if c.from_outside {
-                Some("10.1.0.99".parse().unwrap())
-            } else {
-                c.src
-            },
+            // From outside, the model takes the profile's peer of the destination's family.
+            src: if c.from_outside { None } else { c.src },
             dst: c.dst,
             sport: 40000,
             dport: c.dport,

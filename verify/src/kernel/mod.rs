@@ -151,9 +151,18 @@ pub struct TestPod {
     next_id: u64,
     sport_counter: u32,
     ports: Vec<u16>,
+    sport_used: std::collections::HashMap<u16, Instant>,
     /// The `ip rule`s the current ruleset's TPROXY marks added.
     mark_rules: Vec<(Family, String)>,
 }
+
+/// The first source port the oracle gives flows.
+const SPORT_FIRST: u16 = 10000;
+/// How many source ports it cycles through.
+const SPORT_COUNT: u32 = 51000;
+/// How long before a source port is used again: longer than conntrack keeps a closed TCP
+/// connection (TIME_WAIT, 120 s) or an unanswered UDP one (30 s).
+const SPORT_REUSE: Duration = Duration::from_secs(130);
 
 /// How long a sent datagram may take to reach its listener before it counts as dropped.
 pub const UDP_WAIT: Duration = Duration::from_millis(150);
@@ -279,6 +288,7 @@ impl TestPod {
             next_id: 0,
             sport_counter: 0,
             ports: ports.to_vec(),
+            sport_used: std::collections::HashMap::new(),
             mark_rules: Vec::new(),
         };
         // Wait until both agents listen.
@@ -367,11 +377,21 @@ impl TestPod {
     pub fn next_sport(&mut self) -> u16 {
         loop {
             self.sport_counter = self.sport_counter.wrapping_add(1);
-            let p = 20000 + u16::try_from(self.sport_counter % 30000).unwrap_or(0);
+            let p = SPORT_FIRST + u16::try_from(self.sport_counter % SPORT_COUNT).unwrap_or(0);
             // Never a port a listener holds: the client could not bind it.
-            if !self.ports.contains(&p) {
-                return p;
+            if self.ports.contains(&p) {
+                continue;
             }
+            // Never a port whose last flow's conntrack entry may still live (TCP TIME_WAIT is
+            // 120 s): a new flow would meet it. Waits only past ~380 flows/s sustained.
+            if let Some(last) = self.sport_used.get(&p) {
+                let age = last.elapsed();
+                if age < SPORT_REUSE {
+                    std::thread::sleep(SPORT_REUSE - age);
+                }
+            }
+            self.sport_used.insert(p, Instant::now());
+            return p;
         }
     }
 
@@ -662,8 +682,8 @@ pub fn run_with(
     let mut report = OracleReport::default();
     let mut todo: Vec<(Connection, HopReport)> = Vec::new();
     for c in flows {
-        // Source ports cycle through 20000..50000: at a few hundred flows a second, a port comes
-        // back long after the conntrack entry of its last flow has gone (UDP 30 s, TIME_WAIT 60 s).
+        // The oracle picks source ports (see `next_sport`): no flow meets the conntrack entry of
+        // an earlier one, and the model knows the port.
         let mut c = *c;
         c.sport = tp.next_sport();
         let h = sim.hop(&c);
