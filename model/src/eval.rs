@@ -271,8 +271,6 @@ pub enum HookVerdict {
 pub struct HookEffects {
     /// A nat rule rewrote the destination (REDIRECT, DNAT).
     pub dnat: bool,
-    /// A nat rule rewrote the source (SNAT, MASQUERADE).
-    pub snat: bool,
     /// TPROXY assigned the packet to a local socket on this port (and address, if given).
     pub tproxy: Option<(u16, Option<IpAddr>)>,
 }
@@ -622,7 +620,6 @@ impl Engine {
                         pkt.sport = p.lo;
                     }
                     pkt.snat_done = true;
-                    fx.snat = true;
                     return TableEnd::Continue;
                 }
                 Target::Masquerade { ports, .. } => {
@@ -630,7 +627,6 @@ impl Engine {
                         pkt.sport = p.lo;
                     }
                     pkt.snat_done = true;
-                    fx.snat = true;
                     return TableEnd::Continue;
                 }
                 Target::Tproxy {

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use crate::ast::*;
-use crate::eval::{ConnState, Engine, Hit, HookVerdict, IfName, Packet, Scratch, Trace};
+use crate::eval::{Engine, Hit, HookVerdict, IfName, Packet, Scratch, Trace};
 
 /// What the mesh's proxy is and does: who it runs as, where it listens, how it re-connects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -554,12 +554,5 @@ impl Simulator {
                 }
             };
         }
-    }
-}
-
-impl Packet {
-    /// Whether the packet's connection is new (its first packet).
-    pub fn is_new(&self) -> bool {
-        self.ctstate == ConnState::New
     }
 }

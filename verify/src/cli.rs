@@ -418,6 +418,8 @@ fn scenarios(a: &ScenarioArgs) -> u8 {
 
 /// The connections of every hop of every scenario, as flows for the kernel oracle.
 pub fn scenario_flows(sim: &mut Simulator) -> Vec<Connection> {
+    // The scenarios resolve a service VIP; the flows themselves need no such mapping after.
+    let services = sim.services.clone();
     let mut out = Vec::new();
     for r in run_scenarios(sim) {
         for h in &r.journey.hops {
@@ -434,6 +436,7 @@ pub fn scenario_flows(sim: &mut Simulator) -> Vec<Connection> {
             });
         }
     }
+    sim.services = services;
     out
 }
 
@@ -445,21 +448,22 @@ fn kernel(a: &KernelArgs) -> u8 {
         );
         return 2;
     }
-    let (loaded, sim) = match simulator(a.rules.as_deref(), &a.pod) {
+    // The oracle's pod has both its addresses.
+    let pod = PodArgs {
+        pod_ip: k::POD_IPS.to_vec(),
+        ..a.pod.clone()
+    };
+    let (loaded, mut sim) = match simulator(a.rules.as_deref(), &pod) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    // The oracle's pod has an IPv6 address too.
-    let mut sim = Simulator::new(&loaded.parsed.ruleset, Pod::new(&k::POD_IPS), sim.profile);
     if let Some(why) = crate::netns::unavailable() {
         eprintln!("error: the kernel oracle cannot run here: {why}");
         return 2;
     }
-    k::install_interrupt_cleanup();
     let mut rng = k::SplitMix::new(a.seed);
     let ports = k::ports(&sim, &mut rng);
     let mut flows = scenario_flows(&mut sim);
-    sim.services.clear();
     flows.extend(k::random_flows(&sim, &ports, a.flows, &mut rng));
     let mut tp = match k::TestPod::create(&ports) {
         Ok(tp) => tp,

@@ -30,7 +30,6 @@ fn flows(
     let mut rng = SplitMix::new(seed);
     let ports = kernel::ports(s, &mut rng);
     let mut f = scenario_flows(s);
-    s.services.clear();
     f.extend(random_flows(s, &ports, n, &mut rng));
     (ports, f)
 }
@@ -139,7 +138,6 @@ fn corpus_rulesets_agree_with_the_kernel() {
         let mut s = sim(&p.ruleset);
         let mut rng = SplitMix::new(ran as u64 + 100);
         let mut f = scenario_flows(&mut s);
-        s.services.clear();
         f.extend(random_flows(&s, &ports, per, &mut rng));
         match kernel::run(&mut tp, &s, &f, 50) {
             Ok(r) => {

@@ -1006,7 +1006,7 @@ fn match_option<'t>(
             }
             "--every" => {
                 let v = a.value(t)?;
-                let e = parse_u32(v)?;
+                let e = parse_u32_tok(v)?;
                 if e == 0 {
                     return Err(err_at(v, "`--every` must be at least 1"));
                 }
@@ -1022,7 +1022,7 @@ fn match_option<'t>(
             }
             "--packet" => {
                 let v = a.value(t)?;
-                let p = parse_u32(v)?;
+                let p = parse_u32_tok(v)?;
                 if let StatisticMode::Nth { packet, .. } = mode {
                     *packet = p;
                 }
@@ -1749,10 +1749,6 @@ fn parse_u64(t: &Token) -> Res<u64> {
     t.text
         .parse()
         .map_err(|_| err_at(t, format!("expected a counter, found `{}`", t.text)))
-}
-
-fn parse_u32(t: &Token) -> Res<u32> {
-    parse_u32_tok(t)
 }
 
 /// A number as strtoul reads it (decimal, `0x` hex, leading-zero octal).
