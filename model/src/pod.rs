@@ -51,6 +51,19 @@ pub struct Profile {
     pub remote_peer_v6: Ipv6Addr,
     /// The most hops a journey may take before it is reported as a loop.
     pub max_hops: usize,
+    /// Inbound ports captured (istio-iptables `-b`): none given means every port, an empty
+    /// list means no inbound capture.
+    pub inbound_ports: Option<Vec<u16>>,
+    /// Inbound ports never captured (`-d`, plus the ports the mesh always excludes).
+    pub exclude_inbound_ports: Vec<u16>,
+    /// Outbound ports captured (`-q`): none given means every port.
+    pub outbound_ports: Option<Vec<u16>>,
+    /// Outbound ports never captured (`-o`).
+    pub exclude_outbound_ports: Vec<u16>,
+    /// Outbound destinations captured (`-i`): none given means every destination.
+    pub outbound_cidrs: Option<Vec<ipnet::IpNet>>,
+    /// Outbound destinations never captured (`-x`).
+    pub exclude_outbound_cidrs: Vec<ipnet::IpNet>,
 }
 
 impl Default for Profile {
@@ -60,8 +73,9 @@ impl Default for Profile {
 }
 
 impl Profile {
-    /// Istio's sidecar: proxy uid/gid 1337, outbound 15001, inbound 15006, passthrough from
-    /// 127.0.0.6 / ::6.
+    /// Istio's sidecar as the classic ruleset was generated: proxy uid/gid 1337, outbound 15001,
+    /// inbound 15006, passthrough from 127.0.0.6 / ::6, every inbound port captured but 15008
+    /// (HBONE), 22, 15090, 15021 and 15020, every outbound destination captured.
     pub fn istio() -> Profile {
         Profile {
             name: "istio".into(),
@@ -78,6 +92,12 @@ impl Profile {
             remote_peer: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99)),
             remote_peer_v6: Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99),
             max_hops: 8,
+            inbound_ports: None,
+            exclude_inbound_ports: vec![15008, 22, 15090, 15021, 15020],
+            outbound_ports: None,
+            exclude_outbound_ports: Vec::new(),
+            outbound_cidrs: None,
+            exclude_outbound_cidrs: Vec::new(),
         }
     }
 
@@ -344,7 +364,15 @@ impl Simulator {
 
     /// Runs one connection's first packet through the pod.
     pub fn hop(&self, c: &Connection) -> HopReport {
-        let (entry, mut p) = self.first_packet(c);
+        let (entry, p) = self.first_packet(c);
+        self.hop_packet(entry, p)
+    }
+
+    /// Runs a first packet through the pod as it is given, entering at `entry` (OUTPUT for a
+    /// locally generated packet, whose out interface is already chosen; PREROUTING for one from
+    /// outside). [`Simulator::hop`] builds the packet by routing; this takes any header, also
+    /// ones routing never produces.
+    pub fn hop_packet(&self, entry: Hook, mut p: Packet) -> HopReport {
         let entered = p;
         let fam = p.family();
         let original_dst = std::net::SocketAddr::new(p.dst, p.dport);
@@ -475,11 +503,31 @@ impl Simulator {
 
     /// Follows `c` through the proxy's re-connections until it ends.
     pub fn journey(&self, c: &Connection) -> Journey {
+        let (entry, p) = self.first_packet(c);
+        self.journey_packet(entry, p)
+    }
+
+    /// [`Simulator::journey`] from a first packet given as it is (see [`Simulator::hop_packet`]);
+    /// the proxy's re-connections are routed as usual.
+    pub fn journey_packet(&self, entry: Hook, first: Packet) -> Journey {
         let mut hops: Vec<HopReport> = Vec::new();
         let mut seen: Vec<(Hook, IpAddr, IpAddr, u16, u32, u32)> = Vec::new();
-        let mut conn = *c;
+        let mut conn = Connection {
+            proto: first.proto,
+            src: Some(first.src),
+            dst: first.dst,
+            sport: first.sport,
+            dport: first.dport,
+            uid: first.uid,
+            gid: first.gid,
+            from_outside: entry != Hook::Output,
+        };
         loop {
-            let hop = self.hop(&conn);
+            let hop = if hops.is_empty() {
+                self.hop_packet(entry, first)
+            } else {
+                self.hop(&conn)
+            };
             let p = hop.packet;
             let key = (hop.hook, p.src, p.dst, p.dport, p.uid, p.gid);
             let repeated = seen.contains(&key);

@@ -46,8 +46,9 @@ pub enum Command {
     /// Run the article's six kinds of sidecar traffic and the cases users hit, and compare the
     /// path the article claims with the path the model computes.
     Scenarios(ScenarioArgs),
-    /// Prove the invariants over all connections and report unreachable rules (not available yet).
-    Check(Pending),
+    /// Prove the invariants over every connection (or show one that breaks each), and report
+    /// rules no connection can reach or match.
+    Check(CheckArgs),
     /// Show which connections behave differently between two rulesets (not available yet).
     Diff(Pending),
     /// Compare the model with Linux netfilter: run flows in a pod made of network namespaces and
@@ -138,6 +139,28 @@ pub struct ScenarioArgs {
     pub json: bool,
 }
 
+/// Arguments of `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    pub rules: Option<String>,
+    /// Where the pod is and what mesh it runs.
+    #[command(flatten)]
+    pub pod: PodArgs,
+    /// Range over every header combination instead of the connections routing produces.
+    #[arg(long)]
+    pub no_routing: bool,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown", "sarif"])]
+    pub format: String,
+    /// Write the report here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Per-query solver timeout in milliseconds (a timeout is reported as unknown).
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u32,
+}
+
 /// Arguments of `kernel`.
 #[derive(Debug, clap::Args)]
 pub struct KernelArgs {
@@ -174,7 +197,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Parse { rules, json, .. } => parse(rules.as_deref(), json),
         Command::Trace(a) => trace(&a),
         Command::Scenarios(a) => scenarios(&a),
-        Command::Check(_) => pending("check"),
+        Command::Check(a) => check(&a),
         Command::Diff(_) => pending("diff"),
         Command::Kernel(a) => kernel(&a),
         Command::Agent { ports } => crate::kernel::agent::agent(&ports),
@@ -297,6 +320,63 @@ fn emit(text: &str) -> u8 {
         return 2;
     }
     0
+}
+
+fn check(a: &CheckArgs) -> u8 {
+    if matches!(a.format.as_str(), "markdown" | "sarif") {
+        eprintln!(
+            "sidecar-verify check: --format {} is not available yet (the reports issue builds it); use text or json",
+            a.format
+        );
+        return 2;
+    }
+    let (loaded, sim) = match simulator(a.rules.as_deref(), &a.pod) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let rs = &loaded.parsed.ruleset;
+    let opts = crate::check::Options {
+        routing: !a.no_routing,
+        timeout_ms: a.timeout_ms,
+    };
+    let canonical = sidecar_model::print_ruleset(rs);
+    let report = match crate::check::check(rs, &canonical, &sim.pod, &sim.profile, &opts) {
+        Ok(r) => r,
+        Err(e @ crate::check::CheckError::Disagreement { .. }) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", loaded.name);
+            return 2;
+        }
+    };
+    let rules_arg = a.rules.clone().unwrap_or_default();
+    let out = if a.format == "json" {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                eprintln!("error: cannot serialise the report: {e}");
+                return 2;
+            }
+        }
+    } else {
+        crate::check::text(&report, rs, &rules_arg, &sim.pod)
+    };
+    let code = if report.any_violated() || !report.all_hold() {
+        1
+    } else {
+        0
+    };
+    if let Some(path) = &a.output {
+        if let Err(e) = std::fs::write(path, out) {
+            eprintln!("error: cannot write `{}`: {e}", path.display());
+            return 2;
+        }
+    } else if emit(&out) != 0 {
+        return 2;
+    }
+    code
 }
 
 fn trace(a: &TraceArgs) -> u8 {

@@ -6,10 +6,13 @@
 
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod cli;
 pub mod corpus;
 pub mod input;
+pub mod invariants;
 pub mod journey_text;
 pub mod kernel;
 pub mod netns;
 pub mod scenarios;
+pub mod smt;
