@@ -1,0 +1,311 @@
+//! `check`: the invariant suite over every ruleset under `corpus/`, reachability on the classic
+//! ruleset, and every witness replayed through `trace` and (when the machine can) the kernel.
+//!
+//! Each `corpus/**/NAME.rules` may have `NAME.toml` beside it:
+//! ```toml
+//! violated = ["proxy-not-recaptured"]  # exactly these are violated, every other one holds
+//! sidecar = false                      # not a sidecar ruleset: only run check to completion
+//! pod_ips = ["10.1.0.5", "fd00::5"]    # the pod (default 10.1.0.5)
+//! [profile]                            # overrides of the istio profile
+//! exclude_inbound_ports = [15008]
+//! ```
+//! Without one, every invariant must hold with the istio profile. A user who drops a ruleset
+//! into `corpus/` gets a failing test naming the invariant, with the witness and its journey.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
+use sidecar_model::{parse, print_ruleset, Hook, Ruleset, DEFAULT_RULESET};
+use sidecar_verify::check::{check, text, Options, Report, RuleStatus, Status};
+use sidecar_verify::corpus::workspace;
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    #[serde(default)]
+    violated: Vec<String>,
+    #[serde(default = "yes")]
+    sidecar: bool,
+    #[serde(default)]
+    pod_ips: Vec<IpAddr>,
+    #[serde(default)]
+    profile: Option<toml::Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn rules_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rules_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rules") {
+            out.push(p);
+        }
+    }
+}
+
+struct Case {
+    path: PathBuf,
+    rs: Ruleset,
+    pod: Pod,
+    profile: Profile,
+    expect: Expect,
+}
+
+fn load(path: &Path) -> Case {
+    let bytes = std::fs::read(path).unwrap();
+    let rs = parse(&path.display().to_string(), &bytes).unwrap().ruleset;
+    let toml_path = path.with_extension("toml");
+    let expect: Expect = if toml_path.exists() {
+        toml::from_str(&std::fs::read_to_string(&toml_path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", toml_path.display()))
+    } else {
+        Expect::default_sidecar()
+    };
+    let profile = match &expect.profile {
+        Some(v) => Profile::from_toml(&toml::to_string(v).unwrap()).unwrap(),
+        None => Profile::istio(),
+    };
+    Case {
+        path: path.to_path_buf(),
+        pod: Pod::new(&expect.pod_ips),
+        rs,
+        profile,
+        expect,
+    }
+}
+
+impl Expect {
+    fn default_sidecar() -> Expect {
+        Expect {
+            sidecar: true,
+            ..Expect::default()
+        }
+    }
+}
+
+fn run(c: &Case) -> Report {
+    let canonical = print_ruleset(&c.rs);
+    check(&c.rs, &canonical, &c.pod, &c.profile, &Options::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", c.path.display()))
+}
+
+fn corpus_cases() -> Vec<Case> {
+    let mut files = Vec::new();
+    rules_files(&workspace().join("corpus"), &mut files);
+    assert!(files.len() >= 10, "corpus/ holds {} rulesets", files.len());
+    files.iter().map(|p| load(p)).collect()
+}
+
+#[test]
+fn every_corpus_ruleset_meets_its_expected_invariants() {
+    let mut failures = Vec::new();
+    for c in corpus_cases() {
+        let report = run(&c);
+        let unknown: Vec<&str> = report
+            .invariants
+            .iter()
+            .filter(|i| i.status == Status::Unknown)
+            .map(|i| i.id)
+            .collect();
+        if !c.expect.sidecar {
+            if !unknown.is_empty() {
+                failures.push(format!("{}: unknown: {unknown:?}", c.path.display()));
+            }
+            continue;
+        }
+        let got: BTreeSet<&str> = report
+            .invariants
+            .iter()
+            .filter(|i| i.status != Status::Holds)
+            .map(|i| i.id)
+            .collect();
+        let want: BTreeSet<&str> = c.expect.violated.iter().map(String::as_str).collect();
+        if got != want {
+            failures.push(format!(
+                "{}: expected violated {want:?}, got {got:?}\n{}",
+                c.path.display(),
+                text(&report, &c.rs, &c.path.display().to_string(), &c.pod)
+            ));
+        }
+        for id in &want {
+            let inv = report.invariants.iter().find(|i| i.id == *id);
+            assert!(
+                inv.is_some_and(|i| i.witness.is_some() && i.journey.is_some()),
+                "{}: `{id}` has no witness",
+                c.path.display()
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn classic_reachability_finds_the_dead_and_the_unroutable_rules() {
+    let rs = parse("classic", DEFAULT_RULESET.as_bytes()).unwrap().ruleset;
+    let canonical = print_ruleset(&rs);
+    let r = check(
+        &rs,
+        &canonical,
+        &Pod::default(),
+        &Profile::istio(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(r.all_hold());
+    let find = |chain: &str, n: u32| {
+        r.rules
+            .iter()
+            .find(|x| x.chain == chain && x.rule == n)
+            .unwrap()
+    };
+    // Rule 5 needs -o lo and gid 1337: with uid 1337 rule 2 takes it (its destination is not
+    // 127.0.0.1), with any other uid rule 3 does.
+    let r5 = find("ISTIO_OUTPUT", 5);
+    assert_eq!(r5.status, RuleStatus::Shadowed);
+    let by5: Vec<u32> = r5.by.iter().map(|b| b.rule).collect();
+    assert_eq!(by5, [2, 3]);
+    // Rule 6 needs -o lo: rule 3 takes every uid but 1337, rule 4 takes 1337.
+    let r6 = find("ISTIO_OUTPUT", 6);
+    assert_eq!(r6.status, RuleStatus::Shadowed);
+    let by6: Vec<u32> = r6.by.iter().map(|b| b.rule).collect();
+    assert_eq!(by6, [3, 4]);
+    // Rule 8 (-d 127.0.0.1/32): a routed connection to 127.0.0.1 leaves by lo and rules 3/4
+    // take it; only a packet leaving another interface for 127.0.0.1 gets there.
+    let r8 = find("ISTIO_OUTPUT", 8);
+    assert_eq!(r8.status, RuleStatus::Unroutable);
+    let p = r8.packet.unwrap();
+    assert_eq!(p.dst, "127.0.0.1".parse::<IpAddr>().unwrap());
+    assert!(p.out_iface.is_some_and(|o| o.as_str() != "lo"));
+    for x in &r.rules {
+        if !(x.chain == "ISTIO_OUTPUT" && [5, 6, 8].contains(&x.rule)) {
+            assert_eq!(x.status, RuleStatus::Live, "{} {}", x.chain, x.rule);
+        }
+    }
+}
+
+fn trace_args(rules: &Path, w: &sidecar_verify::check::Witness) -> Vec<String> {
+    let mut a = vec!["trace".to_string(), rules.display().to_string(), "--json".into()];
+    if w.from_outside {
+        a.push("--from-outside".into());
+    } else {
+        a.extend(["--uid".into(), w.uid.to_string(), "--gid".into(), w.gid.to_string()]);
+    }
+    a.extend([
+        "--src".into(),
+        w.src.to_string(),
+        "--sport".into(),
+        w.sport.to_string(),
+        "--dst".into(),
+        w.dst.to_string(),
+        "--dport".into(),
+        w.dport.to_string(),
+        "--proto".into(),
+        w.proto.clone(),
+    ]);
+    a
+}
+
+#[test]
+fn every_witness_replays_through_trace_with_the_same_journey() {
+    let mut replayed = 0;
+    for c in corpus_cases().into_iter().filter(|c| c.expect.sidecar) {
+        if !c.expect.pod_ips.is_empty() || c.expect.profile.is_some() {
+            continue;
+        }
+        let report = run(&c);
+        for inv in report.invariants.iter().filter(|i| i.witness.is_some()) {
+            let w = inv.witness.as_ref().unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_sidecar-verify"))
+                .args(trace_args(&c.path, w))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let traced: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let claimed = serde_json::to_value(inv.journey.as_ref().unwrap()).unwrap();
+            assert_eq!(
+                traced, claimed,
+                "{} `{}`: trace gives another journey",
+                c.path.display(),
+                inv.id
+            );
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 15, "only {replayed} witnesses replayed");
+}
+
+/// Every hop of every witness journey, run through real netfilter, goes where the model says.
+#[test]
+fn every_witness_is_confirmed_by_the_kernel() {
+    use sidecar_verify::kernel::{self, unavailable, TestPod};
+    if let Some(why) = unavailable() {
+        println!("skipping the kernel confirmation of witnesses: {why}");
+        return;
+    }
+    let mut confirmed = 0;
+    for c in corpus_cases().into_iter().filter(|c| c.expect.sidecar) {
+        if !c.expect.pod_ips.is_empty() || c.expect.profile.is_some() {
+            continue;
+        }
+        let report = run(&c);
+        let mut flows: Vec<Connection> = Vec::new();
+        let mut ports: Vec<u16> = c.profile.proxy_ports.clone();
+        for inv in report.invariants.iter().filter(|i| i.witness.is_some()) {
+            for h in &inv.journey.as_ref().unwrap().hops {
+                let p = h.packet;
+                ports.push(p.dport);
+                if let sidecar_model::pod::Delivery::App(port)
+                | sidecar_model::pod::Delivery::Listener(port) = h.delivered_to
+                {
+                    ports.push(port);
+                }
+                flows.push(Connection {
+                    proto: p.proto,
+                    src: Some(p.src),
+                    dst: p.dst,
+                    sport: p.sport,
+                    dport: p.dport,
+                    uid: p.uid,
+                    gid: p.gid,
+                    from_outside: h.hook != Hook::Output,
+                });
+            }
+        }
+        if flows.is_empty() {
+            continue;
+        }
+        let sim = Simulator::new(&c.rs, Pod::new(&kernel::POD_IPS), c.profile.clone());
+        ports.sort_unstable();
+        ports.dedup();
+        let mut tp = TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports)
+            .unwrap();
+        let r = kernel::run(&mut tp, &sim, &flows, 1).unwrap();
+        assert!(
+            r.disagreements.is_empty(),
+            "{}: {:?}",
+            c.path.display(),
+            r.disagreements
+        );
+        confirmed += r.compared;
+    }
+    assert!(confirmed >= 15, "only {confirmed} witness hops confirmed");
+}
