@@ -1,0 +1,222 @@
+//! The SMT encoding with the packet fixed agrees with the concrete evaluator, hit for hit: the
+//! rules hit (in order, with their hook), drop/reject, where the hop is delivered and the
+//! final destination. Over the classic ruleset, every Istio corpus ruleset and random rulesets.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+#[path = "../../model/tests/common/mod.rs"]
+mod common;
+
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+use sidecar_model::eval::{ConnState, IfName, Packet};
+use sidecar_model::pod::{Delivery, HopVerdict, Pod, Profile, Simulator};
+use sidecar_model::{parse, Family, Hook, Ruleset, DEFAULT_RULESET};
+use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
+use sidecar_verify::smt::{truth, value, bits_addr, Encoder, SymPacket};
+use z3::ast::Bool;
+use z3::{SatResult, Solver};
+
+fn pod() -> Pod {
+    Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()])
+}
+
+/// A first packet from 12 numbers, with interface names taken from the encoder's enumeration.
+fn packet(family: Family, s: [u32; 12], names: &[String]) -> (Hook, Packet) {
+    let pool: Vec<IpAddr> = match family {
+        Family::Ipv4 => [
+            "10.1.0.5",
+            "127.0.0.1",
+            "127.0.0.6",
+            "10.1.0.99",
+            "10.96.0.1",
+            "1.1.1.1",
+            "9.9.1.1",
+            "169.254.7.127",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect(),
+        Family::Ipv6 => ["fd00::5", "::1", "::6", "fd00::99", "2001:db8::1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect(),
+    };
+    let ports = [15001u16, 15006, 15008, 15090, 15020, 15021, 53, 80, 22, 8080, 32000];
+    let ids = [0u32, 1000, 1337, 1_000_670_000, 3, 4];
+    let pick = |v: usize, n: usize| v % n;
+    let outside = s[0] % 2 == 0;
+    let mut p = Packet::tcp_out(
+        pool[pick(s[1] as usize, pool.len())],
+        pool[pick(s[2] as usize, pool.len())],
+        if s[3] % 2 == 0 { ports[pick(s[4] as usize, ports.len())] } else { s[4] as u16 },
+        if s[5] % 3 != 0 { ports[pick(s[6] as usize, ports.len())] } else { s[6] as u16 },
+        ids[pick(s[7] as usize, ids.len())],
+        ids[pick(s[8] as usize, ids.len())],
+    );
+    p.proto = [6u8, 6, 17, 1][pick(s[9] as usize, 4)];
+    p.tcp_flags = if p.proto == 6 { 2 } else { 0 };
+    let name = IfName::new(&names[1 + pick(s[10] as usize, names.len() - 1)]);
+    if outside {
+        p.has_socket = false;
+        p.uid = 0;
+        p.gid = 0;
+        p.in_iface = Some(name);
+    } else {
+        p.out_iface = Some(name);
+        p.has_socket = s[10] % 7 != 0;
+    }
+    p.mark = [0, 0, 0x539, 0x111, s[11]][pick(s[11] as usize, 5)];
+    p.ctstate = [ConnState::New, ConnState::New, ConnState::New, ConnState::Established]
+        [pick((s[11] >> 8) as usize, 4)];
+    (if outside { Hook::Prerouting } else { Hook::Output }, p)
+}
+
+/// Compares one hop; returns a description of the first difference.
+fn agree(rs: &Ruleset, family: Family, s: [u32; 12]) -> Result<(), String> {
+    let pod = pod();
+    let profile = Profile::istio();
+    let mut enc = Encoder::new(rs, family, &pod, &profile).unwrap();
+    enc.undecided_free = false;
+    let (entry, pkt) = packet(family, s, &enc.ifaces.names);
+    let sim = Simulator::new(rs, pod.clone(), profile.clone());
+    let want = sim.hop_packet(entry, pkt);
+
+    let p = SymPacket::concrete(&pkt, &enc.ifaces, enc.width);
+    let outside = Bool::from_bool(entry != Hook::Output);
+    let hop = enc.hop(&p, &outside, true).unwrap();
+    let solver = Solver::new();
+    if solver.check() != SatResult::Sat {
+        return Err("solver: not sat".into());
+    }
+    let m = solver.get_model().unwrap();
+    let got: Vec<(String, String, u32, Hook)> = hop
+        .hits
+        .iter()
+        .filter(|h| truth(&m, &h.fires))
+        .map(|h| {
+            let chain = rs
+                .table(family, h.id.table)
+                .unwrap()
+                .chains[h.id.chain]
+                .name
+                .clone();
+            (h.id.table.name().to_string(), chain, h.id.rule as u32 + 1, h.hook)
+        })
+        .collect();
+    let expected: Vec<(String, String, u32, Hook)> = want
+        .matched
+        .iter()
+        .map(|r| (r.table.name().to_string(), r.chain.clone(), r.rule, r.hook))
+        .collect();
+    let ctx = || format!("{entry} {pkt:?}\n{}", sidecar_model::print_ruleset(rs));
+    if got != expected {
+        return Err(format!("hits: smt {got:?} evaluator {expected:?}\n{}", ctx()));
+    }
+    let dropped = truth(&m, &hop.dropped);
+    let rejected = truth(&m, &hop.rejected);
+    let local = truth(&m, &hop.local);
+    let port = value(&m, &hop.port) as u16;
+    let dst = bits_addr(value(&m, &hop.final_dst), family);
+    let dport = value(&m, &hop.final_dport) as u16;
+    let ok = match want.delivered_to {
+        Delivery::Dropped => dropped && (rejected == (want.verdict == HopVerdict::Reject)),
+        Delivery::Listener(p) | Delivery::App(p) => !dropped && local && port == p,
+        Delivery::Remote(a) => !dropped && !local && a == std::net::SocketAddr::new(dst, dport),
+    };
+    if !ok {
+        return Err(format!(
+            "delivery: evaluator {:?} ({:?}); smt dropped {dropped} rejected {rejected} local {local} port {port} dst {dst}:{dport}\n{}",
+            want.delivered_to,
+            want.verdict,
+            ctx()
+        ));
+    }
+    let redirected = truth(&m, &hop.redirected());
+    let want_redirect = matches!(
+        want.verdict,
+        HopVerdict::Redirect(_) | HopVerdict::Dnat(_) | HopVerdict::Tproxy(_)
+    );
+    if redirected != want_redirect {
+        return Err(format!(
+            "verdict: evaluator {:?}, smt redirected {redirected}\n{}",
+            want.verdict,
+            ctx()
+        ));
+    }
+    Ok(())
+}
+
+fn seeds(n: usize, mut x: u64) -> Vec<[u32; 12]> {
+    (0..n)
+        .map(|_| {
+            let mut s = [0u32; 12];
+            for v in &mut s {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                *v = (x >> 33) as u32;
+            }
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn classic_ruleset_agrees_with_the_evaluator() {
+    let rs = parse("classic", DEFAULT_RULESET.as_bytes()).unwrap().ruleset;
+    for s in seeds(400, 1) {
+        agree(&rs, Family::Ipv4, s).unwrap();
+    }
+}
+
+#[test]
+fn corpus_rulesets_agree_with_the_evaluator() {
+    let Some(dir) = istio_dir() else {
+        println!("skipping: Istio's corpus (../shared/corpus/istio) is not here");
+        return;
+    };
+    let mut n = 0;
+    for (file, _) in istio_iptables_files(&dir) {
+        let bytes = std::fs::read(dir.join(&file)).unwrap();
+        let Ok(parsed) = parse(&file, &bytes) else {
+            continue;
+        };
+        let rs = parsed.ruleset;
+        for (i, s) in seeds(12, n as u64 + 7).into_iter().enumerate() {
+            let fam = if i % 3 == 2 && !rs.ipv6.is_empty() { Family::Ipv6 } else { Family::Ipv4 };
+            agree(&rs, fam, s).map_err(|e| format!("{file}: {e}")).unwrap();
+        }
+        n += 1;
+    }
+    assert!(n >= 150, "only {n} corpus rulesets");
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(96)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_rulesets_agree_with_the_evaluator(
+        rs in common::ruleset_strategy(4, 6),
+        pkts in prop::collection::vec(any::<[u32; 12]>(), 1..6),
+    ) {
+        for (i, s) in pkts.into_iter().enumerate() {
+            let fam = if i % 2 == 1 && !rs.0.ipv6.is_empty() { Family::Ipv6 } else { Family::Ipv4 };
+            if let Err(e) = agree(&rs.0, fam, s) {
+                prop_assert!(false, "{}", e);
+            }
+        }
+    }
+}
