@@ -28,9 +28,7 @@ use z3::ast::{Bool, BV};
 use z3::{Params, SatResult, Solver};
 
 use crate::invariants::{Concrete, Id, Symbolic, ALL};
-use crate::smt::{
-    all, any, bv, EncodeError, Encoder, RuleId, SymHit, SymPacket, IF_BITS, IF_NONE,
-};
+use crate::smt::{all, any, bv, EncodeError, Encoder, RuleId, SymHit, SymPacket, IF_BITS, IF_NONE};
 
 /// How to check.
 #[derive(Debug, Clone)]
@@ -308,7 +306,10 @@ fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
         Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
     };
     let primary = enc.pod.primary(fam);
-    let addrs: Vec<IpAddr> = [Some(peer), primary, Some(lo)].into_iter().flatten().collect();
+    let addrs: Vec<IpAddr> = [Some(peer), primary, Some(lo)]
+        .into_iter()
+        .flatten()
+        .collect();
     for a in &addrs {
         h.push(p.dst.eq(enc.addr(*a)));
     }
@@ -417,7 +418,10 @@ fn prove(
             ));
         }
     }
-    let hs: Vec<Bool> = hints(enc, first, outside).iter().map(|h| guard(s, h)).collect();
+    let hs: Vec<Bool> = hints(enc, first, outside)
+        .iter()
+        .map(|h| guard(s, h))
+        .collect();
     let Some(m) = steer(s, &mut assume, hs) else {
         return Ok((id, Status::Unknown, None, Some(unknown_reason(s))));
     };
@@ -476,7 +480,9 @@ fn check_family(
         for id in ALL {
             let v = id.violation(&sym, profile);
             s.push();
-            let r = prove(rs, fam, &enc, &s, &v, &first, &outside, sim, pod, profile, id);
+            let r = prove(
+                rs, fam, &enc, &s, &v, &first, &outside, sim, pod, profile, id,
+            );
             s.pop(1);
             invariants.push(r?);
         }
@@ -510,7 +516,11 @@ fn query(s: &Solver, t: &Bool) -> (SatResult, Option<z3::Model>) {
     s.push();
     s.assert(t);
     let r = s.check();
-    let m = if r == SatResult::Sat { s.get_model() } else { None };
+    let m = if r == SatResult::Sat {
+        s.get_model()
+    } else {
+        None
+    };
     s.pop(1);
     (r, m)
 }
@@ -566,7 +576,11 @@ fn reachability(
                     rule: ri,
                 };
                 let of = |hits: &[SymHit], f: fn(&SymHit) -> Bool| {
-                    any(&hits.iter().filter(|h| h.id == id).map(f).collect::<Vec<_>>())
+                    any(&hits
+                        .iter()
+                        .filter(|h| h.id == id)
+                        .map(f)
+                        .collect::<Vec<_>>())
                 };
                 let mut res = RuleResult {
                     family: fam,
@@ -588,7 +602,11 @@ fn reachability(
                             SatResult::Sat => {
                                 s.push();
                                 s.assert(&fires);
-                                let mut hs: Vec<Bool> = vec![p.has_socket.clone()];
+                                let mut hs: Vec<Bool> = vec![
+                                    p.has_socket.clone(),
+                                    p.oif.eq(bv(u128::from(crate::smt::IF_ETH0), IF_BITS)),
+                                    p.iif.eq(bv(u128::from(crate::smt::IF_ETH0), IF_BITS)),
+                                ];
                                 hs.extend(hints(enc, &p, &outside));
                                 hs.push(p.ctstate.eq(bv(0, 3)));
                                 hs.push(p.mark.eq(bv(0, 32)));
@@ -858,7 +876,11 @@ pub fn text(report: &Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -> String
         }
         if let Some(w) = &i.witness {
             let _ = writeln!(s, "            witness: {}", witness_text(w));
-            let _ = writeln!(s, "            replay:  {}", replay_command(rules_arg, pod, w));
+            let _ = writeln!(
+                s,
+                "            replay:  {}",
+                replay_command(rules_arg, pod, w)
+            );
         }
         if let Some(j) = &i.journey {
             for line in crate::journey_text::journey_text(rs, j).lines() {
@@ -882,7 +904,11 @@ pub fn text(report: &Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -> String
         if r.status == RuleStatus::Live {
             continue;
         }
-        let fam = if r.family == Family::Ipv6 { " (IPv6)" } else { "" };
+        let fam = if r.family == Family::Ipv6 {
+            " (IPv6)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
             "  {word:<11} {} {} {}{fam}  {}",
@@ -892,11 +918,18 @@ pub fn text(report: &Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -> String
             r.text
         );
         if !r.by.is_empty() {
-            let by: Vec<String> = r.by.iter().map(|b| format!("{} {}", b.chain, b.rule)).collect();
+            let by: Vec<String> =
+                r.by.iter()
+                    .map(|b| format!("{} {}", b.chain, b.rule))
+                    .collect();
             let _ = writeln!(s, "              by {}", by.join(", "));
         }
         if let Some(p) = &r.packet {
-            let _ = writeln!(s, "              hit only by packets like: {}", packet_text(p));
+            let _ = writeln!(
+                s,
+                "              hit only by packets like: {}",
+                packet_text(p)
+            );
         }
     }
     let [live, unroutable, shadowed, unreachable, unknown] = counts;
@@ -910,9 +943,16 @@ pub fn text(report: &Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -> String
         }
     );
     if !report.undecided.is_empty() {
-        let _ = writeln!(s, "\nmatches the model cannot interpret (free in the proofs)");
+        let _ = writeln!(
+            s,
+            "\nmatches the model cannot interpret (free in the proofs)"
+        );
         for u in &report.undecided {
-            let fam = if u.family == Family::Ipv6 { "ip6tables" } else { "iptables" };
+            let fam = if u.family == Family::Ipv6 {
+                "ip6tables"
+            } else {
+                "iptables"
+            };
             let _ = writeln!(s, "  {fam} {} {} {}", u.table.name(), u.chain, u.rule);
         }
     }

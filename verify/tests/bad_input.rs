@@ -650,8 +650,14 @@ COMMIT
 #[test]
 fn pending_subcommands_say_not_available() {
     let mut failures = Vec::new();
-    for sub in ["check", "diff"] {
-        for extra in [&[][..], &["-", "--pod-ip", "10.0.0.1"][..]] {
+    let runs: [(&str, &[&str]); 4] = [
+        ("diff", &[]),
+        ("diff", &["-", "--pod-ip", "10.0.0.1"]),
+        ("check", &["--format", "markdown"]),
+        ("check", &["--format", "sarif"]),
+    ];
+    for (sub, extra) in runs {
+        {
             let out = Command::new(BIN)
                 .arg(sub)
                 .args(extra)
@@ -671,6 +677,46 @@ fn pending_subcommands_say_not_available() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `check` exits 0 when every invariant holds, 1 when one is violated, 2 on bad input.
+#[test]
+fn check_exit_codes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("check")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sidecar-verify");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = run(&[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("9 invariants: 9 hold"), "{stdout}");
+    let broken = root.join("corpus/broken/no-uid-return.rules");
+    let (code, stdout, _) = run(&[broken.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let inv = v["invariants"].as_array().unwrap();
+    let violated: Vec<&str> = inv
+        .iter()
+        .filter(|i| i["status"] == "violated")
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(violated, ["proxy-not-recaptured"]);
+    let w = &inv[0]["witness"];
+    assert_eq!(w["uid"], 1337);
+    assert_ne!(w["gid"], 1337);
+    let (code, _, stderr) = run(&["/nonexistent/rules"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, _, stderr) = run(&["--profile", "/nonexistent.toml"]);
+    assert_eq!(code, Some(2), "{stderr}");
 }
 
 /// Usage errors of the built subcommands exit 2 with a message, never 0 or a panic.

@@ -160,7 +160,9 @@ fn every_corpus_ruleset_meets_its_expected_invariants() {
 
 #[test]
 fn classic_reachability_finds_the_dead_and_the_unroutable_rules() {
-    let rs = parse("classic", DEFAULT_RULESET.as_bytes()).unwrap().ruleset;
+    let rs = parse("classic", DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset;
     let canonical = print_ruleset(&rs);
     let r = check(
         &rs,
@@ -203,11 +205,20 @@ fn classic_reachability_finds_the_dead_and_the_unroutable_rules() {
 }
 
 fn trace_args(rules: &Path, w: &sidecar_verify::check::Witness) -> Vec<String> {
-    let mut a = vec!["trace".to_string(), rules.display().to_string(), "--json".into()];
+    let mut a = vec![
+        "trace".to_string(),
+        rules.display().to_string(),
+        "--json".into(),
+    ];
     if w.from_outside {
         a.push("--from-outside".into());
     } else {
-        a.extend(["--uid".into(), w.uid.to_string(), "--gid".into(), w.gid.to_string()]);
+        a.extend([
+            "--uid".into(),
+            w.uid.to_string(),
+            "--gid".into(),
+            w.gid.to_string(),
+        ]);
     }
     a.extend([
         "--src".into(),
@@ -238,11 +249,16 @@ fn every_witness_replays_through_trace_with_the_same_journey() {
                 .args(trace_args(&c.path, w))
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let traced: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             let claimed = serde_json::to_value(inv.journey.as_ref().unwrap()).unwrap();
             assert_eq!(
-                traced, claimed,
+                traced,
+                claimed,
                 "{} `{}`: trace gives another journey",
                 c.path.display(),
                 inv.id
@@ -296,8 +312,8 @@ fn every_witness_is_confirmed_by_the_kernel() {
         let sim = Simulator::new(&c.rs, Pod::new(&kernel::POD_IPS), c.profile.clone());
         ports.sort_unstable();
         ports.dedup();
-        let mut tp = TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports)
-            .unwrap();
+        let mut tp =
+            TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
         let r = kernel::run(&mut tp, &sim, &flows, 1).unwrap();
         assert!(
             r.disagreements.is_empty(),

@@ -20,7 +20,7 @@ use sidecar_model::eval::{ConnState, IfName, Packet};
 use sidecar_model::pod::{Delivery, HopVerdict, Pod, Profile, Simulator};
 use sidecar_model::{parse, Family, Hook, Ruleset, DEFAULT_RULESET};
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
-use sidecar_verify::smt::{truth, value, bits_addr, Encoder, SymPacket};
+use sidecar_verify::smt::{bits_addr, truth, value, Encoder, SymPacket};
 use z3::ast::Bool;
 use z3::{SatResult, Solver};
 
@@ -49,15 +49,25 @@ fn packet(family: Family, s: [u32; 12], names: &[String]) -> (Hook, Packet) {
             .map(|a| a.parse().unwrap())
             .collect(),
     };
-    let ports = [15001u16, 15006, 15008, 15090, 15020, 15021, 53, 80, 22, 8080, 32000];
+    let ports = [
+        15001u16, 15006, 15008, 15090, 15020, 15021, 53, 80, 22, 8080, 32000,
+    ];
     let ids = [0u32, 1000, 1337, 1_000_670_000, 3, 4];
     let pick = |v: usize, n: usize| v % n;
     let outside = s[0] % 2 == 0;
     let mut p = Packet::tcp_out(
         pool[pick(s[1] as usize, pool.len())],
         pool[pick(s[2] as usize, pool.len())],
-        if s[3] % 2 == 0 { ports[pick(s[4] as usize, ports.len())] } else { s[4] as u16 },
-        if s[5] % 3 != 0 { ports[pick(s[6] as usize, ports.len())] } else { s[6] as u16 },
+        if s[3] % 2 == 0 {
+            ports[pick(s[4] as usize, ports.len())]
+        } else {
+            s[4] as u16
+        },
+        if s[5] % 3 != 0 {
+            ports[pick(s[6] as usize, ports.len())]
+        } else {
+            s[6] as u16
+        },
         ids[pick(s[7] as usize, ids.len())],
         ids[pick(s[8] as usize, ids.len())],
     );
@@ -74,9 +84,20 @@ fn packet(family: Family, s: [u32; 12], names: &[String]) -> (Hook, Packet) {
         p.has_socket = s[10] % 7 != 0;
     }
     p.mark = [0, 0, 0x539, 0x111, s[11]][pick(s[11] as usize, 5)];
-    p.ctstate = [ConnState::New, ConnState::New, ConnState::New, ConnState::Established]
-        [pick((s[11] >> 8) as usize, 4)];
-    (if outside { Hook::Prerouting } else { Hook::Output }, p)
+    p.ctstate = [
+        ConnState::New,
+        ConnState::New,
+        ConnState::New,
+        ConnState::Established,
+    ][pick((s[11] >> 8) as usize, 4)];
+    (
+        if outside {
+            Hook::Prerouting
+        } else {
+            Hook::Output
+        },
+        p,
+    )
 }
 
 /// Compares one hop; returns a description of the first difference.
@@ -102,13 +123,15 @@ fn agree(rs: &Ruleset, family: Family, s: [u32; 12]) -> Result<(), String> {
         .iter()
         .filter(|h| truth(&m, &h.fires))
         .map(|h| {
-            let chain = rs
-                .table(family, h.id.table)
-                .unwrap()
-                .chains[h.id.chain]
+            let chain = rs.table(family, h.id.table).unwrap().chains[h.id.chain]
                 .name
                 .clone();
-            (h.id.table.name().to_string(), chain, h.id.rule as u32 + 1, h.hook)
+            (
+                h.id.table.name().to_string(),
+                chain,
+                h.id.rule as u32 + 1,
+                h.hook,
+            )
         })
         .collect();
     let expected: Vec<(String, String, u32, Hook)> = want
@@ -118,7 +141,10 @@ fn agree(rs: &Ruleset, family: Family, s: [u32; 12]) -> Result<(), String> {
         .collect();
     let ctx = || format!("{entry} {pkt:?}\n{}", sidecar_model::print_ruleset(rs));
     if got != expected {
-        return Err(format!("hits: smt {got:?} evaluator {expected:?}\n{}", ctx()));
+        return Err(format!(
+            "hits: smt {got:?} evaluator {expected:?}\n{}",
+            ctx()
+        ));
     }
     let dropped = truth(&m, &hop.dropped);
     let rejected = truth(&m, &hop.rejected);
@@ -159,7 +185,9 @@ fn seeds(n: usize, mut x: u64) -> Vec<[u32; 12]> {
         .map(|_| {
             let mut s = [0u32; 12];
             for v in &mut s {
-                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
                 *v = (x >> 33) as u32;
             }
             s
@@ -169,7 +197,9 @@ fn seeds(n: usize, mut x: u64) -> Vec<[u32; 12]> {
 
 #[test]
 fn classic_ruleset_agrees_with_the_evaluator() {
-    let rs = parse("classic", DEFAULT_RULESET.as_bytes()).unwrap().ruleset;
+    let rs = parse("classic", DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset;
     for s in seeds(400, 1) {
         agree(&rs, Family::Ipv4, s).unwrap();
     }
@@ -189,8 +219,14 @@ fn corpus_rulesets_agree_with_the_evaluator() {
         };
         let rs = parsed.ruleset;
         for (i, s) in seeds(12, n as u64 + 7).into_iter().enumerate() {
-            let fam = if i % 3 == 2 && !rs.ipv6.is_empty() { Family::Ipv6 } else { Family::Ipv4 };
-            agree(&rs, fam, s).map_err(|e| format!("{file}: {e}")).unwrap();
+            let fam = if i % 3 == 2 && !rs.ipv6.is_empty() {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            };
+            agree(&rs, fam, s)
+                .map_err(|e| format!("{file}: {e}"))
+                .unwrap();
         }
         n += 1;
     }

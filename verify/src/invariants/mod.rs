@@ -214,16 +214,25 @@ impl Id {
             Id::InboundCaptured => vec![
                 format!("inbound_port = {}", p.inbound_port),
                 format!("inbound_ports = {}", opt_list(&p.inbound_ports)),
-                format!("exclude_inbound_ports = [{}]", list(&p.exclude_inbound_ports)),
+                format!(
+                    "exclude_inbound_ports = [{}]",
+                    list(&p.exclude_inbound_ports)
+                ),
             ],
             Id::OutboundCaptured => {
                 let mut v = proxy;
                 v.extend([
                     format!("outbound_port = {}", p.outbound_port),
                     format!("outbound_ports = {}", opt_list(&p.outbound_ports)),
-                    format!("exclude_outbound_ports = [{}]", list(&p.exclude_outbound_ports)),
+                    format!(
+                        "exclude_outbound_ports = [{}]",
+                        list(&p.exclude_outbound_ports)
+                    ),
                     format!("outbound_cidrs = {}", opt_list(&p.outbound_cidrs)),
-                    format!("exclude_outbound_cidrs = [{}]", list(&p.exclude_outbound_cidrs)),
+                    format!(
+                        "exclude_outbound_cidrs = [{}]",
+                        list(&p.exclude_outbound_cidrs)
+                    ),
                 ]);
                 v
             }
@@ -239,9 +248,18 @@ impl Id {
                 v
             }
             Id::ExclusionsRespected => vec![
-                format!("exclude_inbound_ports = [{}]", list(&p.exclude_inbound_ports)),
-                format!("exclude_outbound_ports = [{}]", list(&p.exclude_outbound_ports)),
-                format!("exclude_outbound_cidrs = [{}]", list(&p.exclude_outbound_cidrs)),
+                format!(
+                    "exclude_inbound_ports = [{}]",
+                    list(&p.exclude_inbound_ports)
+                ),
+                format!(
+                    "exclude_outbound_ports = [{}]",
+                    list(&p.exclude_outbound_ports)
+                ),
+                format!(
+                    "exclude_outbound_cidrs = [{}]",
+                    list(&p.exclude_outbound_cidrs)
+                ),
             ],
         };
         v.dedup();
@@ -311,12 +329,9 @@ impl Id {
                 d.out_lo(),
                 d.redirected(),
             ]),
-            Id::LocalhostUntouched => d.and(vec![
-                local,
-                non_proxy,
-                d.dst_loopback(),
-                d.redirected(),
-            ]),
+            Id::LocalhostUntouched => {
+                d.and(vec![local, non_proxy, d.dst_loopback(), d.redirected()])
+            }
             Id::NoRedirectLoop => d.and(vec![d.not(d.dport_in(&capture_ports)), d.loops()]),
             Id::SinglePass => {
                 let not_capture = d.not(d.dport_in(&capture_ports));
@@ -428,9 +443,9 @@ impl Dom for Concrete<'_> {
         })
     }
     fn delivered(&self, port: u16) -> bool {
-        self.hop1().is_some_and(|h| {
-            matches!(h.delivered_to, Delivery::Listener(p) | Delivery::App(p) if p == port)
-        })
+        self.hop1().is_some_and(
+            |h| matches!(h.delivered_to, Delivery::Listener(p) | Delivery::App(p) if p == port),
+        )
     }
     fn loops(&self) -> bool {
         self.journey.outcome == Outcome::Loop

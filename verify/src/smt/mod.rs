@@ -32,8 +32,8 @@ use std::net::IpAddr;
 use sidecar_model::eval::{hook_tables, ConnState, IfName, Packet};
 use sidecar_model::pod::{Pod, Profile, ETH0, LO};
 use sidecar_model::{
-    AddrType, CtState, Family, Hook, IdSpec, Match, Neg, Policy, PortDir, PortRange, Rule,
-    Ruleset, TableKind, Target,
+    AddrType, CtState, Family, Hook, IdSpec, Match, Neg, Policy, PortDir, PortRange, Rule, Ruleset,
+    TableKind, Target,
 };
 use z3::ast::{Bool, BV};
 
@@ -101,8 +101,10 @@ impl Ifaces {
                 }
             }
         }
-        let pats: Vec<sidecar_model::Iface> =
-            patterns.iter().map(|p| sidecar_model::Iface(p.clone())).collect();
+        let pats: Vec<sidecar_model::Iface> = patterns
+            .iter()
+            .map(|p| sidecar_model::Iface(p.clone()))
+            .collect();
         if let Some(other) = (0u32..100_000)
             .map(|n| format!("x{n}"))
             .find(|n| !names.contains(n) && !pats.iter().any(|p| p.matches(n)))
@@ -117,10 +119,7 @@ impl Ifaces {
 
     /// The index of a name, if enumerated.
     pub fn index(&self, name: &str) -> Option<u64> {
-        self.names
-            .iter()
-            .position(|n| n == name)
-            .map(|i| i as u64)
+        self.names.iter().position(|n| n == name).map(|i| i as u64)
     }
 
     /// The name at an index ("" for none).
@@ -152,7 +151,10 @@ impl Ifaces {
 /// A bit-vector constant.
 pub fn bv(v: u128, width: u32) -> BV {
     if width <= 64 {
-        BV::from_u64(u64::try_from(v & ((1u128 << width) - 1)).unwrap_or(0), width)
+        BV::from_u64(
+            u64::try_from(v & ((1u128 << width) - 1)).unwrap_or(0),
+            width,
+        )
     } else {
         let hi = BV::from_u64(u64::try_from(v >> 64).unwrap_or(0), width - 64);
         let lo = BV::from_u64(u64::try_from(v & u128::from(u64::MAX)).unwrap_or(0), 64);
@@ -164,7 +166,9 @@ pub fn bv(v: u128, width: u32) -> BV {
 pub fn value(m: &z3::Model, v: &BV) -> u128 {
     let w = v.get_size();
     if w <= 64 {
-        m.eval(v, true).and_then(|x| x.as_u64()).map_or(0, u128::from)
+        m.eval(v, true)
+            .and_then(|x| x.as_u64())
+            .map_or(0, u128::from)
     } else {
         let hi = m
             .eval(&v.extract(w - 1, 64), true)
@@ -283,7 +287,10 @@ impl SymPacket {
             let i = n
                 .as_ref()
                 .map_or(Some(IF_NONE), |n| ifaces.index(n.as_str()));
-            bv(u128::from(i.unwrap_or(ifaces.names.len() as u64 - 1)), IF_BITS)
+            bv(
+                u128::from(i.unwrap_or(ifaces.names.len() as u64 - 1)),
+                IF_BITS,
+            )
         };
         SymPacket {
             proto: bv(u128::from(p.proto), 8),
@@ -628,8 +635,10 @@ impl<'a> Encoder<'a> {
 
     /// The out interface routing picks for `dst`.
     pub fn route_oif(&self, dst: &BV) -> BV {
-        self.is_local(dst)
-            .ite(&bv(u128::from(IF_LO), IF_BITS), &bv(u128::from(IF_ETH0), IF_BITS))
+        self.is_local(dst).ite(
+            &bv(u128::from(IF_LO), IF_BITS),
+            &bv(u128::from(IF_ETH0), IF_BITS),
+        )
     }
 
     fn iface_is(v: &BV, i: u64) -> Bool {
@@ -667,7 +676,11 @@ impl<'a> Encoder<'a> {
         let mcast = if v4 {
             self.in_net(a, IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 0)), 4)
         } else {
-            self.in_net(a, IpAddr::V6(std::net::Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)), 8)
+            self.in_net(
+                a,
+                IpAddr::V6(std::net::Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)),
+                8,
+            )
         };
         let unspec = a.eq(bv(0, self.width));
         let nl = local.not();
@@ -734,7 +747,12 @@ impl<'a> Encoder<'a> {
                 dir,
                 ports,
             } => {
-                let anyp = |v: &BV| any(&ports.iter().map(|r| Self::port_in(v, r)).collect::<Vec<_>>());
+                let anyp = |v: &BV| {
+                    any(&ports
+                        .iter()
+                        .map(|r| Self::port_in(v, r))
+                        .collect::<Vec<_>>())
+                };
                 let hit = match dir {
                     PortDir::Source => anyp(&p.sport),
                     PortDir::Destination => anyp(&p.dport),
@@ -791,7 +809,11 @@ impl<'a> Encoder<'a> {
                     .eq(bv(u128::from(n.value.value), 32)),
             )),
             Match::Conntrack { ctstate: n } | Match::State(n) => {
-                let hit = any(&n.value.iter().map(|s| Self::state_holds(p, *s)).collect::<Vec<_>>());
+                let hit = any(&n
+                    .value
+                    .iter()
+                    .map(|s| Self::state_holds(p, *s))
+                    .collect::<Vec<_>>());
                 holds(Self::neg(n.negated, hit))
             }
             Match::Comment { .. } => holds(Bool::from_bool(true)),
@@ -800,14 +822,19 @@ impl<'a> Encoder<'a> {
                     None => Bool::from_bool(true),
                     Some(n) => Self::neg(
                         n.negated,
-                        any(&n.value.iter().map(|t| self.addr_type_is(a, *t)).collect::<Vec<_>>()),
+                        any(&n
+                            .value
+                            .iter()
+                            .map(|t| self.addr_type_is(a, *t))
+                            .collect::<Vec<_>>()),
                     ),
                 };
                 holds(and2(&ok(src, &p.src), &ok(dst, &p.dst)))
             }
-            Match::Socket { .. } | Match::Set { .. } | Match::Statistic { .. } | Match::Unknown { .. } => {
-                (no(), Bool::from_bool(true))
-            }
+            Match::Socket { .. }
+            | Match::Set { .. }
+            | Match::Statistic { .. }
+            | Match::Unknown { .. } => (no(), Bool::from_bool(true)),
         }
     }
 
@@ -818,7 +845,10 @@ impl<'a> Encoder<'a> {
                 .into_iter()
                 .flatten()
                 .any(|n| matches!(n.value, IdSpec::Name(_))),
-            Match::Socket { .. } | Match::Set { .. } | Match::Statistic { .. } | Match::Unknown { .. } => true,
+            Match::Socket { .. }
+            | Match::Set { .. }
+            | Match::Statistic { .. }
+            | Match::Unknown { .. } => true,
             _ => false,
         }
     }
@@ -840,7 +870,10 @@ impl<'a> Encoder<'a> {
             }
         }
         if let Some(n) = &r.proto {
-            conj.push(Self::neg(n.negated, p.proto.eq(bv(u128::from(n.value.0), 8))));
+            conj.push(Self::neg(
+                n.negated,
+                p.proto.eq(bv(u128::from(n.value.0), 8)),
+            ));
         }
         if r.fragment == Some(true) {
             conj.push(Bool::from_bool(false));
@@ -1016,11 +1049,7 @@ impl<'a> Encoder<'a> {
                     fx.ends.push((fires.clone(), q));
                     stop(&mut live);
                 }
-                Target::Tproxy {
-                    on_port,
-                    mark,
-                    ..
-                } => {
+                Target::Tproxy { on_port, mark, .. } => {
                     let mut q = p.clone();
                     q.mark = xmark(&p.mark, mark.value, mark.mask);
                     fx.ends.push((fires.clone(), q));
@@ -1152,13 +1181,27 @@ impl<'a> Encoder<'a> {
         let live1 = all(&[la.clone(), d1.not(), r1.not()]);
         a.oif = fx.dnat.ite(&self.route_oif(&a.dst), &a.oif);
         let mut fx_post = Fx::new();
-        let (d2, r2) = self.pass(Hook::Postrouting, &mut a, &live1, false, &mut fx_post, &mut hits)?;
+        let (d2, r2) = self.pass(
+            Hook::Postrouting,
+            &mut a,
+            &live1,
+            false,
+            &mut fx_post,
+            &mut hits,
+        )?;
         let live2 = all(&[live1, d2.not(), r2.not()]);
         let looped = and2(&live2, &Self::iface_is(&a.oif, IF_LO));
         a.iif = looped.ite(&lo, &a.iif);
         a.oif = looped.ite(&none, &a.oif);
         let mut fx_pre = Fx::new();
-        let (d3, r3) = self.pass(Hook::Prerouting, &mut a, &looped, true, &mut fx_pre, &mut hits)?;
+        let (d3, r3) = self.pass(
+            Hook::Prerouting,
+            &mut a,
+            &looped,
+            true,
+            &mut fx_pre,
+            &mut hits,
+        )?;
         let local_a = all(&[looped, d3.not(), r3.not()]);
         let mut fx_in = Fx::new();
         let (d4, r4) = self.pass(Hook::Input, &mut a, &local_a, true, &mut fx_in, &mut hits)?;
@@ -1188,7 +1231,14 @@ impl<'a> Encoder<'a> {
         // From outside: PREROUTING, then INPUT when it is for the pod.
         let mut b = first.clone();
         let mut fxb = Fx::new();
-        let (e1, s1) = self.pass(Hook::Prerouting, &mut b, outside, false, &mut fxb, &mut hits)?;
+        let (e1, s1) = self.pass(
+            Hook::Prerouting,
+            &mut b,
+            outside,
+            false,
+            &mut fxb,
+            &mut hits,
+        )?;
         let blive = all(&[outside.clone(), e1.not(), s1.not()]);
         let local_b = and2(&blive, &or2(&fxb.tproxy, &self.is_local(&b.dst)));
         let fwd = and2(&blive, &local_b.not());
@@ -1323,15 +1373,14 @@ impl<'a> Encoder<'a> {
                 break;
             }
             let via_out = h.listener(profile.outbound_port, profile);
-            let via_in = and2(
-                &via_out.not(),
-                &h.listener(profile.inbound_port, profile),
-            );
+            let via_in = and2(&via_out.not(), &h.listener(profile.inbound_port, profile));
             let next_exists = all(&[e.clone(), lp.not(), or2(&via_out, &via_in)]);
             // The proxy's connection: to the original destination, as the proxy; from the
             // passthrough source after the inbound listener.
             let mut p = SymPacket::fresh(&format!("hop{}", n + 1), self.width);
-            p.proto = hops.first().map_or_else(|| bv(6, 8), |h| h.entered.proto.clone());
+            p.proto = hops
+                .first()
+                .map_or_else(|| bv(6, 8), |h| h.entered.proto.clone());
             p.dst = h.entered.dst.clone();
             p.dport = h.entered.dport.clone();
             p.sport = bv(40000 + n as u128, 16);
