@@ -325,3 +325,105 @@ fn every_witness_is_confirmed_by_the_kernel() {
     }
     assert!(confirmed >= 15, "only {confirmed} witness hops confirmed");
 }
+
+/// Whether the pod can produce `c` (the scope `check` proves over by default).
+fn routable(pod: &Pod, profile: &Profile, c: &Connection) -> bool {
+    let fam_ok = |a: IpAddr| a.is_ipv4() == c.dst.is_ipv4();
+    if c.src.is_some_and(|s| !fam_ok(s)) || !pod.ips.iter().any(|ip| fam_ok(*ip)) {
+        return false;
+    }
+    if c.from_outside {
+        let src = c.src.unwrap_or(profile.remote_peer);
+        return pod.ips.contains(&c.dst)
+            && !pod.is_local(src)
+            && src != profile.passthrough(sidecar_model::Family::Ipv4);
+    }
+    match c.src {
+        None => true,
+        Some(s) if pod.is_local(c.dst) => {
+            pod.is_local(s) || s == IpAddr::V4(profile.passthrough_v4)
+        }
+        Some(s) => pod.ips.contains(&s),
+    }
+}
+
+mod sampled {
+    use super::*;
+    use proptest::prelude::*;
+    use sidecar_verify::invariants::{Concrete, ALL};
+
+    fn conn() -> impl Strategy<Value = Connection> {
+        let addrs = [
+            "10.1.0.5",
+            "127.0.0.1",
+            "127.0.0.6",
+            "127.1.2.3",
+            "10.1.0.99",
+            "10.96.0.1",
+            "1.1.1.1",
+            "9.9.1.1",
+        ];
+        let pool: Vec<IpAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        let ports = [
+            15001u16, 15006, 15008, 15090, 15020, 15021, 15000, 53, 80, 22, 8080, 5555, 3333,
+        ];
+        let ids = [0u32, 1000, 1337, 1_000_670_000];
+        (
+            any::<[u32; 8]>(),
+            prop::sample::select(pool.clone()),
+            prop::option::of(prop::sample::select(pool)),
+        )
+            .prop_map(move |(s, dst, src)| Connection {
+                proto: if s[0] % 4 == 0 { 17 } else { 6 },
+                src,
+                dst,
+                sport: if s[1] % 2 == 0 { 40000 } else { s[1] as u16 },
+                dport: if s[2] % 4 == 0 {
+                    s[3] as u16
+                } else {
+                    ports[s[3] as usize % ports.len()]
+                },
+                uid: ids[s[4] as usize % ids.len()],
+                gid: ids[s[5] as usize % ids.len()],
+                from_outside: s[6] % 3 == 0,
+            })
+    }
+
+    /// Every corpus case with its invariants' statuses, checked once.
+    fn proved() -> &'static [(Case, Vec<Status>)] {
+        static P: std::sync::OnceLock<Vec<(Case, Vec<Status>)>> = std::sync::OnceLock::new();
+        P.get_or_init(|| {
+            corpus_cases()
+                .into_iter()
+                .map(|c| {
+                    let st = run(&c).invariants.iter().map(|i| i.status).collect();
+                    (c, st)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Sampling through the concrete evaluator never contradicts a proof: on every corpus
+        /// ruleset, an invariant `check` proved holds for random routable connections.
+        #[test]
+        fn sampled_connections_never_contradict_a_proof(conns in prop::collection::vec(conn(), 32)) {
+            for (c, statuses) in proved() {
+                let sim = Simulator::new(&c.rs, c.pod.clone(), c.profile.clone());
+                for k in conns.iter().filter(|k| routable(&c.pod, &c.profile, k)) {
+                    let j = sim.journey(k);
+                    let (entry, first) = sim.first_packet(k);
+                    let d = Concrete { entry, first, journey: &j, pod: &c.pod };
+                    for (id, st) in ALL.iter().zip(statuses) {
+                        if *st == Status::Holds {
+                            prop_assert!(!id.violation(&d, &c.profile),
+                                "{}: `{}` proved but {:?} violates it", c.path.display(), id.name(), k);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
