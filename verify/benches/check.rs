@@ -1,7 +1,12 @@
 //! `check` on the classic ruleset: every invariant proved and every rule's reachability, from
 //! the parsed ruleset to the finished report (Z3 included). Target: at most 300 ms.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "benchmark"
+)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sidecar_model::pod::{Pod, Profile};

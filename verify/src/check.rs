@@ -345,7 +345,7 @@ fn steer(s: &Solver, assume: &mut Vec<Bool>, hints: Vec<Bool>) -> Option<z3::Mod
 }
 
 struct FamilyResult {
-    invariants: Vec<(Id, Status, Option<(Witness, Journey)>, Option<String>)>,
+    invariants: Vec<Proved>,
     rules: Vec<RuleResult>,
     undecided: Vec<RuleAtTable>,
 }
@@ -362,7 +362,7 @@ fn unknown_reason(s: &Solver) -> String {
 /// as an assumption.
 fn guard(s: &Solver, t: &Bool) -> Bool {
     let a = Bool::fresh_const("assume");
-    s.assert(&a.implies(t));
+    s.assert(a.implies(t));
     a
 }
 
@@ -682,7 +682,7 @@ fn responsible(
             .enumerate()
             .map(|(k, e)| {
                 let a = Bool::new_const(format!("intercepts_{}_{}_{k}", h.frame, e.id.rule));
-                s.assert(&a.implies(&e.matches.not()));
+                s.assert(a.implies(e.matches.not()));
                 a
             })
             .collect();

@@ -504,7 +504,7 @@ impl SymJourney {
         let mut sum = bv(0, 8);
         for (h, e) in self.hops.iter().zip(&self.exists) {
             let c = and2(e, &h.listener(port, profile));
-            sum = sum.bvadd(&c.ite(&one, &zero));
+            sum = sum.bvadd(c.ite(&one, &zero));
         }
         sum.eq(bv(u128::from(n), 8))
     }
