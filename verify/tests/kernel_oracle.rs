@@ -1,6 +1,6 @@
 //! The kernel oracle: the model's per-flow rule hits and deliveries against real netfilter in a
-//! pod made of network namespaces. Runs whenever the machine can (root, iproute2, iptables);
-//! otherwise says why and passes. `.ci/run` installs what it needs.
+//! pod made of network namespaces. Runs whenever the machine can (root, iproute2, iptables,
+//! nftables); otherwise says why and passes. `.ci/run` installs what it needs.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,8 +15,7 @@ use sidecar_model::pod::{Pod, Profile, Simulator};
 use sidecar_model::{parse, Ruleset, DEFAULT_RULESET};
 use sidecar_verify::cli::scenario_flows;
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
-use sidecar_verify::kernel::{self, random_flows, SplitMix, TestPod};
-use sidecar_verify::netns::unavailable;
+use sidecar_verify::kernel::{self, random_flows, unavailable, SplitMix, TestPod};
 
 fn sim(rs: &Ruleset) -> Simulator {
     Simulator::new(rs, Pod::new(&kernel::POD_IPS), Profile::istio())
@@ -104,6 +103,213 @@ fn the_oracle_notices_a_different_ruleset() {
         "{}",
         report(&r)
     );
+}
+
+/// The comparison is exact outside nat too: a kernel with one more rule in mangle PREROUTING
+/// and one in filter OUTPUT (IPv4), which every TCP first packet hits and which change nothing,
+/// disagrees on every IPv4 TCP flow and on no other, and the kernel's side names the rule and its hook.
+#[test]
+fn the_oracle_notices_an_extra_hit_outside_nat() {
+    if let Some(why) = unavailable() {
+        println!("skipping the kernel oracle: {why}");
+        return;
+    }
+    let rs = parse("classic", DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset;
+    let extra = format!(
+        "{DEFAULT_RULESET}*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp\nCOMMIT\n\
+         *filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p tcp\nCOMMIT\n"
+    );
+    let kernel_rs = parse("extra", extra.as_bytes()).unwrap().ruleset;
+    let mut s = sim(&rs);
+    let (ports, f) = flows(&mut s, 200, 3);
+    let tcp = f.iter().filter(|c| c.proto == 6 && c.dst.is_ipv4()).count();
+    let mut tp =
+        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
+    let r = kernel::run_with(&mut tp, &s, &kernel_rs, &f, 50).unwrap();
+    let hits: Vec<_> = r
+        .disagreements
+        .iter()
+        .filter(|d| d.what == "rule hits of the first packet")
+        .collect();
+    assert_eq!(hits.len(), tcp, "{}", report(&r));
+    assert!(hits
+        .iter()
+        .all(|d| d.flow.proto == 6 && d.flow.dst.is_ipv4()));
+    assert!(
+        hits.iter().any(|d| d.flow.from_outside
+            && d.kernel.contains("PREROUTING: mangle PREROUTING 1")
+            && !d.model.contains("mangle")),
+        "{}",
+        report(&r)
+    );
+    assert!(
+        hits.iter().any(|d| !d.flow.from_outside
+            && d.kernel.contains("OUTPUT: filter OUTPUT 1")
+            && !d.model.contains("filter")),
+        "{}",
+        report(&r)
+    );
+}
+
+/// Every table (raw, mangle, nat, filter, security), user chains, RETURN, ACCEPT, DROP, REJECT,
+/// CT --notrack, MARK, CONNMARK, REDIRECT, DNAT and MASQUERADE, IPv4 and (the same with IPv6
+/// addresses) IPv6: Istio's rulesets use only raw, mangle and nat. Security INPUT matches only
+/// UDP and nat INPUT only TCP, so that no flow hits both: see `security_input_runs_after_nat_input`.
+/// Its NAT targets make connection tracking run (see `nat_without_conntrack_is_not_consulted`).
+/// The notrack rules cover both directions, so that the listener's SYN-ACK does not start a
+/// tracked connection of its own (SO_ORIGINAL_DST would then name the client).
+const ALL_TABLES: &str = r"*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:R_CHAIN - [0:0]
+-A PREROUTING -p tcp -j R_CHAIN
+-A PREROUTING -p udp --dport 53
+-A OUTPUT -p tcp --dport 6666 -j CT --notrack
+-A OUTPUT -p tcp --sport 6666 -j CT --notrack
+-A OUTPUT -j R_CHAIN
+-A R_CHAIN -p tcp --dport 22 -j RETURN
+-A R_CHAIN -p tcp
+-A R_CHAIN -d 127.0.0.1/32 -j ACCEPT
+-A R_CHAIN -p udp
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:M_MARK - [0:0]
+-A PREROUTING -i lo -j M_MARK
+-A PREROUTING -p tcp --dport 8080 -j MARK --set-xmark 0x10/0xff
+-A INPUT -m mark --mark 0x10/0xff
+-A INPUT -p udp
+-A OUTPUT -m owner --uid-owner 1337 -j M_MARK
+-A OUTPUT -p tcp -j CONNMARK --set-xmark 0x100/0x100
+-A POSTROUTING -o eth0
+-A POSTROUTING -o lo -m mark --mark 0x20/0xff
+-A M_MARK -j MARK --set-xmark 0x20/0xff
+-A M_MARK -p tcp --dport 80 -j RETURN
+-A M_MARK -p tcp
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:N_OUT - [0:0]
+-A PREROUTING -p tcp --dport 7000 -j REDIRECT --to-ports 15006
+-A INPUT -p tcp
+-A OUTPUT -j N_OUT
+-A N_OUT -m owner --uid-owner 1337 -j RETURN
+-A N_OUT -p tcp --dport 5000 -j REDIRECT --to-ports 15001
+-A N_OUT -p udp --dport 53 -d 9.9.0.0/16 -j DNAT --to-destination 10.1.0.99:53
+-A POSTROUTING -o lo
+-A POSTROUTING -o eth0 -p tcp --dport 4000 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:F_IN - [0:0]
+-A INPUT -j F_IN
+-A INPUT -p tcp --dport 3333 -j DROP
+-A INPUT -p tcp --dport 4444 -j REJECT --reject-with tcp-reset
+-A F_IN -i lo -j RETURN
+-A F_IN -p tcp --dport 22
+-A F_IN -p udp -j ACCEPT
+-A OUTPUT -p tcp --dport 2222 -j DROP
+-A OUTPUT -p udp --dport 5555 -j REJECT
+-A OUTPUT -m owner --gid-owner 1337
+-A OUTPUT -p tcp -j ACCEPT
+-A OUTPUT -p udp
+COMMIT
+*security
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:S_OUT - [0:0]
+-A INPUT -i lo -p udp
+-A INPUT -p udp --dport 53
+-A OUTPUT -j S_OUT
+-A OUTPUT -p tcp --dport 1111 -j DROP
+-A OUTPUT -o eth0
+-A S_OUT -o lo -j RETURN
+-A S_OUT -p udp
+COMMIT
+";
+
+fn all_tables(v4: &str) -> String {
+    let v6 = v4
+        .replace("127.0.0.1/32", "::1/128")
+        .replace("9.9.0.0/16", "2001:db8::/32")
+        .replace("10.1.0.99:53", "[fd00::99]:53");
+    format!("# Generated by iptables-save\n{v4}# Generated by ip6tables-save\n{v6}")
+}
+
+#[test]
+fn every_table_both_families_agrees_with_the_kernel() {
+    if let Some(why) = unavailable() {
+        println!("skipping the kernel oracle: {why}");
+        return;
+    }
+    let r = disagreements_over("all-tables", &all_tables(ALL_TABLES), 300);
+    assert!(r.compared >= 300);
+    assert!(r.disagreements.is_empty(), "{}", report(&r));
+}
+
+/// Runs `text` with the scenarios and `n` random flows; the disagreements.
+fn disagreements_over(name: &str, text: &str, n: usize) -> kernel::OracleReport {
+    let rs = parse(name, text.as_bytes()).unwrap().ruleset;
+    let mut s = sim(&rs);
+    let (ports, f) = flows(&mut s, n, 4);
+    let mut tp =
+        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
+    kernel::run(&mut tp, &s, &f, 50).unwrap()
+}
+
+/// A model bug this oracle found (for model/): iptables-nft registers the security table's
+/// INPUT chain at priority 150 (iptables-legacy: 50), after nat INPUT (100), but the model runs
+/// security INPUT before nat INPUT. A connection from outside that hits a rule in both is traced
+/// `nat INPUT 1, security INPUT 1` by the kernel and predicted the other way round. (The
+/// never-hit REDIRECT rule is there so that connection tracking runs, see below.)
+#[test]
+#[ignore = "model bug: security INPUT runs after nat INPUT with iptables-nft"]
+fn security_input_runs_after_nat_input() {
+    if let Some(why) = unavailable() {
+        println!("skipping the kernel oracle: {why}");
+        return;
+    }
+    let r = disagreements_over(
+        "security-nat",
+        "*nat\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp\n\
+         -A OUTPUT -p tcp --dport 1 -j REDIRECT --to-ports 15001\nCOMMIT\n\
+         *security\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp\nCOMMIT\n",
+        50,
+    );
+    assert!(r.disagreements.is_empty(), "{}", report(&r));
+}
+
+/// A model bug this oracle found (for model/): connection tracking runs in a network namespace
+/// only while some rule needs it (a NAT target, `-m conntrack`, `-m state`, CONNMARK, CT, …);
+/// without it the nat table's chains never see a packet. The model consults nat for every
+/// connection's first packet, so for a nat table whose rules only match, jump or RETURN it
+/// predicts `nat OUTPUT 1` (here) where the kernel hits nothing.
+#[test]
+#[ignore = "model bug: nat is consulted although nothing enables connection tracking"]
+fn nat_without_conntrack_is_not_consulted() {
+    if let Some(why) = unavailable() {
+        println!("skipping the kernel oracle: {why}");
+        return;
+    }
+    let r = disagreements_over(
+        "nat-without-conntrack",
+        "*nat\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp\n\
+         -A OUTPUT -p tcp -j RETURN\nCOMMIT\n",
+        50,
+    );
+    assert!(r.disagreements.is_empty(), "{}", report(&r));
 }
 
 /// Every corpus ruleset the kernel loads (and the pod can reproduce) with random flows.

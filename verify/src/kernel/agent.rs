@@ -3,11 +3,19 @@
 //! * `__agent PORTS…` listens on every given TCP and UDP port (all addresses), and for each
 //!   connection or datagram prints `accepted ID PROTO PORT ORIGDST` (ORIGDST from SO_ORIGINAL_DST
 //!   for TCP, `-` for UDP); a TCP client then gets `ok`, so it knows it was logged. It also reads
-//!   `connect ID PROTO UID GID SRC SPORT DST DPORT` lines on stdin and runs each as a child process
-//!   with that uid and gid (supplementary groups cleared), printing `done ID CODE` when it ends.
-//! * `__connect ID PROTO SRC SPORT DST DPORT` is that child: it binds SRC (`-` for any) and SPORT, connects or
-//!   sends, writes the flow id, and for TCP waits for `ok`; it exits 0 when the peer answered (for
-//!   UDP: when the datagram was sent), 1 when not.
+//!   `connect ID PROTO UID GID SRC SPORT DST DPORT` lines on stdin and runs each with that uid and
+//!   gid (supplementary groups cleared), printing `done ID CODE` when it ends: in a connector, an
+//!   `__agent` without ports started with that uid and gid and kept for the next flows of the same
+//!   identity (16 at most, the least recently used dropped), which runs `run ID PROTO SRC SPORT
+//!   DST DPORT` lines in-process; or, should no connector start, as a `__connect` process.
+//!   Two more commands, sent to the pod's agent only: `trace` subscribes to the namespace's
+//!   nftables trace events (answer `trace ok` or `trace error MESSAGE`), and `flush` prints every
+//!   event queued since as an `ev …` line ([`super::trace::TraceEvent`]), then `flushed` (or
+//!   `flushed error MESSAGE` when events were lost).
+//! * `__connect ID PROTO SRC SPORT DST DPORT` runs one flow: it binds SRC (`-` for any) and
+//!   SPORT, connects or sends, writes the flow id, and for TCP waits for `ok`; it exits 0 when the
+//!   peer answered (for UDP: when the datagram was sent), 1 when not. [`connect`] is the same
+//!   in-process.
 //!
 //! Nothing here sends traffic anywhere but to the addresses it is given, which the oracle only
 //! ever sets to addresses of its own namespaces.
@@ -15,7 +23,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -118,9 +126,52 @@ pub fn agent(ports: &[u16]) -> u8 {
     // This very program, even if its file has been replaced since it started.
     let exe = std::path::PathBuf::from("/proc/self/exe");
     let stdin = std::io::stdin();
+    let mut tracer: Option<super::trace::TraceSocket> = None;
+    let mut pool = Pool::default();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["trace"] => {
+                match super::trace::TraceSocket::open() {
+                    Ok(t) => {
+                        tracer = Some(t);
+                        say(&out, "trace ok");
+                    }
+                    Err(e) => say(&out, &format!("trace error {e}")),
+                }
+                continue;
+            }
+            ["flush"] => {
+                let drained = tracer
+                    .as_ref()
+                    .map_or_else(|| Ok(Vec::new()), super::trace::TraceSocket::drain);
+                match drained {
+                    Ok(events) => {
+                        // One write for the lot.
+                        let mut text = String::new();
+                        for ev in events {
+                            text.push_str(&ev.to_string());
+                            text.push('\n');
+                        }
+                        text.push_str("flushed\n");
+                        if let Ok(mut o) = out.lock() {
+                            let _ = o.write_all(text.as_bytes());
+                            let _ = o.flush();
+                        }
+                    }
+                    Err(e) => say(&out, &format!("flushed error {e}")),
+                }
+                continue;
+            }
+            ["run", id, proto, src, sport, dst, dport] => {
+                // A connector (below): the flow in this very process, as whoever it runs as.
+                let code = connect(id, proto, src, sport, dst, dport);
+                say(&out, &format!("done {id} {code}"));
+                continue;
+            }
+            _ => {}
+        }
         let [_, id, proto, uid, gid, src, sport, dst, dport] = f.as_slice() else {
             continue;
         };
@@ -128,19 +179,135 @@ pub fn agent(ports: &[u16]) -> u8 {
             say(&out, &format!("done {id} 2"));
             continue;
         };
-        // std clears the supplementary groups when a root process sets a uid.
-        let status = Command::new(&exe)
-            .args(["__connect", id, proto, src, sport, dst, dport])
-            .uid(uid)
-            .gid(gid)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let code = status.ok().and_then(|s| s.code()).unwrap_or(3);
+        let args = [*id, *proto, *src, *sport, *dst, *dport];
+        let code = pool
+            .run(&exe, uid, gid, &args)
+            .unwrap_or_else(|| run_process(&exe, uid, gid, &args));
         say(&out, &format!("done {id} {code}"));
     }
     0
+}
+
+/// Runs one flow as a `__connect` process of its own with `uid` and `gid`; its exit code.
+fn run_process(exe: &std::path::Path, uid: u32, gid: u32, args: &[&str; 6]) -> i32 {
+    // std clears the supplementary groups when a root process sets a uid.
+    let status = Command::new(exe)
+        .arg("__connect")
+        .args(args)
+        .uid(uid)
+        .gid(gid)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    status.ok().and_then(|s| s.code()).unwrap_or(3)
+}
+
+/// An agent without listeners started with one uid and gid (supplementary groups cleared, as for
+/// a `__connect` process), which runs `run` commands in-process: a socket it opens carries
+/// exactly the credentials a `__connect` process with that uid and gid would give it, and
+/// starting a process per flow costs more than the flow (3 ms, most of it loading libz3).
+struct Connector {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    last_used: u64,
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Connector {
+    fn start(exe: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<Connector> {
+        let mut child = Command::new(exe)
+            .arg("__agent")
+            .uid(uid)
+            .gid(gid)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let broken = || std::io::Error::other("connector without pipes");
+        let stdin = child.stdin.take().ok_or_else(broken)?;
+        let stdout = BufReader::new(child.stdout.take().ok_or_else(broken)?);
+        let mut c = Connector {
+            child,
+            stdin,
+            stdout,
+            last_used: 0,
+        };
+        c.expect(|l| l == "ready")?;
+        Ok(c)
+    }
+
+    /// Reads lines until one satisfies `want`.
+    fn expect(&mut self, want: impl Fn(&str) -> bool) -> std::io::Result<String> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stdout.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::other("connector exited"));
+            }
+            if want(line.trim_end()) {
+                return Ok(line.trim_end().to_string());
+            }
+        }
+    }
+
+    fn run(&mut self, args: &[&str; 6]) -> std::io::Result<i32> {
+        writeln!(self.stdin, "run {}", args.join(" "))?;
+        self.stdin.flush()?;
+        let prefix = format!("done {} ", args[0]);
+        let line = self.expect(|l| l.starts_with(&prefix))?;
+        Ok(line
+            .get(prefix.len()..)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(3))
+    }
+}
+
+/// Connectors by uid and gid, the least recently used dropped beyond [`Pool::SIZE`]: the fixed
+/// identities of a run (root, the app, the proxy) keep theirs, random ones come and go.
+#[derive(Default)]
+struct Pool {
+    by_id: std::collections::HashMap<(u32, u32), Connector>,
+    clock: u64,
+}
+
+impl Pool {
+    const SIZE: usize = 16;
+
+    /// The flow's exit code, or none when no connector could run it.
+    fn run(&mut self, exe: &std::path::Path, uid: u32, gid: u32, args: &[&str; 6]) -> Option<i32> {
+        self.clock += 1;
+        if !self.by_id.contains_key(&(uid, gid)) {
+            if self.by_id.len() >= Pool::SIZE {
+                let oldest = self
+                    .by_id
+                    .iter()
+                    .min_by_key(|(_, c)| c.last_used)
+                    .map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    self.by_id.remove(&k);
+                }
+            }
+            let c = Connector::start(exe, uid, gid).ok()?;
+            self.by_id.insert((uid, gid), c);
+        }
+        let c = self.by_id.get_mut(&(uid, gid))?;
+        c.last_used = self.clock;
+        match c.run(args) {
+            Ok(code) => Some(code),
+            Err(_) => {
+                self.by_id.remove(&(uid, gid));
+                None
+            }
+        }
+    }
 }
 
 /// Runs one client flow from source port `sport`; exit 0 when the other end logged it and
