@@ -296,6 +296,40 @@ pub struct Engine {
     plan: [[Vec<(TableKind, usize, u32)>; 5]; 2],
     /// Local addresses, for `-m addrtype`.
     local: Vec<IpAddr>,
+    /// Per family: whether some rule turns connection tracking on (see [`conntrack_active`]).
+    ct_active: [bool; 2],
+}
+
+/// Whether connection tracking runs for `family` in a namespace holding `rs`. The kernel
+/// registers conntrack for a family only while some rule needs it: a NAT target (REDIRECT, DNAT,
+/// SNAT, MASQUERADE, NETMAP), `-m conntrack`, `-m state`, `-m connmark`, CONNMARK, CT without
+/// `--notrack`, or an extension that counts connections. Without it packets carry no connection
+/// and the nat table's chains never see them (the kernel oracle found this).
+pub fn conntrack_active(rs: &Ruleset, family: Family) -> bool {
+    const CT_MATCHES: &[&str] = &["connlimit", "connbytes", "connlabel", "helper", "cluster"];
+    const CT_TARGETS: &[&str] = &["NETMAP", "CONNSECMARK", "CONNLABEL"];
+    rs.tables(family)
+        .iter()
+        .flat_map(|t| &t.chains)
+        .flat_map(|c| &c.rules)
+        .any(|r| {
+            r.matches.iter().any(|m| match m {
+                Match::Conntrack { .. } | Match::State(_) | Match::Connmark(_) => true,
+                Match::Unknown { name, .. } => CT_MATCHES.contains(&name.as_str()),
+                _ => false,
+            }) || r.target.as_ref().is_some_and(|t| match t {
+                Target::Redirect { .. }
+                | Target::Dnat { .. }
+                | Target::Snat { .. }
+                | Target::Masquerade { .. }
+                | Target::ConnmarkSet(_)
+                | Target::ConnmarkSave { .. }
+                | Target::ConnmarkRestore { .. } => true,
+                Target::Ct { notrack, .. } => !notrack,
+                Target::Unknown { name, .. } => CT_TARGETS.contains(&name.as_str()),
+                _ => false,
+            })
+        })
 }
 
 fn fam_idx(f: Family) -> usize {
@@ -325,12 +359,15 @@ fn hook_idx(h: Hook) -> usize {
     }
 }
 
-/// The tables a hook runs, in kernel priority order.
+/// The tables a hook runs, in kernel priority order as iptables-nft registers them (raw -300,
+/// mangle -150, nat -100 on PREROUTING/OUTPUT and 100 on INPUT/POSTROUTING, filter 0, security
+/// 150): on INPUT nat runs before security. (iptables-legacy puts security at 50, before nat;
+/// the kernel oracle found the nft order on this machine, which is Debian's default.)
 pub fn hook_tables(h: Hook) -> &'static [TableKind] {
     use TableKind::*;
     match h {
         Hook::Prerouting => &[Raw, Mangle, Nat],
-        Hook::Input => &[Mangle, Filter, Security, Nat],
+        Hook::Input => &[Mangle, Filter, Nat, Security],
         Hook::Forward => &[Mangle, Filter, Security],
         Hook::Output => &[Raw, Mangle, Nat, Filter, Security],
         Hook::Postrouting => &[Mangle, Nat],
@@ -420,6 +457,10 @@ impl Engine {
             index,
             targets,
             plan,
+            ct_active: [
+                conntrack_active(rs, Family::Ipv4),
+                conntrack_active(rs, Family::Ipv6),
+            ],
             local: vec![
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -478,8 +519,9 @@ impl Engine {
         let Some(plan) = self.plan.get(fi).and_then(|p| p.get(hook_idx(hook))) else {
             return (HookVerdict::Accept, fx);
         };
+        let tracked = self.ct_active.get(fi).copied().unwrap_or(false);
         for &(kind, ti, start) in plan {
-            if kind == TableKind::Nat && (skip_nat || pkt.ctstate != ConnState::New) {
+            if kind == TableKind::Nat && (skip_nat || !tracked || pkt.ctstate != ConnState::New) {
                 continue;
             }
             match self.run_table(fam, ti, kind, start, hook, pkt, scratch, obs, &mut fx) {

@@ -143,7 +143,11 @@ impl Reference<'_> {
 fn reference_hook(engine: &Engine, hook: Hook, p: &mut Packet) -> (HookVerdict, Vec<Hit>) {
     let mut hits = Vec::new();
     for &kind in sidecar_model::eval::hook_tables(hook) {
-        if kind == TableKind::Nat && p.ctstate != ConnState::New {
+        // nat sees a connection's first packet, and only while some rule turns conntrack on.
+        if kind == TableKind::Nat
+            && (p.ctstate != ConnState::New
+                || !sidecar_model::eval::conntrack_active(engine.ruleset(), p.family()))
+        {
             continue;
         }
         let Some(table) = engine.table(p.family(), kind) else {

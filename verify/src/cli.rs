@@ -52,7 +52,7 @@ pub enum Command {
     /// Show which connections behave differently between two rulesets (not available yet).
     Diff(Pending),
     /// Compare the model with Linux netfilter: run flows in a pod made of network namespaces and
-    /// check, flow by flow, the rules whose counters moved and where the flow arrived.
+    /// check, flow by flow, the rules each first packet hit (nftables tracing) and where it arrived.
     Kernel(KernelArgs),
     /// (internal) The listener and flow runner the kernel oracle starts in each namespace.
     #[command(name = "__agent", hide = true)]

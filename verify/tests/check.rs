@@ -272,8 +272,7 @@ fn every_witness_replays_through_trace_with_the_same_journey() {
 /// Every hop of every witness journey, run through real netfilter, goes where the model says.
 #[test]
 fn every_witness_is_confirmed_by_the_kernel() {
-    use sidecar_verify::kernel::{self, TestPod};
-    use sidecar_verify::netns::unavailable;
+    use sidecar_verify::kernel::{self, unavailable, TestPod};
     if let Some(why) = unavailable() {
         println!("skipping the kernel confirmation of witnesses: {why}");
         return;

@@ -269,35 +269,26 @@ fn disagreements_over(name: &str, text: &str, n: usize) -> kernel::OracleReport 
     kernel::run(&mut tp, &s, &f, 50).unwrap()
 }
 
-/// A model bug this oracle found (for model/): iptables-nft registers the security table's
-/// INPUT chain at priority 150 (iptables-legacy: 50), after nat INPUT (100), but the model runs
-/// security INPUT before nat INPUT. A connection from outside that hits a rule in both is traced
-/// `nat INPUT 1, security INPUT 1` by the kernel and predicted the other way round. (The
-/// never-hit REDIRECT rule is there so that connection tracking runs, see below.)
+/// A model bug this oracle found, fixed in `model/src/eval.rs` (`hook_tables`): iptables-nft
+/// registers the security table's INPUT chain at priority 150 (iptables-legacy: 50), after nat
+/// INPUT (100); the model ran security INPUT first, so a connection from outside that hits a rule
+/// in both was predicted `security INPUT 1, nat INPUT 1` where the kernel traces the other order.
 #[test]
-#[ignore = "model bug: security INPUT runs after nat INPUT with iptables-nft"]
 fn security_input_runs_after_nat_input() {
     if let Some(why) = unavailable() {
         println!("skipping the kernel oracle: {why}");
         return;
     }
-    let r = disagreements_over(
-        "security-nat",
-        "*nat\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp\n\
-         -A OUTPUT -p tcp --dport 1 -j REDIRECT --to-ports 15001\nCOMMIT\n\
-         *security\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp\nCOMMIT\n",
-        50,
-    );
+    let r = disagreements_over("security-nat", &regression_case("security-after-nat"), 50);
     assert!(r.disagreements.is_empty(), "{}", report(&r));
 }
 
-/// A model bug this oracle found (for model/): connection tracking runs in a network namespace
-/// only while some rule needs it (a NAT target, `-m conntrack`, `-m state`, CONNMARK, CT, …);
-/// without it the nat table's chains never see a packet. The model consults nat for every
-/// connection's first packet, so for a nat table whose rules only match, jump or RETURN it
-/// predicts `nat OUTPUT 1` (here) where the kernel hits nothing.
+/// A model bug this oracle found, fixed in `model/src/eval.rs` (`conntrack_active`): connection
+/// tracking runs in a network namespace only while some rule needs it (a NAT target, `-m
+/// conntrack`, `-m state`, CONNMARK, CT, …); without it the nat table's chains never see a
+/// packet. The model consulted nat for every first packet and predicted `nat OUTPUT 1` here
+/// where the kernel hits nothing.
 #[test]
-#[ignore = "model bug: nat is consulted although nothing enables connection tracking"]
 fn nat_without_conntrack_is_not_consulted() {
     if let Some(why) = unavailable() {
         println!("skipping the kernel oracle: {why}");
@@ -305,11 +296,16 @@ fn nat_without_conntrack_is_not_consulted() {
     }
     let r = disagreements_over(
         "nat-without-conntrack",
-        "*nat\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp\n\
-         -A OUTPUT -p tcp -j RETURN\nCOMMIT\n",
+        &regression_case("nat-without-conntrack"),
         50,
     );
     assert!(r.disagreements.is_empty(), "{}", report(&r));
+}
+
+/// A regression ruleset kept in `corpus/rulesets/`.
+fn regression_case(name: &str) -> String {
+    let path = sidecar_verify::corpus::workspace().join(format!("corpus/rulesets/{name}.rules"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Every corpus ruleset the kernel loads (and the pod can reproduce) with random flows.

@@ -17,6 +17,8 @@
 //!   packet (MARK, CONNMARK, REDIRECT, DNAT, TPROXY, …) update the symbolic state guarded by
 //!   `fires`; jump, goto and RETURN follow the kernel's stack discipline; no depth limit beyond
 //!   the size budget;
+//! * nat runs only for NEW connections, and only when some rule turns connection tracking on
+//!   ([`conntrack_active`]);
 //! * a match the model cannot interpret (`-m socket`, `-m set`, `-m statistic`, unknown
 //!   modules, owner names) is a fresh free boolean at each place it is tried, so a proof holds
 //!   whichever way it goes; with [`Encoder::undecided_free`] off it is false, as the evaluator
@@ -29,7 +31,7 @@
 
 use std::net::IpAddr;
 
-use sidecar_model::eval::{hook_tables, ConnState, IfName, Packet};
+use sidecar_model::eval::{conntrack_active, hook_tables, ConnState, IfName, Packet};
 use sidecar_model::pod::{Pod, Profile, ETH0, LO};
 use sidecar_model::{
     AddrType, CtState, Family, Hook, IdSpec, Match, Neg, Policy, PortDir, PortRange, Rule, Ruleset,
@@ -1119,8 +1121,9 @@ impl<'a> Encoder<'a> {
         let mut live = live.clone();
         let mut drops = Vec::new();
         let mut rejects = Vec::new();
+        let tracked = conntrack_active(self.rs, self.family);
         for &kind in hook_tables(hook) {
-            if kind == TableKind::Nat && skip_nat {
+            if kind == TableKind::Nat && (skip_nat || !tracked) {
                 continue;
             }
             let rs = self.rs;
