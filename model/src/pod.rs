@@ -64,6 +64,15 @@ pub struct Profile {
     pub outbound_cidrs: Option<Vec<ipnet::IpNet>>,
     /// Outbound destinations never captured (`-x`).
     pub exclude_outbound_cidrs: Vec<ipnet::IpNet>,
+    /// Further uids the proxy's processes run as (istio-iptables `-u 3,4`): they count as the
+    /// proxy in the invariants; the proxy re-connects as `proxy_uid`. Empty: `proxy_uid` only.
+    pub proxy_uids: Vec<u32>,
+    /// Further gids the proxy's processes run as (`-g 1,2`), as `proxy_uids`.
+    pub proxy_gids: Vec<u32>,
+    /// The proxy's DNS listener when the rules capture DNS (istio-iptables `-r`, CNI
+    /// `ISTIO_META_DNS_CAPTURE`): a connection to port 53 redirected there counts as handled by
+    /// the proxy. None (the istio profile): DNS is not captured.
+    pub dns_capture_port: Option<u16>,
 }
 
 impl Default for Profile {
@@ -98,7 +107,24 @@ impl Profile {
             exclude_outbound_ports: Vec::new(),
             outbound_cidrs: None,
             exclude_outbound_cidrs: Vec::new(),
+            proxy_uids: Vec::new(),
+            proxy_gids: Vec::new(),
+            dns_capture_port: None,
         }
+    }
+
+    /// Every uid that counts as the proxy: `proxy_uid`, then `proxy_uids`.
+    pub fn all_proxy_uids(&self) -> Vec<u32> {
+        let mut v = vec![self.proxy_uid];
+        v.extend(self.proxy_uids.iter().filter(|u| **u != self.proxy_uid));
+        v
+    }
+
+    /// Every gid that counts as the proxy: `proxy_gid`, then `proxy_gids`.
+    pub fn all_proxy_gids(&self) -> Vec<u32> {
+        let mut v = vec![self.proxy_gid];
+        v.extend(self.proxy_gids.iter().filter(|g| **g != self.proxy_gid));
+        v
     }
 
     /// Reads a profile from TOML; every value not given keeps the istio profile's.

@@ -154,7 +154,11 @@ impl Id {
 
     /// The one-line statement, with the profile's values.
     pub fn statement(self, p: &Profile) -> String {
-        let (u, g, out, inb) = (p.proxy_uid, p.proxy_gid, p.outbound_port, p.inbound_port);
+        let (u, g) = (list(&p.all_proxy_uids()), list(&p.all_proxy_gids()));
+        let (out, inb) = (p.outbound_port, p.inbound_port);
+        let dns = p.dns_capture_port.map_or_else(String::new, |port| {
+            format!(" (DNS, port 53, redirected to the proxy's DNS listener {port} aside)")
+        });
         match self {
             Id::ProxyNotRecaptured => format!(
                 "no connection opened by the proxy (uid {u}, or gid {g}) is redirected to the outbound port {out}"
@@ -169,7 +173,7 @@ impl Id {
                 list(&p.exclude_inbound_ports)
             ),
             Id::OutboundCaptured => format!(
-                "every TCP connection opened by a non-proxy process (uid ≠ {u} and gid ≠ {g}) to a non-local destination whose port and address the profile does not exclude (ports {} excluding {}; addresses {} excluding {}) is redirected to {out}",
+                "every TCP connection opened by a non-proxy process (uid ≠ {u} and gid ≠ {g}) to a non-local destination whose port and address the profile does not exclude (ports {} excluding {}; addresses {} excluding {}) is redirected to {out}{dns}",
                 opt_list(&p.outbound_ports),
                 list(&p.exclude_outbound_ports),
                 opt_list(&p.outbound_cidrs),
@@ -180,7 +184,7 @@ impl Id {
                 p.passthrough_v4, p.passthrough_v6
             ),
             Id::LocalhostUntouched => format!(
-                "connections from non-proxy processes (uid ≠ {u} and gid ≠ {g}) to the loopback range are never redirected"
+                "connections from non-proxy processes (uid ≠ {u} and gid ≠ {g}) to the loopback range are never redirected{dns}"
             ),
             Id::NoRedirectLoop => format!(
                 "every journey not addressed to the proxy's capture ports {out} and {inb} ends (app, remote or drop) within {} hops; no hop state repeats",
@@ -200,10 +204,16 @@ impl Id {
 
     /// The profile values the invariant uses, as `name = value` lines.
     pub fn uses(self, p: &Profile) -> Vec<String> {
-        let proxy = vec![
+        let mut proxy = vec![
             format!("proxy_uid = {}", p.proxy_uid),
             format!("proxy_gid = {}", p.proxy_gid),
         ];
+        if !p.proxy_uids.is_empty() {
+            proxy.push(format!("proxy_uids = [{}]", list(&p.proxy_uids)));
+        }
+        if !p.proxy_gids.is_empty() {
+            proxy.push(format!("proxy_gids = [{}]", list(&p.proxy_gids)));
+        }
         let mut v = match self {
             Id::ProxyNotRecaptured => {
                 let mut v = proxy;
@@ -262,13 +272,26 @@ impl Id {
                 ),
             ],
         };
+        if let Some(port) = p.dns_capture_port {
+            if matches!(
+                self,
+                Id::OutboundCaptured | Id::LocalhostUntouched | Id::SinglePass
+            ) {
+                v.push(format!("dns_capture_port = {port}"));
+            }
+        }
         v.dedup();
         v
     }
 
     /// The condition under which the connection violates the invariant.
     pub fn violation<D: Dom>(self, d: &D, p: &Profile) -> D::B {
-        let proxy = d.or(vec![d.uid_is(p.proxy_uid), d.gid_is(p.proxy_gid)]);
+        let proxy = d.or(p
+            .all_proxy_uids()
+            .into_iter()
+            .map(|u| d.uid_is(u))
+            .chain(p.all_proxy_gids().into_iter().map(|g| d.gid_is(g)))
+            .collect());
         let non_proxy = d.not(proxy.clone());
         let local = d.not(d.outside());
         let capture_ports = [p.outbound_port, p.inbound_port];
@@ -281,8 +304,14 @@ impl Id {
                 .map_or_else(|| d.lit(true), |v| d.dport_in(v)),
             d.not(d.dport_in(&p.exclude_inbound_ports)),
         ]);
+        // A DNS query the profile lets the proxy's DNS listener take.
+        let dns_ok = p.dns_capture_port.map_or_else(
+            || d.lit(false),
+            |port| d.and(vec![d.dport_is(53), d.redirected(), d.delivered(port)]),
+        );
         let outbound_pre = d.and(vec![
             local.clone(),
+            d.not(dns_ok.clone()),
             d.tcp(),
             non_proxy.clone(),
             d.not(d.dst_local()),
@@ -329,9 +358,13 @@ impl Id {
                 d.out_lo(),
                 d.redirected(),
             ]),
-            Id::LocalhostUntouched => {
-                d.and(vec![local, non_proxy, d.dst_loopback(), d.redirected()])
-            }
+            Id::LocalhostUntouched => d.and(vec![
+                local,
+                non_proxy,
+                d.dst_loopback(),
+                d.redirected(),
+                d.not(dns_ok),
+            ]),
             Id::NoRedirectLoop => d.and(vec![d.not(d.dport_in(&capture_ports)), d.loops()]),
             Id::SinglePass => {
                 let not_capture = d.not(d.dport_in(&capture_ports));

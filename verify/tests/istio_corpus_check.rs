@@ -1,0 +1,212 @@
+//! `check` on every iptables-form file of Istio's corpus with the profile its configuration
+//! implies (`corpus/istio-profiles.toml`, derived from the flags INDEX.md gives), asserting
+//! exactly the invariants each is expected to violate: no unknowns, no surprise. Every file
+//! INDEX.md lists in restore or command form must have an entry, so a new configuration cannot
+//! slip through. The files are read in place from `../shared/corpus/istio` (or
+//! `$SIDECAR_SHARED_CORPUS/istio`); without them the test prints a line and passes.
+//!
+//! `ISTIO_CORPUS_REPORT=1` prints every file's result, expected or not.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use sidecar_model::pod::{Pod, Profile};
+use sidecar_model::{parse, print_ruleset};
+use sidecar_verify::check::{check, text, Options, Status};
+use sidecar_verify::corpus::{istio_dir, istio_iptables_files, workspace};
+
+/// One configuration: the profile its flags imply and what `check` must find.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    /// What the configuration is (INDEX.md's words, and the flags that matter).
+    #[allow(dead_code, reason = "documentation for the reader of the TOML")]
+    config: String,
+    /// Not checked: why the model cannot express it yet.
+    #[serde(default)]
+    skip: Option<String>,
+    /// Exactly these invariants are violated; every other one holds.
+    #[serde(default)]
+    violated: Vec<String>,
+    /// Per violated invariant: why (a real property of Istio's rules, or a model gap).
+    #[serde(default)]
+    why: BTreeMap<String, String>,
+    /// The pod's addresses (default 10.1.0.5).
+    #[serde(default)]
+    pod_ips: Vec<IpAddr>,
+    /// Overrides of the istio profile.
+    #[serde(default)]
+    profile: Option<toml::Value>,
+    /// Per history tag (`1.12.0`, …): a different expectation for that version's file.
+    #[serde(default)]
+    history: BTreeMap<String, Version>,
+}
+
+/// A version whose file behaves differently from the current one.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Version {
+    #[serde(default)]
+    skip: Option<String>,
+    violated: Option<Vec<String>>,
+    #[serde(default)]
+    why: BTreeMap<String, String>,
+}
+
+fn profiles() -> BTreeMap<String, Entry> {
+    let path = workspace().join("corpus/istio-profiles.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The key of a corpus file: its path with any `history/<tag>/` prefix taken off, and the tag.
+fn key(file: &str) -> (String, Option<String>) {
+    if let Some(rest) = file.strip_prefix("history/") {
+        if let Some((tag, path)) = rest.split_once('/') {
+            return (path.to_string(), Some(tag.to_string()));
+        }
+    }
+    (file.to_string(), None)
+}
+
+struct Job {
+    file: String,
+    profile: Profile,
+    pod: Pod,
+    violated: BTreeSet<String>,
+}
+
+#[test]
+fn every_istio_configuration_meets_its_expected_invariants() {
+    let Some(dir) = istio_dir() else {
+        println!("skipping: Istio's corpus (../shared/corpus/istio) is not here");
+        return;
+    };
+    let entries = profiles();
+    let files = istio_iptables_files(&dir);
+    assert!(files.len() >= 100, "INDEX.md lists {} files", files.len());
+
+    let mut problems = Vec::new();
+    let mut used = BTreeSet::new();
+    let mut jobs = Vec::new();
+    let mut skipped = 0;
+    for (file, _) in &files {
+        let (k, tag) = key(file);
+        let Some(e) = entries.get(&k) else {
+            problems.push(format!(
+                "{file}: no entry `{k}` in corpus/istio-profiles.toml"
+            ));
+            continue;
+        };
+        used.insert(k.clone());
+        let v = tag.as_ref().and_then(|t| e.history.get(t));
+        let skip = v.map_or(e.skip.as_ref(), |v| v.skip.as_ref().or(e.skip.as_ref()));
+        if skip.is_some() {
+            skipped += 1;
+            continue;
+        }
+        let (violated, why) = match v.and_then(|v| v.violated.clone()) {
+            Some(vv) => (vv, &v.unwrap().why),
+            None => (e.violated.clone(), &e.why),
+        };
+        let violated: BTreeSet<String> = violated.into_iter().collect();
+        let explained: BTreeSet<String> = why.keys().cloned().collect();
+        if violated != explained {
+            problems.push(format!(
+                "{file}: every violated invariant needs a `why` and only those: violated {violated:?}, why {explained:?}"
+            ));
+        }
+        let profile = match &e.profile {
+            Some(p) => Profile::from_toml(&toml::to_string(p).unwrap())
+                .unwrap_or_else(|err| panic!("{k}: profile: {err}")),
+            None => Profile::istio(),
+        };
+        jobs.push(Job {
+            file: file.clone(),
+            profile,
+            pod: Pod::new(&e.pod_ips),
+            violated,
+        });
+    }
+    for k in entries.keys() {
+        if !used.contains(k) {
+            problems.push(format!("entry `{k}` matches no file INDEX.md lists"));
+        }
+    }
+
+    let started = std::time::Instant::now();
+    let queue = Mutex::new(jobs.iter());
+    let results = Mutex::new(Vec::new());
+    let verbose = std::env::var_os("ISTIO_CORPUS_REPORT").is_some();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let Some(job) = queue.lock().unwrap().next() else {
+                    return;
+                };
+                let bytes = std::fs::read(dir.join(&job.file)).unwrap();
+                let rs = match parse(&job.file, &bytes) {
+                    Ok(p) => p.ruleset,
+                    Err(e) => {
+                        results
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: does not parse: {e}", job.file));
+                        continue;
+                    }
+                };
+                let canonical = print_ruleset(&rs);
+                let report =
+                    match check(&rs, &canonical, &job.pod, &job.profile, &Options::default()) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            results
+                                .lock()
+                                .unwrap()
+                                .push(format!("{}: check failed: {e}", job.file));
+                            continue;
+                        }
+                    };
+                let got: BTreeSet<String> = report
+                    .invariants
+                    .iter()
+                    .filter(|i| i.status != Status::Holds)
+                    .map(|i| {
+                        if i.status == Status::Unknown {
+                            format!("{} (unknown)", i.id)
+                        } else {
+                            i.id.to_string()
+                        }
+                    })
+                    .collect();
+                let path = Path::new("../shared/corpus/istio").join(&job.file);
+                let report_text = text(&report, &rs, &path.display().to_string(), &job.pod);
+                if got != job.violated {
+                    results.lock().unwrap().push(format!(
+                        "{}: expected violated {:?}, got {got:?}\n{report_text}",
+                        job.file, job.violated
+                    ));
+                } else if verbose {
+                    println!("{}: as expected, violated {got:?}", job.file);
+                }
+            });
+        }
+    });
+    problems.extend(results.into_inner().unwrap());
+    println!(
+        "istio corpus: {} files checked with their profiles, {skipped} skipped, in {:.1} s",
+        jobs.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
