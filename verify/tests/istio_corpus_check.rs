@@ -98,6 +98,7 @@ fn every_istio_configuration_meets_its_expected_invariants() {
 
     let mut problems = Vec::new();
     let mut used = BTreeSet::new();
+    let mut used_tags = BTreeSet::new();
     let mut jobs = Vec::new();
     let mut skipped = 0;
     for (file, _) in &files {
@@ -109,6 +110,9 @@ fn every_istio_configuration_meets_its_expected_invariants() {
             continue;
         };
         used.insert(k.clone());
+        if let Some(t) = &tag {
+            used_tags.insert((k.clone(), t.clone()));
+        }
         let v = tag.as_ref().and_then(|t| e.history.get(t));
         let skip = v.map_or(e.skip.as_ref(), |v| v.skip.as_ref().or(e.skip.as_ref()));
         if skip.is_some() {
@@ -138,9 +142,16 @@ fn every_istio_configuration_meets_its_expected_invariants() {
             violated,
         });
     }
-    for k in entries.keys() {
+    for (k, e) in &entries {
         if !used.contains(k) {
             problems.push(format!("entry `{k}` matches no file INDEX.md lists"));
+        }
+        for t in e.history.keys() {
+            if !used_tags.contains(&(k.clone(), t.clone())) {
+                problems.push(format!(
+                    "entry `{k}`: no history/{t}/ file for `history.{t}`"
+                ));
+            }
         }
     }
 
@@ -191,6 +202,20 @@ fn every_istio_configuration_meets_its_expected_invariants() {
                     .collect();
                 let path = Path::new("../shared/corpus/istio").join(&job.file);
                 let report_text = text(&report, &rs, &path.display().to_string(), &job.pod);
+                let unwitnessed: Vec<&str> = report
+                    .invariants
+                    .iter()
+                    .filter(|i| {
+                        i.status == Status::Violated && (i.witness.is_none() || i.journey.is_none())
+                    })
+                    .map(|i| i.id)
+                    .collect();
+                if !unwitnessed.is_empty() {
+                    results.lock().unwrap().push(format!(
+                        "{}: violated without a witness and its journey: {unwitnessed:?}",
+                        job.file
+                    ));
+                }
                 if got != job.violated {
                     results.lock().unwrap().push(format!(
                         "{}: expected violated {:?}, got {got:?}\n{report_text}",
