@@ -100,7 +100,8 @@ pub struct Witness {
 }
 
 impl Witness {
-    fn of(entry: Hook, p: &Packet) -> Witness {
+    /// The witness of a first packet entering at `entry`.
+    pub fn of_packet(entry: Hook, p: &Packet) -> Witness {
         let iface = if entry == Hook::Output {
             p.out_iface
         } else {
@@ -285,7 +286,7 @@ fn rule_no(i: usize) -> u32 {
 }
 
 /// Values a person recognises, tried in order as soft constraints on a witness.
-fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
+pub(crate) fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
     let prof = enc.profile;
     let fam = enc.family;
     let mut h = vec![p.proto.eq(bv(6, 8)), outside.not()];
@@ -330,7 +331,7 @@ fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
 }
 
 /// Solves `assume` again with as many hints as stay satisfiable; returns the model.
-fn steer(s: &Solver, assume: &mut Vec<Bool>, hints: Vec<Bool>) -> Option<z3::Model> {
+pub(crate) fn steer(s: &Solver, assume: &mut Vec<Bool>, hints: Vec<Bool>) -> Option<z3::Model> {
     for hnt in hints {
         assume.push(hnt);
         if s.check_assumptions(assume) != SatResult::Sat {
@@ -360,7 +361,7 @@ fn unknown_reason(s: &Solver) -> String {
 
 /// A fresh literal standing for `t` (asserted as an implication in the current scope), for use
 /// as an assumption.
-fn guard(s: &Solver, t: &Bool) -> Bool {
+pub(crate) fn guard(s: &Solver, t: &Bool) -> Bool {
     let a = Bool::fresh_const("assume");
     s.assert(a.implies(t));
     a
@@ -438,7 +439,7 @@ fn prove(
         journey: &j,
         pod,
     };
-    let w = Witness::of(entry, &pkt);
+    let w = Witness::of_packet(entry, &pkt);
     if !id.violation(&conc, profile) {
         return Err(CheckError::Disagreement {
             id: id.name(),

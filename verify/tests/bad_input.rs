@@ -651,8 +651,8 @@ COMMIT
 fn pending_subcommands_say_not_available() {
     let mut failures = Vec::new();
     let runs: [(&str, &[&str]); 4] = [
-        ("diff", &[]),
-        ("diff", &["-", "--pod-ip", "10.0.0.1"]),
+        ("diff", &["old", "new", "--format", "html"]),
+        ("diff", &["old", "new", "--format", "sarif"]),
         ("check", &["--format", "markdown"]),
         ("check", &["--format", "sarif"]),
     ];

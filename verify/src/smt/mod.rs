@@ -496,9 +496,30 @@ pub struct SymJourney {
     pub exists: Vec<Bool>,
     /// A hop state repeated or the hop bound was passed.
     pub looped: Bool,
+    /// Per hop: the journey is found looping at this hop.
+    pub loops: Vec<Bool>,
 }
 
 impl SymJourney {
+    /// How the journey ends: (app, remote, drop, loop), as [`sidecar_model::pod::Outcome`].
+    pub fn outcome(&self, profile: &Profile) -> [Bool; 4] {
+        let (mut app, mut remote, mut drop) = (Vec::new(), Vec::new(), Vec::new());
+        for (n, (h, e)) in self.hops.iter().zip(&self.exists).enumerate() {
+            let lp = self
+                .loops
+                .get(n)
+                .cloned()
+                .unwrap_or_else(|| Bool::from_bool(false));
+            let alive = and2(e, &lp.not());
+            let via_out = h.listener(profile.outbound_port, profile);
+            let via_in = h.listener(profile.inbound_port, profile);
+            drop.push(and2(&alive, &h.dropped));
+            remote.push(all(&[alive.clone(), h.dropped.not(), h.local.not()]));
+            app.push(all(&[alive, h.local.clone(), via_out.not(), via_in.not()]));
+        }
+        [any(&app), any(&remote), any(&drop), self.looped.clone()]
+    }
+
     /// Exactly `n` hops (that happen) are delivered to the proxy listener `port`.
     pub fn passes(&self, port: u16, n: u8, profile: &Profile) -> Bool {
         let one = bv(1, 8);
@@ -1410,6 +1431,7 @@ impl<'a> Encoder<'a> {
             hops,
             exists,
             looped: any(&loops),
+            loops,
         })
     }
 }

@@ -1,0 +1,423 @@
+//! `diff`: which connections behave differently between two rulesets.
+//!
+//! Both rulesets are encoded over one symbolic first packet ([`crate::smt`]); a connection
+//! *behaves differently* when its journeys differ in what happens, not in which rules say so:
+//! some hop exists in one and not the other, or a hop is dropped, delivered in the pod to
+//! another port, or leaves for another address, or one journey loops there and the other does
+//! not. Each satisfying connection is replayed through the evaluator on both rulesets (which
+//! must confirm the difference, or the encoding is wrong), grouped into a class by the rules its
+//! first hop hits on each side and the two outcomes, and that class is excluded before solving
+//! again, up to a bound. Changes only unroutable packets can see are searched for separately
+//! (with routing off and the routable ones excluded) and listed apart; they do not count.
+
+use serde::Serialize;
+use sidecar_model::pod::{Journey, Outcome, Pod, Profile, Simulator};
+use sidecar_model::{Family, Hook, Ruleset};
+use z3::ast::Bool;
+use z3::{Params, SatResult, Solver};
+
+use crate::check::{self, families, InvariantResult, Witness};
+use crate::smt::{all, any, truth, EncodeError, Encoder, SymHop, SymJourney, SymPacket};
+
+/// How to diff.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The most change classes to enumerate per family and scope.
+    pub max_classes: usize,
+    /// Per-query solver timeout in milliseconds.
+    pub timeout_ms: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_classes: 32,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Why `diff` could not give a result.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// A ruleset cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// `check` failed on one side.
+    #[error(transparent)]
+    Check(#[from] check::CheckError),
+    /// Z3 found a change the evaluator does not confirm.
+    #[error("internal error: the SMT encoding and the evaluator disagree: the connection {0} behaves the same on both rulesets in the evaluator")]
+    Disagreement(String),
+}
+
+/// One class of connections whose journey changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// The class in words.
+    pub description: String,
+    /// One connection of the class.
+    pub witness: Witness,
+    /// Its journey on the old ruleset.
+    pub old: Journey,
+    /// Its journey on the new ruleset.
+    pub new: Journey,
+}
+
+/// The invariants of both sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invariants {
+    /// On the old ruleset.
+    pub old: Vec<InvariantResult>,
+    /// On the new ruleset.
+    pub new: Vec<InvariantResult>,
+}
+
+/// Everything `diff` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Classes of routable connections that behave differently.
+    pub changes: Vec<Change>,
+    /// Classes only packets routing never produces can see.
+    pub unroutable_changes: Vec<Change>,
+    /// The invariants, old and new.
+    pub invariants: Invariants,
+    /// The class bound was reached: there may be more classes.
+    pub truncated: bool,
+    /// A query the solver could not decide: the list may be incomplete.
+    pub unknown: bool,
+}
+
+fn ne_bool(a: &Bool, b: &Bool) -> Bool {
+    a.xor(b)
+}
+
+fn hop_same(a: &SymHop, b: &SymHop) -> Bool {
+    let remote_a = all(&[a.dropped.not(), a.local.not()]);
+    all(&[
+        a.dropped.iff(&b.dropped),
+        a.local.iff(&b.local),
+        a.local.implies(a.port.eq(&b.port)),
+        remote_a.implies(all(&[
+            a.final_dst.eq(&b.final_dst),
+            a.final_dport.eq(&b.final_dport),
+        ])),
+    ])
+}
+
+/// The journeys differ in what happens.
+fn differs(a: &SymJourney, b: &SymJourney) -> Bool {
+    let mut d = Vec::new();
+    for n in 0..a.hops.len().min(b.hops.len()) {
+        let (Some(ha), Some(hb), Some(ea), Some(eb)) = (
+            a.hops.get(n),
+            b.hops.get(n),
+            a.exists.get(n),
+            b.exists.get(n),
+        ) else {
+            continue;
+        };
+        let f = || Bool::from_bool(false);
+        let la = a.loops.get(n).cloned().unwrap_or_else(f);
+        let lb = b.loops.get(n).cloned().unwrap_or_else(f);
+        d.push(ne_bool(ea, eb));
+        d.push(all(&[
+            ea.clone(),
+            eb.clone(),
+            any(&[hop_same(ha, hb).not(), ne_bool(&la, &lb)]),
+        ]));
+    }
+    any(&d)
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::App => "served in the pod",
+        Outcome::Remote => "leaves the pod",
+        Outcome::Drop => "dropped",
+        Outcome::Loop => "loops",
+    }
+}
+
+fn path(j: &Journey) -> String {
+    let mut hops = Vec::new();
+    for h in &j.hops {
+        let rules: Vec<String> = h
+            .matched
+            .iter()
+            .filter(|r| r.table == sidecar_model::TableKind::Nat || h.matched.len() < 6)
+            .map(|r| format!("{} {}", r.chain, r.rule))
+            .collect();
+        let to = match h.delivered_to {
+            sidecar_model::pod::Delivery::Listener(p) => format!("listener {p}"),
+            sidecar_model::pod::Delivery::App(p) => format!("port {p}"),
+            sidecar_model::pod::Delivery::Remote(a) => format!("remote {a}"),
+            sidecar_model::pod::Delivery::Dropped => "dropped".into(),
+        };
+        hops.push(format!("[{}] → {to}", rules.join(", ")));
+    }
+    hops.join("; ")
+}
+
+fn describe(w: &Witness, pod: &Pod, old: &Journey, new: &Journey) -> String {
+    let who = if w.from_outside {
+        "from outside".to_string()
+    } else {
+        format!("uid {} gid {}", w.uid, w.gid)
+    };
+    let dst = if w.dst.is_loopback() {
+        "a loopback address".to_string()
+    } else if pod.ips.contains(&w.dst) {
+        "the pod IP".to_string()
+    } else {
+        "a remote address".to_string()
+    };
+    format!(
+        "{} {who} to {dst} port {}: was {} ({}), now {} ({})",
+        w.proto,
+        w.dport,
+        outcome_word(old.outcome),
+        path(old),
+        outcome_word(new.outcome),
+        path(new)
+    )
+}
+
+struct Side<'a> {
+    enc: Encoder<'a>,
+    journey: SymJourney,
+    sim: Simulator,
+}
+
+/// Diffs `old` and `new` in `pod` with `profile`.
+pub fn diff(
+    old: &Ruleset,
+    new: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+) -> Result<Report, DiffError> {
+    let copts = check::Options {
+        routing: true,
+        timeout_ms: opts.timeout_ms,
+    };
+    let inv_old = check::check(old, "", pod, profile, &copts)?.invariants;
+    let inv_new = check::check(new, "", pod, profile, &copts)?.invariants;
+    let mut report = Report {
+        changes: Vec::new(),
+        unroutable_changes: Vec::new(),
+        invariants: Invariants {
+            old: inv_old,
+            new: inv_new,
+        },
+        truncated: false,
+        unknown: false,
+    };
+    for fam in families(pod) {
+        diff_family(old, new, fam, pod, profile, opts, &mut report)?;
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn diff_family(
+    old: &Ruleset,
+    new: &Ruleset,
+    fam: Family,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    report: &mut Report,
+) -> Result<(), DiffError> {
+    let first = SymPacket::fresh("c", if fam == Family::Ipv4 { 32 } else { 128 });
+    let outside = Bool::new_const("c_outside");
+    let mut sides = Vec::new();
+    for rs in [old, new] {
+        let mut enc = Encoder::new(rs, fam, pod, profile)?;
+        // Undecidable matches are taken as the evaluator takes them: a change is a change of
+        // what the model computes.
+        enc.undecided_free = false;
+        let journey = enc.journey(&first, &outside)?;
+        sides.push(Side {
+            enc,
+            journey,
+            sim: Simulator::new(rs, pod.clone(), profile.clone()),
+        });
+    }
+    let (Some(a), Some(b)) = (sides.first(), sides.get(1)) else {
+        return Ok(());
+    };
+    let facts = a.enc.first_packet_facts(&first, &outside);
+    let routable = a.enc.routable(&first, &outside);
+    let differ = differs(&a.journey, &b.journey);
+
+    let s = Solver::new();
+    let mut p = Params::new();
+    p.set_u32("timeout", opts.timeout_ms);
+    s.set_params(&p);
+    s.assert(&facts);
+    s.assert(&differ);
+    // Classes found among routable connections are excluded from the unroutable search too.
+    let mut blocks: Vec<Bool> = Vec::new();
+    for scope_routable in [true, false] {
+        s.push();
+        if scope_routable {
+            s.assert(&routable);
+        } else {
+            s.assert(routable.not());
+        }
+        let mut found = 0;
+        loop {
+            match s.check() {
+                SatResult::Unsat => break,
+                SatResult::Unknown => {
+                    report.unknown = true;
+                    break;
+                }
+                SatResult::Sat => {}
+            }
+            if found >= opts.max_classes {
+                report.truncated = true;
+                break;
+            }
+            // A witness a person recognises: the profile's uids, addresses and ports first.
+            s.push();
+            let lits: Vec<Bool> = check::hints(&a.enc, &first, &outside)
+                .iter()
+                .map(|h| check::guard(&s, h))
+                .collect();
+            let m = check::steer(&s, &mut Vec::new(), lits);
+            s.pop(1);
+            let Some(m) = m else { break };
+            let pkt = first.read(&m, &a.enc.ifaces, fam);
+            let entry = if truth(&m, &outside) {
+                Hook::Prerouting
+            } else {
+                Hook::Output
+            };
+            let jo = a.sim.journey_packet(entry, pkt);
+            let jn = b.sim.journey_packet(entry, pkt);
+            let w = Witness::of_packet(entry, &pkt);
+            if same_behaviour(&jo, &jn) {
+                return Err(DiffError::Disagreement(
+                    serde_json::to_string(&w).unwrap_or_default(),
+                ));
+            }
+            // Exclude this class: the same first-hop rule hits on both sides and the same
+            // outcomes.
+            let mut same = Vec::new();
+            for side in [a, b] {
+                if let Some(h) = side.journey.hops.first() {
+                    for hit in &h.hits {
+                        same.push(if truth(&m, &hit.fires) {
+                            hit.fires.clone()
+                        } else {
+                            hit.fires.not()
+                        });
+                    }
+                }
+                for o in side.journey.outcome(profile) {
+                    same.push(if truth(&m, &o) { o.clone() } else { o.not() });
+                }
+            }
+            let block = all(&same).not();
+            s.assert(&block);
+            blocks.push(block);
+            let change = Change {
+                description: describe(&w, pod, &jo, &jn),
+                witness: w,
+                old: jo,
+                new: jn,
+            };
+            if scope_routable {
+                report.changes.push(change);
+            } else {
+                report.unroutable_changes.push(change);
+            }
+            found += 1;
+        }
+        s.pop(1);
+        for b in &blocks {
+            s.assert(b);
+        }
+    }
+    Ok(())
+}
+
+/// The evaluator's view: the journeys agree hop by hop in what happens.
+fn same_behaviour(a: &Journey, b: &Journey) -> bool {
+    a.outcome == b.outcome
+        && a.hops.len() == b.hops.len()
+        && a.hops
+            .iter()
+            .zip(&b.hops)
+            .all(|(x, y)| x.delivered_to == y.delivered_to)
+}
+
+/// The report for a person.
+pub fn text(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} class(es) of connections behave differently{}{}",
+        r.changes.len(),
+        if r.truncated {
+            " (bound reached: there may be more)"
+        } else {
+            ""
+        },
+        if r.unknown {
+            " (a query was undecided: the list may be incomplete)"
+        } else {
+            ""
+        }
+    );
+    for (i, c) in r.changes.iter().enumerate() {
+        let _ = writeln!(s, "\n{}. {}", i + 1, c.description);
+        let w = &c.witness;
+        let _ = writeln!(
+            s,
+            "   witness: {} {}:{} -> {}:{}{}",
+            w.proto,
+            w.src,
+            w.sport,
+            w.dst,
+            w.dport,
+            if w.from_outside {
+                " (from outside)".to_string()
+            } else {
+                format!(" (uid {} gid {})", w.uid, w.gid)
+            }
+        );
+    }
+    if !r.unroutable_changes.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} class(es) only packets routing never produces can see (not counted):",
+            r.unroutable_changes.len()
+        );
+        for c in &r.unroutable_changes {
+            let w = &c.witness;
+            let _ = writeln!(
+                s,
+                "  - {}\n    e.g. {} {}:{} -> {}:{} {} {}",
+                c.description,
+                w.proto,
+                w.src,
+                w.sport,
+                w.dst,
+                w.dport,
+                if w.from_outside { "in" } else { "out" },
+                w.iface
+            );
+        }
+    }
+    let _ = writeln!(s, "\ninvariants (old → new)");
+    for (o, n) in r.invariants.old.iter().zip(&r.invariants.new) {
+        let st = |x: &InvariantResult| format!("{:?}", x.status).to_lowercase();
+        let mark = if o.status == n.status { " " } else { "*" };
+        let _ = writeln!(s, " {mark} {:<27} {} → {}", o.id, st(o), st(n));
+    }
+    s
+}
