@@ -183,6 +183,121 @@ fn describe(w: &Witness, pod: &Pod, old: &Journey, new: &Journey) -> String {
     )
 }
 
+/// The class around a witness in words: field by field (the others fixed at the witness's
+/// values), whether every value stays in the class, or which kind of values do.
+fn shape(
+    enc: &Encoder<'_>,
+    p: &SymPacket,
+    outside: &Bool,
+    m: &z3::Model,
+    class: &Bool,
+    scope: &Bool,
+    opts: &Options,
+) -> String {
+    use crate::smt::{bits_addr, value};
+    let d = Solver::new();
+    let mut params = Params::new();
+    params.set_u32("timeout", opts.timeout_ms);
+    d.set_params(&params);
+    d.assert(scope);
+    let from_outside = truth(m, outside);
+    let fields: Vec<(&str, &z3::ast::BV)> = vec![
+        ("proto", &p.proto),
+        ("uid", &p.uid),
+        ("gid", &p.gid),
+        ("src", &p.src),
+        ("dst", &p.dst),
+        ("sport", &p.sport),
+        ("dport", &p.dport),
+    ];
+    let fixed = |skip: &str| -> Vec<Bool> {
+        let mut v = vec![if from_outside {
+            outside.clone()
+        } else {
+            outside.not()
+        }];
+        for (n, t) in &fields {
+            if *n != skip {
+                v.push((**t).eq(bv_of(m, t)));
+            }
+        }
+        v
+    };
+    // Every value of the field that satisfies `pred` (and the scope) stays in the class, and
+    // there is one.
+    let covers = |name: &str, pred: &Bool| -> bool {
+        let base = all(&fixed(name));
+        d.push();
+        d.assert(&base);
+        d.assert(pred);
+        let some = d.check() == SatResult::Sat;
+        d.assert(class.not());
+        let none_out = d.check() == SatResult::Unsat;
+        d.pop(1);
+        some && none_out
+    };
+    let t = Bool::from_bool(true);
+    let fam = enc.family;
+    let mut parts = vec![if from_outside {
+        "from outside".to_string()
+    } else {
+        "opened in the pod".to_string()
+    }];
+    for (name, term) in &fields {
+        if from_outside && matches!(*name, "uid" | "gid") {
+            continue;
+        }
+        if covers(name, &t) {
+            parts.push(format!("any {name}"));
+            continue;
+        }
+        let v = value(m, term);
+        let word = match *name {
+            "proto" => Some(match v {
+                6 => "tcp".to_string(),
+                17 => "udp".to_string(),
+                n => format!("protocol {n}"),
+            }),
+            "uid" | "gid" => {
+                let ids = if *name == "uid" {
+                    enc.profile.all_proxy_uids()
+                } else {
+                    enc.profile.all_proxy_gids()
+                };
+                let not_proxy = all(&ids
+                    .iter()
+                    .map(|i| (**term).eq(crate::smt::bv(u128::from(*i), 32)).not())
+                    .collect::<Vec<_>>());
+                (truth(m, &not_proxy) && covers(name, &not_proxy)).then(|| {
+                    let l: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                    format!("{name} not {}", l.join(" or "))
+                })
+            }
+            "dst" => {
+                let kinds = [
+                    (enc.is_local(term).not(), "a non-local destination"),
+                    (enc.is_loopback(term), "a loopback destination"),
+                    (enc.is_pod_ip(term), "a pod IP"),
+                ];
+                kinds
+                    .iter()
+                    .find(|(pred, _)| truth(m, pred) && covers(name, pred))
+                    .map(|(_, w)| format!("to {w}"))
+            }
+            _ => None,
+        };
+        parts.push(word.unwrap_or_else(|| match *name {
+            "src" | "dst" => format!("{name} {}", bits_addr(v, fam)),
+            _ => format!("{name} {v}"),
+        }));
+    }
+    parts.join(", ")
+}
+
+fn bv_of(m: &z3::Model, t: &z3::ast::BV) -> z3::ast::BV {
+    crate::smt::bv(crate::smt::value(m, t), t.get_size())
+}
+
 struct Side<'a> {
     enc: Encoder<'a>,
     journey: SymJourney,
@@ -320,11 +435,26 @@ fn diff_family(
                     same.push(if truth(&m, &o) { o.clone() } else { o.not() });
                 }
             }
-            let block = all(&same).not();
+            let class = all(&same);
+            let scope = if scope_routable {
+                routable.clone()
+            } else {
+                routable.not()
+            };
+            let shape = shape(
+                &a.enc,
+                &first,
+                &outside,
+                &m,
+                &class,
+                &all(&[facts.clone(), scope]),
+                opts,
+            );
+            let block = class.not();
             s.assert(&block);
             blocks.push(block);
             let change = Change {
-                description: describe(&w, pod, &jo, &jn),
+                description: format!("{shape}: {}", describe(&w, pod, &jo, &jn)),
                 witness: w,
                 old: jo,
                 new: jn,

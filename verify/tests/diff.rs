@@ -302,3 +302,25 @@ fn change_witnesses_are_confirmed_by_the_kernel() {
     }
     assert!(confirmed >= 40, "only {confirmed} witness hops confirmed");
 }
+
+/// The class of the one change of `no-uid-return`, as a person would state it: the proxy's uid
+/// with another gid, to anything outside the pod, on any port.
+#[test]
+fn a_change_class_is_described_symbolically() {
+    let r = run(
+        &load(&classic()),
+        &load(&workspace().join("corpus/broken/no-uid-return.rules")),
+    );
+    assert_eq!(r.changes.len(), 1);
+    let d = &r.changes[0].description;
+    for want in [
+        "opened in the pod",
+        "uid 1337",
+        "gid not 1337",
+        "to a non-local destination",
+        "any dport",
+        "any sport",
+    ] {
+        assert!(d.contains(want), "`{want}` missing from: {d}");
+    }
+}
