@@ -342,9 +342,9 @@ fn emit(text: &str) -> u8 {
 }
 
 fn check(a: &CheckArgs) -> u8 {
-    if matches!(a.format.as_str(), "markdown" | "sarif") {
+    if a.format == "sarif" {
         eprintln!(
-            "sidecar-verify check: --format {} is not available yet (the reports issue builds it); use text or json",
+            "sidecar-verify check: --format {} is not available yet (the reports issue builds it); use text, json or markdown",
             a.format
         );
         return 2;
@@ -379,6 +379,15 @@ fn check(a: &CheckArgs) -> u8 {
                 return 2;
             }
         }
+    } else if a.format == "markdown" {
+        crate::report::markdown::markdown(&crate::report::Document::Check {
+            report: &report,
+            source: crate::report::Source {
+                name: &loaded.name,
+                ruleset: rs,
+            },
+            pod: &sim.pod,
+        })
     } else {
         crate::check::text(&report, rs, &rules_arg, &sim.pod)
     };
@@ -399,9 +408,9 @@ fn check(a: &CheckArgs) -> u8 {
 }
 
 fn diff(a: &DiffArgs) -> u8 {
-    if matches!(a.format.as_str(), "markdown" | "sarif" | "html") {
+    if matches!(a.format.as_str(), "sarif" | "html") {
         eprintln!(
-            "sidecar-verify diff: --format {} is not available yet (the reports issue builds it); use text or json",
+            "sidecar-verify diff: --format {} is not available yet (the reports issue builds it); use text, json or markdown",
             a.format
         );
         return 2;
@@ -450,6 +459,19 @@ fn diff(a: &DiffArgs) -> u8 {
                 return 2;
             }
         }
+    } else if a.format == "markdown" {
+        crate::report::markdown::markdown(&crate::report::Document::Diff {
+            report: &r,
+            old: crate::report::Source {
+                name: &old.name,
+                ruleset: &old.parsed.ruleset,
+            },
+            new: crate::report::Source {
+                name: &new.name,
+                ruleset: &new.parsed.ruleset,
+            },
+            pod: &sim.pod,
+        })
     } else {
         crate::diff::text(&r)
     };

@@ -15,5 +15,6 @@ pub mod invariants;
 pub mod journey_text;
 pub mod kernel;
 pub mod netns;
+pub mod report;
 pub mod scenarios;
 pub mod smt;

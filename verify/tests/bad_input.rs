@@ -650,10 +650,9 @@ COMMIT
 #[test]
 fn pending_subcommands_say_not_available() {
     let mut failures = Vec::new();
-    let runs: [(&str, &[&str]); 4] = [
+    let runs: [(&str, &[&str]); 3] = [
         ("diff", &["old", "new", "--format", "html"]),
         ("diff", &["old", "new", "--format", "sarif"]),
-        ("check", &["--format", "markdown"]),
         ("check", &["--format", "sarif"]),
     ];
     for (sub, extra) in runs {

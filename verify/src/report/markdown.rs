@@ -1,0 +1,283 @@
+//! Markdown made to be posted as a pull-request comment: a one-line summary, the invariant
+//! table (old vs new for a diff), each violation or change class with its witness, the journeys
+//! as text in collapsed sections, and a Mermaid flowchart of each journey (GitHub renders
+//! Mermaid in comments).
+
+use std::fmt::Write as _;
+
+use sidecar_model::pod::{Delivery, Journey, Outcome};
+use sidecar_model::Ruleset;
+
+use super::{Document, Source};
+use crate::check::{InvariantResult, RuleStatus, Status, Witness};
+use crate::journey_text::journey_text;
+
+fn status(s: Status) -> &'static str {
+    match s {
+        Status::Holds => "✅ holds",
+        Status::Violated => "❌ violated",
+        Status::Unknown => "⚠️ unknown",
+    }
+}
+
+fn witness(w: &Witness) -> String {
+    let who = if w.from_outside {
+        "from outside".to_string()
+    } else {
+        format!("uid {} gid {}", w.uid, w.gid)
+    };
+    format!(
+        "`{} {} -> {}` ({who}, {} {})",
+        w.proto,
+        std::net::SocketAddr::new(w.src, w.sport),
+        std::net::SocketAddr::new(w.dst, w.dport),
+        if w.from_outside { "in" } else { "out" },
+        w.iface
+    )
+}
+
+/// Escapes text for a Mermaid label in double quotes.
+fn label(s: &str) -> String {
+    s.replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+}
+
+fn delivery(d: &Delivery) -> String {
+    match d {
+        Delivery::Listener(p) => format!("proxy listener {p}"),
+        Delivery::App(p) => format!("application port {p}"),
+        Delivery::Remote(a) => format!("remote {a}"),
+        Delivery::Dropped => "dropped".into(),
+    }
+}
+
+fn outcome(o: Outcome) -> &'static str {
+    match o {
+        Outcome::App => "served in the pod",
+        Outcome::Remote => "leaves the pod",
+        Outcome::Drop => "dropped",
+        Outcome::Loop => "loops",
+    }
+}
+
+/// A Mermaid flowchart of a journey; node ids are prefixed with `id` so that several charts
+/// (or subgraphs) can share a document.
+fn mermaid_nodes(out: &mut String, id: &str, j: &Journey) {
+    let mut prev: Option<String> = None;
+    for (n, h) in j.hops.iter().enumerate() {
+        let p = &h.packet;
+        let who = if p.has_socket {
+            format!("uid {} gid {}", p.uid, p.gid)
+        } else {
+            "from outside".into()
+        };
+        let conn = format!(
+            "{}<br/>{}",
+            label(&format!(
+                "hop {}: {} → {}",
+                n + 1,
+                std::net::SocketAddr::new(p.src, p.sport),
+                std::net::SocketAddr::new(p.dst, p.dport)
+            )),
+            label(&who)
+        );
+        let rules: Vec<String> = h
+            .matched
+            .iter()
+            .map(|r| label(&format!("{} {} {}", r.table, r.chain, r.rule)))
+            .collect();
+        let hop_id = format!("{id}h{n}");
+        let to_id = format!("{id}d{n}");
+        let _ = writeln!(out, "    {hop_id}[\"{conn}\"]");
+        let _ = writeln!(
+            out,
+            "    {to_id}([\"{}\"])",
+            label(&delivery(&h.delivered_to))
+        );
+        let via = if rules.is_empty() {
+            "no rule".to_string()
+        } else {
+            rules.join("<br/>")
+        };
+        let _ = writeln!(out, "    {hop_id} -- \"{via}\" --> {to_id}");
+        if let Some(p) = prev {
+            let _ = writeln!(out, "    {p} --> {hop_id}");
+        }
+        prev = Some(to_id);
+    }
+    if let Some(p) = prev {
+        let _ = writeln!(out, "    {p} --> {id}end{{\"{}\"}}", outcome(j.outcome));
+    }
+}
+
+fn journey_block(out: &mut String, title: &str, rs: &Ruleset, j: &Journey) {
+    let _ = writeln!(
+        out,
+        "<details><summary>{title}: {}</summary>\n\n```text\n{}```\n\n</details>\n",
+        outcome(j.outcome),
+        journey_text(rs, j)
+    );
+}
+
+fn invariant_rows(out: &mut String, invs: &[InvariantResult]) {
+    let _ = writeln!(out, "| invariant | status | statement |\n|---|---|---|");
+    for i in invs {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            i.id,
+            status(i.status),
+            i.statement
+        );
+    }
+}
+
+/// The document as Markdown.
+pub fn markdown(doc: &Document<'_>) -> String {
+    match doc {
+        Document::Check {
+            report,
+            source,
+            pod,
+        } => check_md(report, *source, pod),
+        Document::Diff {
+            report, old, new, ..
+        } => diff_md(report, *old, *new),
+    }
+}
+
+fn check_md(r: &crate::check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -> String {
+    let mut out = String::new();
+    let violated: Vec<&InvariantResult> = r
+        .invariants
+        .iter()
+        .filter(|i| i.status != Status::Holds)
+        .collect();
+    let dead = r
+        .rules
+        .iter()
+        .filter(|x| x.status != RuleStatus::Live)
+        .count();
+    let head = if violated.is_empty() {
+        format!("✅ all {} invariants hold", r.invariants.len())
+    } else {
+        format!(
+            "❌ {} of {} invariants do not hold",
+            violated.len(),
+            r.invariants.len()
+        )
+    };
+    let _ = writeln!(
+        out,
+        "### sidecar-verify check `{}`: {head}; {dead} rule(s) never decide a routable connection\n",
+        src.name
+    );
+    invariant_rows(&mut out, &r.invariants);
+    for i in &violated {
+        let _ = writeln!(out, "\n#### `{}`: {}\n", i.id, status(i.status));
+        if let Some(reason) = &i.reason {
+            let _ = writeln!(out, "{reason}\n");
+        }
+        if let Some(w) = &i.witness {
+            let _ = writeln!(out, "Witness: {}\n", witness(w));
+            let _ = writeln!(
+                out,
+                "Replay: `{}`\n",
+                crate::check::replay_command(src.name, pod, w)
+            );
+        }
+        if let Some(j) = &i.journey {
+            let _ = writeln!(out, "```mermaid\nflowchart TD");
+            mermaid_nodes(&mut out, "j", j);
+            let _ = writeln!(out, "```\n");
+            journey_block(&mut out, "journey", src.ruleset, j);
+        }
+    }
+    if dead > 0 {
+        let _ = writeln!(
+            out,
+            "\n#### Rules\n\n| rule | status | earlier rules responsible |\n|---|---|---|"
+        );
+        for x in r.rules.iter().filter(|x| x.status != RuleStatus::Live) {
+            let by: Vec<String> =
+                x.by.iter()
+                    .map(|b| format!("{} {}", b.chain, b.rule))
+                    .collect();
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                x.text.replace('|', "\\|"),
+                format!("{:?}", x.status).to_lowercase(),
+                by.join(", ")
+            );
+        }
+    }
+    out
+}
+
+fn diff_md(r: &crate::diff::Report, old: Source<'_>, new: Source<'_>) -> String {
+    let mut out = String::new();
+    let newly: Vec<&str> = r
+        .invariants
+        .old
+        .iter()
+        .zip(&r.invariants.new)
+        .filter(|(o, n)| o.status == Status::Holds && n.status != Status::Holds)
+        .map(|(o, _)| o.id)
+        .collect();
+    let head = if r.changes.is_empty() {
+        "✅ no connection behaves differently".to_string()
+    } else {
+        format!(
+            "⚠️ {} class(es) of connections behave differently{}",
+            r.changes.len(),
+            if r.truncated { " (bound reached)" } else { "" }
+        )
+    };
+    let inv = if newly.is_empty() {
+        String::new()
+    } else {
+        format!("; ❌ newly violated: {}", newly.join(", "))
+    };
+    let _ = writeln!(
+        out,
+        "### sidecar-verify diff `{}` → `{}`: {head}{inv}\n",
+        old.name, new.name
+    );
+    let _ = writeln!(out, "| invariant | old | new |\n|---|---|---|");
+    for (o, n) in r.invariants.old.iter().zip(&r.invariants.new) {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            o.id,
+            status(o.status),
+            status(n.status)
+        );
+    }
+    for (k, c) in r.changes.iter().enumerate() {
+        let _ = writeln!(out, "\n#### {}. {}\n", k + 1, c.description);
+        let _ = writeln!(out, "Witness: {}\n", witness(&c.witness));
+        let _ = writeln!(out, "```mermaid\nflowchart TD");
+        let _ = writeln!(out, "  subgraph old [\"old: {}\"]", label(old.name));
+        mermaid_nodes(&mut out, &format!("o{k}"), &c.old);
+        let _ = writeln!(out, "  end");
+        let _ = writeln!(out, "  subgraph new [\"new: {}\"]", label(new.name));
+        mermaid_nodes(&mut out, &format!("n{k}"), &c.new);
+        let _ = writeln!(out, "  end\n```\n");
+        journey_block(&mut out, "old journey", old.ruleset, &c.old);
+        journey_block(&mut out, "new journey", new.ruleset, &c.new);
+    }
+    if !r.unroutable_changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} class(es) only packets routing never produces can see (not counted)</summary>\n",
+            r.unroutable_changes.len()
+        );
+        for c in &r.unroutable_changes {
+            let _ = writeln!(out, "- {} — e.g. {}", c.description, witness(&c.witness));
+        }
+        let _ = writeln!(out, "\n</details>");
+    }
+    out
+}
