@@ -151,7 +151,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub no_routing: bool,
     /// Output format.
-    #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown", "sarif"])]
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown", "sarif", "html"])]
     pub format: String,
     /// Write the report here instead of stdout.
     #[arg(long, value_name = "FILE")]
@@ -379,15 +379,20 @@ fn check(a: &CheckArgs) -> u8 {
                 return 2;
             }
         }
-    } else if a.format == "markdown" {
-        crate::report::markdown::markdown(&crate::report::Document::Check {
+    } else if a.format == "markdown" || a.format == "html" {
+        let doc = crate::report::Document::Check {
             report: &report,
             source: crate::report::Source {
                 name: &loaded.name,
                 ruleset: rs,
             },
             pod: &sim.pod,
-        })
+        };
+        if a.format == "html" {
+            crate::report::html::html(&doc)
+        } else {
+            crate::report::markdown::markdown(&doc)
+        }
     } else {
         crate::check::text(&report, rs, &rules_arg, &sim.pod)
     };
@@ -408,9 +413,9 @@ fn check(a: &CheckArgs) -> u8 {
 }
 
 fn diff(a: &DiffArgs) -> u8 {
-    if matches!(a.format.as_str(), "sarif" | "html") {
+    if a.format == "sarif" {
         eprintln!(
-            "sidecar-verify diff: --format {} is not available yet (the reports issue builds it); use text, json or markdown",
+            "sidecar-verify diff: --format {} is not available yet (the reports issue builds it); use text, json, markdown or html",
             a.format
         );
         return 2;
@@ -459,8 +464,8 @@ fn diff(a: &DiffArgs) -> u8 {
                 return 2;
             }
         }
-    } else if a.format == "markdown" {
-        crate::report::markdown::markdown(&crate::report::Document::Diff {
+    } else if a.format == "markdown" || a.format == "html" {
+        let doc = crate::report::Document::Diff {
             report: &r,
             old: crate::report::Source {
                 name: &old.name,
@@ -471,7 +476,12 @@ fn diff(a: &DiffArgs) -> u8 {
                 ruleset: &new.parsed.ruleset,
             },
             pod: &sim.pod,
-        })
+        };
+        if a.format == "html" {
+            crate::report::html::html(&doc)
+        } else {
+            crate::report::markdown::markdown(&doc)
+        }
     } else {
         crate::diff::text(&r)
     };

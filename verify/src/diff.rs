@@ -54,8 +54,11 @@ pub enum DiffError {
 /// One class of connections whose journey changed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
-    /// The class in words.
+    /// The class in words, around the witness ("opened in the pod, tcp, uid 1337, gid not 1337,
+    /// …").
     pub description: String,
+    /// What changed for it: the outcome and path on each side.
+    pub effect: String,
     /// One connection of the class.
     pub witness: Witness,
     /// Its journey on the old ruleset.
@@ -454,7 +457,8 @@ fn diff_family(
             s.assert(&block);
             blocks.push(block);
             let change = Change {
-                description: format!("{shape}: {}", describe(&w, pod, &jo, &jn)),
+                description: shape,
+                effect: describe(&w, pod, &jo, &jn),
                 witness: w,
                 old: jo,
                 new: jn,
@@ -504,7 +508,7 @@ pub fn text(r: &Report) -> String {
         }
     );
     for (i, c) in r.changes.iter().enumerate() {
-        let _ = writeln!(s, "\n{}. {}", i + 1, c.description);
+        let _ = writeln!(s, "\n{}. {}\n   {}", i + 1, c.description, c.effect);
         let w = &c.witness;
         let _ = writeln!(
             s,
@@ -531,8 +535,9 @@ pub fn text(r: &Report) -> String {
             let w = &c.witness;
             let _ = writeln!(
                 s,
-                "  - {}\n    e.g. {} {}:{} -> {}:{} {} {}",
+                "  - {}: {}\n    e.g. {} {}:{} -> {}:{} {} {}",
                 c.description,
+                c.effect,
                 w.proto,
                 w.src,
                 w.sport,

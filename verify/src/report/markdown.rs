@@ -256,7 +256,7 @@ fn diff_md(r: &crate::diff::Report, old: Source<'_>, new: Source<'_>) -> String 
         );
     }
     for (k, c) in r.changes.iter().enumerate() {
-        let _ = writeln!(out, "\n#### {}. {}\n", k + 1, c.description);
+        let _ = writeln!(out, "\n#### {}. {}\n\n{}\n", k + 1, c.description, c.effect);
         let _ = writeln!(out, "Witness: {}\n", witness(&c.witness));
         let _ = writeln!(out, "```mermaid\nflowchart TD");
         let _ = writeln!(out, "  subgraph old [\"old: {}\"]", label(old.name));
@@ -275,7 +275,13 @@ fn diff_md(r: &crate::diff::Report, old: Source<'_>, new: Source<'_>) -> String 
             r.unroutable_changes.len()
         );
         for c in &r.unroutable_changes {
-            let _ = writeln!(out, "- {} — e.g. {}", c.description, witness(&c.witness));
+            let _ = writeln!(
+                out,
+                "- {}: {} — e.g. {}",
+                c.description,
+                c.effect,
+                witness(&c.witness)
+            );
         }
         let _ = writeln!(out, "\n</details>");
     }

@@ -2,8 +2,9 @@
 //! the rulesets and the names they were read under, so that renderers can quote rules and point
 //! at their lines. JSON is the model itself (`serde_json`); [`markdown`] is made to be posted as a
 //! pull-request comment (GitHub renders its Mermaid journeys); [`sarif`] is SARIF 2.1.0 for code
-//! scanning.
+//! scanning; [`html`] is a self-contained page with the journeys drawn.
 
+pub mod html;
 pub mod markdown;
 pub mod sarif;
 

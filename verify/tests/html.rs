@@ -1,0 +1,155 @@
+//! The HTML report opened in headless Chromium: the page renders (a screenshot is taken), its
+//! tables have a row per invariant, and each journey is drawn. Skips with one line when Chromium
+//! is absent (`scripts/setup` installs Debian's `chromium`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sidecar_model::pod::{Pod, Profile};
+use sidecar_model::{parse, print_ruleset, Ruleset};
+use sidecar_verify::corpus::workspace;
+use sidecar_verify::report::html::html;
+use sidecar_verify::report::{Document, Source};
+
+fn load(rel: &str) -> Ruleset {
+    let bytes = std::fs::read(workspace().join(rel)).unwrap();
+    parse(rel, &bytes).unwrap().ruleset
+}
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {c}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+fn run_chromium(bin: &str, args: &[&str], page: &Path) -> std::process::Output {
+    let profile = std::env::temp_dir().join(format!("sv-chromium-{}", std::process::id()));
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(bin)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            &format!("--user-data-dir={}", profile.display()),
+        ])
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    out
+}
+
+/// Renders `page`, checks the DOM Chromium built and the screenshot it took.
+fn rendered(name: &str, page_html: &str, rows: usize, charts: usize) {
+    let Some(bin) = chromium() else {
+        println!("skipping the headless-Chromium check of the HTML report: no chromium here");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sv-html-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page: PathBuf = dir.join("report.html");
+    std::fs::write(&page, page_html).unwrap();
+    let shot = dir.join("shot.png");
+    let out = run_chromium(
+        bin,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1200,1600",
+        ],
+        &page,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        png.len() > 20_000,
+        "a {} byte screenshot is a blank page",
+        png.len()
+    );
+    let dom = run_chromium(bin, &["--dump-dom"], &page);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let table = dom
+        .split("<table id=\"invariants\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no invariants table in the DOM:\n{dom}"));
+    assert_eq!(table.matches("<tr>").count(), rows + 1, "{table}");
+    assert_eq!(dom.matches("<svg").count(), charts);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_page_renders() {
+    let rel = "corpus/broken/no-uid-return.rules";
+    let rs = load(rel);
+    let pod = Pod::default();
+    let r = sidecar_verify::check::check(
+        &rs,
+        &print_ruleset(&rs),
+        &pod,
+        &Profile::istio(),
+        &Default::default(),
+    )
+    .unwrap();
+    let page = html(&Document::Check {
+        report: &r,
+        source: Source {
+            name: rel,
+            ruleset: &rs,
+        },
+        pod: &pod,
+    });
+    assert!(
+        !page.contains("http://")
+            || page.matches("http://").count()
+                == page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+        "the page must not load anything"
+    );
+    rendered("check", &page, 9, 1);
+}
+
+#[test]
+fn diff_page_renders() {
+    let (o, n) = (
+        "corpus/istio-classic.rules",
+        "corpus/broken/no-passthrough-return.rules",
+    );
+    let (old, new) = (load(o), load(n));
+    let pod = Pod::default();
+    let r = sidecar_verify::diff::diff(&old, &new, &pod, &Profile::istio(), &Default::default())
+        .unwrap();
+    let page = html(&Document::Diff {
+        report: &r,
+        old: Source {
+            name: o,
+            ruleset: &old,
+        },
+        new: Source {
+            name: n,
+            ruleset: &new,
+        },
+        pod: &pod,
+    });
+    rendered("diff", &page, 9, 2 * r.changes.len());
+}
