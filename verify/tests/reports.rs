@@ -20,7 +20,10 @@ fn reports_are_fresh() {
     let list = std::fs::read_to_string(root.join("reports/reports.list")).unwrap();
     let mut compared = 0;
     let mut stale = Vec::new();
-    for line in list.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+    for line in list
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
         let mut words = line.split_whitespace();
         let out = words.next().unwrap();
         let args: Vec<&str> = words.collect();
@@ -63,7 +66,7 @@ fn report_profile_matches_the_corpus_profile() {
     let all: toml::Value =
         toml::from_str(&std::fs::read_to_string(root.join("corpus/istio-profiles.toml")).unwrap())
             .unwrap();
-    let entry = &all["tools/istio-iptables/pkg/capture/testdata/inbound-ports-wildcard.golden"]
-        ["profile"];
+    let entry =
+        &all["tools/istio-iptables/pkg/capture/testdata/inbound-ports-wildcard.golden"]["profile"];
     assert_eq!(&mine, entry);
 }
