@@ -375,3 +375,223 @@ fn history_diffs_replay_through_the_evaluator_and_the_kernel() {
     println!("{confirmed} witness hops confirmed by the kernel");
     assert!(confirmed >= 20);
 }
+
+/// Equivalent rewrites made on the model, so that each kind applies to any ruleset: the classic
+/// ruleset and two of Istio's configurations each report no change under every one.
+mod generic_rewrites {
+    use super::*;
+    use sidecar_model::{Chain, Cidr, Family, Neg, Rule, Target};
+
+    fn each_table(rs: &mut Ruleset, f: &mut dyn FnMut(&mut sidecar_model::Table)) {
+        for t in rs.ipv4.iter_mut().chain(rs.ipv6.iter_mut()) {
+            f(t);
+        }
+    }
+
+    /// Every user chain gets another name.
+    fn rename(rs: &Ruleset) -> Ruleset {
+        let mut r = rs.clone();
+        each_table(&mut r, &mut |t| {
+            let users: Vec<String> = t
+                .chains
+                .iter()
+                .filter(|c| !c.is_builtin())
+                .map(|c| c.name.clone())
+                .collect();
+            let new = |n: &str| {
+                if users.iter().any(|u| u == n) {
+                    format!("RN_{n}")
+                } else {
+                    n.to_string()
+                }
+            };
+            for c in &mut t.chains {
+                c.name = new(&c.name);
+                for rule in &mut c.rules {
+                    match &mut rule.target {
+                        Some(Target::Jump { chain }) | Some(Target::Goto { chain }) => {
+                            *chain = new(chain)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        });
+        r
+    }
+
+    /// Each built-in chain's rules move into a new user chain that the built-in chain jumps to.
+    fn move_into_chain(rs: &Ruleset) -> Ruleset {
+        let mut r = rs.clone();
+        each_table(&mut r, &mut |t| {
+            let mut added = Vec::new();
+            for c in t
+                .chains
+                .iter_mut()
+                .filter(|c| c.is_builtin() && !c.rules.is_empty())
+            {
+                let name = format!("MV_{}", c.name);
+                let rules = std::mem::take(&mut c.rules);
+                c.rules.push(Rule {
+                    target: Some(Target::Jump {
+                        chain: name.clone(),
+                    }),
+                    ..Rule::default()
+                });
+                added.push(Chain {
+                    name,
+                    policy: None,
+                    counters: Default::default(),
+                    rules,
+                });
+            }
+            t.chains.extend(added);
+        });
+        r
+    }
+
+    /// Every `-d` network wider than a host is split into its two halves (two rules).
+    fn split_cidrs(rs: &Ruleset) -> Ruleset {
+        let mut r = rs.clone();
+        each_table(&mut r, &mut |t| {
+            for c in &mut t.chains {
+                let mut out = Vec::new();
+                for rule in c.rules.drain(..) {
+                    match rule.dst {
+                        Some(Neg {
+                            negated: false,
+                            value,
+                        }) if value.prefix < if value.addr.is_ipv4() { 32 } else { 128 }
+                            && value.prefix > 0 =>
+                        {
+                            let p = value.prefix + 1;
+                            let hi = match value.addr {
+                                std::net::IpAddr::V4(a) => std::net::IpAddr::V4(
+                                    (u32::from(a) | (1u32 << (32 - u32::from(p)))).into(),
+                                ),
+                                std::net::IpAddr::V6(a) => std::net::IpAddr::V6(
+                                    (u128::from(a) | (1u128 << (128 - u32::from(p)))).into(),
+                                ),
+                            };
+                            for a in [value.addr, hi] {
+                                let mut x = rule.clone();
+                                x.dst = Some(Neg::pos(Cidr::new(a, p)));
+                                out.push(x);
+                            }
+                        }
+                        _ => out.push(rule),
+                    }
+                }
+                c.rules = out;
+            }
+        });
+        r
+    }
+
+    /// Adjacent rules with the same stopping target (RETURN, ACCEPT, the same jump's chain when
+    /// that chain only ends the table) swapped: whichever matches first, the same happens.
+    fn swap_same_target(rs: &Ruleset) -> Ruleset {
+        let mut r = rs.clone();
+        each_table(&mut r, &mut |t| {
+            for c in &mut t.chains {
+                let mut i = 0;
+                while i + 1 < c.rules.len() {
+                    let same = matches!(
+                        (&c.rules[i].target, &c.rules[i + 1].target),
+                        (Some(Target::Return), Some(Target::Return))
+                            | (Some(Target::Accept), Some(Target::Accept))
+                    );
+                    if same {
+                        c.rules.swap(i, i + 1);
+                        i += 2;
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+        });
+        r
+    }
+
+    /// Rules `check` finds shadowed or unreachable (no packet at all matches them) deleted.
+    fn delete_dead(rs: &Ruleset, pod: &Pod, profile: &Profile) -> Ruleset {
+        let rep = sidecar_verify::check::check(rs, "", pod, profile, &Default::default()).unwrap();
+        let mut r = rs.clone();
+        let mut dead: Vec<(Family, sidecar_model::TableKind, String, u32)> = rep
+            .rules
+            .iter()
+            .filter(|x| {
+                matches!(
+                    x.status,
+                    sidecar_verify::check::RuleStatus::Shadowed
+                        | sidecar_verify::check::RuleStatus::Unreachable
+                )
+            })
+            .map(|x| (x.family, x.table, x.chain.clone(), x.rule))
+            .collect();
+        dead.sort();
+        for (fam, kind, chain, n) in dead.into_iter().rev() {
+            let tables = if fam == Family::Ipv4 {
+                &mut r.ipv4
+            } else {
+                &mut r.ipv6
+            };
+            let t = tables.iter_mut().find(|t| t.kind == kind).unwrap();
+            let c = t.chains.iter_mut().find(|c| c.name == chain).unwrap();
+            c.rules.remove(n as usize - 1);
+        }
+        r
+    }
+
+    #[test]
+    fn each_kind_of_rewrite_changes_nothing() {
+        let mut cases: Vec<(String, Ruleset, Pod, Profile)> = vec![(
+            "classic".into(),
+            load(&classic()),
+            Pod::default(),
+            Profile::istio(),
+        )];
+        if let Some(dir) = istio_dir() {
+            for f in [
+                "tools/istio-iptables/pkg/capture/testdata/ipnets.golden",
+                "tools/istio-iptables/pkg/capture/testdata/tproxy.golden",
+            ] {
+                let pod = Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]);
+                cases.push((f.into(), load(&dir.join(f)), pod, Profile::istio()));
+            }
+        } else {
+            println!("Istio's corpus is absent: the classic ruleset only");
+        }
+        let mut applied: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (name, rs, pod, profile) in &cases {
+            let rewrites: Vec<(&str, Ruleset)> = vec![
+                ("rename", rename(rs)),
+                ("move into chain", move_into_chain(rs)),
+                ("split CIDRs", split_cidrs(rs)),
+                ("swap same-target rules", swap_same_target(rs)),
+                ("delete dead rules", delete_dead(rs, pod, profile)),
+            ];
+            for (kind, new) in rewrites {
+                if &new != rs {
+                    *applied.entry(kind).or_default() += 1;
+                }
+                sidecar_model::validate::validate(&new)
+                    .unwrap_or_else(|e| panic!("{name} {kind}: {e:?}"));
+                let r = diff(rs, &new, pod, profile, &Options::default()).unwrap();
+                assert!(
+                    r.changes.is_empty() && !r.unknown,
+                    "{name}, {kind}: {}",
+                    sidecar_verify::diff::text(&r)
+                );
+            }
+        }
+        println!("rewrites that changed the ruleset, per kind: {applied:?}");
+        // Each kind really rewrote something on every case where there was something to rewrite
+        // (the classic ruleset has no network wider than a host to split).
+        assert_eq!(applied.len(), 5, "{applied:?}");
+        assert!(
+            applied.values().all(|n| *n + 1 >= cases.len()),
+            "{applied:?}"
+        );
+    }
+}
