@@ -1,1 +1,437 @@
-//! SARIF 2.1.0 (being written).
+//! SARIF 2.1.0, for code scanning (GitHub's and any other SARIF consumer).
+//!
+//! One run whose driver is `sidecar-verify`, with one reporting descriptor per invariant (its
+//! stable id, its statement with the profile's values), one for `diff`'s `behaviour-change` and
+//! two for reachability (`unreachable-rule`, `shadowed-rule`). Results:
+//!
+//! * `check`: a violated invariant is an `error` located at the rule that decided the first hop
+//!   of its witness (the last rule that hop hit, found in the ruleset by table, chain and number,
+//!   at the line it was read from); an `unknown` one a `warning` with the reason, located at the
+//!   file; a shadowed or unreachable rule a `note` at its line.
+//! * `diff`: each change class is a `warning` located at the rule deciding the new side's first
+//!   hop in the new file (else the old side's in the old file), and each invariant that holds on
+//!   the old ruleset and is violated on the new one an `error` located in the new file.
+//!
+//! A rule whose line is unknown (0) is located at its file without a region. The log holds no
+//! timestamps or paths of its own, so the same inputs give the same bytes.
+
+use serde_json::{json, Map, Value};
+use sidecar_model::pod::{Journey, Pod};
+use sidecar_model::print::print_rule;
+use sidecar_model::{Family, Rule, TableKind};
+
+use super::{Document, Source};
+use crate::check::{self, InvariantResult, RuleResult, RuleStatus, Status, Witness};
+use crate::diff::Change;
+use crate::invariants::ALL;
+
+/// The schema the log declares.
+pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+/// The rule id of a `diff` change class.
+pub const BEHAVIOUR_CHANGE: &str = "behaviour-change";
+/// The rule id of an unreachable rule.
+pub const UNREACHABLE_RULE: &str = "unreachable-rule";
+/// The rule id of a shadowed rule.
+pub const SHADOWED_RULE: &str = "shadowed-rule";
+
+/// The SARIF 2.1.0 log of `doc`.
+pub fn sarif(doc: &Document<'_>) -> Value {
+    let (statements, results, properties) = match *doc {
+        Document::Check {
+            report,
+            source,
+            pod,
+        } => (
+            statements(&report.invariants),
+            check_results(report, source, pod),
+            json!({
+                "command": "check",
+                "ruleset": { "name": source.name, "sha256": report.ruleset.sha256 },
+                "profile": report.profile,
+                "routing": report.routing,
+            }),
+        ),
+        Document::Diff {
+            report,
+            old,
+            new,
+            pod,
+        } => (
+            statements(&report.invariants.new),
+            diff_results(report, old, new, pod),
+            json!({
+                "command": "diff",
+                "old": old.name,
+                "new": new.name,
+                "truncated": report.truncated,
+                "unknown": report.unknown,
+            }),
+        ),
+    };
+    let descriptors = descriptors(&statements);
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| r.into_value(&descriptors))
+        .collect();
+    let rules: Vec<Value> = descriptors.iter().map(Descriptor::to_value).collect();
+    json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {
+                "driver": {
+                    "name": "sidecar-verify",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "rules": rules,
+                }
+            },
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+            "properties": properties,
+        }]
+    })
+}
+
+/// (invariant id, statement) for every invariant of the catalog, statements as reported.
+fn statements(invariants: &[InvariantResult]) -> Vec<(&'static str, String)> {
+    ALL.iter()
+        .map(|id| {
+            let name = id.name();
+            let statement = invariants
+                .iter()
+                .find(|r| r.id == name)
+                .map_or_else(|| name.to_string(), |r| r.statement.clone());
+            (name, statement)
+        })
+        .collect()
+}
+
+struct Descriptor {
+    id: &'static str,
+    description: String,
+    level: &'static str,
+}
+
+impl Descriptor {
+    fn to_value(&self) -> Value {
+        json!({
+            "id": self.id,
+            "shortDescription": { "text": self.description },
+            "defaultConfiguration": { "level": self.level },
+        })
+    }
+}
+
+fn descriptors(statements: &[(&'static str, String)]) -> Vec<Descriptor> {
+    let mut v: Vec<Descriptor> = statements
+        .iter()
+        .map(|(id, statement)| Descriptor {
+            id,
+            description: statement.clone(),
+            level: "error",
+        })
+        .collect();
+    v.push(Descriptor {
+        id: BEHAVIOUR_CHANGE,
+        description: "a class of connections behaves differently on the new ruleset (where a hop \
+                      is delivered, dropped or sent, or whether the journey loops)"
+            .into(),
+        level: "warning",
+    });
+    v.push(Descriptor {
+        id: UNREACHABLE_RULE,
+        description: "no packet reaches this rule: earlier rules of its chain take every one"
+            .into(),
+        level: "note",
+    });
+    v.push(Descriptor {
+        id: SHADOWED_RULE,
+        description: "packets reach this rule but none matches there: earlier rules of its chain \
+                      take every packet it would match"
+            .into(),
+        level: "note",
+    });
+    v
+}
+
+/// Where a result points: a file, and the line there when known.
+struct Location {
+    uri: String,
+    line: u32,
+    columns: Option<(u32, u32)>,
+}
+
+impl Location {
+    fn file(source: Source<'_>) -> Location {
+        Location {
+            uri: uri(source.name),
+            line: 0,
+            columns: None,
+        }
+    }
+
+    fn rule(source: Source<'_>, rule: &Rule) -> Location {
+        let o = &rule.origin;
+        Location {
+            uri: uri(source.name),
+            line: o.line,
+            columns: (o.line > 0 && o.end > o.start)
+                .then(|| (o.start.saturating_add(1), o.end.saturating_add(1))),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        let mut physical = Map::new();
+        physical.insert("artifactLocation".into(), json!({ "uri": self.uri }));
+        if self.line > 0 {
+            let mut region = Map::new();
+            region.insert("startLine".into(), json!(self.line));
+            if let Some((start, end)) = self.columns {
+                region.insert("startColumn".into(), json!(start));
+                region.insert("endColumn".into(), json!(end));
+            }
+            physical.insert("region".into(), Value::Object(region));
+        }
+        json!({ "physicalLocation": physical })
+    }
+}
+
+struct Finding {
+    rule: &'static str,
+    level: &'static str,
+    text: String,
+    location: Location,
+}
+
+impl Finding {
+    fn into_value(self, descriptors: &[Descriptor]) -> Value {
+        let mut v = Map::new();
+        v.insert("ruleId".into(), json!(self.rule));
+        if let Some(i) = descriptors.iter().position(|d| d.id == self.rule) {
+            v.insert("ruleIndex".into(), json!(i));
+        }
+        v.insert("level".into(), json!(self.level));
+        v.insert("message".into(), json!({ "text": self.text }));
+        v.insert("locations".into(), json!([self.location.to_value()]));
+        Value::Object(v)
+    }
+}
+
+/// `name` as a URI reference: unreserved characters and `/` as they are, every other byte
+/// percent-encoded (a path with spaces, or the default ruleset's `<default: …>` name).
+fn uri(name: &str) -> String {
+    let mut s = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            s.push(char::from(b));
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+fn find_rule<'a>(
+    source: Source<'a>,
+    family: Family,
+    table: TableKind,
+    chain: &str,
+    rule: u32,
+) -> Option<&'a Rule> {
+    let index = usize::try_from(rule.checked_sub(1)?).ok()?;
+    source
+        .ruleset
+        .table(family, table)?
+        .chain(chain)?
+        .rules
+        .get(index)
+}
+
+fn family_of(w: &Witness) -> Family {
+    if w.dst.is_ipv4() {
+        Family::Ipv4
+    } else {
+        Family::Ipv6
+    }
+}
+
+/// The rule that decided the journey's first hop (the last rule it hit), with its text.
+struct Decider<'a> {
+    rule: &'a Rule,
+    text: String,
+    at: String,
+}
+
+fn decider<'a>(source: Source<'a>, family: Family, journey: &Journey) -> Option<Decider<'a>> {
+    let hit = journey.hops.first()?.matched.last()?;
+    let rule = find_rule(source, family, hit.table, &hit.chain, hit.rule)?;
+    Some(Decider {
+        rule,
+        text: print_rule(family, &hit.chain, rule),
+        at: format!("{} {} {}", hit.table, hit.chain, hit.rule),
+    })
+}
+
+/// A witness in words: `tcp 10.1.0.5:40000 -> 10.1.0.99:80 (uid 1337 gid 1000)`.
+fn witness_words(w: &Witness) -> String {
+    let who = if w.from_outside {
+        "from outside".to_string()
+    } else {
+        format!("uid {} gid {}", w.uid, w.gid)
+    };
+    format!(
+        "{} {} -> {} ({who})",
+        w.proto,
+        std::net::SocketAddr::new(w.src, w.sport),
+        std::net::SocketAddr::new(w.dst, w.dport)
+    )
+}
+
+/// A violated invariant, located at the rule deciding its witness's first hop in `source`.
+fn violation(inv: &InvariantResult, source: Source<'_>, pod: &Pod, lead: &str) -> Option<Finding> {
+    let w = inv.witness.as_ref()?;
+    let family = inv.family.unwrap_or_else(|| family_of(w));
+    let d = inv
+        .journey
+        .as_ref()
+        .and_then(|j| decider(source, family, j));
+    let mut text = format!(
+        "{}{}: {}. Violated by {}",
+        lead,
+        inv.id,
+        inv.statement,
+        witness_words(w)
+    );
+    if let Some(d) = &d {
+        text.push_str(&format!(
+            "; its first hop is decided by {}: {}",
+            d.at, d.text
+        ));
+    }
+    text.push_str(&format!(
+        ". Replay: {}",
+        check::replay_command(source.name, pod, w)
+    ));
+    let location = d.map_or_else(
+        || Location::file(source),
+        |d| Location::rule(source, d.rule),
+    );
+    Some(Finding {
+        rule: inv.id,
+        level: "error",
+        text,
+        location,
+    })
+}
+
+fn check_results(report: &check::Report, source: Source<'_>, pod: &Pod) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for inv in &report.invariants {
+        match inv.status {
+            Status::Holds => {}
+            Status::Violated => {
+                if let Some(f) = violation(inv, source, pod, "") {
+                    out.push(f);
+                } else {
+                    out.push(Finding {
+                        rule: inv.id,
+                        level: "error",
+                        text: format!("{}: {}. Violated", inv.id, inv.statement),
+                        location: Location::file(source),
+                    });
+                }
+            }
+            Status::Unknown => out.push(Finding {
+                rule: inv.id,
+                level: "warning",
+                text: format!(
+                    "{}: {}. Unknown: {}",
+                    inv.id,
+                    inv.statement,
+                    inv.reason
+                        .as_deref()
+                        .unwrap_or("the solver could not decide it")
+                ),
+                location: Location::file(source),
+            }),
+        }
+    }
+    for r in &report.rules {
+        if let Some(f) = reachability(r, source) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+fn reachability(r: &RuleResult, source: Source<'_>) -> Option<Finding> {
+    let (rule, word) = match r.status {
+        RuleStatus::Shadowed => (SHADOWED_RULE, "shadowed"),
+        RuleStatus::Unreachable => (UNREACHABLE_RULE, "unreachable"),
+        RuleStatus::Live | RuleStatus::Unroutable | RuleStatus::Unknown => return None,
+    };
+    let mut text = format!("{} {} {} is {word}", r.table, r.chain, r.rule);
+    if !r.by.is_empty() {
+        let by: Vec<String> =
+            r.by.iter()
+                .map(|b| format!("{} {}", b.chain, b.rule))
+                .collect();
+        text.push_str(&format!(" by {}", by.join(", ")));
+    }
+    text.push_str(&format!(": {}", r.text));
+    let location = find_rule(source, r.family, r.table, &r.chain, r.rule).map_or_else(
+        || Location::file(source),
+        |rule| Location::rule(source, rule),
+    );
+    Some(Finding {
+        rule,
+        level: "note",
+        text,
+        location,
+    })
+}
+
+fn change_result(c: &Change, old: Source<'_>, new: Source<'_>) -> Finding {
+    let family = family_of(&c.witness);
+    let location = decider(new, family, &c.new)
+        .map(|d| Location::rule(new, d.rule))
+        .or_else(|| decider(old, family, &c.old).map(|d| Location::rule(old, d.rule)))
+        .unwrap_or_else(|| Location::file(new));
+    Finding {
+        rule: BEHAVIOUR_CHANGE,
+        level: "warning",
+        text: format!("{}: {}", c.description, c.effect),
+        location,
+    }
+}
+
+fn diff_results(
+    report: &crate::diff::Report,
+    old: Source<'_>,
+    new: Source<'_>,
+    pod: &Pod,
+) -> Vec<Finding> {
+    let mut out: Vec<Finding> = report
+        .changes
+        .iter()
+        .map(|c| change_result(c, old, new))
+        .collect();
+    for inv in &report.invariants.new {
+        let held = report
+            .invariants
+            .old
+            .iter()
+            .any(|o| o.id == inv.id && o.status == Status::Holds);
+        if held && inv.status == Status::Violated {
+            let lead = "holds on the old ruleset, violated on the new one: ";
+            out.push(violation(inv, new, pod, lead).unwrap_or_else(|| Finding {
+                rule: inv.id,
+                level: "error",
+                text: format!("{lead}{}: {}", inv.id, inv.statement),
+                location: Location::file(new),
+            }));
+        }
+    }
+    out
+}

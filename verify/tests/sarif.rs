@@ -1,0 +1,361 @@
+//! SARIF reports: each log validates against the OASIS SARIF 2.1.0 schema shipped in
+//! `verify/schemas/`, carries the expected results (rule ids, levels) located at the lines of
+//! the rules that decide them, and is pinned by an insta snapshot.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use serde_json::Value;
+use sidecar_model::pod::{Pod, Profile};
+use sidecar_model::{parse, print_ruleset, Ruleset};
+use sidecar_verify::check::{check, Report, RuleStatus};
+use sidecar_verify::corpus::workspace;
+use sidecar_verify::diff::diff;
+use sidecar_verify::report::sarif::sarif;
+use sidecar_verify::report::{Document, Source};
+
+const CLASSIC: &str = "corpus/istio-classic.rules";
+const NO_UID_RETURN: &str = "corpus/broken/no-uid-return.rules";
+const REDIRECT_15001: &str = "-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001";
+
+fn text(rel: &str) -> String {
+    std::fs::read_to_string(workspace().join(rel)).unwrap()
+}
+
+fn load(rel: &str) -> Ruleset {
+    parse(rel, text(rel).as_bytes()).unwrap().ruleset
+}
+
+/// The 1-based line of `rel` that is exactly `line`.
+fn line_of(rel: &str, line: &str) -> u64 {
+    let t = text(rel);
+    let mut found = t.lines().enumerate().filter(|(_, l)| l.trim_end() == line);
+    let (n, _) = found
+        .next()
+        .unwrap_or_else(|| panic!("{rel} has no line {line}"));
+    assert!(found.next().is_none(), "{rel} has {line} twice");
+    n as u64 + 1
+}
+
+/// The line `n` (1-based) of `rel`.
+fn line_at(rel: &str, n: u64) -> String {
+    text(rel)
+        .lines()
+        .nth(usize::try_from(n - 1).unwrap())
+        .unwrap()
+        .to_string()
+}
+
+fn schema() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("verify/schemas/sarif-schema-2.1.0.json"))
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Validators for the shipped schema: as the draft it declares (draft-04), and as draft-07,
+/// whose formats include `uri-reference` (draft-04 has no such format and lets any string pass).
+/// The schema uses no keyword whose meaning differs between the two.
+fn validators() -> [jsonschema::Validator; 2] {
+    let schema = schema();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-04/schema#");
+    let declared = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let draft7 = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    [declared, draft7]
+}
+
+fn validate(log: &Value) {
+    for validator in validators() {
+        let errors: Vec<String> = validator
+            .iter_errors(log)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "not valid SARIF 2.1.0:\n{}\n{log:#}",
+            errors.join("\n")
+        );
+    }
+}
+
+fn run_check(rel: &str) -> (Ruleset, Report) {
+    let rs = load(rel);
+    let r = check(
+        &rs,
+        &print_ruleset(&rs),
+        &Pod::default(),
+        &Profile::istio(),
+        &Default::default(),
+    )
+    .unwrap();
+    (rs, r)
+}
+
+fn check_log(rel: &str) -> (Value, Report) {
+    let (rs, r) = run_check(rel);
+    let pod = Pod::default();
+    let log = sarif(&Document::Check {
+        report: &r,
+        source: Source {
+            name: rel,
+            ruleset: &rs,
+        },
+        pod: &pod,
+    });
+    (log, r)
+}
+
+fn results(log: &Value) -> &Vec<Value> {
+    log["runs"][0]["results"].as_array().unwrap()
+}
+
+fn uri(result: &Value) -> &str {
+    result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        .as_str()
+        .unwrap()
+}
+
+fn start_line(result: &Value) -> Option<u64> {
+    result["locations"][0]["physicalLocation"]["region"]["startLine"].as_u64()
+}
+
+/// Every result names a rule of the driver, by id and index.
+fn rules_consistent(log: &Value) {
+    let rules = log["runs"][0]["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap();
+    let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for id in [
+        "proxy-not-recaptured",
+        "metrics-bypass",
+        "inbound-captured",
+        "outbound-captured",
+        "passthrough-not-recaptured",
+        "localhost-untouched",
+        "no-redirect-loop",
+        "single-pass",
+        "exclusions-respected",
+        "behaviour-change",
+        "unreachable-rule",
+        "shadowed-rule",
+    ] {
+        assert!(ids.contains(&id), "no rule {id}: {ids:?}");
+    }
+    for r in results(log) {
+        let id = r["ruleId"].as_str().unwrap();
+        let i = usize::try_from(r["ruleIndex"].as_u64().unwrap()).unwrap();
+        assert_eq!(ids[i], id);
+    }
+    assert_eq!(log["version"], "2.1.0");
+    assert_eq!(
+        log["$schema"],
+        "https://json.schemastore.org/sarif-2.1.0.json"
+    );
+    assert_eq!(log["runs"][0]["tool"]["driver"]["name"], "sidecar-verify");
+}
+
+/// The notes are exactly the shadowed and unreachable rules, each at a line of its chain.
+fn notes_match_reachability(log: &Value, r: &Report, rel: &str) {
+    let notes: Vec<&Value> = results(log)
+        .iter()
+        .filter(|x| x["level"] == "note")
+        .collect();
+    let dead: Vec<_> = r
+        .rules
+        .iter()
+        .filter(|x| matches!(x.status, RuleStatus::Shadowed | RuleStatus::Unreachable))
+        .collect();
+    assert_eq!(notes.len(), dead.len(), "{log:#}");
+    for (note, rule) in notes.iter().zip(&dead) {
+        let id = match rule.status {
+            RuleStatus::Shadowed => "shadowed-rule",
+            _ => "unreachable-rule",
+        };
+        assert_eq!(note["ruleId"], id);
+        assert_eq!(uri(note), rel);
+        let line = line_at(rel, start_line(note).unwrap());
+        assert!(
+            line.starts_with(&format!("-A {} ", rule.chain)),
+            "{rule:?} located at {line}"
+        );
+    }
+}
+
+#[test]
+fn check_no_uid_return_sarif() {
+    let (log, r) = check_log(NO_UID_RETURN);
+    validate(&log);
+    rules_consistent(&log);
+    let errors: Vec<&Value> = results(&log)
+        .iter()
+        .filter(|x| x["level"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{log:#}");
+    let e = errors[0];
+    assert_eq!(e["ruleId"], "proxy-not-recaptured");
+    assert_eq!(uri(e), NO_UID_RETURN);
+    assert_eq!(
+        start_line(e),
+        Some(line_of(NO_UID_RETURN, REDIRECT_15001)),
+        "{e:#}"
+    );
+    let msg = e["message"]["text"].as_str().unwrap();
+    assert!(
+        msg.contains("tcp 10.1.0.5:40000 -> 10.1.0.99:80 (uid 1337 gid 1000)"),
+        "{msg}"
+    );
+    assert!(
+        results(&log)
+            .iter()
+            .all(|x| x["level"] == "error" || x["level"] == "note"),
+        "{log:#}"
+    );
+    notes_match_reachability(&log, &r, NO_UID_RETURN);
+    insta::assert_json_snapshot!(log);
+}
+
+#[test]
+fn check_classic_sarif() {
+    let (log, r) = check_log(CLASSIC);
+    validate(&log);
+    rules_consistent(&log);
+    assert!(r.all_hold());
+    // Nothing but reachability notes: ISTIO_OUTPUT 5 and 6 can never match.
+    assert!(
+        results(&log).iter().all(|x| x["level"] == "note"),
+        "{log:#}"
+    );
+    notes_match_reachability(&log, &r, CLASSIC);
+    let texts: Vec<&str> = results(&log)
+        .iter()
+        .map(|x| x["message"]["text"].as_str().unwrap())
+        .collect();
+    for n in [5, 6] {
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with(&format!("nat ISTIO_OUTPUT {n} is "))),
+            "{texts:?}"
+        );
+    }
+    insta::assert_json_snapshot!(log);
+}
+
+#[test]
+fn diff_classic_to_no_uid_return_sarif() {
+    let (old, new) = (load(CLASSIC), load(NO_UID_RETURN));
+    let pod = Pod::default();
+    let r = diff(&old, &new, &pod, &Profile::istio(), &Default::default()).unwrap();
+    let log = sarif(&Document::Diff {
+        report: &r,
+        old: Source {
+            name: CLASSIC,
+            ruleset: &old,
+        },
+        new: Source {
+            name: NO_UID_RETURN,
+            ruleset: &new,
+        },
+        pod: &pod,
+    });
+    validate(&log);
+    rules_consistent(&log);
+    let res = results(&log);
+    let changes: Vec<&Value> = res
+        .iter()
+        .filter(|x| x["ruleId"] == "behaviour-change")
+        .collect();
+    assert!(!r.changes.is_empty());
+    assert_eq!(changes.len(), r.changes.len(), "{log:#}");
+    for (c, change) in changes.iter().zip(&r.changes) {
+        assert_eq!(c["level"], "warning");
+        assert_eq!(uri(c), NO_UID_RETURN);
+        assert!(start_line(c).is_some(), "{c:#}");
+        assert!(c["message"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with(&change.description));
+    }
+    let errors: Vec<&Value> = res.iter().filter(|x| x["level"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{log:#}");
+    assert_eq!(errors[0]["ruleId"], "proxy-not-recaptured");
+    assert_eq!(uri(errors[0]), NO_UID_RETURN);
+    assert_eq!(
+        start_line(errors[0]),
+        Some(line_of(NO_UID_RETURN, REDIRECT_15001))
+    );
+    assert_eq!(res.len(), changes.len() + errors.len());
+    insta::assert_json_snapshot!(log);
+}
+
+/// The validator does reject what the schema forbids (so the tests above prove something).
+#[test]
+fn the_schema_rejects_an_invalid_log() {
+    let (mut log, _) = check_log(NO_UID_RETURN);
+    log["runs"][0]["results"][0]["level"] = Value::from("fatal");
+    let [declared, draft7] = validators();
+    for v in [&declared, &draft7] {
+        assert!(!v.is_valid(&log));
+    }
+    let mut log2 = sarif_minimal();
+    for v in [&declared, &draft7] {
+        assert!(v.is_valid(&log2));
+    }
+    log2["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] =
+        Value::from(0);
+    for v in [&declared, &draft7] {
+        assert!(!v.is_valid(&log2), "startLine 0 must be rejected");
+    }
+    let mut log3 = sarif_minimal();
+    log3["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] =
+        Value::from("<default: istio-classic.rules>");
+    assert!(!draft7.is_valid(&log3), "uri-reference must be checked");
+}
+
+/// A ruleset named by something that is not a URI reference (the built-in default's name) is
+/// percent-encoded into one.
+#[test]
+fn names_that_are_not_uris_are_encoded() {
+    let (rs, r) = run_check(NO_UID_RETURN);
+    let pod = Pod::default();
+    let name = "<default: istio-classic.rules>";
+    let log = sarif(&Document::Check {
+        report: &r,
+        source: Source { name, ruleset: &rs },
+        pod: &pod,
+    });
+    validate(&log);
+    assert_eq!(
+        uri(&results(&log)[0]),
+        "%3Cdefault%3A%20istio-classic.rules%3E"
+    );
+}
+
+fn sarif_minimal() -> Value {
+    serde_json::json!({
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": { "name": "x" } },
+            "results": [{
+                "message": { "text": "m" },
+                "locations": [{ "physicalLocation": {
+                    "artifactLocation": { "uri": "a.rules" },
+                    "region": { "startLine": 1 }
+                }}]
+            }]
+        }]
+    })
+}
