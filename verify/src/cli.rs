@@ -207,14 +207,6 @@ pub struct KernelArgs {
     pub json: bool,
 }
 
-/// Arguments of a subcommand that a later issue builds.
-#[derive(Debug, clap::Args)]
-pub struct Pending {
-    /// Any arguments; none are read yet.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
-}
-
 /// Runs the command line and returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
@@ -342,13 +334,6 @@ fn emit(text: &str) -> u8 {
 }
 
 fn check(a: &CheckArgs) -> u8 {
-    if a.format == "sarif" {
-        eprintln!(
-            "sidecar-verify check: --format {} is not available yet (the reports issue builds it); use text, json or markdown",
-            a.format
-        );
-        return 2;
-    }
     let (loaded, sim) = match simulator(a.rules.as_deref(), &a.pod) {
         Ok(x) => x,
         Err(code) => return code,
@@ -379,7 +364,7 @@ fn check(a: &CheckArgs) -> u8 {
                 return 2;
             }
         }
-    } else if a.format == "markdown" || a.format == "html" {
+    } else if matches!(a.format.as_str(), "markdown" | "html" | "sarif") {
         let doc = crate::report::Document::Check {
             report: &report,
             source: crate::report::Source {
@@ -390,6 +375,14 @@ fn check(a: &CheckArgs) -> u8 {
         };
         if a.format == "html" {
             crate::report::html::html(&doc)
+        } else if a.format == "sarif" {
+            match serde_json::to_string_pretty(&crate::report::sarif::sarif(&doc)) {
+                Ok(s) => s + "\n",
+                Err(e) => {
+                    eprintln!("error: cannot serialise the report: {e}");
+                    return 2;
+                }
+            }
         } else {
             crate::report::markdown::markdown(&doc)
         }
@@ -413,13 +406,6 @@ fn check(a: &CheckArgs) -> u8 {
 }
 
 fn diff(a: &DiffArgs) -> u8 {
-    if a.format == "sarif" {
-        eprintln!(
-            "sidecar-verify diff: --format {} is not available yet (the reports issue builds it); use text, json, markdown or html",
-            a.format
-        );
-        return 2;
-    }
     if a.old == "-" && a.new == "-" {
         eprintln!("error: only one of OLD and NEW can be read from stdin");
         return 2;
@@ -464,7 +450,7 @@ fn diff(a: &DiffArgs) -> u8 {
                 return 2;
             }
         }
-    } else if a.format == "markdown" || a.format == "html" {
+    } else if matches!(a.format.as_str(), "markdown" | "html" | "sarif") {
         let doc = crate::report::Document::Diff {
             report: &r,
             old: crate::report::Source {
@@ -479,6 +465,14 @@ fn diff(a: &DiffArgs) -> u8 {
         };
         if a.format == "html" {
             crate::report::html::html(&doc)
+        } else if a.format == "sarif" {
+            match serde_json::to_string_pretty(&crate::report::sarif::sarif(&doc)) {
+                Ok(s) => s + "\n",
+                Err(e) => {
+                    eprintln!("error: cannot serialise the report: {e}");
+                    return 2;
+                }
+            }
         } else {
             crate::report::markdown::markdown(&doc)
         }
