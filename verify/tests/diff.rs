@@ -513,6 +513,69 @@ mod generic_rewrites {
         r
     }
 
+    /// Every `-p tcp --dport` test written as `-m multiport --dports` (negation kept), then
+    /// adjacent rules that differ only in that port merged into one multiport rule.
+    fn multiport(rs: &Ruleset) -> Ruleset {
+        use sidecar_model::{Match, PortDir};
+        let mut r = rs.clone();
+        each_table(&mut r, &mut |t| {
+            for c in &mut t.chains {
+                for rule in &mut c.rules {
+                    let tcp = rule
+                        .proto
+                        .as_ref()
+                        .is_some_and(|p| !p.negated && p.value.0 == 6);
+                    for m in &mut rule.matches {
+                        if let Match::Tcp {
+                            sport: None,
+                            dport: Some(d),
+                            flags: None,
+                        } = m
+                        {
+                            if tcp {
+                                *m = Match::Multiport {
+                                    negated: d.negated,
+                                    dir: PortDir::Destination,
+                                    ports: vec![d.value],
+                                };
+                            }
+                        }
+                    }
+                }
+                let mut out: Vec<Rule> = Vec::new();
+                for rule in c.rules.drain(..) {
+                    if let Some(prev) = out.last_mut() {
+                        let mut a = prev.clone();
+                        let mut b = rule.clone();
+                        let ports = |x: &mut Rule| {
+                            x.matches.iter_mut().find_map(|m| match m {
+                                Match::Multiport {
+                                    negated: false,
+                                    dir: PortDir::Destination,
+                                    ports,
+                                } => Some(std::mem::take(ports)),
+                                _ => None,
+                            })
+                        };
+                        if let (Some(pa), Some(pb)) = (ports(&mut a), ports(&mut b)) {
+                            if a == b && pa.len() + pb.len() <= 15 {
+                                for m in &mut prev.matches {
+                                    if let Match::Multiport { ports, .. } = m {
+                                        ports.extend(pb.iter().copied());
+                                    }
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    out.push(rule);
+                }
+                c.rules = out;
+            }
+        });
+        r
+    }
+
     /// Rules `check` finds shadowed or unreachable (no packet at all matches them) deleted.
     fn delete_dead(rs: &Ruleset, pod: &Pod, profile: &Profile) -> Ruleset {
         let rep = sidecar_verify::check::check(rs, "", pod, profile, &Default::default()).unwrap();
@@ -570,6 +633,7 @@ mod generic_rewrites {
                 ("split CIDRs", split_cidrs(rs)),
                 ("swap same-target rules", swap_same_target(rs)),
                 ("delete dead rules", delete_dead(rs, pod, profile)),
+                ("multiport", multiport(rs)),
             ];
             for (kind, new) in rewrites {
                 if &new != rs {
@@ -588,7 +652,7 @@ mod generic_rewrites {
         println!("rewrites that changed the ruleset, per kind: {applied:?}");
         // Each kind really rewrote something on every case where there was something to rewrite
         // (the classic ruleset has no network wider than a host to split).
-        assert_eq!(applied.len(), 5, "{applied:?}");
+        assert_eq!(applied.len(), 6, "{applied:?}");
         assert!(
             applied.values().all(|n| *n + 1 >= cases.len()),
             "{applied:?}"
