@@ -126,6 +126,7 @@ fn check_page_renders() {
                 == page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
         "the page must not load anything"
     );
+    insta::assert_snapshot!(page);
     rendered("check", &page, 9, 1);
 }
 
@@ -151,5 +152,6 @@ fn diff_page_renders() {
         },
         pod: &pod,
     });
+    insta::assert_snapshot!(page);
     rendered("diff", &page, 9, 2 * r.changes.len());
 }

@@ -64,6 +64,8 @@ fn check_markdown() {
     structure(&md, 9, 1);
     assert!(md.contains("❌ 1 of 9 invariants do not hold"));
     insta::assert_snapshot!(md);
+    // The JSON renderer is the report model itself.
+    insta::assert_json_snapshot!("check_json", r);
 }
 
 #[test]
@@ -91,4 +93,5 @@ fn diff_markdown() {
     structure(&md, 9, r.changes.len());
     assert!(md.contains("newly violated: proxy-not-recaptured"));
     insta::assert_snapshot!(md);
+    insta::assert_json_snapshot!("diff_json", r);
 }
