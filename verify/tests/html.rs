@@ -36,7 +36,11 @@ fn chromium() -> Option<&'static str> {
 }
 
 fn run_chromium(bin: &str, args: &[&str], page: &Path) -> std::process::Output {
-    let profile = std::env::temp_dir().join(format!("sv-chromium-{}", std::process::id()));
+    // A profile of its own per run: the tests run in parallel, and Chromium refuses a profile
+    // another instance holds.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = std::env::temp_dir().join(format!("sv-chromium-{}-{n}", std::process::id()));
     let out = Command::new("timeout")
         .arg("120")
         .arg(bin)
