@@ -17,12 +17,10 @@ use std::net::IpAddr;
 
 use proptest::prelude::*;
 use sidecar_model::eval::{ConnState, IfName, Packet};
-use sidecar_model::pod::{Delivery, HopVerdict, Pod, Profile, Simulator};
+use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, Family, Hook, Ruleset, DEFAULT_RULESET};
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
-use sidecar_verify::smt::{bits_addr, truth, value, Encoder, SymPacket};
-use z3::ast::Bool;
-use z3::{SatResult, Solver};
+use sidecar_verify::smt::agree::hop_agrees;
 
 fn pod() -> Pod {
     Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()])
@@ -102,82 +100,9 @@ fn packet(family: Family, s: [u32; 12], names: &[String]) -> (Hook, Packet) {
 
 /// Compares one hop; returns a description of the first difference.
 fn agree(rs: &Ruleset, family: Family, s: [u32; 12]) -> Result<(), String> {
-    let pod = pod();
-    let profile = Profile::istio();
-    let mut enc = Encoder::new(rs, family, &pod, &profile).unwrap();
-    enc.undecided_free = false;
-    let (entry, pkt) = packet(family, s, &enc.ifaces.names);
-    let sim = Simulator::new(rs, pod.clone(), profile.clone());
-    let want = sim.hop_packet(entry, pkt);
-
-    let p = SymPacket::concrete(&pkt, &enc.ifaces, enc.width);
-    let outside = Bool::from_bool(entry != Hook::Output);
-    let hop = enc.hop(&p, &outside, true).unwrap();
-    let solver = Solver::new();
-    if solver.check() != SatResult::Sat {
-        return Err("solver: not sat".into());
-    }
-    let m = solver.get_model().unwrap();
-    let got: Vec<(String, String, u32, Hook)> = hop
-        .hits
-        .iter()
-        .filter(|h| truth(&m, &h.fires))
-        .map(|h| {
-            let chain = rs.table(family, h.id.table).unwrap().chains[h.id.chain]
-                .name
-                .clone();
-            (
-                h.id.table.name().to_string(),
-                chain,
-                h.id.rule as u32 + 1,
-                h.hook,
-            )
-        })
-        .collect();
-    let expected: Vec<(String, String, u32, Hook)> = want
-        .matched
-        .iter()
-        .map(|r| (r.table.name().to_string(), r.chain.clone(), r.rule, r.hook))
-        .collect();
-    let ctx = || format!("{entry} {pkt:?}\n{}", sidecar_model::print_ruleset(rs));
-    if got != expected {
-        return Err(format!(
-            "hits: smt {got:?} evaluator {expected:?}\n{}",
-            ctx()
-        ));
-    }
-    let dropped = truth(&m, &hop.dropped);
-    let rejected = truth(&m, &hop.rejected);
-    let local = truth(&m, &hop.local);
-    let port = value(&m, &hop.port) as u16;
-    let dst = bits_addr(value(&m, &hop.final_dst), family);
-    let dport = value(&m, &hop.final_dport) as u16;
-    let ok = match want.delivered_to {
-        Delivery::Dropped => dropped && (rejected == (want.verdict == HopVerdict::Reject)),
-        Delivery::Listener(p) | Delivery::App(p) => !dropped && local && port == p,
-        Delivery::Remote(a) => !dropped && !local && a == std::net::SocketAddr::new(dst, dport),
-    };
-    if !ok {
-        return Err(format!(
-            "delivery: evaluator {:?} ({:?}); smt dropped {dropped} rejected {rejected} local {local} port {port} dst {dst}:{dport}\n{}",
-            want.delivered_to,
-            want.verdict,
-            ctx()
-        ));
-    }
-    let redirected = truth(&m, &hop.redirected());
-    let want_redirect = matches!(
-        want.verdict,
-        HopVerdict::Redirect(_) | HopVerdict::Dnat(_) | HopVerdict::Tproxy(_)
-    );
-    if redirected != want_redirect {
-        return Err(format!(
-            "verdict: evaluator {:?}, smt redirected {redirected}\n{}",
-            want.verdict,
-            ctx()
-        ));
-    }
-    Ok(())
+    let names = sidecar_verify::smt::Ifaces::new(rs).unwrap().names;
+    let (entry, pkt) = packet(family, s, &names);
+    hop_agrees(rs, &pod(), &Profile::istio(), family, entry, pkt)
 }
 
 fn seeds(n: usize, mut x: u64) -> Vec<[u32; 12]> {

@@ -39,6 +39,8 @@ use sidecar_model::{
 };
 use z3::ast::{Bool, BV};
 
+pub mod agree;
+
 /// Why a ruleset could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
