@@ -1,0 +1,41 @@
+//! A valid random ruleset (built from the input's numbers) and packets → the evaluator: never
+//! panics, terminates, the traced and fast paths agree, evaluation is deterministic; and whole
+//! journeys through the pod end.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sidecar_model::eval::{Engine, NoTrace, Scratch, Trace};
+use sidecar_model::gen::{ruleset_from_bytes, Numbers, Sizes};
+use sidecar_model::pod::{Pod, Profile, Simulator};
+use sidecar_model::Family;
+
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    let mut n = Numbers::new(data);
+    let sizes = Sizes { max_user: 6, max_rules: 8, ipv6: true };
+    let rs = ruleset_from_bytes(&mut n, &sizes);
+    let engine = Engine::new(&rs);
+    let sim = Simulator::new(&rs, Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]), Profile::istio());
+    let mut scratch = Scratch::default();
+    for k in 0..4 {
+        let fam = if n.next_u32() % 4 == 0 { Family::Ipv6 } else { Family::Ipv4 };
+        let (hook, p) = common::packet(&mut n, fam, false);
+        let (mut a, mut b, mut c) = (p, p, p);
+        let mut t = Trace::default();
+        let ra = engine.run_hook(hook, &mut a, &mut scratch, &mut NoTrace);
+        let rb = engine.run_hook(hook, &mut b, &mut scratch, &mut t);
+        let mut t2 = Trace::default();
+        let rc = engine.run_hook(hook, &mut c, &mut scratch, &mut t2);
+        assert_eq!(ra, rb, "traced and fast verdicts differ");
+        assert_eq!(a, b, "traced and fast packets differ");
+        assert_eq!((rb, b), (rc, c), "not deterministic");
+        assert_eq!(t, t2, "traces differ between runs");
+        if k < 2 {
+            let (entry, q) = common::packet(&mut n, fam, true);
+            let j = sim.journey_packet(entry, q);
+            assert!(j.hops.len() <= sim.profile.max_hops + 1);
+        }
+    }
+});

@@ -1,0 +1,25 @@
+//! A small valid random ruleset and a first packet → the Z3 encoding with the packet fixed
+//! agrees with the evaluator: the same rules hit in the same order, drop/reject, delivery and
+//! redirection (`sidecar_verify::smt::agree::hop_agrees`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sidecar_model::gen::{ruleset_from_bytes, Numbers, Sizes};
+use sidecar_model::pod::{Pod, Profile};
+use sidecar_model::Family;
+use sidecar_verify::smt::agree::hop_agrees;
+
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    let mut n = Numbers::new(data);
+    let sizes = Sizes { max_user: 2, max_rules: 4, ipv6: true };
+    let rs = ruleset_from_bytes(&mut n, &sizes);
+    let fam = if n.next_u32() % 4 == 0 && !rs.ipv6.is_empty() { Family::Ipv6 } else { Family::Ipv4 };
+    let (entry, p) = common::packet(&mut n, fam, true);
+    let pod = Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]);
+    if let Err(e) = hop_agrees(&rs, &pod, &Profile::istio(), fam, entry, p) {
+        panic!("{e}");
+    }
+});
