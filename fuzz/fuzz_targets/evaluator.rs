@@ -14,13 +14,25 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let mut n = Numbers::new(data);
-    let sizes = Sizes { max_user: 6, max_rules: 8, ipv6: true };
+    let sizes = Sizes {
+        max_user: 6,
+        max_rules: 8,
+        ipv6: true,
+    };
     let rs = ruleset_from_bytes(&mut n, &sizes);
     let engine = Engine::new(&rs);
-    let sim = Simulator::new(&rs, Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]), Profile::istio());
+    let sim = Simulator::new(
+        &rs,
+        Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]),
+        Profile::istio(),
+    );
     let mut scratch = Scratch::default();
     for k in 0..4 {
-        let fam = if n.next_u32() % 4 == 0 { Family::Ipv6 } else { Family::Ipv4 };
+        let fam = if n.next_u32() % 4 == 0 {
+            Family::Ipv6
+        } else {
+            Family::Ipv4
+        };
         let (hook, p) = common::packet(&mut n, fam, false);
         let (mut a, mut b, mut c) = (p, p, p);
         let mut t = Trace::default();

@@ -8,6 +8,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(parsed) = parse("fuzz", data) {
         let text = print_ruleset(&parsed.ruleset);
         let again = parse("printed", text.as_bytes()).expect("the canonical print parses");
-        assert_eq!(again.ruleset, parsed.ruleset, "parse(print(r)) != r\n{text}");
+        assert_eq!(
+            again.ruleset, parsed.ruleset,
+            "parse(print(r)) != r\n{text}"
+        );
     }
 });

@@ -14,9 +14,17 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let mut n = Numbers::new(data);
-    let sizes = Sizes { max_user: 2, max_rules: 4, ipv6: true };
+    let sizes = Sizes {
+        max_user: 2,
+        max_rules: 4,
+        ipv6: true,
+    };
     let rs = ruleset_from_bytes(&mut n, &sizes);
-    let fam = if n.next_u32() % 4 == 0 && !rs.ipv6.is_empty() { Family::Ipv6 } else { Family::Ipv4 };
+    let fam = if n.next_u32() % 4 == 0 && !rs.ipv6.is_empty() {
+        Family::Ipv6
+    } else {
+        Family::Ipv4
+    };
     let (entry, p) = common::packet(&mut n, fam, true);
     let pod = Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]);
     if let Err(e) = hop_agrees(&rs, &pod, &Profile::istio(), fam, entry, p) {
