@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sidecar_model::eval::{Engine, NoTrace, Scratch, Trace};
+use sidecar_model::eval::{NoTrace, Scratch, Trace};
 use sidecar_model::gen::{ruleset_from_bytes, Numbers, Sizes};
 use sidecar_model::pod::{Pod, Profile, Simulator};
 use sidecar_model::Family;
@@ -20,12 +20,12 @@ fuzz_target!(|data: &[u8]| {
         ipv6: true,
     };
     let rs = ruleset_from_bytes(&mut n, &sizes);
-    let engine = Engine::new(&rs);
     let sim = Simulator::new(
         &rs,
         Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]),
         Profile::istio(),
     );
+    let engine = sim.engine();
     let mut scratch = Scratch::default();
     for k in 0..4 {
         let fam = if n.next_u32() % 4 == 0 {
