@@ -294,6 +294,24 @@ pub struct HopReport {
     pub original_dst: std::net::SocketAddr,
 }
 
+impl HopReport {
+    /// The connection that reproduces this hop: its first packet's addresses, ports, owner and
+    /// protocol, with the source bound as it was.
+    pub fn connection(&self) -> Connection {
+        let p = self.packet;
+        Connection {
+            proto: p.proto,
+            src: Some(p.src),
+            dst: p.dst,
+            sport: p.sport,
+            dport: p.dport,
+            uid: p.uid,
+            gid: p.gid,
+            from_outside: self.hook != Hook::Output,
+        }
+    }
+}
+
 /// How a journey ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

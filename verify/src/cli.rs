@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use clap::{Parser, Subcommand};
 
-use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
+use sidecar_model::pod::{Connection, HopReport, Pod, Profile, Simulator};
 
 use crate::input;
 use crate::journey_text;
@@ -613,19 +613,7 @@ pub fn scenario_flows(sim: &mut Simulator) -> Vec<Connection> {
     let services = sim.services.clone();
     let mut out = Vec::new();
     for r in run_scenarios(sim) {
-        for h in &r.journey.hops {
-            let p = h.packet;
-            out.push(Connection {
-                proto: p.proto,
-                src: Some(p.src),
-                dst: p.dst,
-                sport: p.sport,
-                dport: p.dport,
-                uid: p.uid,
-                gid: p.gid,
-                from_outside: h.hook == sidecar_model::Hook::Prerouting,
-            });
-        }
+        out.extend(r.journey.hops.iter().map(HopReport::connection));
     }
     sim.services = services;
     out

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
-use sidecar_model::{parse, print_ruleset, Hook, Ruleset, DEFAULT_RULESET};
+use sidecar_model::{parse, print_ruleset, Ruleset, DEFAULT_RULESET};
 use sidecar_verify::check::{check, text, Options, Report, RuleStatus, Status};
 use sidecar_verify::corpus::workspace;
 
@@ -283,29 +283,9 @@ fn every_witness_is_confirmed_by_the_kernel() {
             continue;
         }
         let report = run(&c);
-        let mut flows: Vec<Connection> = Vec::new();
-        let mut ports: Vec<u16> = c.profile.proxy_ports.clone();
-        for inv in report.invariants.iter().filter(|i| i.witness.is_some()) {
-            for h in &inv.journey.as_ref().unwrap().hops {
-                let p = h.packet;
-                ports.push(p.dport);
-                if let sidecar_model::pod::Delivery::App(port)
-                | sidecar_model::pod::Delivery::Listener(port) = h.delivered_to
-                {
-                    ports.push(port);
-                }
-                flows.push(Connection {
-                    proto: p.proto,
-                    src: Some(p.src),
-                    dst: p.dst,
-                    sport: p.sport,
-                    dport: p.dport,
-                    uid: p.uid,
-                    gid: p.gid,
-                    from_outside: h.hook != Hook::Output,
-                });
-            }
-        }
+        let (flows, mut ports) =
+            kernel::journey_flows(report.invariants.iter().filter_map(|i| i.journey.as_ref()));
+        ports.extend(&c.profile.proxy_ports);
         if flows.is_empty() {
             continue;
         }

@@ -197,6 +197,50 @@ fn diff_exit_codes() {
 
 /// The class of the one change of `no-uid-return`, as a person would state it: the proxy's uid
 /// with another gid, to anything outside the pod, on any port.
+/// Every hop of every change witness's journey, on both sides, goes where the model says in
+/// real netfilter.
+#[test]
+fn change_witnesses_are_confirmed_by_the_kernel() {
+    use sidecar_model::pod::Simulator;
+    use sidecar_verify::kernel::{self, unavailable, TestPod};
+    if let Some(why) = unavailable() {
+        println!("skipping the kernel confirmation of diff witnesses: {why}");
+        return;
+    }
+    let old = load(&classic());
+    let mut confirmed = 0;
+    for f in files("corpus/broken") {
+        let new = load(&f);
+        let r = run(&old, &new);
+        for (rs, side_new) in [(&old, false), (&new, true)] {
+            let (flows, mut ports) =
+                kernel::journey_flows(
+                    r.changes
+                        .iter()
+                        .map(|c| if side_new { &c.new } else { &c.old }),
+                );
+            if flows.is_empty() {
+                continue;
+            }
+            ports.extend(Profile::istio().proxy_ports);
+            ports.sort_unstable();
+            ports.dedup();
+            let sim = Simulator::new(rs, Pod::new(&kernel::POD_IPS), Profile::istio());
+            let mut tp = TestPod::create_with(Path::new(BIN), &ports).unwrap();
+            let k = kernel::run(&mut tp, &sim, &flows, 1).unwrap();
+            assert!(
+                k.disagreements.is_empty(),
+                "{} ({}): {:?}",
+                f.display(),
+                if side_new { "new" } else { "old" },
+                k.disagreements
+            );
+            confirmed += k.compared;
+        }
+    }
+    assert!(confirmed >= 40, "only {confirmed} witness hops confirmed");
+}
+
 #[test]
 fn a_change_class_is_described_symbolically() {
     let r = run(
@@ -224,8 +268,7 @@ fn a_change_class_is_described_symbolically() {
 /// kernel.
 #[test]
 fn history_diffs_replay_through_the_evaluator_and_the_kernel() {
-    use sidecar_model::pod::{Connection, Delivery, Journey, Simulator};
-    use sidecar_model::Hook;
+    use sidecar_model::pod::{Connection, Simulator};
     let Some(dir) = istio_dir() else {
         println!("skipping: Istio's corpus (../shared/corpus/istio) is not here");
         return;
@@ -305,28 +348,6 @@ fn history_diffs_replay_through_the_evaluator_and_the_kernel() {
         gid: w.gid,
         from_outside: w.from_outside,
     };
-    let hops = |j: &Journey, ports: &mut Vec<u16>| -> Vec<Connection> {
-        j.hops
-            .iter()
-            .map(|h| {
-                let p = h.packet;
-                ports.push(p.dport);
-                if let Delivery::App(port) | Delivery::Listener(port) = h.delivered_to {
-                    ports.push(port);
-                }
-                Connection {
-                    proto: p.proto,
-                    src: Some(p.src),
-                    dst: p.dst,
-                    sport: p.sport,
-                    dport: p.dport,
-                    uid: p.uid,
-                    gid: p.gid,
-                    from_outside: h.hook != Hook::Output,
-                }
-            })
-            .collect()
-    };
     let mut changes = 0;
     let mut kernel_jobs = Vec::new();
     let mut ports: Vec<u16> = Profile::istio().proxy_ports;
@@ -344,8 +365,11 @@ fn history_diffs_replay_through_the_evaluator_and_the_kernel() {
                 .all(|ip| sidecar_verify::kernel::POD_IPS.contains(ip))
             {
                 ports.extend(&prof.proxy_ports);
-                kernel_jobs.push((ra.clone(), prof.clone(), hops(&c.old, &mut ports)));
-                kernel_jobs.push((rb.clone(), prof.clone(), hops(&c.new, &mut ports)));
+                for (rs, j) in [(ra, &c.old), (rb, &c.new)] {
+                    let (flows, p) = sidecar_verify::kernel::journey_flows([j]);
+                    ports.extend(p);
+                    kernel_jobs.push((rs.clone(), prof.clone(), flows));
+                }
             }
         }
     }

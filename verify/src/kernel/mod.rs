@@ -832,6 +832,23 @@ impl SplitMix {
     }
 }
 
+/// Every hop of `journeys` as a flow for the oracle, and the ports those flows need listeners on
+/// (each hop's destination port and the port it was delivered to).
+pub fn journey_flows<'a>(
+    journeys: impl IntoIterator<Item = &'a sidecar_model::pod::Journey>,
+) -> (Vec<Connection>, Vec<u16>) {
+    let mut flows = Vec::new();
+    let mut ports = Vec::new();
+    for h in journeys.into_iter().flat_map(|j| &j.hops) {
+        flows.push(h.connection());
+        ports.push(h.packet.dport);
+        if let Delivery::App(port) | Delivery::Listener(port) = h.delivered_to {
+            ports.push(port);
+        }
+    }
+    (flows, ports)
+}
+
 /// The ports a run listens on: the profile's, common service ports, and a few random ones.
 pub fn ports(sim: &Simulator, rng: &mut SplitMix) -> Vec<u16> {
     let mut v: Vec<u16> = sim.profile.proxy_ports.clone();
