@@ -241,11 +241,6 @@ impl Report {
     pub fn all_hold(&self) -> bool {
         self.invariants.iter().all(|i| i.status == Status::Holds)
     }
-
-    /// Whether any invariant is violated.
-    pub fn any_violated(&self) -> bool {
-        self.invariants.iter().any(|i| i.status == Status::Violated)
-    }
 }
 
 /// The families the pod has addresses of.

@@ -356,53 +356,61 @@ fn check(a: &CheckArgs) -> u8 {
         }
     };
     let rules_arg = a.rules.clone().unwrap_or_default();
-    let out = if a.format == "json" {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => s + "\n",
-            Err(e) => {
-                eprintln!("error: cannot serialise the report: {e}");
-                return 2;
-            }
-        }
-    } else if matches!(a.format.as_str(), "markdown" | "html" | "sarif") {
-        let doc = crate::report::Document::Check {
-            report: &report,
-            source: crate::report::Source {
-                name: &loaded.name,
-                ruleset: rs,
-            },
-            pod: &sim.pod,
-        };
-        if a.format == "html" {
-            crate::report::html::html(&doc)
-        } else if a.format == "sarif" {
-            match serde_json::to_string_pretty(&crate::report::sarif::sarif(&doc)) {
-                Ok(s) => s + "\n",
-                Err(e) => {
-                    eprintln!("error: cannot serialise the report: {e}");
-                    return 2;
-                }
-            }
-        } else {
-            crate::report::markdown::markdown(&doc)
-        }
-    } else {
+    let doc = crate::report::Document::Check {
+        report: &report,
+        source: crate::report::Source {
+            name: &loaded.name,
+            ruleset: rs,
+        },
+        pod: &sim.pod,
+    };
+    let out = match render(&a.format, &report, &doc, || {
         crate::check::text(&report, rs, &rules_arg, &sim.pod)
+    }) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
-    let code = if report.any_violated() || !report.all_hold() {
-        1
-    } else {
-        0
-    };
-    if let Some(path) = &a.output {
-        if let Err(e) = std::fs::write(path, out) {
-            eprintln!("error: cannot write `{}`: {e}", path.display());
-            return 2;
-        }
-    } else if emit(&out) != 0 {
+    if deliver(a.output.as_deref(), &out) != 0 {
         return 2;
     }
-    code
+    // Violated or unknown: not a pass.
+    u8::from(!report.all_hold())
+}
+
+/// A report in `format`: `json` (the report itself), `sarif`, `markdown`, `html` (from the
+/// document), or `text`.
+fn render(
+    format: &str,
+    report: &impl serde::Serialize,
+    doc: &crate::report::Document<'_>,
+    text: impl FnOnce() -> String,
+) -> Result<String, u8> {
+    // The report is serialised as it is (a `serde_json::Value` would sort its keys).
+    let json = match format {
+        "json" => serde_json::to_string_pretty(report),
+        "sarif" => serde_json::to_string_pretty(&crate::report::sarif::sarif(doc)),
+        "markdown" => return Ok(crate::report::markdown::markdown(doc)),
+        "html" => return Ok(crate::report::html::html(doc)),
+        _ => return Ok(text()),
+    };
+    json.map(|s| s + "\n").map_err(|e| {
+        eprintln!("error: cannot serialise the report: {e}");
+        2
+    })
+}
+
+/// Writes `out` to `path`, or to stdout; 0 when it worked, 2 (with a message) when not.
+fn deliver(path: Option<&std::path::Path>, out: &str) -> u8 {
+    match path {
+        Some(p) => match std::fs::write(p, out) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: cannot write `{}`: {e}", p.display());
+                2
+            }
+        },
+        None => emit(out),
+    }
 }
 
 fn diff(a: &DiffArgs) -> u8 {
@@ -442,49 +450,23 @@ fn diff(a: &DiffArgs) -> u8 {
             return 2;
         }
     };
-    let out = if a.format == "json" {
-        match serde_json::to_string_pretty(&r) {
-            Ok(s) => s + "\n",
-            Err(e) => {
-                eprintln!("error: cannot serialise the report: {e}");
-                return 2;
-            }
-        }
-    } else if matches!(a.format.as_str(), "markdown" | "html" | "sarif") {
-        let doc = crate::report::Document::Diff {
-            report: &r,
-            old: crate::report::Source {
-                name: &old.name,
-                ruleset: &old.parsed.ruleset,
-            },
-            new: crate::report::Source {
-                name: &new.name,
-                ruleset: &new.parsed.ruleset,
-            },
-            pod: &sim.pod,
-        };
-        if a.format == "html" {
-            crate::report::html::html(&doc)
-        } else if a.format == "sarif" {
-            match serde_json::to_string_pretty(&crate::report::sarif::sarif(&doc)) {
-                Ok(s) => s + "\n",
-                Err(e) => {
-                    eprintln!("error: cannot serialise the report: {e}");
-                    return 2;
-                }
-            }
-        } else {
-            crate::report::markdown::markdown(&doc)
-        }
-    } else {
-        crate::diff::text(&r)
+    let doc = crate::report::Document::Diff {
+        report: &r,
+        old: crate::report::Source {
+            name: &old.name,
+            ruleset: &old.parsed.ruleset,
+        },
+        new: crate::report::Source {
+            name: &new.name,
+            ruleset: &new.parsed.ruleset,
+        },
+        pod: &sim.pod,
     };
-    if let Some(path) = &a.output {
-        if let Err(e) = std::fs::write(path, out) {
-            eprintln!("error: cannot write `{}`: {e}", path.display());
-            return 2;
-        }
-    } else if emit(&out) != 0 {
+    let out = match render(&a.format, &r, &doc, || crate::diff::text(&r)) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    if deliver(a.output.as_deref(), &out) != 0 {
         return 2;
     }
     u8::from(!r.changes.is_empty() || r.unknown)
