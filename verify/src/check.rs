@@ -100,6 +100,26 @@ pub struct Witness {
 }
 
 impl Witness {
+    /// `PROTO SRC:SPORT -> DST:DPORT`.
+    pub fn connection_words(&self) -> String {
+        format!(
+            "{} {} -> {}",
+            self.proto,
+            std::net::SocketAddr::new(self.src, self.sport),
+            std::net::SocketAddr::new(self.dst, self.dport)
+        )
+    }
+
+    /// Who opens it and the interface it crosses first: `uid U gid G, out IFACE` or `from
+    /// outside, in IFACE`.
+    pub fn context_words(&self) -> String {
+        if self.from_outside {
+            format!("from outside, in {}", self.iface)
+        } else {
+            format!("uid {} gid {}, out {}", self.uid, self.gid, self.iface)
+        }
+    }
+
     /// The witness of a first packet entering at `entry`.
     pub fn of_packet(entry: Hook, p: &Packet) -> Witness {
         let iface = if entry == Hook::Output {
@@ -800,19 +820,7 @@ pub fn replay_command(rules: &str, pod: &Pod, w: &Witness) -> String {
 }
 
 fn witness_text(w: &Witness) -> String {
-    let who = if w.from_outside {
-        "from outside".to_string()
-    } else {
-        format!("uid {} gid {}", w.uid, w.gid)
-    };
-    let dir = if w.from_outside { "in" } else { "out" };
-    format!(
-        "{} {} -> {} ({who}, {dir} {})",
-        w.proto,
-        std::net::SocketAddr::new(w.src, w.sport),
-        std::net::SocketAddr::new(w.dst, w.dport),
-        w.iface
-    )
+    format!("{} ({})", w.connection_words(), w.context_words())
 }
 
 fn packet_text(p: &Packet) -> String {

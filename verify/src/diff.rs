@@ -11,7 +11,7 @@
 //! (with routing off and the routable ones excluded) and listed apart; they do not count.
 
 use serde::Serialize;
-use sidecar_model::pod::{Journey, Outcome, Pod, Profile, Simulator};
+use sidecar_model::pod::{Journey, Pod, Profile, Simulator};
 use sidecar_model::{Family, Hook, Ruleset};
 use z3::ast::Bool;
 use z3::{Params, SatResult, Solver};
@@ -133,15 +133,6 @@ fn differs(a: &SymJourney, b: &SymJourney) -> Bool {
     any(&d)
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::App => "served in the pod",
-        Outcome::Remote => "leaves the pod",
-        Outcome::Drop => "dropped",
-        Outcome::Loop => "loops",
-    }
-}
-
 fn path(j: &Journey) -> String {
     let mut hops = Vec::new();
     for h in &j.hops {
@@ -179,9 +170,9 @@ fn describe(w: &Witness, pod: &Pod, old: &Journey, new: &Journey) -> String {
         "{} {who} to {dst} port {}: was {} ({}), now {} ({})",
         w.proto,
         w.dport,
-        outcome_word(old.outcome),
+        crate::report::outcome_words(old.outcome),
         path(old),
-        outcome_word(new.outcome),
+        crate::report::outcome_words(new.outcome),
         path(new)
     )
 }

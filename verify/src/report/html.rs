@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use sidecar_model::pod::{Delivery, Journey, Outcome};
+use sidecar_model::pod::{Delivery, Journey};
 use sidecar_model::Ruleset;
 
-use super::{Document, Source};
+use super::{delivery_words, outcome_words, Document, Source};
 use crate::check::{InvariantResult, RuleStatus, Status, Witness};
 use crate::journey_text::journey_text;
 
@@ -47,37 +47,7 @@ fn status_cell(s: Status) -> String {
 }
 
 fn witness(w: &Witness) -> String {
-    let who = if w.from_outside {
-        "from outside".to_string()
-    } else {
-        format!("uid {} gid {}", w.uid, w.gid)
-    };
-    esc(&format!(
-        "{} {} -> {} ({who}, {} {})",
-        w.proto,
-        std::net::SocketAddr::new(w.src, w.sport),
-        std::net::SocketAddr::new(w.dst, w.dport),
-        if w.from_outside { "in" } else { "out" },
-        w.iface
-    ))
-}
-
-fn delivery(d: &Delivery) -> String {
-    match d {
-        Delivery::Listener(p) => format!("proxy listener {p}"),
-        Delivery::App(p) => format!("application port {p}"),
-        Delivery::Remote(a) => format!("remote {a}"),
-        Delivery::Dropped => "dropped".into(),
-    }
-}
-
-fn outcome(o: Outcome) -> &'static str {
-    match o {
-        Outcome::App => "served in the pod",
-        Outcome::Remote => "leaves the pod",
-        Outcome::Drop => "dropped",
-        Outcome::Loop => "loops",
-    }
+    esc(&format!("{} ({})", w.connection_words(), w.context_words()))
 }
 
 /// A journey as an SVG chart: per hop a box with the connection and the rules it hit, an arrow
@@ -139,7 +109,7 @@ pub fn journey_svg(title: &str, j: &Journey) -> String {
             W - 180,
             W / 2,
             y + 17,
-            esc(&delivery(&h.delivered_to))
+            esc(&delivery_words(&h.delivered_to))
         );
         y += 26;
         if n + 1 < j.hops.len() {
@@ -158,7 +128,7 @@ pub fn journey_svg(title: &str, j: &Journey) -> String {
         "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">outcome: {}</text>",
         W / 2,
         y + 12,
-        outcome(j.outcome)
+        outcome_words(j.outcome)
     );
     y += 24;
     format!(

@@ -5,10 +5,10 @@
 
 use std::fmt::Write as _;
 
-use sidecar_model::pod::{Delivery, Journey, Outcome};
+use sidecar_model::pod::Journey;
 use sidecar_model::Ruleset;
 
-use super::{Document, Source};
+use super::{delivery_words, outcome_words, Document, Source};
 use crate::check::{InvariantResult, RuleStatus, Status, Witness};
 use crate::journey_text::journey_text;
 
@@ -21,19 +21,7 @@ fn status(s: Status) -> &'static str {
 }
 
 fn witness(w: &Witness) -> String {
-    let who = if w.from_outside {
-        "from outside".to_string()
-    } else {
-        format!("uid {} gid {}", w.uid, w.gid)
-    };
-    format!(
-        "`{} {} -> {}` ({who}, {} {})",
-        w.proto,
-        std::net::SocketAddr::new(w.src, w.sport),
-        std::net::SocketAddr::new(w.dst, w.dport),
-        if w.from_outside { "in" } else { "out" },
-        w.iface
-    )
+    format!("`{}` ({})", w.connection_words(), w.context_words())
 }
 
 /// Escapes text for a Mermaid label in double quotes.
@@ -41,24 +29,6 @@ fn label(s: &str) -> String {
     s.replace('"', "#quot;")
         .replace('<', "#lt;")
         .replace('>', "#gt;")
-}
-
-fn delivery(d: &Delivery) -> String {
-    match d {
-        Delivery::Listener(p) => format!("proxy listener {p}"),
-        Delivery::App(p) => format!("application port {p}"),
-        Delivery::Remote(a) => format!("remote {a}"),
-        Delivery::Dropped => "dropped".into(),
-    }
-}
-
-fn outcome(o: Outcome) -> &'static str {
-    match o {
-        Outcome::App => "served in the pod",
-        Outcome::Remote => "leaves the pod",
-        Outcome::Drop => "dropped",
-        Outcome::Loop => "loops",
-    }
 }
 
 /// A Mermaid flowchart of a journey; node ids are prefixed with `id` so that several charts
@@ -93,7 +63,7 @@ fn mermaid_nodes(out: &mut String, id: &str, j: &Journey) {
         let _ = writeln!(
             out,
             "    {to_id}([\"{}\"])",
-            label(&delivery(&h.delivered_to))
+            label(&delivery_words(&h.delivered_to))
         );
         let via = if rules.is_empty() {
             "no rule".to_string()
@@ -107,7 +77,11 @@ fn mermaid_nodes(out: &mut String, id: &str, j: &Journey) {
         prev = Some(to_id);
     }
     if let Some(p) = prev {
-        let _ = writeln!(out, "    {p} --> {id}end{{\"{}\"}}", outcome(j.outcome));
+        let _ = writeln!(
+            out,
+            "    {p} --> {id}end{{\"{}\"}}",
+            outcome_words(j.outcome)
+        );
     }
 }
 
@@ -115,7 +89,7 @@ fn journey_block(out: &mut String, title: &str, rs: &Ruleset, j: &Journey) {
     let _ = writeln!(
         out,
         "<details><summary>{title}: {}</summary>\n\n```text\n{}```\n\n</details>\n",
-        outcome(j.outcome),
+        outcome_words(j.outcome),
         journey_text(rs, j)
     );
 }

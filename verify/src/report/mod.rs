@@ -8,7 +8,7 @@ pub mod html;
 pub mod markdown;
 pub mod sarif;
 
-use sidecar_model::pod::Pod;
+use sidecar_model::pod::{Delivery, Outcome, Pod};
 use sidecar_model::Ruleset;
 
 /// A ruleset as a report names it.
@@ -43,4 +43,24 @@ pub enum Document<'a> {
         /// The pod.
         pod: &'a Pod,
     },
+}
+
+/// Where a hop arrived, in words.
+pub(crate) fn delivery_words(d: &Delivery) -> String {
+    match d {
+        Delivery::Listener(p) => format!("proxy listener {p}"),
+        Delivery::App(p) => format!("application port {p}"),
+        Delivery::Remote(a) => format!("remote {a}"),
+        Delivery::Dropped => "dropped".into(),
+    }
+}
+
+/// How a journey ended, in words.
+pub(crate) fn outcome_words(o: Outcome) -> &'static str {
+    match o {
+        Outcome::App => "served in the pod",
+        Outcome::Remote => "leaves the pod",
+        Outcome::Drop => "dropped",
+        Outcome::Loop => "loops",
+    }
 }

@@ -280,12 +280,7 @@ fn witness_words(w: &Witness) -> String {
     } else {
         format!("uid {} gid {}", w.uid, w.gid)
     };
-    format!(
-        "{} {} -> {} ({who})",
-        w.proto,
-        std::net::SocketAddr::new(w.src, w.sport),
-        std::net::SocketAddr::new(w.dst, w.dport)
-    )
+    format!("{} ({who})", w.connection_words())
 }
 
 /// A violated invariant, located at the rule deciding its witness's first hop in `source`.
