@@ -12,6 +12,9 @@ use sidecar_model::Family;
 #[path = "common.rs"]
 mod common;
 
+/// The generator's interface names and a few others.
+const IFACES: &[&str] = &["lo", "eth0", "eth1", "not-istio-nic", "veth1234567890a"];
+
 fuzz_target!(|data: &[u8]| {
     let mut n = Numbers::new(data);
     let sizes = Sizes {
@@ -33,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Family::Ipv4
         };
-        let (hook, p) = common::packet(&mut n, fam, false);
+        let (hook, p) = common::packet(&mut n, fam, &common::ALL_HOOKS, IFACES);
         let (mut a, mut b, mut c) = (p, p, p);
         let mut t = Trace::default();
         let ra = engine.run_hook(hook, &mut a, &mut scratch, &mut NoTrace);
@@ -45,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!((rb, b), (rc, c), "not deterministic");
         assert_eq!(t, t2, "traces differ between runs");
         if k < 2 {
-            let (entry, q) = common::packet(&mut n, fam, true);
+            let (entry, q) = common::packet(&mut n, fam, &common::ENTRIES, IFACES);
             let j = sim.journey_packet(entry, q);
             assert!(j.hops.len() <= sim.profile.max_hops + 1);
         }

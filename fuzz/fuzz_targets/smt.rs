@@ -25,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Family::Ipv4
     };
-    let (entry, p) = common::packet(&mut n, fam, true);
+    // Names from the encoder's enumeration: another name would stand for "other" there.
+    let Ok(ifaces) = sidecar_verify::smt::Ifaces::new(&rs) else {
+        return;
+    };
+    let names: Vec<&str> = ifaces.names.iter().skip(1).map(String::as_str).collect();
+    let (entry, p) = common::packet(&mut n, fam, &common::ENTRIES, &names);
     let pod = Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]);
     if let Err(e) = hop_agrees(&rs, &pod, &Profile::istio(), fam, entry, p) {
         panic!("{e}");

@@ -13,10 +13,7 @@
 #[path = "../../model/tests/common/mod.rs"]
 mod common;
 
-use std::net::IpAddr;
-
 use proptest::prelude::*;
-use sidecar_model::eval::{ConnState, IfName, Packet};
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, Family, Hook, Ruleset, DEFAULT_RULESET};
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
@@ -26,82 +23,12 @@ fn pod() -> Pod {
     Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()])
 }
 
-/// A first packet from 12 numbers, with interface names taken from the encoder's enumeration.
-fn packet(family: Family, s: [u32; 12], names: &[String]) -> (Hook, Packet) {
-    let pool: Vec<IpAddr> = match family {
-        Family::Ipv4 => [
-            "10.1.0.5",
-            "127.0.0.1",
-            "127.0.0.6",
-            "10.1.0.99",
-            "10.96.0.1",
-            "1.1.1.1",
-            "9.9.1.1",
-            "169.254.7.127",
-        ]
-        .iter()
-        .map(|a| a.parse().unwrap())
-        .collect(),
-        Family::Ipv6 => ["fd00::5", "::1", "::6", "fd00::99", "2001:db8::1"]
-            .iter()
-            .map(|a| a.parse().unwrap())
-            .collect(),
-    };
-    let ports = [
-        15001u16, 15006, 15008, 15090, 15020, 15021, 53, 80, 22, 8080, 32000,
-    ];
-    let ids = [0u32, 1000, 1337, 1_000_670_000, 3, 4];
-    let pick = |v: usize, n: usize| v % n;
-    let outside = s[0] % 2 == 0;
-    let mut p = Packet::tcp_out(
-        pool[pick(s[1] as usize, pool.len())],
-        pool[pick(s[2] as usize, pool.len())],
-        if s[3] % 2 == 0 {
-            ports[pick(s[4] as usize, ports.len())]
-        } else {
-            s[4] as u16
-        },
-        if s[5] % 3 != 0 {
-            ports[pick(s[6] as usize, ports.len())]
-        } else {
-            s[6] as u16
-        },
-        ids[pick(s[7] as usize, ids.len())],
-        ids[pick(s[8] as usize, ids.len())],
-    );
-    p.proto = [6u8, 6, 17, 1][pick(s[9] as usize, 4)];
-    p.tcp_flags = if p.proto == 6 { 2 } else { 0 };
-    let name = IfName::new(&names[1 + pick(s[10] as usize, names.len() - 1)]);
-    if outside {
-        p.has_socket = false;
-        p.uid = 0;
-        p.gid = 0;
-        p.in_iface = Some(name);
-    } else {
-        p.out_iface = Some(name);
-        p.has_socket = s[10] % 7 != 0;
-    }
-    p.mark = [0, 0, 0x539, 0x111, s[11]][pick(s[11] as usize, 5)];
-    p.ctstate = [
-        ConnState::New,
-        ConnState::New,
-        ConnState::New,
-        ConnState::Established,
-    ][pick((s[11] >> 8) as usize, 4)];
-    (
-        if outside {
-            Hook::Prerouting
-        } else {
-            Hook::Output
-        },
-        p,
-    )
-}
-
 /// Compares one hop; returns a description of the first difference.
 fn agree(rs: &Ruleset, family: Family, s: [u32; 12]) -> Result<(), String> {
+    // Interface names from the encoder's enumeration (index 0 is "no interface").
     let names = sidecar_verify::smt::Ifaces::new(rs).unwrap().names;
-    let (entry, pkt) = packet(family, s, &names);
+    let names: Vec<&str> = names.iter().skip(1).map(String::as_str).collect();
+    let (entry, pkt) = common::packet(&s, family, &[Hook::Output, Hook::Prerouting], &names);
     hop_agrees(rs, &pod(), &Profile::istio(), family, entry, pkt)
 }
 
