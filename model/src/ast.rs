@@ -64,6 +64,45 @@ impl Ruleset {
             .map(|c| c.rules.len())
             .sum()
     }
+
+    /// Replaces user and group names in `-m owner` by the ids `users` and `groups` give, as
+    /// iptables does when it installs the rule on a node whose passwd/group databases have them.
+    /// Returns the names neither map has (they stay names, which the evaluator cannot decide).
+    pub fn resolve_owner_names(
+        &mut self,
+        users: &std::collections::BTreeMap<String, u32>,
+        groups: &std::collections::BTreeMap<String, u32>,
+    ) -> Vec<String> {
+        let mut missing = Vec::new();
+        let mut resolve =
+            |spec: &mut Option<Neg<IdSpec>>, map: &std::collections::BTreeMap<String, u32>| {
+                if let Some(n) = spec {
+                    if let IdSpec::Name(name) = &n.value {
+                        match map.get(name) {
+                            Some(id) => n.value = IdSpec::Range { lo: *id, hi: *id },
+                            None => {
+                                if !missing.contains(name) {
+                                    missing.push(name.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+        for t in self.ipv4.iter_mut().chain(self.ipv6.iter_mut()) {
+            for c in &mut t.chains {
+                for r in &mut c.rules {
+                    for m in &mut r.matches {
+                        if let Match::Owner { uid, gid, .. } = m {
+                            resolve(uid, users);
+                            resolve(gid, groups);
+                        }
+                    }
+                }
+            }
+        }
+        missing
+    }
 }
 
 /// The five iptables tables.

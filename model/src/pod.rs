@@ -73,6 +73,61 @@ pub struct Profile {
     /// `ISTIO_META_DNS_CAPTURE`): a connection to port 53 redirected there counts as handled by
     /// the proxy. None (the istio profile): DNS is not captured.
     pub dns_capture_port: Option<u16>,
+    /// The proxy's identity by packet mark (`(mark & proxy_mark_mask) == proxy_mark`), as
+    /// ambient's ztunnel is recognised (SO_MARK 0x539): when given, the proxy is whoever opens a
+    /// connection with that mark (uid and gid no longer count), and its re-connections carry
+    /// it. Applications' connections carry no mark. None: identity by owner uid/gid.
+    pub proxy_mark: Option<u32>,
+    /// The mask of `proxy_mark` (ambient: 0xfff).
+    pub proxy_mark_mask: u32,
+    /// Where the inbound listener's re-connection to the application comes from.
+    pub inbound_source: InboundSource,
+    /// Inbound sources never captured (ambient: the node's probe address 169.254.7.127).
+    pub exclude_inbound_cidrs: Vec<ipnet::IpNet>,
+    /// Interfaces whose incoming traffic is outbound traffic of the pod's workload (KubeVirt
+    /// VMs; istio-iptables `-k`): TCP arriving on them must go to the outbound listener, and
+    /// only traffic arriving on other interfaces counts as inbound.
+    pub virtual_interfaces: Vec<String>,
+    /// Outbound capture limited to processes whose gid is one of these (istio-iptables
+    /// `--include-outbound-owner-groups`, as numbers): none given means every group.
+    pub outbound_gids: Option<Vec<u32>>,
+    /// Processes whose gid is one of these are never captured outbound
+    /// (`--exclude-outbound-owner-groups`).
+    pub exclude_outbound_gids: Vec<u32>,
+    /// User names as the pod's image resolves them, for `-m owner --uid-owner NAME`.
+    pub users: std::collections::BTreeMap<String, u32>,
+    /// Group names as the pod's image resolves them, for `-m owner --gid-owner NAME`.
+    pub groups: std::collections::BTreeMap<String, u32>,
+}
+
+/// `text` with its top-level `base = …` line blanked (line numbers stay), for error positions.
+fn blank_base(text: &str) -> String {
+    let mut top = true;
+    text.lines()
+        .map(|l| {
+            let t = l.trim_start();
+            top &= !t.starts_with('[');
+            if top
+                && t.starts_with("base")
+                && t.get(4..).is_some_and(|r| r.trim_start().starts_with('='))
+            {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Where the proxy's re-connection after the inbound listener comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundSource {
+    /// The passthrough address (127.0.0.6 / ::6), as Envoy binds it.
+    Passthrough,
+    /// The original client's address, spoofed transparently, as ztunnel does.
+    Original,
 }
 
 impl Default for Profile {
@@ -110,7 +165,70 @@ impl Profile {
             proxy_uids: Vec::new(),
             proxy_gids: Vec::new(),
             dns_capture_port: None,
+            proxy_mark: None,
+            proxy_mark_mask: u32::MAX,
+            inbound_source: InboundSource::Passthrough,
+            exclude_inbound_cidrs: Vec::new(),
+            virtual_interfaces: Vec::new(),
+            outbound_gids: None,
+            exclude_outbound_gids: Vec::new(),
+            users: std::collections::BTreeMap::new(),
+            groups: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Istio ambient's in-pod redirection (ztunnel): the proxy is whoever marks its packets
+    /// 0x539/0xfff, listens on 15001 (outbound), 15006 (inbound, re-connecting from the client's
+    /// own address), 15008 (HBONE) and 15053 (DNS); every inbound port but 15008 is captured,
+    /// except from the node's probe addresses (169.254.7.127, e9ac:…:3164), which outbound connections also
+    /// leave alone. DNS capture is off here; profiles that capture it set `dns_capture_port`.
+    pub fn ambient() -> Profile {
+        // Istio's ambient probe SNAT addresses (cni/pkg/iptables: ProbeIP, ProbeIPv6).
+        let probes: Vec<ipnet::IpNet> = [
+            IpAddr::V4(Ipv4Addr::new(169, 254, 7, 127)),
+            IpAddr::V6(Ipv6Addr::new(
+                0xe9ac, 0x1e77, 0x90ca, 0x399f, 0x4d6d, 0xece2, 0x2f9b, 0x3164,
+            )),
+        ]
+        .into_iter()
+        .map(ipnet::IpNet::from)
+        .collect();
+        Profile {
+            name: "ambient".into(),
+            proxy_ports: vec![15001, 15006, 15008, 15053],
+            metrics_ports: Vec::new(),
+            exclude_inbound_ports: vec![15008],
+            exclude_inbound_cidrs: probes.clone(),
+            exclude_outbound_cidrs: probes,
+            proxy_mark: Some(0x539),
+            proxy_mark_mask: 0xfff,
+            inbound_source: InboundSource::Original,
+            ..Profile::istio()
+        }
+    }
+
+    /// Whether a connection opened by `uid`/`gid` with `mark` is the proxy's.
+    pub fn is_proxy(&self, uid: u32, gid: u32, mark: u32) -> bool {
+        match self.proxy_mark {
+            Some(m) => mark & self.proxy_mark_mask == m & self.proxy_mark_mask,
+            None => self.all_proxy_uids().contains(&uid) || self.all_proxy_gids().contains(&gid),
+        }
+    }
+
+    /// `rs` with the owner names the profile's `users` and `groups` give replaced by ids
+    /// ([`Ruleset::resolve_owner_names`]); `rs` itself when the profile names none.
+    pub fn resolve_names<'r>(&self, rs: &'r Ruleset) -> std::borrow::Cow<'r, Ruleset> {
+        if self.users.is_empty() && self.groups.is_empty() {
+            return std::borrow::Cow::Borrowed(rs);
+        }
+        let mut r = rs.clone();
+        r.resolve_owner_names(&self.users, &self.groups);
+        std::borrow::Cow::Owned(r)
+    }
+
+    /// The mark the proxy's own connections carry (0 when identity is by owner).
+    pub fn reconnect_mark(&self) -> u32 {
+        self.proxy_mark.unwrap_or(0)
     }
 
     /// Every uid that counts as the proxy: `proxy_uid`, then `proxy_uids`.
@@ -127,9 +245,31 @@ impl Profile {
         v
     }
 
-    /// Reads a profile from TOML; every value not given keeps the istio profile's.
+    /// A built-in profile by name: `istio` or `ambient`.
+    pub fn named(name: &str) -> Option<Profile> {
+        match name {
+            "istio" => Some(Profile::istio()),
+            "ambient" => Some(Profile::ambient()),
+            _ => None,
+        }
+    }
+
+    /// Reads a profile from TOML; every value not given keeps the built-in profile that `base`
+    /// names (`istio` when there is no `base`).
     pub fn from_toml(text: &str) -> Result<Profile, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        // Checked on its own first (the `base` line blanked, so positions stay), so that an
+        // unknown key or a wrong type is reported with its position in the text.
+        toml::from_str::<Profile>(&blank_base(text)).map_err(|e| e.to_string())?;
+        let mut given: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let base = match given.remove("base") {
+            None => Profile::istio(),
+            Some(toml::Value::String(b)) => Profile::named(&b)
+                .ok_or_else(|| format!("unknown base profile `{b}` (istio or ambient)"))?,
+            Some(_) => return Err("`base` must be a profile name (istio or ambient)".into()),
+        };
+        let mut merged = toml::Table::try_from(&base).map_err(|e| e.to_string())?;
+        merged.extend(given);
+        toml::Table::try_into(merged).map_err(|e| e.to_string())
     }
 
     /// The passthrough source of `family`.
@@ -228,6 +368,30 @@ pub struct Connection {
     pub gid: u32,
     /// The first packet arrives on eth0 from a remote peer instead of being generated here.
     pub from_outside: bool,
+    /// The socket's mark (SO_MARK) of a connection generated here; 0 for none.
+    #[serde(default)]
+    pub mark: u32,
+    /// From outside: the interface it arrives on (None: eth0), e.g. a virtual interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface: Option<IfName>,
+}
+
+impl Connection {
+    /// A TCP connection generated here by `uid`/`gid`, without mark, source chosen by routing.
+    pub fn tcp(dst: IpAddr, sport: u16, dport: u16, uid: u32, gid: u32) -> Connection {
+        Connection {
+            proto: 6,
+            src: None,
+            dst,
+            sport,
+            dport,
+            uid,
+            gid,
+            from_outside: false,
+            mark: 0,
+            iface: None,
+        }
+    }
 }
 
 /// A rule hit with names, as `iptables -L --line-numbers` shows it.
@@ -308,6 +472,12 @@ impl HopReport {
             uid: p.uid,
             gid: p.gid,
             from_outside: self.hook != Hook::Output,
+            mark: if self.hook == Hook::Output { p.mark } else { 0 },
+            iface: if self.hook == Hook::Output {
+                None
+            } else {
+                p.in_iface.filter(|i| i.as_str() != ETH0)
+            },
         }
     }
 }
@@ -351,7 +521,7 @@ pub struct Simulator {
 impl Simulator {
     /// A simulator for `rs` in `pod` with `profile`.
     pub fn new(rs: &Ruleset, pod: Pod, profile: Profile) -> Simulator {
-        let engine = Engine::new(rs).with_local_addrs(&pod.ips);
+        let engine = Engine::new(&profile.resolve_names(rs)).with_local_addrs(&pod.ips);
         Simulator {
             engine,
             pod,
@@ -396,9 +566,10 @@ impl Simulator {
             p.has_socket = false;
             p.uid = 0;
             p.gid = 0;
-            p.in_iface = Some(IfName::new(ETH0));
+            p.in_iface = Some(c.iface.unwrap_or_else(|| IfName::new(ETH0)));
             (Hook::Prerouting, p)
         } else {
+            p.mark = c.mark;
             let (out, src) = self.pod.route(c.dst, c.src);
             p.src = src;
             p.out_iface = Some(IfName::new(out));
@@ -555,7 +726,8 @@ impl Simulator {
     /// the proxy's re-connections are routed as usual.
     pub fn journey_packet(&self, entry: Hook, first: Packet) -> Journey {
         let mut hops: Vec<HopReport> = Vec::new();
-        let mut seen: Vec<(Hook, IpAddr, IpAddr, u16, u32, u32)> = Vec::new();
+        // A hop's state: where it enters, its addresses, port, owner and mark.
+        let mut seen: Vec<(Hook, IpAddr, IpAddr, u16, u32, u32, u32)> = Vec::new();
         let mut conn = Connection {
             proto: first.proto,
             src: Some(first.src),
@@ -565,6 +737,8 @@ impl Simulator {
             uid: first.uid,
             gid: first.gid,
             from_outside: entry != Hook::Output,
+            mark: first.mark,
+            iface: first.in_iface,
         };
         loop {
             let hop = if hops.is_empty() {
@@ -573,7 +747,7 @@ impl Simulator {
                 self.hop(&conn)
             };
             let p = hop.packet;
-            let key = (hop.hook, p.src, p.dst, p.dport, p.uid, p.gid);
+            let key = (hop.hook, p.src, p.dst, p.dport, p.uid, p.gid, p.mark);
             let repeated = seen.contains(&key);
             seen.push(key);
             let delivered = hop.delivered_to;
@@ -625,17 +799,24 @@ impl Simulator {
                         uid: self.profile.proxy_uid,
                         gid: self.profile.proxy_gid,
                         from_outside: false,
+                        mark: self.profile.reconnect_mark(),
+                        iface: None,
                     }
                 }
                 Delivery::Listener(port) if port == self.profile.inbound_port => Connection {
                     proto: conn.proto,
-                    src: Some(self.profile.passthrough(fam)),
+                    src: Some(match self.profile.inbound_source {
+                        InboundSource::Passthrough => self.profile.passthrough(fam),
+                        InboundSource::Original => p.src,
+                    }),
                     dst: orig.ip(),
                     sport: next_sport,
                     dport: orig.port(),
                     uid: self.profile.proxy_uid,
                     gid: self.profile.proxy_gid,
                     from_outside: false,
+                    mark: self.profile.reconnect_mark(),
+                    iface: None,
                 },
                 Delivery::Listener(_) => {
                     // The proxy's own servers (admin, metrics, health, DNS) answer themselves.

@@ -97,6 +97,13 @@ pub struct Witness {
     pub from_outside: bool,
     /// The interface it crosses first: out (generated here) or in (from outside).
     pub iface: String,
+    /// The socket's mark (SO_MARK), when it has one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mark: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Witness {
@@ -116,7 +123,23 @@ impl Witness {
         if self.from_outside {
             format!("from outside, in {}", self.iface)
         } else {
-            format!("uid {} gid {}, out {}", self.uid, self.gid, self.iface)
+            format!("{}, out {}", self.who(), self.iface)
+        }
+    }
+
+    /// Who opens it: `from outside` (`from outside on IFACE` off eth0), or `uid U gid G` (and
+    /// `mark M` when its socket has one).
+    pub fn who(&self) -> String {
+        if self.from_outside {
+            if self.iface == sidecar_model::pod::ETH0 || self.iface.is_empty() {
+                "from outside".into()
+            } else {
+                format!("from outside on {}", self.iface)
+            }
+        } else if self.mark != 0 {
+            format!("uid {} gid {} mark {:#x}", self.uid, self.gid, self.mark)
+        } else {
+            format!("uid {} gid {}", self.uid, self.gid)
         }
     }
 
@@ -141,6 +164,7 @@ impl Witness {
             },
             from_outside: entry != Hook::Output,
             iface: iface.map(|i| i.as_str().to_string()).unwrap_or_default(),
+            mark: if entry == Hook::Output { p.mark } else { 0 },
         }
     }
 }
@@ -746,6 +770,8 @@ pub fn check(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Report, CheckError> {
+    let resolved = profile.resolve_names(rs);
+    let rs: &Ruleset = &resolved;
     let sim = Simulator::new(rs, pod.clone(), profile.clone());
     let mut invariants: Vec<InvariantResult> = ALL
         .iter()
@@ -801,8 +827,14 @@ pub fn replay_command(rules: &str, pod: &Pod, w: &Witness) -> String {
     let mut s = format!("sidecar-verify trace {rules}");
     if w.from_outside {
         s.push_str(" --from-outside");
+        if w.iface != sidecar_model::pod::ETH0 && !w.iface.is_empty() {
+            s.push_str(&format!(" --iface {}", w.iface));
+        }
     } else {
         s.push_str(&format!(" --uid {} --gid {}", w.uid, w.gid));
+        if w.mark != 0 {
+            s.push_str(&format!(" --mark {:#x}", w.mark));
+        }
     }
     s.push_str(&format!(
         " --src {} --sport {} --dst {} --dport {}",

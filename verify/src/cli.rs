@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use clap::{Parser, Subcommand};
 
+use sidecar_model::eval::IfName;
 use sidecar_model::pod::{Connection, HopReport, Pod, Profile, Simulator};
 
 use crate::input;
@@ -84,8 +85,9 @@ pub struct PodArgs {
     /// The pod's IP; repeat for several (IPv4 and IPv6). Default 10.1.0.5.
     #[arg(long = "pod-ip", value_name = "IP")]
     pub pod_ip: Vec<IpAddr>,
-    /// The mesh profile: `istio`, or a TOML file overriding any of its values.
-    #[arg(long, default_value = "istio", value_name = "istio|FILE")]
+    /// The mesh profile: `istio` (sidecar), `ambient` (ztunnel in-pod), or a TOML file
+    /// overriding any of the values of the profile its `base` key names (default istio).
+    #[arg(long, default_value = "istio", value_name = "istio|ambient|FILE")]
     pub profile: String,
 }
 
@@ -118,6 +120,12 @@ pub struct TraceArgs {
     /// The first connection arrives on eth0 from a remote peer.
     #[arg(long)]
     pub from_outside: bool,
+    /// With `--from-outside`: the interface it arrives on (default eth0), e.g. a virtual one.
+    #[arg(long, requires = "from_outside", value_name = "NAME")]
+    pub iface: Option<String>,
+    /// The socket mark (SO_MARK) of a connection opened here, e.g. 0x539 for ambient's ztunnel.
+    #[arg(long, value_parser = parse_mark, conflicts_with = "from_outside", value_name = "MARK")]
+    pub mark: Option<u32>,
     /// Where the pod is and what mesh it runs.
     #[command(flatten)]
     pub pod: PodArgs,
@@ -298,10 +306,19 @@ fn parse(rules: Option<&str>, json: bool) -> u8 {
     0
 }
 
-/// Loads a profile: `istio` or a TOML file.
+/// A mark in decimal or `0x` hex.
+fn parse_mark(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("`{s}` is not a mark (decimal or 0x hex): {e}"))
+}
+
+/// Loads a profile: a built-in one (`istio`, `ambient`) or a TOML file.
 pub fn load_profile(spec: &str) -> Result<Profile, String> {
-    if spec == "istio" {
-        return Ok(Profile::istio());
+    if let Some(p) = Profile::named(spec) {
+        return Ok(p);
     }
     let text =
         std::fs::read_to_string(spec).map_err(|e| format!("cannot read profile `{spec}`: {e}"))?;
@@ -495,6 +512,8 @@ fn trace(a: &TraceArgs) -> u8 {
         uid: a.uid.unwrap_or(sim.profile.app_uid),
         gid: a.gid.unwrap_or(sim.profile.app_gid),
         from_outside: a.from_outside,
+        mark: a.mark.unwrap_or(0),
+        iface: a.iface.as_deref().map(IfName::new),
     };
     let j = sim.journey(&c);
     if a.json {

@@ -154,11 +154,7 @@ fn path(j: &Journey) -> String {
 }
 
 fn describe(w: &Witness, pod: &Pod, old: &Journey, new: &Journey) -> String {
-    let who = if w.from_outside {
-        "from outside".to_string()
-    } else {
-        format!("uid {} gid {}", w.uid, w.gid)
-    };
+    let who = w.who();
     let dst = if w.dst.is_loopback() {
         "a loopback address".to_string()
     } else if pod.ips.contains(&w.dst) {
@@ -312,6 +308,8 @@ pub fn diff(
     };
     let inv_old = check::check(old, "", pod, profile, &copts)?.invariants;
     let inv_new = check::check(new, "", pod, profile, &copts)?.invariants;
+    let (old, new) = (profile.resolve_names(old), profile.resolve_names(new));
+    let (old, new): (&Ruleset, &Ruleset) = (&old, &new);
     let mut report = Report {
         changes: Vec::new(),
         unroutable_changes: Vec::new(),
@@ -501,20 +499,7 @@ pub fn text(r: &Report) -> String {
     for (i, c) in r.changes.iter().enumerate() {
         let _ = writeln!(s, "\n{}. {}\n   {}", i + 1, c.description, c.effect);
         let w = &c.witness;
-        let _ = writeln!(
-            s,
-            "   witness: {} {}:{} -> {}:{}{}",
-            w.proto,
-            w.src,
-            w.sport,
-            w.dst,
-            w.dport,
-            if w.from_outside {
-                " (from outside)".to_string()
-            } else {
-                format!(" (uid {} gid {})", w.uid, w.gid)
-            }
-        );
+        let _ = writeln!(s, "   witness: {} ({})", w.connection_words(), w.who());
     }
     if !r.unroutable_changes.is_empty() {
         let _ = writeln!(

@@ -78,6 +78,8 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
         uid,
         gid,
         from_outside: false,
+        mark: 0,
+        iface: None,
     };
     let outside = |dport: u16| Connection {
         proto: 6,
@@ -88,6 +90,8 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
         uid: 0,
         gid: 0,
         from_outside: true,
+        mark: 0,
+        iface: None,
     };
     let hop = |rule: Option<u32>, arrives: ClaimedArrival| ClaimedHop {
         istio_output_rule: rule,

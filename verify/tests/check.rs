@@ -366,6 +366,8 @@ mod sampled {
                 uid: ids[s[4] as usize % ids.len()],
                 gid: ids[s[5] as usize % ids.len()],
                 from_outside: s[6] % 3 == 0,
+                mark: 0,
+                iface: None,
             })
     }
 

@@ -347,6 +347,8 @@ fn history_diffs_replay_through_the_evaluator_and_the_kernel() {
         uid: w.uid,
         gid: w.gid,
         from_outside: w.from_outside,
+        mark: 0,
+        iface: None,
     };
     let mut changes = 0;
     let mut kernel_jobs = Vec::new();

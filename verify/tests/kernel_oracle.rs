@@ -457,6 +457,8 @@ fn oracle_regression_cases() {
             uid: c.uid,
             gid: c.gid,
             from_outside: c.from_outside,
+            mark: 0,
+            iface: None,
         };
         let r = kernel::run(&mut tp, &s, &vec![flow; 50], 10).unwrap();
         assert_eq!(r.compared, 50);

@@ -17,11 +17,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use sidecar_model::eval::Packet;
-use sidecar_model::pod::{Delivery, HopVerdict, Journey, Outcome, Pod, Profile, LO};
+use sidecar_model::pod::{Delivery, HopVerdict, InboundSource, Journey, Outcome, Pod, Profile, LO};
 use sidecar_model::{Family, Hook};
 use z3::ast::Bool;
 
-use crate::smt::{all, any, bv, Encoder, SymHop, SymJourney, SymPacket, IF_BITS, IF_LO};
+use crate::smt::{all, and2, any, bv, Encoder, SymHop, SymJourney, SymPacket, IF_BITS, IF_LO};
 
 /// Facts about a connection (its first hop) and its journey, in some domain of truth values.
 pub trait Dom {
@@ -47,12 +47,20 @@ pub trait Dom {
     fn gid_is(&self, v: u32) -> Self::B;
     /// The source address is `a`.
     fn src_is(&self, a: IpAddr) -> Self::B;
+    /// The source lies in `net`.
+    fn src_in(&self, net: &IpNet) -> Self::B;
+    /// The first packet's mark, masked with `mask`, equals `value & mask`.
+    fn mark_is(&self, value: u32, mask: u32) -> Self::B;
+    /// It arrives from outside on the interface `name`.
+    fn in_iface(&self, name: &str) -> Self::B;
     /// The destination lies in `net`.
     fn dst_in(&self, net: &IpNet) -> Self::B;
     /// The destination is the pod's (loopback or a pod IP).
     fn dst_local(&self) -> Self::B;
     /// The destination is in the loopback range.
     fn dst_loopback(&self) -> Self::B;
+    /// The source is the pod's (loopback or a pod IP).
+    fn src_local(&self) -> Self::B;
     /// The destination port is `p`.
     fn dport_is(&self, p: u16) -> Self::B;
     /// The first packet leaves by lo.
@@ -73,6 +81,38 @@ pub trait Dom {
     /// The destination lies in one of `nets`.
     fn dst_in_any(&self, nets: &[IpNet]) -> Self::B {
         self.or(nets.iter().map(|n| self.dst_in(n)).collect())
+    }
+    /// The source lies in one of `nets`.
+    fn src_in_any(&self, nets: &[IpNet]) -> Self::B {
+        self.or(nets.iter().map(|n| self.src_in(n)).collect())
+    }
+    /// The opening process's gid is one of `gids`.
+    fn gid_in(&self, gids: &[u32]) -> Self::B {
+        self.or(gids.iter().map(|g| self.gid_is(*g)).collect())
+    }
+    /// It arrives from outside on one of the profile's virtual interfaces.
+    fn virtual_in(&self, p: &Profile) -> Self::B {
+        self.and(vec![
+            self.outside(),
+            self.or(p
+                .virtual_interfaces
+                .iter()
+                .map(|i| self.in_iface(i))
+                .collect()),
+        ])
+    }
+    /// The connection is the proxy's: by mark when the profile identifies the proxy by mark,
+    /// else by uid or gid.
+    fn proxy(&self, p: &Profile) -> Self::B {
+        match p.proxy_mark {
+            Some(m) => self.mark_is(m, p.proxy_mark_mask),
+            None => self.or(p
+                .all_proxy_uids()
+                .into_iter()
+                .map(|u| self.uid_is(u))
+                .chain(p.all_proxy_gids().into_iter().map(|g| self.gid_is(g)))
+                .collect()),
+        }
     }
 }
 
@@ -155,36 +195,77 @@ impl Id {
     /// The one-line statement, with the profile's values.
     pub fn statement(self, p: &Profile) -> String {
         let (u, g) = (list(&p.all_proxy_uids()), list(&p.all_proxy_gids()));
+        let (who, non_proxy) = match p.proxy_mark {
+            Some(m) => (
+                format!("mark {m:#x}/{:#x}", p.proxy_mark_mask),
+                format!("mark ≠ {m:#x}/{:#x}", p.proxy_mark_mask),
+            ),
+            None => (
+                format!("uid {u}, or gid {g}"),
+                format!("uid ≠ {u} and gid ≠ {g}"),
+            ),
+        };
+        let groups = match (&p.outbound_gids, p.exclude_outbound_gids.is_empty()) {
+            (None, true) => String::new(),
+            (gids, _) => format!(
+                " in groups {} excluding {}",
+                opt_list(gids),
+                list(&p.exclude_outbound_gids)
+            ),
+        };
+        let virt = if p.virtual_interfaces.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; every TCP connection arriving on the virtual interfaces {} is redirected to {}",
+                list(&p.virtual_interfaces),
+                p.outbound_port
+            )
+        };
+        let inbound_where = if p.virtual_interfaces.is_empty() && p.exclude_inbound_cidrs.is_empty()
+        {
+            String::new()
+        } else {
+            format!(
+                " (not on a virtual interface; sources excluded: {})",
+                list(&p.exclude_inbound_cidrs)
+            )
+        };
         let (out, inb) = (p.outbound_port, p.inbound_port);
         let dns = p.dns_capture_port.map_or_else(String::new, |port| {
             format!(" (DNS, port 53, redirected to the proxy's DNS listener {port} aside)")
         });
         match self {
             Id::ProxyNotRecaptured => format!(
-                "no connection opened by the proxy (uid {u}, or gid {g}) is redirected to the outbound port {out}"
+                "no connection opened by the proxy ({who}) is redirected to the outbound port {out}"
             ),
             Id::MetricsBypass => format!(
                 "no inbound connection to {} is redirected; it reaches that port untouched",
                 list(&p.metrics_ports)
             ),
             Id::InboundCaptured => format!(
-                "every inbound TCP connection to a port the profile does not exclude (captured: {}; excluded: {}) is redirected to {inb}",
+                "every inbound TCP connection{inbound_where} to a port the profile does not exclude (captured: {}; excluded: {}) is redirected to {inb}",
                 opt_list(&p.inbound_ports),
                 list(&p.exclude_inbound_ports)
             ),
             Id::OutboundCaptured => format!(
-                "every TCP connection opened by a non-proxy process (uid ≠ {u} and gid ≠ {g}) to a non-local destination whose port and address the profile does not exclude (ports {} excluding {}; addresses {} excluding {}) is redirected to {out}{dns}",
+                "every TCP connection opened by a non-proxy process ({non_proxy}){groups} to a non-local destination whose port and address the profile does not exclude (ports {} excluding {}; addresses {} excluding {}) is redirected to {out}{dns}{virt}",
                 opt_list(&p.outbound_ports),
                 list(&p.exclude_outbound_ports),
                 opt_list(&p.outbound_cidrs),
                 list(&p.exclude_outbound_cidrs)
             ),
-            Id::PassthroughNotRecaptured => format!(
-                "connections from {} / {} over lo are never redirected",
-                p.passthrough_v4, p.passthrough_v6
-            ),
+            Id::PassthroughNotRecaptured => match p.inbound_source {
+                InboundSource::Passthrough => format!(
+                    "connections from {} / {} over lo are never redirected",
+                    p.passthrough_v4, p.passthrough_v6
+                ),
+                InboundSource::Original => format!(
+                    "the proxy's inbound re-connections (opened by the proxy ({who}) over lo from a non-local source, the client's own address) are never redirected"
+                ),
+            },
             Id::LocalhostUntouched => format!(
-                "connections from non-proxy processes (uid ≠ {u} and gid ≠ {g}) to the loopback range are never redirected{dns}"
+                "connections from non-proxy processes ({non_proxy}) to the loopback range are never redirected{dns}"
             ),
             Id::NoRedirectLoop => format!(
                 "every journey not addressed to the proxy's capture ports {out} and {inb} ends (app, remote or drop) within {} hops; no hop state repeats",
@@ -193,25 +274,46 @@ impl Id {
             Id::SinglePass => format!(
                 "an application's captured journey to a remote address passes {out} exactly once and {inb} never; a captured journey arriving from a remote address passes {inb} exactly once and {out} never (ports {out} and {inb} themselves aside)"
             ),
-            Id::ExclusionsRespected => format!(
-                "excluded ports and ranges are never redirected: inbound ports {}; outbound ports {} and addresses {} (to non-local destinations)",
-                list(&p.exclude_inbound_ports),
-                list(&p.exclude_outbound_ports),
-                list(&p.exclude_outbound_cidrs)
-            ),
+            Id::ExclusionsRespected => {
+                let mut s = format!(
+                    "excluded ports and ranges are never redirected: inbound ports {}; outbound ports {} and addresses {} (to non-local destinations){dns}",
+                    list(&p.exclude_inbound_ports),
+                    list(&p.exclude_outbound_ports),
+                    list(&p.exclude_outbound_cidrs)
+                );
+                if !p.exclude_inbound_cidrs.is_empty() {
+                    s.push_str(&format!(
+                        "; inbound sources {}",
+                        list(&p.exclude_inbound_cidrs)
+                    ));
+                }
+                if !p.exclude_outbound_gids.is_empty() {
+                    s.push_str(&format!(
+                        "; outbound from groups {}",
+                        list(&p.exclude_outbound_gids)
+                    ));
+                }
+                s
+            }
         }
     }
 
     /// The profile values the invariant uses, as `name = value` lines.
     pub fn uses(self, p: &Profile) -> Vec<String> {
-        let mut proxy = vec![
-            format!("proxy_uid = {}", p.proxy_uid),
-            format!("proxy_gid = {}", p.proxy_gid),
-        ];
-        if !p.proxy_uids.is_empty() {
+        let mut proxy = match p.proxy_mark {
+            Some(m) => vec![
+                format!("proxy_mark = {m:#x}"),
+                format!("proxy_mark_mask = {:#x}", p.proxy_mark_mask),
+            ],
+            None => vec![
+                format!("proxy_uid = {}", p.proxy_uid),
+                format!("proxy_gid = {}", p.proxy_gid),
+            ],
+        };
+        if p.proxy_mark.is_none() && !p.proxy_uids.is_empty() {
             proxy.push(format!("proxy_uids = [{}]", list(&p.proxy_uids)));
         }
-        if !p.proxy_gids.is_empty() {
+        if p.proxy_mark.is_none() && !p.proxy_gids.is_empty() {
             proxy.push(format!("proxy_gids = [{}]", list(&p.proxy_gids)));
         }
         let mut v = match self {
@@ -246,10 +348,17 @@ impl Id {
                 ]);
                 v
             }
-            Id::PassthroughNotRecaptured => vec![
-                format!("passthrough_v4 = {}", p.passthrough_v4),
-                format!("passthrough_v6 = {}", p.passthrough_v6),
-            ],
+            Id::PassthroughNotRecaptured => match p.inbound_source {
+                InboundSource::Passthrough => vec![
+                    format!("passthrough_v4 = {}", p.passthrough_v4),
+                    format!("passthrough_v6 = {}", p.passthrough_v6),
+                ],
+                InboundSource::Original => {
+                    let mut v = proxy;
+                    v.push("inbound_source = original".into());
+                    v
+                }
+            },
             Id::LocalhostUntouched => proxy,
             Id::NoRedirectLoop => vec![format!("max_hops = {}", p.max_hops)],
             Id::SinglePass => {
@@ -272,10 +381,58 @@ impl Id {
                 ),
             ],
         };
+        let virt = !p.virtual_interfaces.is_empty()
+            && matches!(
+                self,
+                Id::InboundCaptured
+                    | Id::OutboundCaptured
+                    | Id::SinglePass
+                    | Id::MetricsBypass
+                    | Id::ExclusionsRespected
+            );
+        if virt {
+            v.push(format!(
+                "virtual_interfaces = [{}]",
+                list(&p.virtual_interfaces)
+            ));
+        }
+        if !p.exclude_inbound_cidrs.is_empty()
+            && matches!(
+                self,
+                Id::InboundCaptured | Id::SinglePass | Id::ExclusionsRespected
+            )
+        {
+            v.push(format!(
+                "exclude_inbound_cidrs = [{}]",
+                list(&p.exclude_inbound_cidrs)
+            ));
+        }
+        if matches!(self, Id::OutboundCaptured | Id::SinglePass) {
+            if let Some(g) = &p.outbound_gids {
+                v.push(format!("outbound_gids = [{}]", list(g)));
+            }
+        }
+        if !p.exclude_outbound_gids.is_empty()
+            && matches!(
+                self,
+                Id::OutboundCaptured | Id::SinglePass | Id::ExclusionsRespected
+            )
+        {
+            v.push(format!(
+                "exclude_outbound_gids = [{}]",
+                list(&p.exclude_outbound_gids)
+            ));
+        }
+        if p.inbound_source == InboundSource::Original && self.needs_journey() {
+            v.push("inbound_source = original".into());
+        }
         if let Some(port) = p.dns_capture_port {
             if matches!(
                 self,
-                Id::OutboundCaptured | Id::LocalhostUntouched | Id::SinglePass
+                Id::OutboundCaptured
+                    | Id::LocalhostUntouched
+                    | Id::SinglePass
+                    | Id::ExclusionsRespected
             ) {
                 v.push(format!("dns_capture_port = {port}"));
             }
@@ -286,17 +443,16 @@ impl Id {
 
     /// The condition under which the connection violates the invariant.
     pub fn violation<D: Dom>(self, d: &D, p: &Profile) -> D::B {
-        let proxy = d.or(p
-            .all_proxy_uids()
-            .into_iter()
-            .map(|u| d.uid_is(u))
-            .chain(p.all_proxy_gids().into_iter().map(|g| d.gid_is(g)))
-            .collect());
+        let proxy = d.proxy(p);
         let non_proxy = d.not(proxy.clone());
         let local = d.not(d.outside());
+        let from_virtual = d.virtual_in(p);
+        // From outside on an interface of the pod's own (not a VM's).
+        let inbound = d.and(vec![d.outside(), d.not(from_virtual.clone())]);
         let capture_ports = [p.outbound_port, p.inbound_port];
         let inbound_pre = d.and(vec![
-            d.outside(),
+            inbound.clone(),
+            d.not(d.src_in_any(&p.exclude_inbound_cidrs)),
             d.tcp(),
             d.dst_local(),
             p.inbound_ports
@@ -309,11 +465,15 @@ impl Id {
             || d.lit(false),
             |port| d.and(vec![d.dport_is(53), d.redirected(), d.delivered(port)]),
         );
-        let outbound_pre = d.and(vec![
+        let local_outbound_pre = d.and(vec![
             local.clone(),
             d.not(dns_ok.clone()),
             d.tcp(),
             non_proxy.clone(),
+            p.outbound_gids
+                .as_ref()
+                .map_or_else(|| d.lit(true), |v| d.gid_in(v)),
+            d.not(d.gid_in(&p.exclude_outbound_gids)),
             d.not(d.dst_local()),
             p.outbound_ports
                 .as_ref()
@@ -324,6 +484,9 @@ impl Id {
                 .map_or_else(|| d.lit(true), |v| d.dst_in_any(v)),
             d.not(d.dst_in_any(&p.exclude_outbound_cidrs)),
         ]);
+        // A VM's connection through a virtual interface is outbound traffic of the pod's
+        // workload: the rules send all of its TCP to the outbound listener.
+        let outbound_pre = d.or(vec![local_outbound_pre, d.and(vec![from_virtual, d.tcp()])]);
         match self {
             Id::ProxyNotRecaptured => d.and(vec![
                 local,
@@ -342,7 +505,12 @@ impl Id {
                         ])
                     })
                     .collect();
-                d.and(vec![d.outside(), d.tcp(), d.dst_local(), d.or(per_port)])
+                d.and(vec![
+                    inbound.clone(),
+                    d.tcp(),
+                    d.dst_local(),
+                    d.or(per_port),
+                ])
             }
             Id::InboundCaptured => d.and(vec![
                 inbound_pre,
@@ -353,8 +521,11 @@ impl Id {
                 d.not(d.and(vec![d.redirected(), d.delivered(p.outbound_port)])),
             ]),
             Id::PassthroughNotRecaptured => d.and(vec![
-                local,
-                d.src_is(p.passthrough(d.family())),
+                local.clone(),
+                match p.inbound_source {
+                    InboundSource::Passthrough => d.src_is(p.passthrough(d.family())),
+                    InboundSource::Original => d.and(vec![proxy, d.not(d.src_local())]),
+                },
                 d.out_lo(),
                 d.redirected(),
             ]),
@@ -387,13 +558,21 @@ impl Id {
             Id::ExclusionsRespected => d.and(vec![
                 d.redirected(),
                 d.or(vec![
-                    d.and(vec![d.outside(), d.dport_in(&p.exclude_inbound_ports)]),
+                    d.and(vec![
+                        inbound,
+                        d.or(vec![
+                            d.dport_in(&p.exclude_inbound_ports),
+                            d.and(vec![d.tcp(), d.src_in_any(&p.exclude_inbound_cidrs)]),
+                        ]),
+                    ]),
                     d.and(vec![
                         local,
                         d.not(d.dst_local()),
+                        d.not(dns_ok),
                         d.or(vec![
                             d.dport_in(&p.exclude_outbound_ports),
                             d.dst_in_any(&p.exclude_outbound_cidrs),
+                            d.gid_in(&p.exclude_outbound_gids),
                         ]),
                     ]),
                 ]),
@@ -452,6 +631,15 @@ impl Dom for Concrete<'_> {
     fn src_is(&self, a: IpAddr) -> bool {
         self.first.src == a
     }
+    fn src_in(&self, net: &IpNet) -> bool {
+        net.contains(&self.first.src)
+    }
+    fn mark_is(&self, value: u32, mask: u32) -> bool {
+        self.first.mark & mask == value & mask
+    }
+    fn in_iface(&self, name: &str) -> bool {
+        self.entry != Hook::Output && self.first.in_iface.is_some_and(|i| i.as_str() == name)
+    }
     fn dst_in(&self, net: &IpNet) -> bool {
         net.contains(&self.first.dst)
     }
@@ -460,6 +648,9 @@ impl Dom for Concrete<'_> {
     }
     fn dst_loopback(&self) -> bool {
         self.first.dst.is_loopback()
+    }
+    fn src_local(&self) -> bool {
+        self.pod.is_local(self.first.src)
     }
     fn dport_is(&self, p: u16) -> bool {
         self.first.dport == p
@@ -546,6 +737,22 @@ impl Dom for Symbolic<'_, '_> {
         }
         self.first.src.eq(self.enc.addr(a))
     }
+    fn src_in(&self, net: &IpNet) -> Bool {
+        self.enc
+            .in_net(&self.first.src, net.network(), net.prefix_len())
+    }
+    fn mark_is(&self, value: u32, mask: u32) -> Bool {
+        self.first
+            .mark
+            .bvand(bv(u128::from(mask), 32))
+            .eq(bv(u128::from(value & mask), 32))
+    }
+    fn in_iface(&self, name: &str) -> Bool {
+        self.enc.ifaces.index(name).map_or_else(
+            || Bool::from_bool(false),
+            |i| and2(self.outside, &self.first.iif.eq(bv(u128::from(i), IF_BITS))),
+        )
+    }
     fn dst_in(&self, net: &IpNet) -> Bool {
         self.enc
             .in_net(&self.first.dst, net.network(), net.prefix_len())
@@ -555,6 +762,9 @@ impl Dom for Symbolic<'_, '_> {
     }
     fn dst_loopback(&self) -> Bool {
         self.enc.is_loopback(&self.first.dst)
+    }
+    fn src_local(&self) -> Bool {
+        self.enc.is_local(&self.first.src)
     }
     fn dport_is(&self, p: u16) -> Bool {
         self.first.dport.eq(bv(u128::from(p), 16))

@@ -107,6 +107,9 @@ pub enum OracleError {
     /// The kernel's trace events could not be read, or some were lost.
     #[error("nftables tracing: {0}")]
     Trace(String),
+    /// A flow the oracle cannot open yet.
+    #[error("the kernel oracle cannot run this flow yet: {0}")]
+    Unsupported(String),
 }
 
 /// Why the kernel oracle cannot run on this machine: what [`crate::netns::unavailable`] says,
@@ -513,6 +516,18 @@ impl TestPod {
 
     /// Runs one flow and reports where the kernel delivered it.
     pub fn run_flow(&mut self, c: &Connection) -> Result<Observed, OracleError> {
+        if c.mark != 0 {
+            return Err(OracleError::Unsupported(format!(
+                "a socket mark ({:#x}) on the connection",
+                c.mark
+            )));
+        }
+        if let Some(i) = c.iface {
+            return Err(OracleError::Unsupported(format!(
+                "arriving on interface {} (the pod has eth0 only)",
+                i.as_str()
+            )));
+        }
         let id = self.next_id;
         self.next_id += 1;
         let side = if c.from_outside {
@@ -788,6 +803,8 @@ pub fn run_with(
                     uid: 0,
                     gid: 0,
                     from_outside: false,
+                    mark: 0,
+                    iface: None,
                 },
                 what: "a traced packet no flow of its batch sent".into(),
                 model: "(no such flow)".into(),
@@ -902,6 +919,8 @@ pub fn random_flows(
                 uid: 0,
                 gid: 0,
                 from_outside: true,
+                mark: 0,
+                iface: None,
             });
             continue;
         }
@@ -956,6 +975,8 @@ pub fn random_flows(
             uid,
             gid,
             from_outside: false,
+            mark: 0,
+            iface: None,
         });
     }
     out

@@ -275,12 +275,7 @@ fn decider<'a>(source: Source<'a>, family: Family, journey: &Journey) -> Option<
 
 /// A witness in words: `tcp 10.1.0.5:40000 -> 10.1.0.99:80 (uid 1337 gid 1000)`.
 fn witness_words(w: &Witness) -> String {
-    let who = if w.from_outside {
-        "from outside".to_string()
-    } else {
-        format!("uid {} gid {}", w.uid, w.gid)
-    };
-    format!("{} ({who})", w.connection_words())
+    format!("{} ({})", w.connection_words(), w.who())
 }
 
 /// A violated invariant, located at the rule deciding its witness's first hop in `source`.

@@ -32,7 +32,7 @@
 use std::net::IpAddr;
 
 use sidecar_model::eval::{conntrack_active, hook_tables, ConnState, IfName, Packet};
-use sidecar_model::pod::{Pod, Profile, ETH0, LO};
+use sidecar_model::pod::{InboundSource, Pod, Profile, ETH0, LO};
 use sidecar_model::{
     AddrType, CtState, Family, Hook, IdSpec, Match, Neg, Policy, PortDir, PortRange, Rule, Ruleset,
     TableKind, Target,
@@ -71,7 +71,18 @@ pub const IF_BITS: u32 = 16;
 impl Ifaces {
     /// The enumeration for a ruleset (both families' tables).
     pub fn new(rs: &Ruleset) -> Result<Ifaces, EncodeError> {
+        Ifaces::with_names(rs, &[])
+    }
+
+    /// The enumeration for a ruleset with `extra` names enumerated too (a profile's virtual
+    /// interfaces), right after lo and eth0.
+    pub fn with_names(rs: &Ruleset, extra: &[String]) -> Result<Ifaces, EncodeError> {
         let mut names = vec![String::new(), LO.to_string(), ETH0.to_string()];
+        for n in extra {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
         let mut patterns: Vec<String> = Vec::new();
         for fam in [Family::Ipv4, Family::Ipv6] {
             for t in rs.tables(fam) {
@@ -209,7 +220,8 @@ pub fn any(v: &[Bool]) -> Bool {
     }
 }
 
-fn and2(a: &Bool, b: &Bool) -> Bool {
+/// `a` and `b`.
+pub fn and2(a: &Bool, b: &Bool) -> Bool {
     Bool::and(&[a.clone(), b.clone()])
 }
 
@@ -575,7 +587,7 @@ impl<'a> Encoder<'a> {
             width: if family == Family::Ipv4 { 32 } else { 128 },
             pod,
             profile,
-            ifaces: Ifaces::new(rs)?,
+            ifaces: Ifaces::with_names(rs, &profile.virtual_interfaces)?,
             undecided_free: true,
             free: Vec::new(),
             undecided_rules: Vec::new(),
@@ -1298,10 +1310,19 @@ impl<'a> Encoder<'a> {
     /// SYN flag for TCP, no interface on the side it has not crossed yet, a socket iff local).
     pub fn first_packet_facts(&self, p: &SymPacket, outside: &Bool) -> Bool {
         let none = |v: &BV| Self::iface_is(v, IF_NONE);
+        // Applications' sockets carry no mark; the proxy's carry its mark when the profile
+        // identifies it by one (and its connections are generated here).
+        let mark = match self.profile.proxy_mark {
+            Some(m) => or2(
+                &p.mark.eq(bv(0, 32)),
+                &and2(&outside.not(), &p.mark.eq(bv(u128::from(m), 32))),
+            ),
+            None => p.mark.eq(bv(0, 32)),
+        };
         all(&[
             self.ifaces.valid(&p.iif),
             self.ifaces.valid(&p.oif),
-            p.mark.eq(bv(0, 32)),
+            mark,
             p.ctmark.eq(bv(0, 32)),
             p.ctstate.eq(bv(ct_code(ConnState::New), 3)),
             p.dnat_done.not(),
@@ -1336,10 +1357,28 @@ impl<'a> Encoder<'a> {
             or2(&p.proto.eq(bv(6, 8)), &p.proto.eq(bv(17, 8))),
             outside.ite(
                 &all(&[
-                    Self::iface_is(&p.iif, IF_ETH0),
-                    self.is_pod_ip(&p.dst),
                     self.is_local(&p.src).not(),
                     p.src.eq(&pass).not(),
+                    or2(
+                        // On eth0, for the pod (unless eth0 is a VM's interface).
+                        &if self.profile.virtual_interfaces.iter().any(|v| v == ETH0) {
+                            Bool::from_bool(false)
+                        } else {
+                            and2(&Self::iface_is(&p.iif, IF_ETH0), &self.is_pod_ip(&p.dst))
+                        },
+                        // On a VM's virtual interface, to anywhere but loopback (a
+                        // martian destination off lo).
+                        &and2(
+                            &self.is_loopback(&p.dst).not(),
+                            &any(&self
+                                .profile
+                                .virtual_interfaces
+                                .iter()
+                                .filter_map(|v| self.ifaces.index(v))
+                                .map(|i| Self::iface_is(&p.iif, i))
+                                .collect::<Vec<_>>()),
+                        ),
+                    ),
                 ]),
                 &and2(&p.oif.eq(self.route_oif(&p.dst)), &src_ok),
             ),
@@ -1367,6 +1406,7 @@ impl<'a> Encoder<'a> {
                 h.entered.dport.clone(),
                 h.entered.uid.clone(),
                 h.entered.gid.clone(),
+                h.entered.mark.clone(),
             )
         };
         for n in 1..=max + 1 {
@@ -1386,6 +1426,7 @@ impl<'a> Encoder<'a> {
                         ko.3.eq(&k.3),
                         ko.4.eq(&k.4),
                         ko.5.eq(&k.5),
+                        ko.6.eq(&k.6),
                     ])
                 })
                 .collect();
@@ -1412,14 +1453,15 @@ impl<'a> Encoder<'a> {
             p.sport = bv(40000 + n as u128, 16);
             p.uid = bv(u128::from(profile.proxy_uid), 32);
             p.gid = bv(u128::from(profile.proxy_gid), 32);
-            p.src = via_in.ite(
-                &self.addr(profile.passthrough(self.family)),
-                &self.route_src(&p.dst),
-            );
+            let inbound_src = match profile.inbound_source {
+                InboundSource::Passthrough => self.addr(profile.passthrough(self.family)),
+                InboundSource::Original => h.entered.src.clone(),
+            };
+            p.src = via_in.ite(&inbound_src, &self.route_src(&p.dst));
             p.iif = bv(u128::from(IF_NONE), IF_BITS);
             p.oif = self.route_oif(&p.dst);
             p.has_socket = Bool::from_bool(true);
-            p.mark = bv(0, 32);
+            p.mark = bv(u128::from(profile.reconnect_mark()), 32);
             p.ctmark = bv(0, 32);
             p.ctstate = bv(ct_code(ConnState::New), 3);
             p.dnat_done = Bool::from_bool(false);
