@@ -1,7 +1,8 @@
 //! Whole-ruleset checks that iptables-restore or the kernel make when a ruleset loads: no jump
 //! cycle, and every target and match only in the tables and hooks where the kernel accepts it.
 //!
-//! A user chain is checked against every hook from which it can be reached. A cycle is refused
+//! A user chain is checked against every hook from which it can be reached, and no user chain
+//! may sit more than [`MAX_CHAIN_LEVEL`] jumps below a built-in chain (nf_tables' jump stack). A cycle is refused
 //! even when no built-in chain reaches it (the kernel would only refuse it once one does), so
 //! that every accepted ruleset has a finite evaluation.
 
@@ -36,6 +37,7 @@ fn at(r: &Rule, message: String, help: Option<String>) -> ValidationError {
 pub fn validate(rs: &Ruleset) -> Result<(), ValidationError> {
     for t in rs.ipv4.iter().chain(&rs.ipv6) {
         check_cycles(t)?;
+        check_depth(t)?;
         let hooks = reaching_hooks(t);
         for (ci, c) in t.chains.iter().enumerate() {
             let h = hooks.get(ci).copied().unwrap_or(0);
@@ -149,6 +151,70 @@ fn check_cycles(t: &Table) -> Result<(), ValidationError> {
         }
     }
     Ok(())
+}
+
+/// How many jumps or gotos below a built-in chain a user chain may sit. nf_tables' jump stack
+/// holds 16 frames (`NFT_JUMP_STACK_SIZE`); a rule that would reach a user chain 16 levels down
+/// from a built-in chain is refused when it is appended (iptables-restore v1.8.9, nf_tables:
+/// `RULE_APPEND failed (Too many links)`, checked in a network namespace: 15 nested chains load,
+/// 16 do not, for jumps and gotos alike; chains no built-in chain reaches are not limited).
+pub const MAX_CHAIN_LEVEL: u32 = 15;
+
+/// Refuses a jump or goto that would put a chain deeper than [`MAX_CHAIN_LEVEL`] below a
+/// built-in chain; the error is at the earliest such rule in the input. Each chain's deepest
+/// level is found by relaxation capped at the limit, so the work is at most
+/// `MAX_CHAIN_LEVEL` times the number of jumps, however long the chain of jumps.
+fn check_depth(t: &Table) -> Result<(), ValidationError> {
+    let mut level: Vec<Option<u32>> = t
+        .chains
+        .iter()
+        .map(|c| c.is_builtin().then_some(0))
+        .collect();
+    let mut work: Vec<usize> = (0..t.chains.len())
+        .filter(|i| t.chains.get(*i).is_some_and(Chain::is_builtin))
+        .collect();
+    let mut first: Option<(&Rule, &str)> = None;
+    while let Some(ci) = work.pop() {
+        let (Some(Some(l)), Some(chain)) = (level.get(ci).copied(), t.chains.get(ci)) else {
+            continue;
+        };
+        let next = l + 1;
+        for r in &chain.rules {
+            let Some(name) = r.target.as_ref().and_then(Target::chain) else {
+                continue;
+            };
+            let Some(ti) = t.chain_index(name) else {
+                continue;
+            };
+            if next > MAX_CHAIN_LEVEL {
+                if first.is_none_or(|(f, _)| r.origin.line < f.origin.line) {
+                    first = Some((r, name));
+                }
+                continue;
+            }
+            if let Some(slot) = level.get_mut(ti) {
+                if slot.is_none_or(|x| x < next) {
+                    *slot = Some(next);
+                    work.push(ti);
+                }
+            }
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some((r, name)) => Err(at(
+            r,
+            format!(
+                "jump depth {} at chain `{name}` exceeds the kernel's limit of {MAX_CHAIN_LEVEL} chains below a built-in chain",
+                MAX_CHAIN_LEVEL + 1
+            ),
+            Some(
+                "nf_tables' jump stack holds 16 levels; iptables-restore fails here with \
+                 `Too many links`"
+                    .into(),
+            ),
+        )),
+    }
 }
 
 fn hook_names(bits: u8) -> String {

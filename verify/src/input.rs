@@ -1,7 +1,6 @@
 //! Reading a ruleset from a path, from stdin (`-`), or the embedded default.
 
-use std::io::Read as _;
-
+use sidecar_model::parse::read_bounded;
 use sidecar_model::{parse, ParseError, Parsed, DEFAULT_RULESET};
 
 /// The name errors give the embedded default ruleset.
@@ -35,7 +34,9 @@ pub struct Loaded {
     pub parsed: Parsed,
 }
 
-/// Loads `path` (`-` for stdin), or the embedded default when `None`.
+/// Loads `path` (`-` for stdin), or the embedded default when `None`. Reading stops once a line
+/// exceeds [`sidecar_model::parse::MAX_LINE_BYTES`] (the parse then refuses it), so a huge line
+/// is never held whole.
 pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
     let (name, bytes) = match path {
         None => (
@@ -43,21 +44,19 @@ pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
             DEFAULT_RULESET.as_bytes().to_vec(),
         ),
         Some("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .map_err(|source| LoadError::Io {
+            let buf =
+                read_bounded(&mut std::io::stdin().lock()).map_err(|source| LoadError::Io {
                     path: "-".into(),
                     source,
                 })?;
             ("<stdin>".to_string(), buf)
         }
         Some(p) => {
-            let bytes = std::fs::read(p).map_err(|source| LoadError::Io {
+            let io = |source| LoadError::Io {
                 path: p.to_string(),
                 source,
-            })?;
+            };
+            let bytes = read_bounded(&mut std::fs::File::open(p).map_err(io)?).map_err(io)?;
             (p.to_string(), bytes)
         }
     };

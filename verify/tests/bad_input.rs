@@ -823,3 +823,381 @@ fn snippet_agrees_with_the_first_line() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+// ----- hostile inputs, one file per case (tests/bad_input/*.toml) -----
+
+/// One case file; see `tests/bad_input/README.md`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    #[expect(dead_code, reason = "documentation for the reader of the file")]
+    description: String,
+    input: Option<String>,
+    input_bytes: Option<String>,
+    generate: Option<Generate>,
+    #[serde(default)]
+    stdin: bool,
+    run: Vec<RunSpec>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum Generate {
+    /// `prefix`, then `unit` repeated up to `bytes` bytes in all.
+    Repeat {
+        prefix: String,
+        unit: String,
+        bytes: u64,
+    },
+    /// `n` chains jumping in a line; `reached`: OUTPUT jumps to the first.
+    ChainLine { n: usize, reached: bool },
+    /// A repository file cut just after the first occurrence of `after`.
+    Truncate { file: String, after: String },
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunSpec {
+    args: Vec<String>,
+    exit: i32,
+    stderr_prefix: Option<String>,
+    #[serde(default)]
+    stdout_contains: Vec<String>,
+    max_seconds: f64,
+    max_rss_mib: u64,
+}
+
+/// The input of a case: bytes in memory, or a stream made on the fly.
+enum Input {
+    Bytes(Vec<u8>),
+    Repeat {
+        prefix: Vec<u8>,
+        unit: Vec<u8>,
+        bytes: u64,
+    },
+}
+
+impl Input {
+    /// Writes the whole input to `w`, stopping quietly when the reader goes away; the bytes
+    /// written.
+    fn write_to(&self, w: &mut impl std::io::Write) -> u64 {
+        match self {
+            Input::Bytes(b) => {
+                if w.write_all(b).is_ok() {
+                    b.len() as u64
+                } else {
+                    0
+                }
+            }
+            Input::Repeat {
+                prefix,
+                unit,
+                bytes,
+            } => {
+                let mut written = 0u64;
+                if w.write_all(prefix).is_err() {
+                    return 0;
+                }
+                written += prefix.len() as u64;
+                let block: Vec<u8> = unit.iter().copied().cycle().take(1 << 16).collect();
+                while written < *bytes {
+                    let n = usize::try_from((*bytes - written).min(block.len() as u64)).unwrap();
+                    match w.write(&block[..n]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => written += k as u64,
+                    }
+                }
+                written
+            }
+        }
+    }
+}
+
+/// `\xNN` as one byte; everything else as it is.
+fn unescape_bytes(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') && i + 4 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 2..i + 4], 16) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn chain_line(n: usize, reached: bool) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(n * 40 + 200);
+    s.push_str(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
+    );
+    for i in 0..n {
+        writeln!(s, ":C{i:06} - [0:0]").unwrap();
+    }
+    if reached {
+        s.push_str("-A OUTPUT -p tcp -j C000000\n");
+    }
+    for i in 1..n {
+        writeln!(s, "-A C{:06} -j C{i:06}", i - 1).unwrap();
+    }
+    writeln!(s, "-A C{:06} -p tcp -j REDIRECT --to-ports 15001", n - 1).unwrap();
+    s.push_str("COMMIT\n");
+    s.into_bytes()
+}
+
+fn case_input(c: &CaseFile, root: &std::path::Path) -> Input {
+    match (&c.input, &c.input_bytes, &c.generate) {
+        (Some(t), None, None) => Input::Bytes(t.as_bytes().to_vec()),
+        (None, Some(t), None) => Input::Bytes(unescape_bytes(t)),
+        (
+            None,
+            None,
+            Some(Generate::Repeat {
+                prefix,
+                unit,
+                bytes,
+            }),
+        ) => Input::Repeat {
+            prefix: prefix.as_bytes().to_vec(),
+            unit: unit.as_bytes().to_vec(),
+            bytes: *bytes,
+        },
+        (None, None, Some(Generate::ChainLine { n, reached })) => {
+            Input::Bytes(chain_line(*n, *reached))
+        }
+        (None, None, Some(Generate::Truncate { file, after })) => {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let at = text
+                .find(after.as_str())
+                .expect("`after` occurs in the file");
+            Input::Bytes(text.as_bytes()[..at + after.len()].to_vec())
+        }
+        _ => panic!("a case has exactly one of input, input_bytes, generate"),
+    }
+}
+
+/// What one measured run gave.
+struct Measured {
+    /// The exit code; None when killed (timeout or signal).
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    elapsed: Duration,
+    /// Peak resident set of the child, in KiB (`ru_maxrss`).
+    max_rss_kib: u64,
+    /// Bytes of the input written to stdin before the child stopped reading.
+    stdin_written: u64,
+}
+
+/// Waits for `pid` with `wait4`, killing it after `limit`; its exit code and peak RSS.
+#[expect(
+    unsafe_code,
+    reason = "wait4 is the one way to get a child's own rusage"
+)]
+fn wait4_with_timeout(child: &mut Child, limit: Duration) -> (Option<i32>, u64) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let deadline = Instant::now() + limit;
+    let mut killed = false;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: zeroed rusage is a valid value of a plain C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let flags = if killed { 0 } else { libc::WNOHANG };
+        // SAFETY: both pointers point at live locals of the right types; `pid` is our child,
+        // which std has not reaped (we never call its wait methods).
+        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+        if r == pid {
+            let code = if !killed && libc::WIFEXITED(status) {
+                Some(libc::WEXITSTATUS(status))
+            } else {
+                None
+            };
+            return (code, u64::try_from(usage.ru_maxrss).unwrap_or(0));
+        }
+        assert!(r == 0, "wait4: {}", std::io::Error::last_os_error());
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            killed = true;
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `sidecar-verify ARGS` with `input` on stdin (when given), measuring it. Stdout and
+/// stderr go to files: either may be large, and a pipe would need a reader while we wait.
+fn run_measured(args: &[String], input: Option<&Input>, name: &str, limit: Duration) -> Measured {
+    let out_path = temp_path("stdout", name);
+    let err_path = temp_path("stderr", name);
+    let _cleanup = TempFiles(vec![out_path.clone(), err_path.clone()]);
+    let start = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(File::create(&out_path).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .spawn()
+        .expect("spawn sidecar-verify");
+    let (code, max_rss_kib, stdin_written) = std::thread::scope(|s| {
+        let writer = input.map(|inp| {
+            let mut pipe = child.stdin.take().unwrap();
+            s.spawn(move || inp.write_to(&mut pipe))
+        });
+        let (code, rss) = wait4_with_timeout(&mut child, limit);
+        let written = writer.map_or(0, |w| w.join().unwrap());
+        (code, rss, written)
+    });
+    let elapsed = start.elapsed();
+    Measured {
+        code,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+        elapsed,
+        max_rss_kib,
+        stdin_written,
+    }
+}
+
+/// Every case file in `tests/bad_input/`, each subcommand it names, with its exit code, stderr
+/// prefix, stdout, time and memory bounds. The bounds are for the debug build `cargo test`
+/// makes; a release build runs every case in a fraction of them. A table of what each run took
+/// is printed (`--nocapture` shows it).
+#[test]
+fn hostile_inputs_one_file_per_case() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_input");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 10,
+        "{} case files in {}",
+        files.len(),
+        dir.display()
+    );
+
+    let mut failures = Vec::new();
+    let mut table = Vec::new();
+    // One case at a time: the bounds are on time and memory, and the big cases would skew each
+    // other's clocks.
+    for path in &files {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(path).unwrap();
+        let case: CaseFile =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let input = case_input(&case, &root);
+        let file = if case.stdin {
+            None
+        } else {
+            let p = temp_path("rules", &name);
+            let mut f = File::create(&p).unwrap();
+            input.write_to(&mut f);
+            Some(TempFiles(vec![p]))
+        };
+        let source = file.as_ref().map_or("<stdin>".to_string(), |f| {
+            f.0[0].to_str().unwrap().to_string()
+        });
+        let input_arg = if case.stdin {
+            "-".to_string()
+        } else {
+            source.clone()
+        };
+        for spec in &case.run {
+            let mut args = spec.args.clone();
+            args.insert(1, input_arg.clone());
+            let limit = Duration::from_secs_f64(spec.max_seconds);
+            // Killed at twice the bound, so that a run over it is still measured.
+            let m = run_measured(
+                &args,
+                case.stdin.then_some(&input),
+                &name,
+                limit * 2 + Duration::from_secs(5),
+            );
+            let stderr = String::from_utf8_lossy(&m.stderr);
+            let stdout = String::from_utf8_lossy(&m.stdout);
+            let first = stderr.lines().next().unwrap_or("");
+            let mut problems = Vec::new();
+            if m.code != Some(spec.exit) {
+                problems.push(format!("exit {:?}, expected {}", m.code, spec.exit));
+            }
+            if stderr.contains("panicked") || stderr.contains("overflow") {
+                problems.push("stderr says it panicked or overflowed".to_string());
+            }
+            match &spec.stderr_prefix {
+                Some(p) => {
+                    let want = p.replace("{source}", &source);
+                    if !first.starts_with(&want) {
+                        problems.push(format!("first stderr line does not start with `{want}`"));
+                    }
+                }
+                None if spec.exit == 2 => problems.push("exit 2 needs a stderr_prefix".into()),
+                None => {}
+            }
+            for want in &spec.stdout_contains {
+                if !stdout.contains(want.as_str()) {
+                    problems.push(format!("stdout lacks `{want}`"));
+                }
+            }
+            if m.elapsed > limit {
+                problems.push(format!("took {:.1?}, bound {limit:?}", m.elapsed));
+            }
+            let rss_mib = m.max_rss_kib as f64 / 1024.0;
+            if m.max_rss_kib > spec.max_rss_mib * 1024 {
+                problems.push(format!(
+                    "peak RSS {rss_mib:.0} MiB, bound {} MiB",
+                    spec.max_rss_mib
+                ));
+            }
+            if let Input::Repeat { bytes, .. } = &input {
+                // The child must stop reading long before the end.
+                if case.stdin && m.stdin_written >= *bytes {
+                    problems.push(format!(
+                        "the child read all {bytes} bytes of its stdin; it must stop at the line limit"
+                    ));
+                }
+            }
+            table.push(format!(
+                "{name:40} {:44} exit {:>4} {:>7.2} s {:>6.0} MiB{}",
+                spec.args.join(" "),
+                m.code.map_or("none".to_string(), |c| c.to_string()),
+                m.elapsed.as_secs_f64(),
+                rss_mib,
+                if case.stdin && matches!(input, Input::Repeat { .. }) {
+                    format!("  (stdin: {} MiB written)", m.stdin_written >> 20)
+                } else {
+                    String::new()
+                }
+            ));
+            if !problems.is_empty() {
+                failures.push(format!(
+                    "--- {name}: sidecar-verify {}: {}\nstdout:\n{}stderr:\n{}",
+                    args.join(" "),
+                    problems.join("; "),
+                    excerpt(&stdout),
+                    excerpt(&stderr)
+                ));
+            }
+        }
+    }
+    println!("{}", table.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} run(s) of the case files failed:\n\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -13,6 +13,8 @@
 pub mod lex;
 pub mod rule;
 
+use std::collections::HashMap;
+
 use crate::ast::*;
 use crate::error::ParseError;
 use crate::validate;
@@ -47,29 +49,104 @@ pub struct Parsed {
 /// assert_eq!(parsed.ruleset.rule_count(), 1);
 /// ```
 pub fn parse(source_name: &str, input: &[u8]) -> Result<Parsed, ParseError> {
-    // The first offending byte wins: invalid UTF-8 or a NUL byte.
+    // The first offending byte wins: invalid UTF-8, a NUL byte, or the first byte past
+    // [`MAX_LINE_BYTES`] of a line.
+    const TEXT_HELP: &str = "a ruleset is text; is this a binary file?";
     let bad_utf8 = std::str::from_utf8(input).err().map(|e| e.valid_up_to());
     let nul = input.iter().position(|b| *b == 0);
-    let first_bad = match (bad_utf8, nul) {
-        (Some(u), Some(n)) if n < u => Some((n, "NUL byte in input")),
-        (Some(u), _) => Some((u, "invalid UTF-8 in input")),
-        (None, Some(n)) => Some((n, "NUL byte in input")),
-        (None, None) => None,
-    };
-    if let Some((pos, msg)) = first_bad {
+    let overlong = first_overlong(input);
+    let first_bad = [
+        bad_utf8.map(|p| (p, "invalid UTF-8 in input".to_string(), TEXT_HELP)),
+        nul.map(|p| (p, "NUL byte in input".to_string(), TEXT_HELP)),
+        overlong.map(|p| {
+            (
+                p,
+                format!("line longer than {MAX_LINE_BYTES} bytes"),
+                "a ruleset line is a few hundred bytes; reading stops here",
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|(p, _, _)| *p);
+    if let Some((pos, msg, help)) = first_bad {
         let (line, col_start, text) = locate(input, pos);
         return Err(
             ParseError::new(source_name, line, &text, col_start, col_start + 1, msg)
-                .with_help("a ruleset is text; is this a binary file?"),
+                .with_help(help),
         );
     }
     let text = std::str::from_utf8(input).unwrap_or_default();
     Parser::new(source_name).run(text)
 }
 
+/// The longest line the parser reads, in bytes (without its newline). Real rulesets have lines of
+/// a few hundred bytes; the limit is far above that (a 10 MB line is still parsed and its errors
+/// located) and bounds what a reader must hold: [`read_bounded`] stops reading at it, so a
+/// gigabyte without a newline on stdin is refused after 16 MiB.
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The offset of the first byte past [`MAX_LINE_BYTES`] of a line, if a line is that long.
+fn first_overlong(input: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    loop {
+        let rest = input.get(start..)?;
+        match rest.iter().position(|b| *b == b'\n') {
+            Some(len) if len > MAX_LINE_BYTES => return Some(start + MAX_LINE_BYTES),
+            Some(len) => start += len + 1,
+            None => return (rest.len() > MAX_LINE_BYTES).then_some(start + MAX_LINE_BYTES),
+        }
+    }
+}
+
+/// Reads `reader` to its end, or only until a line exceeds [`MAX_LINE_BYTES`] by a few bytes:
+/// [`parse`] refuses what was read then with the line's position, and the rest of the input
+/// (a gigabyte on stdin, say) is never held in memory.
+///
+/// # Example
+/// ```
+/// let mut input: &[u8] = b"*nat\nCOMMIT\n";
+/// let bytes = sidecar_model::parse::read_bounded(&mut input).unwrap();
+/// assert_eq!(bytes, b"*nat\nCOMMIT\n");
+/// ```
+pub fn read_bounded(reader: &mut impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    // Past the limit by one UTF-8 character, so that a character cut by the end of what was read
+    // never starts before the limit (it would be reported as invalid UTF-8 instead).
+    const STOP: usize = MAX_LINE_BYTES + 4;
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    // Bytes of the current (unfinished) line read so far.
+    let mut line_len = 0usize;
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let got = chunk.get(..n).unwrap_or(&[]);
+        out.extend_from_slice(got);
+        match (
+            got.iter().position(|b| *b == b'\n'),
+            got.iter().rposition(|b| *b == b'\n'),
+        ) {
+            (Some(first), Some(last)) => {
+                if line_len + first > MAX_LINE_BYTES {
+                    return Ok(out);
+                }
+                line_len = n - last - 1;
+            }
+            _ => line_len += n,
+        }
+        if line_len >= STOP {
+            return Ok(out);
+        }
+    }
+}
+
 /// Line number, byte offset and text of the line holding byte `pos`: the part before `pos` is
-/// decoded (so columns count characters), the rest has each non-ASCII or control byte replaced
-/// by `?`.
+/// decoded (so columns count characters), the rest (at most 256 bytes of it) has each
+/// non-ASCII or control byte replaced by `?`.
 fn locate(input: &[u8], pos: usize) -> (usize, usize, String) {
     let before = input.get(..pos).unwrap_or(input);
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
@@ -80,7 +157,8 @@ fn locate(input: &[u8], pos: usize) -> (usize, usize, String) {
     let line_end = input
         .get(pos..)
         .and_then(|r| r.iter().position(|b| *b == b'\n'))
-        .map_or(input.len(), |i| pos + i);
+        .map_or(input.len(), |i| pos + i)
+        .min(pos.saturating_add(256));
     let head = String::from_utf8_lossy(input.get(line_start..pos).unwrap_or(&[])).into_owned();
     let tail: String = input
         .get(pos..line_end)
@@ -101,31 +179,47 @@ fn locate(input: &[u8], pos: usize) -> (usize, usize, String) {
 struct TableB {
     kind: TableKind,
     chains: Vec<Chain>,
+    /// Each chain's index in `chains`: a ruleset of 100,000 chains looks a name up per line.
+    index: HashMap<String, usize>,
 }
 
 impl TableB {
     fn new(kind: TableKind) -> TableB {
-        TableB {
+        let mut t = TableB {
             kind,
-            chains: kind
-                .builtin_chains()
-                .iter()
-                .map(|h| Chain {
-                    name: h.name().to_string(),
-                    policy: Some(Policy::Accept),
-                    counters: Counters::default(),
-                    rules: Vec::new(),
-                })
-                .collect(),
+            chains: Vec::new(),
+            index: HashMap::new(),
+        };
+        for h in kind.builtin_chains() {
+            t.push(Chain {
+                name: h.name().to_string(),
+                policy: Some(Policy::Accept),
+                counters: Counters::default(),
+                rules: Vec::new(),
+            });
         }
+        t
+    }
+
+    fn push(&mut self, chain: Chain) {
+        self.index.insert(chain.name.clone(), self.chains.len());
+        self.chains.push(chain);
     }
 
     fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
-        self.chains.iter_mut().find(|c| c.name == name)
+        let i = *self.index.get(name)?;
+        self.chains.get_mut(i)
     }
 
     fn has_chain(&self, name: &str) -> bool {
-        self.chains.iter().any(|c| c.name == name)
+        self.index.contains_key(name)
+    }
+
+    fn has_user_chain(&self, name: &str) -> bool {
+        self.index
+            .get(name)
+            .and_then(|i| self.chains.get(*i))
+            .is_some_and(|c| c.policy.is_none())
     }
 }
 
@@ -540,7 +634,7 @@ impl<'n> Parser<'n> {
         } else if let Some(c) = table.chain_mut(&name.text) {
             c.counters = counters;
         } else {
-            table.chains.push(Chain {
+            table.push(Chain {
                 name: name.text.clone(),
                 policy: None,
                 counters,
@@ -668,7 +762,7 @@ impl<'n> Parser<'n> {
                         format!("chain `{}` already exists in table `{kind}`", c.text),
                     ));
                 }
-                table.chains.push(Chain {
+                table.push(Chain {
                     name: c.text.clone(),
                     policy: None,
                     counters: Counters::default(),
@@ -747,17 +841,26 @@ impl<'n> Parser<'n> {
                     });
                     return Err(e);
                 }
-                let names: Vec<String> = table
-                    .chains
-                    .iter()
-                    .filter(|ch| ch.policy.is_none())
-                    .map(|ch| ch.name.clone())
-                    .collect();
-                let exists = |n: &str| names.iter().any(|x| x == n);
+                let fam = match family {
+                    Family::Ipv4 => &self.v4,
+                    Family::Ipv6 => &self.v6,
+                };
+                let exists = |n: &str| {
+                    fam.tables
+                        .iter()
+                        .any(|t| t.kind == kind && t.has_user_chain(n))
+                };
+                let elsewhere = |n: &str| {
+                    fam.tables
+                        .iter()
+                        .find(|t| t.kind != kind && t.has_user_chain(n))
+                        .map(|t| t.kind)
+                };
                 let ctx = RuleContext {
                     family,
                     table: kind,
                     chain_exists: &exists,
+                    chain_elsewhere: &elsewhere,
                     hook: Hook::from_name(&c.text).filter(|h| kind.builtin_chains().contains(h)),
                 };
                 let mut rules =

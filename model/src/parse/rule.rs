@@ -43,6 +43,9 @@ pub struct RuleContext<'a> {
     pub table: TableKind,
     /// Whether a user chain of this name exists in the table at this point.
     pub chain_exists: &'a dyn Fn(&str) -> bool,
+    /// Another table of the same family that holds a user chain of this name at this point (a
+    /// rule can jump only within its own table; the error says where the chain is).
+    pub chain_elsewhere: &'a dyn Fn(&str) -> Option<TableKind>,
     /// The hook, when the rule goes into a built-in chain.
     pub hook: Option<Hook>,
 }
@@ -440,7 +443,13 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                         // or option that a match already loaded (or `-p tcp`'s implicit match)
                         // owns.
                         let owned = owned_options(&matches, final_proto);
+                        let from = a.pos;
                         let args = collect_verbatim(&mut a, &owned);
+                        check_verbatim_family(
+                            ctx.family,
+                            &name,
+                            a.toks.get(from..a.pos).unwrap_or(&[]),
+                        )?;
                         if name.is_empty()
                             || name.len() > 28
                             || name.starts_with('-')
@@ -552,6 +561,49 @@ fn owned_options(matches: &[MatchB], final_proto: Option<Protocol>) -> Vec<&'sta
 
 /// The arguments of an extension the model does not interpret: up to the next generic option or
 /// option `owned` by another match (with its `!`).
+/// Options of modules the model keeps verbatim whose value is an address or an address range:
+/// the model does not interpret them, but an address of the other family is refused as iptables
+/// refuses it (`-m iprange --src-range fd00::1-fd00::9` in an IPv4 rule).
+const VERBATIM_ADDRESS_OPTIONS: &[(&str, &[&str])] = &[
+    (
+        "conntrack",
+        &["--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst"],
+    ),
+    ("iprange", &["--src-range", "--dst-range"]),
+    ("policy", &["--tunnel-src", "--tunnel-dst"]),
+];
+
+/// Checks the family of the addresses among `toks` (a verbatim module's arguments, each option
+/// followed by its value) when `module` is one of [`VERBATIM_ADDRESS_OPTIONS`].
+fn check_verbatim_family(family: Family, module: &str, toks: &[Token]) -> Res<()> {
+    let Some((_, opts)) = VERBATIM_ADDRESS_OPTIONS.iter().find(|(m, _)| *m == module) else {
+        return Ok(());
+    };
+    for pair in toks.windows(2) {
+        let [opt, val] = pair else { continue };
+        if !opts.contains(&opt.text.as_str()) {
+            continue;
+        }
+        for part in val.text.split('-') {
+            let addr = part.split('/').next().unwrap_or(part);
+            match (family, addr.parse::<IpAddr>()) {
+                (Family::Ipv4, Ok(IpAddr::V6(_))) => {
+                    return Err(err_at(val, format!("IPv6 address `{addr}` in an IPv4 rule"))
+                        .with_help("IPv6 rules belong to ip6tables (the second block of a file, after `ip6tables-save`)"));
+                }
+                (Family::Ipv6, Ok(IpAddr::V4(_))) => {
+                    return Err(err_at(
+                        val,
+                        format!("IPv4 address `{addr}` in an IPv6 rule"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) -> Vec<String> {
     let stops = |t: &str| is_generic(t) || owned.contains(&t);
     let mut args = Vec::new();
@@ -784,6 +836,8 @@ fn apply_match_option<'t>(
             for _ in 0..n {
                 a.value(t)?;
             }
+            let taken = a.toks.get(start.saturating_sub(1)..a.pos).unwrap_or(&[]);
+            check_verbatim_family(ctx.family, &mb.name, taken)?;
         }
         Take::NotMine => {
             return Err(err_at(
@@ -1266,6 +1320,20 @@ fn start_target<'t>(
     if goto || !BUILTIN_TARGETS.contains(&name.as_str()) {
         if (ctx.chain_exists)(&name) {
             return Ok(tb);
+        }
+        if let Some(other) = (ctx.chain_elsewhere)(&name) {
+            let verb = if goto { "goto" } else { "jump" };
+            return Err(err_at(
+                v,
+                format!(
+                    "{verb} to chain `{name}` of table `{other}` from table `{}`",
+                    ctx.table
+                ),
+            )
+            .with_help(format!(
+                "a rule can only jump to a chain of its own table; declare `{name}` in `*{}` too",
+                ctx.table
+            )));
         }
         if goto {
             return Err(
