@@ -127,6 +127,29 @@ impl Witness {
         }
     }
 
+    /// The connection `trace` replays for this witness.
+    pub fn connection(&self) -> sidecar_model::pod::Connection {
+        sidecar_model::pod::Connection {
+            proto: match self.proto.as_str() {
+                "tcp" => 6,
+                "udp" => 17,
+                n => n.parse().unwrap_or(0),
+            },
+            src: Some(self.src),
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            uid: self.uid,
+            gid: self.gid,
+            from_outside: self.from_outside,
+            mark: self.mark,
+            iface: (self.from_outside
+                && self.iface != sidecar_model::pod::ETH0
+                && !self.iface.is_empty())
+            .then(|| sidecar_model::eval::IfName::new(&self.iface)),
+        }
+    }
+
     /// Who opens it: `from outside` (`from outside on IFACE` off eth0), or `uid U gid G` (and
     /// `mark M` when its socket has one).
     pub fn who(&self) -> String {

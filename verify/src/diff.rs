@@ -17,7 +17,7 @@ use z3::ast::Bool;
 use z3::{Params, SatResult, Solver};
 
 use crate::check::{self, families, InvariantResult, Witness};
-use crate::smt::{all, any, truth, EncodeError, Encoder, SymHop, SymJourney, SymPacket};
+use crate::smt::{all, any, truth, EncodeError, Encoder, Ifaces, SymHop, SymJourney, SymPacket};
 
 /// How to diff.
 #[derive(Debug, Clone)]
@@ -339,8 +339,10 @@ fn diff_family(
     let first = SymPacket::fresh("c", if fam == Family::Ipv4 { 32 } else { 128 });
     let outside = Bool::new_const("c_outside");
     let mut sides = Vec::new();
+    // One interface enumeration for both sides: they share the symbolic first packet.
+    let ifaces = Ifaces::with_names(&[old, new], &profile.virtual_interfaces)?;
     for rs in [old, new] {
-        let mut enc = Encoder::new(rs, fam, pod, profile)?;
+        let mut enc = Encoder::with_ifaces(rs, fam, pod, profile, ifaces.clone())?;
         // Undecidable matches are taken as the evaluator takes them: a change is a change of
         // what the model computes.
         enc.undecided_free = false;

@@ -204,14 +204,26 @@ fn classic_reachability_finds_the_dead_and_the_unroutable_rules() {
     }
 }
 
-fn trace_args(rules: &Path, w: &sidecar_verify::check::Witness) -> Vec<String> {
+/// `trace` arguments replaying `w` in case `c` (its profile, when it has one, from the TOML
+/// beside the ruleset, written to `profile_file`).
+fn trace_args(c: &Case, profile_file: &Path, w: &sidecar_verify::check::Witness) -> Vec<String> {
     let mut a = vec![
         "trace".to_string(),
-        rules.display().to_string(),
+        c.path.display().to_string(),
         "--json".into(),
     ];
+    if let Some(p) = &c.expect.profile {
+        std::fs::write(profile_file, toml::to_string(p).unwrap()).unwrap();
+        a.extend(["--profile".into(), profile_file.display().to_string()]);
+    }
+    for ip in &c.expect.pod_ips {
+        a.extend(["--pod-ip".into(), ip.to_string()]);
+    }
     if w.from_outside {
         a.push("--from-outside".into());
+        if w.iface != "eth0" {
+            a.extend(["--iface".into(), w.iface.clone()]);
+        }
     } else {
         a.extend([
             "--uid".into(),
@@ -219,6 +231,9 @@ fn trace_args(rules: &Path, w: &sidecar_verify::check::Witness) -> Vec<String> {
             "--gid".into(),
             w.gid.to_string(),
         ]);
+        if w.mark != 0 {
+            a.extend(["--mark".into(), w.mark.to_string()]);
+        }
     }
     a.extend([
         "--src".into(),
@@ -238,15 +253,14 @@ fn trace_args(rules: &Path, w: &sidecar_verify::check::Witness) -> Vec<String> {
 #[test]
 fn every_witness_replays_through_trace_with_the_same_journey() {
     let mut replayed = 0;
+    let profile_file =
+        std::env::temp_dir().join(format!("sv-check-profile-{}.toml", std::process::id()));
     for c in corpus_cases().into_iter().filter(|c| c.expect.sidecar) {
-        if !c.expect.pod_ips.is_empty() || c.expect.profile.is_some() {
-            continue;
-        }
         let report = run(&c);
         for inv in report.invariants.iter().filter(|i| i.witness.is_some()) {
             let w = inv.witness.as_ref().unwrap();
             let out = Command::new(env!("CARGO_BIN_EXE_sidecar-verify"))
-                .args(trace_args(&c.path, w))
+                .args(trace_args(&c, &profile_file, w))
                 .output()
                 .unwrap();
             assert!(
@@ -266,7 +280,9 @@ fn every_witness_replays_through_trace_with_the_same_journey() {
             replayed += 1;
         }
     }
-    assert!(replayed >= 15, "only {replayed} witnesses replayed");
+    let _ = std::fs::remove_file(&profile_file);
+    // The corpus had 24 witnesses when this was written (ambient and owner-group breaks included).
+    assert!(replayed >= 24, "only {replayed} witnesses replayed");
 }
 
 /// Every hop of every witness journey, run through real netfilter, goes where the model says.
@@ -278,13 +294,22 @@ fn every_witness_is_confirmed_by_the_kernel() {
         return;
     }
     let mut confirmed = 0;
+    let mut cannot = Vec::new();
     for c in corpus_cases().into_iter().filter(|c| c.expect.sidecar) {
-        if !c.expect.pod_ips.is_empty() || c.expect.profile.is_some() {
+        if !c.expect.pod_ips.is_empty() {
             continue;
         }
         let report = run(&c);
-        let (flows, mut ports) =
+        let (mut flows, mut ports) =
             kernel::journey_flows(report.invariants.iter().filter_map(|i| i.journey.as_ref()));
+        // The oracle cannot open marked sockets or use interfaces beyond eth0 yet.
+        flows.retain(|f| {
+            let ok = f.mark == 0 && f.iface.is_none();
+            if !ok {
+                cannot.push(format!("{}: {f:?}", c.path.display()));
+            }
+            ok
+        });
         ports.extend(&c.profile.proxy_ports);
         if flows.is_empty() {
             continue;
@@ -302,6 +327,13 @@ fn every_witness_is_confirmed_by_the_kernel() {
             r.disagreements
         );
         confirmed += r.compared;
+    }
+    if !cannot.is_empty() {
+        println!(
+            "{} witness hops not run in the kernel (socket marks and virtual interfaces are not supported by the oracle yet):\n{}",
+            cannot.len(),
+            cannot.join("\n")
+        );
     }
     assert!(confirmed >= 15, "only {confirmed} witness hops confirmed");
 }
@@ -408,4 +440,20 @@ mod sampled {
             }
         }
     }
+}
+
+/// A group name the profile cannot resolve leaves the owner match undecided: the invariants that
+/// depend on it come out unknown, never as a pass; with the name resolved they are proved.
+#[test]
+fn an_unresolved_owner_name_is_unknown_not_a_pass() {
+    let path = workspace().join("corpus/rulesets/owner-groups.rules");
+    let c = load(&path);
+    let mut unresolved = c.profile.clone();
+    unresolved.groups.clear();
+    let canonical = print_ruleset(&c.rs);
+    let r = check(&c.rs, &canonical, &c.pod, &unresolved, &Options::default()).unwrap();
+    let status = |r: &Report, id: &str| r.invariants.iter().find(|i| i.id == id).unwrap().status;
+    assert_eq!(status(&r, "outbound-captured"), Status::Unknown);
+    let r = run(&c);
+    assert_eq!(status(&r, "outbound-captured"), Status::Holds);
 }

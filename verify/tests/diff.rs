@@ -39,6 +39,18 @@ fn run(old: &Ruleset, new: &Ruleset) -> Report {
     .unwrap()
 }
 
+/// The broken variants of the classic ruleset: those checked with the istio profile (the ones
+/// with a `[profile]` in their TOML are other meshes' rulesets, for `check`).
+fn classic_variants() -> Vec<PathBuf> {
+    files("corpus/broken")
+        .into_iter()
+        .filter(|f| {
+            std::fs::read_to_string(f.with_extension("toml"))
+                .map_or(true, |t| !t.lines().any(|l| l.trim() == "[profile]"))
+        })
+        .collect()
+}
+
 fn files(dir: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(workspace().join(dir))
         .unwrap()
@@ -149,7 +161,7 @@ fn broken_variants_change_and_their_witnesses_replay() {
     let old_path = classic();
     let old = load(&old_path);
     let mut replayed = 0;
-    for f in files("corpus/broken") {
+    for f in classic_variants() {
         let r = run(&old, &load(&f));
         let harmless = f.ends_with("no-loopback-return.rules");
         assert_eq!(r.changes.is_empty(), harmless, "{}", f.display());
@@ -209,7 +221,7 @@ fn change_witnesses_are_confirmed_by_the_kernel() {
     }
     let old = load(&classic());
     let mut confirmed = 0;
-    for f in files("corpus/broken") {
+    for f in classic_variants() {
         let new = load(&f);
         let r = run(&old, &new);
         for (rs, side_new) in [(&old, false), (&new, true)] {
@@ -268,7 +280,7 @@ fn a_change_class_is_described_symbolically() {
 /// kernel.
 #[test]
 fn history_diffs_replay_through_the_evaluator_and_the_kernel() {
-    use sidecar_model::pod::{Connection, Simulator};
+    use sidecar_model::pod::Simulator;
     let Some(dir) = istio_dir() else {
         println!("skipping: Istio's corpus (../shared/corpus/istio) is not here");
         return;
@@ -338,18 +350,7 @@ fn history_diffs_replay_through_the_evaluator_and_the_kernel() {
         v.extend(h.join().unwrap());
         v
     });
-    let conn = |w: &sidecar_verify::check::Witness| Connection {
-        proto: if w.proto == "udp" { 17 } else { 6 },
-        src: Some(w.src),
-        dst: w.dst,
-        sport: w.sport,
-        dport: w.dport,
-        uid: w.uid,
-        gid: w.gid,
-        from_outside: w.from_outside,
-        mark: 0,
-        iface: None,
-    };
+    let conn = |w: &sidecar_verify::check::Witness| w.connection();
     let mut changes = 0;
     let mut kernel_jobs = Vec::new();
     let mut ports: Vec<u16> = Profile::istio().proxy_ports;
@@ -368,7 +369,17 @@ fn history_diffs_replay_through_the_evaluator_and_the_kernel() {
             {
                 ports.extend(&prof.proxy_ports);
                 for (rs, j) in [(ra, &c.old), (rb, &c.new)] {
-                    let (flows, p) = sidecar_verify::kernel::journey_flows([j]);
+                    let (mut flows, p) = sidecar_verify::kernel::journey_flows([j]);
+                    // The oracle has no marked sockets or interfaces beyond eth0 yet.
+                    flows.retain(|f| {
+                        let ok = f.mark == 0 && f.iface.is_none();
+                        if !ok {
+                            println!(
+                                "not run in the kernel (needs a mark or another interface): {f:?}"
+                            );
+                        }
+                        ok
+                    });
                     ports.extend(p);
                     kernel_jobs.push((rs.clone(), prof.clone(), flows));
                 }

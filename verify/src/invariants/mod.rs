@@ -217,7 +217,7 @@ impl Id {
             String::new()
         } else {
             format!(
-                "; every TCP connection arriving on the virtual interfaces {} is redirected to {}",
+                "; every TCP connection arriving on the virtual interfaces {} from a source not excluded, for a non-local destination in those addresses, is redirected to {}",
                 list(&p.virtual_interfaces),
                 p.outbound_port
             )
@@ -484,9 +484,23 @@ impl Id {
                 .map_or_else(|| d.lit(true), |v| d.dst_in_any(v)),
             d.not(d.dst_in_any(&p.exclude_outbound_cidrs)),
         ]);
-        // A VM's connection through a virtual interface is outbound traffic of the pod's
-        // workload: the rules send all of its TCP to the outbound listener.
-        let outbound_pre = d.or(vec![local_outbound_pre, d.and(vec![from_virtual, d.tcp()])]);
+        // A VM's connection through a virtual interface to a non-local destination is outbound
+        // traffic of the pod's workload: the rules send its TCP to the outbound listener when
+        // the destination is one the profile captures (istio-iptables applies `-i`/`-x` to it,
+        // not the port and owner exclusions, which live in OUTPUT).
+        let outbound_pre = d.or(vec![
+            local_outbound_pre,
+            d.and(vec![
+                from_virtual,
+                d.tcp(),
+                d.not(d.src_in_any(&p.exclude_inbound_cidrs)),
+                d.not(d.dst_local()),
+                p.outbound_cidrs
+                    .as_ref()
+                    .map_or_else(|| d.lit(true), |v| d.dst_in_any(v)),
+                d.not(d.dst_in_any(&p.exclude_outbound_cidrs)),
+            ]),
+        ]);
         match self {
             Id::ProxyNotRecaptured => d.and(vec![
                 local,

@@ -71,12 +71,13 @@ pub const IF_BITS: u32 = 16;
 impl Ifaces {
     /// The enumeration for a ruleset (both families' tables).
     pub fn new(rs: &Ruleset) -> Result<Ifaces, EncodeError> {
-        Ifaces::with_names(rs, &[])
+        Ifaces::with_names(&[rs], &[])
     }
 
-    /// The enumeration for a ruleset with `extra` names enumerated too (a profile's virtual
-    /// interfaces), right after lo and eth0.
-    pub fn with_names(rs: &Ruleset, extra: &[String]) -> Result<Ifaces, EncodeError> {
+    /// One enumeration for several rulesets (the sides of a diff share their symbolic packet, so
+    /// an index must name the same interface on both) with `extra` names enumerated too (a
+    /// profile's virtual interfaces), right after lo and eth0.
+    pub fn with_names(rss: &[&Ruleset], extra: &[String]) -> Result<Ifaces, EncodeError> {
         let mut names = vec![String::new(), LO.to_string(), ETH0.to_string()];
         for n in extra {
             if !names.contains(n) {
@@ -84,7 +85,10 @@ impl Ifaces {
             }
         }
         let mut patterns: Vec<String> = Vec::new();
-        for fam in [Family::Ipv4, Family::Ipv6] {
+        for (rs, fam) in rss
+            .iter()
+            .flat_map(|rs| [(rs, Family::Ipv4), (rs, Family::Ipv6)])
+        {
             for t in rs.tables(fam) {
                 for c in &t.chains {
                     for r in &c.rules {
@@ -581,13 +585,26 @@ impl<'a> Encoder<'a> {
         pod: &'a Pod,
         profile: &'a Profile,
     ) -> Result<Encoder<'a>, EncodeError> {
+        let ifaces = Ifaces::with_names(&[rs], &profile.virtual_interfaces)?;
+        Encoder::with_ifaces(rs, family, pod, profile, ifaces)
+    }
+
+    /// An encoder for `family` of `rs` over a given interface enumeration (one that
+    /// [`Ifaces::with_names`] made for `rs` among others).
+    pub fn with_ifaces(
+        rs: &'a Ruleset,
+        family: Family,
+        pod: &'a Pod,
+        profile: &'a Profile,
+        ifaces: Ifaces,
+    ) -> Result<Encoder<'a>, EncodeError> {
         Ok(Encoder {
             rs,
             family,
             width: if family == Family::Ipv4 { 32 } else { 128 },
             pod,
             profile,
-            ifaces: Ifaces::with_names(rs, &profile.virtual_interfaces)?,
+            ifaces,
             undecided_free: true,
             free: Vec::new(),
             undecided_rules: Vec::new(),
