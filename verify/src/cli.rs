@@ -76,6 +76,15 @@ pub enum Command {
         dst: String,
         /// Destination port.
         dport: String,
+        /// Open the socket with this filesystem uid (staying root, for `--mark`).
+        #[arg(long)]
+        fsuid: Option<u32>,
+        /// Open the socket with this filesystem gid.
+        #[arg(long)]
+        fsgid: Option<u32>,
+        /// SO_MARK of the socket.
+        #[arg(long, default_value_t = 0)]
+        mark: u32,
     },
 }
 
@@ -232,7 +241,21 @@ pub fn run(cli: Cli) -> u8 {
             sport,
             dst,
             dport,
-        } => crate::kernel::agent::connect(&id, &proto, &src, &sport, &dst, &dport),
+            fsuid,
+            fsgid,
+            mark,
+        } => crate::kernel::agent::connect_as(
+            &id,
+            &proto,
+            &src,
+            &sport,
+            &dst,
+            &dport,
+            crate::kernel::agent::SocketAs {
+                fs_ids: fsuid.zip(fsgid),
+                mark,
+            },
+        ),
     }
 }
 
@@ -642,9 +665,13 @@ fn kernel(a: &KernelArgs) -> u8 {
         return 2;
     }
     let mut rng = k::SplitMix::new(a.seed);
-    let ports = k::ports(&sim, &mut rng);
+    let mut ports = k::ports(&sim, &mut rng);
     let mut flows = scenario_flows(&mut sim);
     flows.extend(k::random_flows(&sim, &ports, a.flows, &mut rng));
+    // A listener for every port a flow goes to (the scenarios' Envoy ports under another profile).
+    ports.extend(flows.iter().map(|f| f.dport));
+    ports.sort_unstable();
+    ports.dedup();
     let mut tp = match k::TestPod::create(&ports) {
         Ok(tp) => tp,
         Err(e) => {
@@ -690,11 +717,12 @@ fn kernel(a: &KernelArgs) -> u8 {
         ));
     }
     out.push_str(&format!(
-        "{}: {} flows compared, {} disagreement(s), {} skipped (undecidable rules), {:.0} flows/s\n",
+        "{}: {} flows compared, {} disagreement(s), {} skipped (undecidable rules), {} skipped (the oracle cannot open them yet: another interface or a source not the pod's), {:.0} flows/s\n",
         loaded.name,
         report.compared,
         report.disagreements.len(),
         report.skipped_undecided,
+        report.skipped_unsupported,
         report.flows_per_second
     ));
     emit(&out).max(code)

@@ -302,9 +302,9 @@ fn every_witness_is_confirmed_by_the_kernel() {
         let report = run(&c);
         let (mut flows, mut ports) =
             kernel::journey_flows(report.invariants.iter().filter_map(|i| i.journey.as_ref()));
-        // The oracle cannot open marked sockets or use interfaces beyond eth0 yet.
+        // What the oracle cannot open yet: other interfaces, foreign sources (kernel::unsupported).
         flows.retain(|f| {
-            let ok = f.mark == 0 && f.iface.is_none();
+            let ok = kernel::unsupported(f).is_none();
             if !ok {
                 cannot.push(format!("{}: {f:?}", c.path.display()));
             }
@@ -330,7 +330,7 @@ fn every_witness_is_confirmed_by_the_kernel() {
     }
     if !cannot.is_empty() {
         println!(
-            "{} witness hops not run in the kernel (socket marks and virtual interfaces are not supported by the oracle yet):\n{}",
+            "{} witness hops not run in the kernel (other interfaces and foreign sources are not supported by the oracle yet):\n{}",
             cannot.len(),
             cannot.join("\n")
         );

@@ -468,3 +468,52 @@ fn oracle_regression_cases() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The ambient profile in the kernel: journeys whose re-connections carry ztunnel's mark 0x539
+/// (opened as root with SO_MARK and the proxy's filesystem uid/gid) agree with the model on our
+/// ambient ruleset; and with a kernel whose outbound REDIRECT exempts 0x538 instead, exactly
+/// the marked flows to remote addresses disagree, so the mark does reach netfilter.
+#[test]
+fn ambient_marks_reach_the_kernel() {
+    if let Some(why) = unavailable() {
+        println!("skipping the kernel oracle: {why}");
+        return;
+    }
+    let text = regression_case("ambient-inpod");
+    let rs = parse("ambient-inpod", text.as_bytes()).unwrap().ruleset;
+    let profile = Profile::from_toml(
+        "base = \"ambient\"\ndns_capture_port = 15053\nvirtual_interfaces = [\"vnet0\"]\n",
+    )
+    .unwrap();
+    let mut s = Simulator::new(&rs, Pod::new(&kernel::POD_IPS), profile);
+    let (mut ports, f) = flows(&mut s, 300, 11);
+    ports.extend(f.iter().map(|c| c.dport));
+    ports.sort_unstable();
+    ports.dedup();
+    let marked = f
+        .iter()
+        .filter(|c| c.mark != 0 && kernel::unsupported(c).is_none())
+        .count();
+    assert!(marked >= 5, "only {marked} marked flows to run");
+    let mut tp =
+        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
+    let r = kernel::run(&mut tp, &s, &f, 50).unwrap();
+    assert!(r.disagreements.is_empty(), "{}", report(&r));
+    assert!(r.compared >= 250, "{} compared", r.compared);
+
+    let other = text.replace(
+        "-p tcp -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15001",
+        "-p tcp -m mark ! --mark 0x538/0xfff -j REDIRECT --to-ports 15001",
+    );
+    assert_ne!(other, text);
+    let other = parse("ambient-0x538", other.as_bytes()).unwrap().ruleset;
+    let r = kernel::run_with(&mut tp, &s, &other, &f, 50).unwrap();
+    assert!(!r.disagreements.is_empty(), "the kernel ignored the marks");
+    assert!(
+        r.disagreements
+            .iter()
+            .all(|d| d.flow.mark == 0x539 && !d.flow.dst.is_loopback()),
+        "{}",
+        report(&r)
+    );
+}

@@ -172,17 +172,28 @@ pub fn agent(ports: &[u16]) -> u8 {
             }
             _ => {}
         }
-        let [_, id, proto, uid, gid, src, sport, dst, dport] = f.as_slice() else {
-            continue;
+        let (id, proto, uid, gid, src, sport, dst, dport, mark) = match f.as_slice() {
+            [_, id, proto, uid, gid, src, sport, dst, dport] => {
+                (id, proto, uid, gid, src, sport, dst, dport, "0")
+            }
+            [_, id, proto, uid, gid, src, sport, dst, dport, mark] => {
+                (id, proto, uid, gid, src, sport, dst, dport, *mark)
+            }
+            _ => continue,
         };
-        let (Ok(uid), Ok(gid)) = (uid.parse::<u32>(), gid.parse::<u32>()) else {
+        let (Ok(uid), Ok(gid), Ok(mark)) =
+            (uid.parse::<u32>(), gid.parse::<u32>(), mark.parse::<u32>())
+        else {
             say(&out, &format!("done {id} 2"));
             continue;
         };
         let args = [*id, *proto, *src, *sport, *dst, *dport];
-        let code = pool
-            .run(&exe, uid, gid, &args)
-            .unwrap_or_else(|| run_process(&exe, uid, gid, &args));
+        let code = if mark == 0 {
+            pool.run(&exe, uid, gid, &args)
+                .unwrap_or_else(|| run_process(&exe, uid, gid, &args))
+        } else {
+            run_marked(&exe, uid, gid, mark, &args)
+        };
         say(&out, &format!("done {id} {code}"));
     }
     0
@@ -201,6 +212,51 @@ fn run_process(exe: &std::path::Path, uid: u32, gid: u32, args: &[&str; 6]) -> i
         .stderr(Stdio::null())
         .status();
     status.ok().and_then(|s| s.code()).unwrap_or(3)
+}
+
+/// Runs one flow whose socket carries `mark` (SO_MARK): a `__connect` process that stays root, so
+/// that it may set the mark, and opens its socket with filesystem uid and gid `uid`/`gid` (and
+/// no supplementary groups), which is what `-m owner` reads (the socket file's fsuid/fsgid).
+fn run_marked(exe: &std::path::Path, uid: u32, gid: u32, mark: u32, args: &[&str; 6]) -> i32 {
+    let status = Command::new(exe)
+        .arg("__connect")
+        .args(args)
+        .args(["--fsuid", &uid.to_string(), "--fsgid", &gid.to_string()])
+        .args(["--mark", &mark.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    status.ok().and_then(|s| s.code()).unwrap_or(3)
+}
+
+/// How a `__connect` process opens its socket beyond its own credentials.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SocketAs {
+    /// Filesystem uid and gid to open the socket with (root keeps its capabilities).
+    pub fs_ids: Option<(u32, u32)>,
+    /// SO_MARK.
+    pub mark: u32,
+}
+
+impl SocketAs {
+    /// Takes on the filesystem ids, so that the next socket's file carries them.
+    fn enter(&self) -> std::io::Result<()> {
+        if let Some((uid, gid)) = self.fs_ids {
+            nix::unistd::setgroups(&[]).map_err(std::io::Error::from)?;
+            // setfsgid first: after setfsuid to a non-root uid the process may lose the right.
+            nix::unistd::setfsgid(nix::unistd::Gid::from_raw(gid));
+            nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
+        }
+        Ok(())
+    }
+
+    fn apply(&self, s: &socket2::Socket) -> std::io::Result<()> {
+        if self.mark != 0 {
+            s.set_mark(self.mark)?;
+        }
+        Ok(())
+    }
 }
 
 /// An agent without listeners started with one uid and gid (supplementary groups cleared, as for
@@ -313,6 +369,22 @@ impl Pool {
 /// Runs one client flow from source port `sport`; exit 0 when the other end logged it and
 /// answered.
 pub fn connect(id: &str, proto: &str, src: &str, sport: &str, dst: &str, dport: &str) -> u8 {
+    connect_as(id, proto, src, sport, dst, dport, SocketAs::default())
+}
+
+/// [`connect`] with the socket opened as `how` says.
+pub fn connect_as(
+    id: &str,
+    proto: &str,
+    src: &str,
+    sport: &str,
+    dst: &str,
+    dport: &str,
+    how: SocketAs,
+) -> u8 {
+    if how.enter().is_err() {
+        return 2;
+    }
     let (Ok(dst), Ok(dport), Ok(sport)) = (
         dst.parse::<IpAddr>(),
         dport.parse::<u16>(),
@@ -334,6 +406,7 @@ pub fn connect(id: &str, proto: &str, src: &str, sport: &str, dst: &str, dport: 
         "udp" => (|| -> std::io::Result<bool> {
             let s =
                 socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::DGRAM, None)?;
+            how.apply(&s)?;
             s.set_reuse_address(true)?;
             s.bind(&from.into())?;
             let s: UdpSocket = s.into();
@@ -347,6 +420,7 @@ pub fn connect(id: &str, proto: &str, src: &str, sport: &str, dst: &str, dport: 
                 socket2::Type::STREAM,
                 None,
             )?;
+            how.apply(&sock)?;
             sock.set_reuse_address(true)?;
             sock.bind(&from.into())?;
             sock.connect_timeout(&to.into(), FLOW_TIMEOUT)?;

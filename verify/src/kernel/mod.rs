@@ -181,6 +181,8 @@ pub struct OracleReport {
     pub compared: usize,
     /// Flows skipped because the model's hop had undecidable rules.
     pub skipped_undecided: usize,
+    /// Flows skipped because the oracle cannot open them ([`unsupported`]).
+    pub skipped_unsupported: usize,
     /// Disagreements found.
     pub disagreements: Vec<Disagreement>,
     /// Flows per second over the whole run.
@@ -226,8 +228,14 @@ const SPORT_REUSE: Duration = Duration::from_secs(130);
 /// How long a sent datagram may take to reach its listener before it counts as dropped.
 pub const UDP_WAIT: Duration = Duration::from_millis(150);
 
-/// The addresses beyond the pod that the peer answers for.
-pub const PEER_RANGES: &[&str] = &["10.96.0.0/12", "1.1.0.0/16", "9.9.0.0/16", "192.0.2.0/24"];
+/// The addresses beyond the pod that the peer answers for (169.254/16: ambient's probe address).
+pub const PEER_RANGES: &[&str] = &[
+    "10.96.0.0/12",
+    "1.1.0.0/16",
+    "9.9.0.0/16",
+    "192.0.2.0/24",
+    "169.254.0.0/16",
+];
 /// The IPv6 addresses beyond the pod that the peer answers for.
 pub const PEER_RANGES_V6: &[&str] = &["2001:db8::/32"];
 /// The pod's addresses in the oracle.
@@ -235,6 +243,28 @@ pub const POD_IPS: [IpAddr; 2] = [
     IpAddr::V4(Ipv4Addr::new(10, 1, 0, 5)),
     IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5)),
 ];
+/// Why the oracle cannot run `c` as it is, if it cannot: the peer only sends from its own
+/// address, the pod has no interface but eth0 and lo, and a socket bound to an address that is
+/// not the pod's would need IP_TRANSPARENT and the mesh's policy routes for its answers.
+pub fn unsupported(c: &Connection) -> Option<String> {
+    if let Some(i) = c.iface {
+        return Some(format!(
+            "arriving on interface {} (the pod has eth0 only)",
+            i.as_str()
+        ));
+    }
+    let peer = |a: IpAddr| a == PEER_V6 || a == IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99));
+    match c.src {
+        Some(s) if c.from_outside && !peer(s) => Some(format!(
+            "from outside from {s} (the peer sends from its own address)"
+        )),
+        Some(s) if !c.from_outside && !s.is_loopback() && !POD_IPS.contains(&s) => {
+            Some(format!("bound to {s}, an address that is not the pod's"))
+        }
+        _ => None,
+    }
+}
+
 /// The peer's IPv6 address.
 pub const PEER_V6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99));
 
@@ -516,17 +546,8 @@ impl TestPod {
 
     /// Runs one flow and reports where the kernel delivered it.
     pub fn run_flow(&mut self, c: &Connection) -> Result<Observed, OracleError> {
-        if c.mark != 0 {
-            return Err(OracleError::Unsupported(format!(
-                "a socket mark ({:#x}) on the connection",
-                c.mark
-            )));
-        }
-        if let Some(i) = c.iface {
-            return Err(OracleError::Unsupported(format!(
-                "arriving on interface {} (the pod has eth0 only)",
-                i.as_str()
-            )));
+        if let Some(why) = unsupported(c) {
+            return Err(OracleError::Unsupported(why));
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -547,8 +568,8 @@ impl TestPod {
         };
         let proto = if c.proto == 17 { "udp" } else { "tcp" };
         let line = format!(
-            "connect {id} {proto} {uid} {gid} {src} {} {} {}\n",
-            c.sport, c.dst, c.dport
+            "connect {id} {proto} {uid} {gid} {src} {} {} {} {}\n",
+            c.sport, c.dst, c.dport, c.mark
         );
         self.tell(side, &line)?;
         let mut obs = Observed {
@@ -771,6 +792,10 @@ pub fn run_with(
         // The oracle picks source ports (see `next_sport`): no flow meets the conntrack entry of
         // an earlier one, the model knows the port, and the trace events of a batch go to their
         // flows by it.
+        if unsupported(c).is_some() {
+            report.skipped_unsupported += 1;
+            continue;
+        }
         let mut c = *c;
         c.sport = tp.next_sport();
         let h = sim.hop(&c);
