@@ -655,6 +655,13 @@ fn reachability(
                     by: Vec::new(),
                     packet: None,
                 };
+                // A rule of a chain no built-in chain reaches is in no hop's encoding: it is
+                // unreachable by structure, and nothing earlier is responsible.
+                if !hop.hits.iter().any(|h| h.id == id) {
+                    res.status = RuleStatus::Unreachable;
+                    out.push(res);
+                    continue;
+                }
                 let live = of(routed_hits, |h| h.fires.clone());
                 res.status = match query(routed, &live).0 {
                     SatResult::Sat => RuleStatus::Live,
