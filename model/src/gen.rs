@@ -211,10 +211,7 @@ pub fn port_range(s: u32) -> PortRange {
 
 pub fn id(s: u32) -> IdSpec {
     if s % 7 == 0 {
-        return IdSpec::Name(pick(
-            &["java".to_string(), "ftp".into(), "nobody".into()],
-            s >> 3,
-        ));
+        return IdSpec::Name(pick(&["java", "ftp", "nobody"], s >> 3).to_string());
     }
     let lo = s >> 4;
     let hi = if s & 8 == 0 { lo } else { lo + (s & 0xffff) };
@@ -383,16 +380,15 @@ pub fn build_rule(
             }),
             12 => Some(Match::Set {
                 negated: v & 1 == 1,
-                name: pick(&["istio-inpod-probes-v4".to_string(), "s1".into()], v >> 1),
-                flags: pick(&["src".to_string(), "dst".into(), "src,dst".into()], v >> 2),
-                extra: pick(
-                    &[
-                        vec![],
-                        vec!["--return-nomatch".to_string()],
-                        vec!["!".into(), "--update-counters".into()],
-                    ],
+                name: pick(&["istio-inpod-probes-v4", "s1"], v >> 1).to_string(),
+                flags: pick(&["src", "dst", "src,dst"], v >> 2).to_string(),
+                extra: pick::<&[&str]>(
+                    &[&[], &["--return-nomatch"], &["!", "--update-counters"]],
                     v >> 4,
-                ),
+                )
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
             }),
             13 => Some(Match::Unknown {
                 name: "limit".into(),
@@ -403,7 +399,8 @@ pub fn build_rule(
         r.matches.extend(m);
     }
     // Target.
-    let later: Vec<&String> = users.iter().skip(chain_idx).collect();
+    // The user chains after this one (user chain `chain_idx - 1`): jumps go forward only.
+    let later = users.get(chain_idx..).unwrap_or(&[]);
     let t = s[10] % 24;
     r.target = match t {
         0 => None,
@@ -411,10 +408,10 @@ pub fn build_rule(
         3 => Some(Target::Drop),
         4 => Some(Target::Return),
         5..=7 if !later.is_empty() => Some(Target::Jump {
-            chain: pick(&later, s[11]).clone(),
+            chain: pick(later, s[11]),
         }),
         8 if !later.is_empty() => Some(Target::Goto {
-            chain: pick(&later, s[11]).clone(),
+            chain: pick(later, s[11]),
         }),
         9 => Some(Target::Mark(MarkMask {
             value: s[8],
@@ -553,22 +550,30 @@ pub fn packet(
     ifaces: &[&str],
 ) -> (Hook, crate::eval::Packet) {
     use crate::eval::{ConnState, IfName, Packet};
-    let v4 = [
-        "10.1.0.5",
-        "127.0.0.1",
-        "127.0.0.6",
-        "10.1.0.99",
-        "10.96.0.1",
-        "1.1.1.1",
-        "9.9.1.1",
-        "169.254.7.127",
+    // 10.1.0.5, 127.0.0.1, 127.0.0.6, 10.1.0.99, 10.96.0.1, 1.1.1.1, 9.9.1.1, 169.254.7.127
+    const V4: [Ipv4Addr; 8] = [
+        Ipv4Addr::new(10, 1, 0, 5),
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(127, 0, 0, 6),
+        Ipv4Addr::new(10, 1, 0, 99),
+        Ipv4Addr::new(10, 96, 0, 1),
+        Ipv4Addr::new(1, 1, 1, 1),
+        Ipv4Addr::new(9, 9, 1, 1),
+        Ipv4Addr::new(169, 254, 7, 127),
     ];
-    let v6 = ["fd00::5", "::1", "::6", "fd00::99", "2001:db8::1"];
-    let pool: Vec<IpAddr> = match family {
-        Family::Ipv4 => v4.iter().filter_map(|a| a.parse().ok()).collect(),
-        Family::Ipv6 => v6.iter().filter_map(|a| a.parse().ok()).collect(),
+    // fd00::5, ::1, ::6, fd00::99, 2001:db8::1
+    const V6: [Ipv6Addr; 5] = [
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5),
+        Ipv6Addr::LOCALHOST,
+        Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 6),
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99),
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+    ];
+    // Constant pools: this runs for every packet of every fuzz input.
+    let at = |i: u32| match family {
+        Family::Ipv4 => IpAddr::V4(V4[i as usize % V4.len()]),
+        Family::Ipv6 => IpAddr::V6(V6[i as usize % V6.len()]),
     };
-    let at = |i: u32| pool[i as usize % pool.len()];
     let ports = [
         15001u16, 15006, 15008, 15090, 15020, 15021, 53, 80, 22, 8080, 32000,
     ];
