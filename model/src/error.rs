@@ -135,19 +135,17 @@ impl Excerpt {
             (end.max(start + 1) + EXCERPT_MAX / 2).min(line_text.len()),
         );
         let to = to.max(from);
-        let mut text: String = line_text.get(from..to).unwrap_or("").to_string();
+        let raw = line_text.get(from..to).unwrap_or("");
         // Control characters (a NUL byte, say) would garble the terminal.
         // Each is replaced byte for byte so that the span stays put.
-        text = text
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    "?".repeat(c.len_utf8())
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect();
+        let mut text = String::with_capacity(raw.len() + 3);
+        for c in raw.chars() {
+            if c.is_control() && c != '\t' {
+                text.extend(std::iter::repeat_n('?', c.len_utf8()));
+            } else {
+                text.push(c);
+            }
+        }
         // Mark a cut-off start so the reader knows the line goes on to the left.
         let cut = if from > 0 { "..." } else { "" };
         text.insert_str(0, cut);

@@ -31,6 +31,14 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, LexError> {
     let mut start: Option<usize> = None;
     let mut quote_at: Option<usize> = None;
     let mut escaped = false;
+    // The start of the current run of ordinary characters outside quotes: copied into `buf` as
+    // one slice when the run ends (at a quote, whitespace or the end of the line).
+    let mut run: Option<usize> = None;
+    let flush = |buf: &mut String, run: &mut Option<usize>, end: usize| {
+        if let Some(r) = run.take() {
+            buf.push_str(line.get(r..end).unwrap_or_default());
+        }
+    };
     for (i, c) in line.char_indices() {
         if let Some(_q) = quote_at {
             if escaped {
@@ -53,10 +61,12 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, LexError> {
         }
         match c {
             '"' => {
+                flush(&mut buf, &mut run, i);
                 quote_at = Some(i);
                 start.get_or_insert(i);
             }
             ' ' | '\t' | '\n' | '\r' => {
+                flush(&mut buf, &mut run, i);
                 if let Some(s) = start.take() {
                     out.push(Token {
                         text: std::mem::take(&mut buf),
@@ -67,7 +77,7 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, LexError> {
             }
             _ => {
                 start.get_or_insert(i);
-                buf.push(c);
+                run.get_or_insert(i);
             }
         }
     }
@@ -77,6 +87,7 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, LexError> {
             message: "unterminated quoted string".into(),
         });
     }
+    flush(&mut buf, &mut run, line.len());
     if let Some(s) = start {
         out.push(Token {
             text: buf,
