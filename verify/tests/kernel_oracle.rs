@@ -470,8 +470,8 @@ fn oracle_regression_cases() {
 }
 
 /// The ambient profile in the kernel: journeys whose re-connections carry ztunnel's mark 0x539
-/// (opened as root with SO_MARK and the proxy's filesystem uid/gid) agree with the model on our
-/// ambient ruleset; and with a kernel whose outbound REDIRECT exempts 0x538 instead, exactly
+/// (opened as root with SO_MARK and the proxy's filesystem uid/gid; inbound ones transparently
+/// from the client's address) agree with the model on our ambient ruleset; and with a kernel whose outbound REDIRECT exempts 0x538 instead, exactly
 /// the marked flows to remote addresses disagree, so the mark does reach netfilter.
 #[test]
 fn ambient_marks_reach_the_kernel() {
@@ -495,6 +495,17 @@ fn ambient_marks_reach_the_kernel() {
         .filter(|c| c.mark != 0 && kernel::unsupported(c).is_none())
         .count();
     assert!(marked >= 5, "only {marked} marked flows to run");
+    // ztunnel's inbound re-connections from the client's own address (transparent, answered
+    // through the 0x111 connection mark's policy route) among them.
+    let transparent = f
+        .iter()
+        .filter(|c| {
+            c.mark != 0
+                && c.src
+                    .is_some_and(|s| !kernel::POD_IPS.contains(&s) && !s.is_loopback())
+        })
+        .count();
+    assert!(transparent >= 1, "no client-address re-connection to run");
     let mut tp =
         TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
     let r = kernel::run(&mut tp, &s, &f, 50).unwrap();

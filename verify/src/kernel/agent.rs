@@ -254,6 +254,9 @@ impl SocketAs {
     fn apply(&self, s: &socket2::Socket) -> std::io::Result<()> {
         if self.mark != 0 {
             s.set_mark(self.mark)?;
+            // The proxy binds its client's address for inbound re-connections (ztunnel).
+            nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::IpTransparent, &true)
+                .map_err(std::io::Error::from)?;
         }
         Ok(())
     }

@@ -243,9 +243,10 @@ pub const POD_IPS: [IpAddr; 2] = [
     IpAddr::V4(Ipv4Addr::new(10, 1, 0, 5)),
     IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5)),
 ];
-/// Why the oracle cannot run `c` as it is, if it cannot: the peer only sends from its own
-/// address, the pod has no interface but eth0 and lo, and a socket bound to an address that is
-/// not the pod's would need IP_TRANSPARENT and the mesh's policy routes for its answers.
+/// Why the oracle cannot run `c` as it is, if it cannot: the pod has no interface but eth0 and
+/// lo; the peer sends only from addresses it has (its own and the ranges it answers for); and
+/// only a marked (proxy) socket binds an address that is not the pod's, transparently, its
+/// answers routed back by the policy route of the ruleset's connection mark.
 pub fn unsupported(c: &Connection) -> Option<String> {
     if let Some(i) = c.iface {
         return Some(format!(
@@ -253,16 +254,35 @@ pub fn unsupported(c: &Connection) -> Option<String> {
             i.as_str()
         ));
     }
-    let peer = |a: IpAddr| a == PEER_V6 || a == IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99));
     match c.src {
-        Some(s) if c.from_outside && !peer(s) => Some(format!(
-            "from outside from {s} (the peer sends from its own address)"
+        Some(s) if c.from_outside && !peer_owns(s) => Some(format!(
+            "from outside from {s}, an address the peer does not have"
         )),
-        Some(s) if !c.from_outside && !s.is_loopback() && !POD_IPS.contains(&s) => {
-            Some(format!("bound to {s}, an address that is not the pod's"))
-        }
+        // A marked (proxy) socket binds it transparently, as ztunnel does.
+        Some(s) if !c.from_outside && c.mark == 0 && !pod_owns(s) => Some(format!(
+            "bound to {s}, an address that is not the pod's, without a proxy mark"
+        )),
         _ => None,
     }
+}
+
+/// Whether the oracle's peer has address `a`: its own, or one of the ranges it answers for.
+fn peer_owns(a: IpAddr) -> bool {
+    a == PEER_V6
+        || a == IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99))
+        || PEER_RANGES
+            .iter()
+            .chain(PEER_RANGES_V6)
+            .filter_map(|r| r.parse::<ipnet::IpNet>().ok())
+            .any(|n| n.contains(&a))
+}
+
+/// Whether the oracle's pod has address `a`: loopback, a pod IP, or ::6 (the IPv6 passthrough
+/// source, which it puts on lo).
+fn pod_owns(a: IpAddr) -> bool {
+    a.is_loopback()
+        || POD_IPS.contains(&a)
+        || a == IpAddr::V6(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 6))
 }
 
 /// The peer's IPv6 address.
@@ -561,10 +581,17 @@ impl TestPod {
         } else {
             (c.uid, c.gid)
         };
-        let src = if c.from_outside {
-            "-".to_string()
-        } else {
-            c.src.map_or("-".into(), |s| s.to_string())
+        // From outside, the peer binds the flow's source when it is not its own main address (a
+        // range it answers for, such as ambient's probe address).
+        let src = match c.src {
+            Some(s)
+                if c.from_outside
+                    && (s == PEER_V6 || s == IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99))) =>
+            {
+                "-".to_string()
+            }
+            Some(s) => s.to_string(),
+            None => "-".to_string(),
         };
         let proto = if c.proto == 17 { "udp" } else { "tcp" };
         let line = format!(
@@ -683,13 +710,21 @@ fn model_delivery(h: &HopReport) -> Option<(Side, u16)> {
 
 /// The marks TPROXY rules of `family` set, as `ip rule` writes them (`VALUE/MASK`).
 fn tproxy_marks(rs: &Ruleset, family: Family) -> Vec<String> {
-    let mut v: Vec<String> = rs
-        .tables(family)
-        .iter()
-        .flat_map(|t| &t.chains)
-        .flat_map(|c| &c.rules)
+    let rules = || {
+        rs.tables(family)
+            .iter()
+            .flat_map(|t| &t.chains)
+            .flat_map(|c| &c.rules)
+    };
+    // Ambient's pattern: a connection mark set for the proxy's transparent connections and
+    // restored onto their answers, which its node setup routes back to lo like TPROXY's.
+    let restores = rules().any(|r| matches!(r.target, Some(Target::ConnmarkRestore { .. })));
+    let mut v: Vec<String> = rules()
         .filter_map(|r| match &r.target {
             Some(Target::Tproxy { mark, .. }) if mark.mask != 0 => {
+                Some(format!("0x{:x}/0x{:x}", mark.value, mark.mask))
+            }
+            Some(Target::ConnmarkSet(mark)) if restores && mark.mask != 0 => {
                 Some(format!("0x{:x}/0x{:x}", mark.value, mark.mask))
             }
             _ => None,
