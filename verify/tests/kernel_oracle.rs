@@ -332,12 +332,33 @@ fn corpus_rulesets_agree_with_the_kernel() {
         TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
     let (mut ran, mut skipped, mut failures) = (0, Vec::new(), Vec::new());
     let mut total = 0;
+    // Each configuration with the profile its flags imply (ambient's marks and transparent
+    // re-connections included), as `corpus/istio-profiles.toml` gives it.
+    let profiles: toml::Table = toml::from_str(
+        &std::fs::read_to_string(
+            sidecar_verify::corpus::workspace().join("corpus/istio-profiles.toml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let profile_of = |file: &str| {
+        let key = file
+            .strip_prefix("history/")
+            .and_then(|r| r.split_once('/'))
+            .map_or(file, |(_, k)| k);
+        profiles
+            .get(key)
+            .and_then(|e| e.get("profile"))
+            .map_or_else(Profile::istio, |p| {
+                Profile::from_toml(&toml::to_string(p).unwrap()).unwrap()
+            })
+    };
     for (file, _) in istio_iptables_files(&dir) {
         let file = file.as_str();
         let Ok(p) = parse(file, &std::fs::read(dir.join(file)).unwrap()) else {
             continue;
         };
-        let mut s = sim(&p.ruleset);
+        let mut s = Simulator::new(&p.ruleset, Pod::new(&kernel::POD_IPS), profile_of(file));
         let mut rng = SplitMix::new(ran as u64 + 100);
         let mut f = scenario_flows(&mut s);
         f.extend(random_flows(&s, &ports, per, &mut rng));
