@@ -69,29 +69,12 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
         .primary(sidecar_model::Family::Ipv4)
         .unwrap_or(ip("10.1.0.5"));
     let remote = pf.remote_peer;
-    let app = |dst: IpAddr, dport: u16, uid: u32, gid: u32| Connection {
-        proto: 6,
-        src: None,
-        dst,
-        sport: 40000,
-        dport,
-        uid,
-        gid,
-        from_outside: false,
-        mark: 0,
-        iface: None,
-    };
+    let app =
+        |dst: IpAddr, dport: u16, uid: u32, gid: u32| Connection::tcp(dst, 40000, dport, uid, gid);
     let outside = |dport: u16| Connection {
-        proto: 6,
         src: Some(remote),
-        dst: pod_ip,
-        sport: 40000,
-        dport,
-        uid: 0,
-        gid: 0,
         from_outside: true,
-        mark: 0,
-        iface: None,
+        ..Connection::tcp(pod_ip, 40000, dport, 0, 0)
     };
     let hop = |rule: Option<u32>, arrives: ClaimedArrival| ClaimedHop {
         istio_output_rule: rule,

@@ -1029,14 +1029,7 @@ pub fn random_flows(
         out.push(Connection {
             proto,
             src,
-            dst,
-            sport: 40000,
-            dport,
-            uid,
-            gid,
-            from_outside: false,
-            mark: 0,
-            iface: None,
+            ..Connection::tcp(dst, 40000, dport, uid, gid)
         });
     }
     out
