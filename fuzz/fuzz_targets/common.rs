@@ -1,8 +1,16 @@
 //! Shared by the targets: a packet from the fuzzer's numbers (`sidecar_model::gen::packet`).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use sidecar_model::eval::Packet;
 use sidecar_model::gen::Numbers;
 use sidecar_model::{Family, Hook};
+
+/// The pod's addresses, 10.1.0.5 and fd00::5 (constants: parsing them per input costs time).
+pub const POD_IPS: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::new(10, 1, 0, 5)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5)),
+];
 
 /// Every hook, for the evaluator (the smt target enters only where connections start).
 #[allow(dead_code)]

@@ -23,11 +23,7 @@ fuzz_target!(|data: &[u8]| {
         ipv6: true,
     };
     let rs = ruleset_from_bytes(&mut n, &sizes);
-    let sim = Simulator::new(
-        &rs,
-        Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]),
-        Profile::istio(),
-    );
+    let sim = Simulator::new(&rs, Pod::new(&common::POD_IPS), Profile::istio());
     let engine = sim.engine();
     let mut scratch = Scratch::default();
     for k in 0..4 {

@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let names: Vec<&str> = ifaces.names.iter().skip(1).map(String::as_str).collect();
     let (entry, p) = common::packet(&mut n, fam, &common::ENTRIES, &names);
-    let pod = Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]);
+    let pod = Pod::new(&common::POD_IPS);
     if let Err(e) = hop_agrees(&rs, &pod, &Profile::istio(), fam, entry, p) {
         panic!("{e}");
     }
