@@ -180,8 +180,9 @@ impl Profile {
     /// Istio ambient's in-pod redirection (ztunnel): the proxy is whoever marks its packets
     /// 0x539/0xfff, listens on 15001 (outbound), 15006 (inbound, re-connecting from the client's
     /// own address), 15008 (HBONE) and 15053 (DNS); every inbound port but 15008 is captured,
-    /// except from the node's probe addresses (169.254.7.127, e9ac:…:3164), which outbound connections also
-    /// leave alone. DNS capture is off here; profiles that capture it set `dns_capture_port`.
+    /// except from the node's probe addresses (169.254.7.127, e9ac:…:3164), which outbound
+    /// connections also leave alone. DNS capture is off here; profiles that capture it set
+    /// `dns_capture_port`.
     pub fn ambient() -> Profile {
         // Istio's ambient probe SNAT addresses (cni/pkg/iptables: ProbeIP, ProbeIPv6).
         let probes: Vec<ipnet::IpNet> = [
@@ -204,14 +205,6 @@ impl Profile {
             proxy_mark_mask: 0xfff,
             inbound_source: InboundSource::Original,
             ..Profile::istio()
-        }
-    }
-
-    /// Whether a connection opened by `uid`/`gid` with `mark` is the proxy's.
-    pub fn is_proxy(&self, uid: u32, gid: u32, mark: u32) -> bool {
-        match self.proxy_mark {
-            Some(m) => mark & self.proxy_mark_mask == m & self.proxy_mark_mask,
-            None => self.all_proxy_uids().contains(&uid) || self.all_proxy_gids().contains(&gid),
         }
     }
 
@@ -366,7 +359,8 @@ pub struct Connection {
     pub uid: u32,
     /// The opening process's gid.
     pub gid: u32,
-    /// The first packet arrives on eth0 from a remote peer instead of being generated here.
+    /// The first packet arrives from a remote peer (on eth0, or `iface`) instead of being
+    /// generated here.
     pub from_outside: bool,
     /// The socket's mark (SO_MARK) of a connection generated here; 0 for none.
     #[serde(default)]
