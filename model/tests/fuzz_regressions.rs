@@ -19,6 +19,10 @@ const CASES: &[(&str, &str)] = &[
         "module-name-with-space.bin",
         "a quoted match name with a trailing space was kept, and printed unquoted it lost the space",
     ),
+    (
+        "unknown-module-trailing-bang.bin",
+        "a `!` ending the rule was taken into an unknown module's verbatim arguments; the print puts `-j` after them, and `! -j` does not parse (now: `!` at the end of the rule negates nothing)",
+    ),
 ];
 
 #[test]

@@ -611,7 +611,9 @@ fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) -> Vec<String> {
         if stops(&n.text) {
             break;
         }
-        if n.text == "!" && a.toks.get(a.pos + 1).is_some_and(|x| stops(&x.text)) {
+        // A `!` belongs to what follows it: the next option, or nothing (an error the caller
+        // reports), never to the verbatim arguments, whose print would put it before `-j`.
+        if n.text == "!" && a.toks.get(a.pos + 1).is_none_or(|x| stops(&x.text)) {
             break;
         }
         args.push(n.text.clone());
