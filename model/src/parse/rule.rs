@@ -324,6 +324,14 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
             None
         }
     });
+    // Every module the rule loads, wherever it stands (see `owned_options`).
+    let modules: Vec<&str> = toks
+        .windows(2)
+        .filter_map(|w| match w {
+            [m, name] if matches!(m.text.as_str(), "-m" | "--match") => Some(name.text.as_str()),
+            _ => None,
+        })
+        .collect();
     // The first address list with more than one entry, for the error about `!`.
     let mut addr_tok: Option<&Token> = None;
 
@@ -442,7 +450,7 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                         // An unknown module: its arguments run up to the next generic option
                         // or option that a match already loaded (or `-p tcp`'s implicit match)
                         // owns.
-                        let owned = owned_options(&matches, final_proto);
+                        let owned = owned_options(&matches, &modules, final_proto);
                         let from = a.pos;
                         let args = collect_verbatim(&mut a, &owned);
                         check_verbatim_family(
@@ -484,7 +492,7 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                 let goto = matches!(opt, "-g" | "--goto");
                 rule.origin.start = u32::try_from(v.start).unwrap_or(u32::MAX);
                 rule.origin.end = u32::try_from(v.end).unwrap_or(u32::MAX);
-                let owned = owned_options(&matches, final_proto);
+                let owned = owned_options(&matches, &modules, final_proto);
                 target = Some(start_target(ctx, v, goto, &mut a, &owned)?);
             }
             _ if opt.starts_with('-') && opt.len() > 1 => {
@@ -542,14 +550,25 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
     Ok(out)
 }
 
-/// The options that loaded known matches own, and those of the implicit match of `-p tcp`/`-p udp`.
+/// The options that known matches own (loaded so far, or named anywhere in the rule), and those
+/// of the implicit match of `-p tcp`/`-p udp`.
 ///
 /// The protocol is the rule's final `-p`, not the one seen so far: the canonical print puts `-p`
 /// first, and the split of arguments must come out the same when the print is read back.
-fn owned_options(matches: &[MatchB], final_proto: Option<Protocol>) -> Vec<&'static str> {
+fn owned_options(
+    matches: &[MatchB],
+    modules: &[&str],
+    final_proto: Option<Protocol>,
+) -> Vec<&'static str> {
     let mut v: Vec<&'static str> = Vec::new();
     for mb in matches {
         v.extend_from_slice(module_options(&mb.name));
+    }
+    // Modules loaded later in the rule own their options too: the print puts every match
+    // before the target, so an option a later module knows must not become an earlier verbatim
+    // extension's argument (iptables itself refuses an option before its module is loaded).
+    for m in modules {
+        v.extend_from_slice(module_options(m));
     }
     match final_proto {
         Some(Protocol::TCP) => v.extend_from_slice(module_options("tcp")),
