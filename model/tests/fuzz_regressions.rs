@@ -24,6 +24,10 @@ const CASES: &[(&str, &str)] = &[
         "a `!` ending the rule was taken into an unknown module's verbatim arguments; the print puts `-j` after them, and `! -j` does not parse (now: `!` at the end of the rule negates nothing)",
     ),
     (
+        "unknown-module-bang-bang.bin",
+        "after the trailing-`!` fix, `-m tcpN I ISTUT ! ! -f` still took the first `!` into the unknown module's arguments (it was followed by a `!`, not an option), so the print ended the rule with `!` (now: a `!` followed by `!` ends the arguments, and `!` given twice is refused)",
+    ),
+    (
         "option-of-a-later-module.bin",
         "an unknown target's verbatim arguments took `--gid-owner` because `-m owner` came later in the rule; the print puts every match first, so owner took it back (now: options of modules loaded anywhere in the rule end verbatim arguments, and an option before its module is refused, as iptables refuses it)",
     ),

@@ -630,9 +630,15 @@ fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) -> Vec<String> {
         if stops(&n.text) {
             break;
         }
-        // A `!` belongs to what follows it: the next option, or nothing (an error the caller
-        // reports), never to the verbatim arguments, whose print would put it before `-j`.
-        if n.text == "!" && a.toks.get(a.pos + 1).is_none_or(|x| stops(&x.text)) {
+        // A `!` belongs to what follows it: the next option, another `!`, or nothing (errors
+        // the caller reports), never to the verbatim arguments, whose print would put it before
+        // whatever comes next (`-j`, or the end of the rule).
+        if n.text == "!"
+            && a
+                .toks
+                .get(a.pos + 1)
+                .is_none_or(|x| stops(&x.text) || x.text == "!")
+        {
             break;
         }
         args.push(n.text.clone());
