@@ -634,8 +634,7 @@ fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) -> Vec<String> {
         // the caller reports), never to the verbatim arguments, whose print would put it before
         // whatever comes next (`-j`, or the end of the rule).
         if n.text == "!"
-            && a
-                .toks
+            && a.toks
                 .get(a.pos + 1)
                 .is_none_or(|x| stops(&x.text) || x.text == "!")
         {
