@@ -239,6 +239,9 @@ impl Id {
             Id::ProxyNotRecaptured => format!(
                 "no connection opened by the proxy ({who}) is redirected to the outbound port {out}"
             ),
+            Id::MetricsBypass if p.metrics_ports.is_empty() => {
+                "the profile promises no metrics or health port (metrics_ports is empty): nothing to bypass".into()
+            }
             Id::MetricsBypass => format!(
                 "no inbound connection to {} is redirected; it reaches that port untouched",
                 list(&p.metrics_ports)
