@@ -852,33 +852,45 @@ pub fn check(
     })
 }
 
-/// The replay command for a witness: `sidecar-verify trace …` with the same connection.
-pub fn replay_command(rules: &str, pod: &Pod, w: &Witness) -> String {
-    let mut s = format!("sidecar-verify trace {rules}");
+/// The `sidecar-verify` arguments that replay a witness: `trace RULES …` with the same
+/// connection (and the pod's addresses when they are not the default).
+pub fn replay_args(rules: &str, pod: &Pod, w: &Witness) -> Vec<String> {
+    let mut opts: Vec<(&str, String)> = Vec::new();
     if w.from_outside {
-        s.push_str(" --from-outside");
         if w.iface != sidecar_model::pod::ETH0 && !w.iface.is_empty() {
-            s.push_str(&format!(" --iface {}", w.iface));
+            opts.push(("--iface", w.iface.clone()));
         }
     } else {
-        s.push_str(&format!(" --uid {} --gid {}", w.uid, w.gid));
+        opts.push(("--uid", w.uid.to_string()));
+        opts.push(("--gid", w.gid.to_string()));
         if w.mark != 0 {
-            s.push_str(&format!(" --mark {:#x}", w.mark));
+            opts.push(("--mark", format!("{:#x}", w.mark)));
         }
     }
-    s.push_str(&format!(
-        " --src {} --sport {} --dst {} --dport {}",
-        w.src, w.sport, w.dst, w.dport
-    ));
+    opts.push(("--src", w.src.to_string()));
+    opts.push(("--sport", w.sport.to_string()));
+    opts.push(("--dst", w.dst.to_string()));
+    opts.push(("--dport", w.dport.to_string()));
     if w.proto != "tcp" {
-        s.push_str(&format!(" --proto {}", w.proto));
+        opts.push(("--proto", w.proto.clone()));
     }
     if pod.ips != Pod::default().ips {
-        for ip in &pod.ips {
-            s.push_str(&format!(" --pod-ip {ip}"));
-        }
+        opts.extend(pod.ips.iter().map(|ip| ("--pod-ip", ip.to_string())));
     }
-    s
+    let mut a = vec!["trace".to_string(), rules.to_string()];
+    if w.from_outside {
+        a.push("--from-outside".into());
+    }
+    for (name, value) in opts {
+        a.push(name.to_string());
+        a.push(value);
+    }
+    a
+}
+
+/// The replay command for a witness: `sidecar-verify trace …` ([`replay_args`]).
+pub fn replay_command(rules: &str, pod: &Pod, w: &Witness) -> String {
+    format!("sidecar-verify {}", replay_args(rules, pod, w).join(" "))
 }
 
 fn witness_text(w: &Witness) -> String {

@@ -27,7 +27,7 @@ use std::process::Command;
 
 use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
 use sidecar_model::{parse, print_ruleset, Ruleset, DEFAULT_RULESET};
-use sidecar_verify::check::{check, text, Options, Report, RuleStatus, Status};
+use sidecar_verify::check::{check, replay_args, text, Options, Report, RuleStatus, Status};
 use sidecar_verify::corpus::workspace;
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -204,49 +204,16 @@ fn classic_reachability_finds_the_dead_and_the_unroutable_rules() {
     }
 }
 
-/// `trace` arguments replaying `w` in case `c` (its profile, when it has one, from the TOML
-/// beside the ruleset, written to `profile_file`).
+/// `trace --json` arguments replaying `w` in case `c`: the replay command `check` prints
+/// ([`replay_args`]), with the case's profile, when it has one, from the TOML beside the ruleset
+/// (written to `profile_file`).
 fn trace_args(c: &Case, profile_file: &Path, w: &sidecar_verify::check::Witness) -> Vec<String> {
-    let mut a = vec![
-        "trace".to_string(),
-        c.path.display().to_string(),
-        "--json".into(),
-    ];
+    let mut a = replay_args(&c.path.display().to_string(), &c.pod, w);
+    a.push("--json".into());
     if let Some(p) = &c.expect.profile {
         std::fs::write(profile_file, toml::to_string(p).unwrap()).unwrap();
         a.extend(["--profile".into(), profile_file.display().to_string()]);
     }
-    for ip in &c.expect.pod_ips {
-        a.extend(["--pod-ip".into(), ip.to_string()]);
-    }
-    if w.from_outside {
-        a.push("--from-outside".into());
-        if w.iface != "eth0" {
-            a.extend(["--iface".into(), w.iface.clone()]);
-        }
-    } else {
-        a.extend([
-            "--uid".into(),
-            w.uid.to_string(),
-            "--gid".into(),
-            w.gid.to_string(),
-        ]);
-        if w.mark != 0 {
-            a.extend(["--mark".into(), w.mark.to_string()]);
-        }
-    }
-    a.extend([
-        "--src".into(),
-        w.src.to_string(),
-        "--sport".into(),
-        w.sport.to_string(),
-        "--dst".into(),
-        w.dst.to_string(),
-        "--dport".into(),
-        w.dport.to_string(),
-        "--proto".into(),
-        w.proto.clone(),
-    ]);
     a
 }
 

@@ -121,32 +121,11 @@ fn equivalent_rewrites_of_corpus_rulesets_change_nothing() {
     );
 }
 
+/// The journey `trace --json` gives for the replay command `check` and `diff` print.
 fn trace_json(rules: &Path, w: &sidecar_verify::check::Witness) -> serde_json::Value {
-    let mut a = vec![
-        "trace".to_string(),
-        rules.display().to_string(),
-        "--json".into(),
-        "--src".into(),
-        w.src.to_string(),
-        "--sport".into(),
-        w.sport.to_string(),
-        "--dst".into(),
-        w.dst.to_string(),
-        "--dport".into(),
-        w.dport.to_string(),
-        "--proto".into(),
-        w.proto.clone(),
-    ];
-    if w.from_outside {
-        a.push("--from-outside".into());
-    } else {
-        a.extend([
-            "--uid".into(),
-            w.uid.to_string(),
-            "--gid".into(),
-            w.gid.to_string(),
-        ]);
-    }
+    let mut a =
+        sidecar_verify::check::replay_args(&rules.display().to_string(), &Pod::default(), w);
+    a.push("--json".into());
     let out = Command::new(BIN).args(&a).output().unwrap();
     assert!(
         out.status.success(),
