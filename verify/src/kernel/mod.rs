@@ -269,7 +269,7 @@ pub fn unsupported(c: &Connection) -> Option<String> {
 /// Whether the oracle's peer has address `a`: its own, or one of the ranges it answers for.
 fn peer_owns(a: IpAddr) -> bool {
     a == PEER_V6
-        || a == IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99))
+        || a == PEER_V4
         || PEER_RANGES
             .iter()
             .chain(PEER_RANGES_V6)
@@ -285,6 +285,8 @@ fn pod_owns(a: IpAddr) -> bool {
         || a == IpAddr::V6(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 6))
 }
 
+/// The peer's IPv4 address.
+pub const PEER_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99));
 /// The peer's IPv6 address.
 pub const PEER_V6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99));
 
@@ -581,18 +583,9 @@ impl TestPod {
         } else {
             (c.uid, c.gid)
         };
-        // From outside, the peer binds the flow's source when it is not its own main address (a
-        // range it answers for, such as ambient's probe address).
-        let src = match c.src {
-            Some(s)
-                if c.from_outside
-                    && (s == PEER_V6 || s == IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99))) =>
-            {
-                "-".to_string()
-            }
-            Some(s) => s.to_string(),
-            None => "-".to_string(),
-        };
+        // The flow's source, bound as given (from outside: an address the peer has, see
+        // `unsupported`); `-` lets routing choose.
+        let src = c.src.map_or_else(|| "-".to_string(), |s| s.to_string());
         let proto = if c.proto == 17 { "udp" } else { "tcp" };
         let line = format!(
             "connect {id} {proto} {uid} {gid} {src} {} {} {} {}\n",
