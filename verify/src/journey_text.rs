@@ -43,16 +43,21 @@ fn verdict(v: &HopVerdict) -> String {
     }
 }
 
+/// Who opened a hop's connection: `uid U gid G`, or `from outside`.
+pub fn who(p: &sidecar_model::eval::Packet) -> String {
+    if p.has_socket {
+        format!("uid {} gid {}", p.uid, p.gid)
+    } else {
+        "from outside".into()
+    }
+}
+
 /// One hop as text.
 pub fn hop_text(rs: &Ruleset, n: usize, h: &HopReport) -> String {
     let p = &h.packet;
     let fam = p.family();
     let mut s = String::new();
-    let who = if p.has_socket {
-        format!("uid {} gid {}", p.uid, p.gid)
-    } else {
-        "from outside".into()
-    };
+    let who = who(p);
     let _ = writeln!(
         s,
         "hop {n}: {} {} -> {} ({who}), enters {}",

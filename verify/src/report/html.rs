@@ -54,15 +54,22 @@ fn witness(w: &Witness) -> String {
 /// to where it was delivered, and the outcome at the end.
 pub fn journey_svg(title: &str, j: &Journey) -> String {
     const W: usize = 460;
+    // A downward arrow from `y`, 24 high.
+    let arrow = |body: &mut String, y: &mut usize| {
+        let _ = write!(
+            body,
+            "<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"#57606a\" marker-end=\"url(#arrow)\"/>",
+            W / 2,
+            *y,
+            *y + 22
+        );
+        *y += 24;
+    };
     let mut y = 34;
     let mut body = String::new();
     for (n, h) in j.hops.iter().enumerate() {
         let p = &h.packet;
-        let who = if p.has_socket {
-            format!("uid {} gid {}", p.uid, p.gid)
-        } else {
-            "from outside".into()
-        };
+        let who = crate::journey_text::who(p);
         let lines: Vec<String> = std::iter::once(format!(
             "hop {}: {} → {} ({who})",
             n + 1,
@@ -90,13 +97,7 @@ pub fn journey_svg(title: &str, j: &Journey) -> String {
             );
         }
         y += hgt;
-        let _ = write!(
-            body,
-            "<line x1=\"{0}\" y1=\"{y}\" x2=\"{0}\" y2=\"{1}\" stroke=\"#57606a\" marker-end=\"url(#arrow)\"/>",
-            W / 2,
-            y + 22
-        );
-        y += 24;
+        arrow(&mut body, &mut y);
         let fill = if h.delivered_to == Delivery::Dropped {
             "#ffebe9"
         } else {
@@ -113,13 +114,7 @@ pub fn journey_svg(title: &str, j: &Journey) -> String {
         );
         y += 26;
         if n + 1 < j.hops.len() {
-            let _ = write!(
-                body,
-                "<line x1=\"{0}\" y1=\"{y}\" x2=\"{0}\" y2=\"{1}\" stroke=\"#57606a\" marker-end=\"url(#arrow)\"/>",
-                W / 2,
-                y + 22
-            );
-            y += 24;
+            arrow(&mut body, &mut y);
         }
     }
     y += 10;

@@ -37,11 +37,7 @@ fn mermaid_nodes(out: &mut String, id: &str, j: &Journey) {
     let mut prev: Option<String> = None;
     for (n, h) in j.hops.iter().enumerate() {
         let p = &h.packet;
-        let who = if p.has_socket {
-            format!("uid {} gid {}", p.uid, p.gid)
-        } else {
-            "from outside".into()
-        };
+        let who = crate::journey_text::who(p);
         let conn = format!(
             "{}<br/>{}",
             label(&format!(
