@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cases;
 pub mod check;
 pub mod cli;
 pub mod corpus;
