@@ -19,10 +19,6 @@ fn cases() -> Vec<Case> {
     load_all().unwrap()
 }
 
-fn exe() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_sidecar-verify"))
-}
-
 /// Runs every case in `runner`; fails with every failure.
 fn all_pass(runner: &mut dyn Runner, cases: &[Case]) -> Summary {
     let sum = run_all(runner, cases);
@@ -50,16 +46,24 @@ fn the_smt_encoding_meets_every_case() {
     assert!(sum.ran >= 15, "only {} cases ran", sum.ran);
 }
 
+/// The kernel runner for `cases`; none, after a line that says why, when the machine cannot
+/// run the oracle.
+fn kernel(cases: &[Case]) -> Option<Kernel> {
+    match Kernel::new(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), cases) {
+        Ok(k) => Some(k),
+        Err(CaseError::Unavailable(why)) => {
+            println!("skipping the kernel runner of the hop cases: {why}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[test]
 fn the_kernel_meets_every_case() {
     let cases = cases();
-    let mut k = match Kernel::new(exe(), &cases) {
-        Ok(k) => k,
-        Err(CaseError::Unavailable(why)) => {
-            println!("skipping the kernel runner of the hop cases: {why}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(mut k) = kernel(&cases) else {
+        return;
     };
     let sum = all_pass(&mut k, &cases);
     assert!(sum.ran >= 15, "only {} cases ran", sum.ran);
@@ -92,18 +96,39 @@ fn the_data_says_what_an_engine_cannot_run() {
 /// (docs/handcheck.md) are all cases, each naming its heading there.
 #[test]
 fn every_hand_checked_hop_is_a_case() {
-    let doc = std::fs::read_to_string(
-        sidecar_verify::corpus::workspace().join("docs/handcheck.md"),
-    )
-    .unwrap();
+    let doc =
+        std::fs::read_to_string(sidecar_verify::corpus::workspace().join("docs/handcheck.md"))
+            .unwrap();
     let headings: Vec<&str> = doc.lines().filter(|l| l.starts_with("== ")).collect();
     assert_eq!(headings.len(), 12);
     let cases = cases();
     for h in &headings {
         let cited = format!("docs/handcheck.md `{h}`");
-        let n = cases.iter().filter(|c| c.expected_from.contains(&cited)).count();
+        let n = cases
+            .iter()
+            .filter(|c| c.expected_from.contains(&cited))
+            .count();
         assert_eq!(n, 1, "{n} cases cite `{h}`");
     }
+}
+
+/// The format that corpus/cases/README.md shows is the one the loader reads.
+#[test]
+fn the_readme_example_loads() {
+    let readme =
+        std::fs::read_to_string(sidecar_verify::corpus::workspace().join("corpus/cases/README.md"))
+            .unwrap();
+    let example = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|r| r.split("```").next())
+        .unwrap();
+    let c = &load_one(example).unwrap()[0];
+    assert_eq!(c.connection.mark, 0x539);
+    assert_eq!(c.repeat, 50);
+    assert_eq!(c.skipped_by(Engine::Smt), Some("…"));
+    assert!(matches!(&c.after, Some(Source::Istio(_))));
+    assert_eq!(c.expected.hits.len(), 3);
 }
 
 const GOOD: &str = r#"
@@ -162,16 +187,17 @@ fn a_wrong_expectation_fails() {
         let sum = run_all(runner, &cases);
         assert_eq!(sum.failures.len(), 1);
         let f = &sum.failures[0];
-        assert!(f.contains("rule hits: expected OUTPUT: nat OUTPUT 2; got OUTPUT: nat OUTPUT 1"), "{f}");
-        assert!(f.contains("delivery: expected app 15001; got listener 15001"), "{f}");
+        assert!(
+            f.contains("rule hits: expected OUTPUT: nat OUTPUT 2; got OUTPUT: nat OUTPUT 1"),
+            "{f}"
+        );
+        assert!(
+            f.contains("delivery: expected app 15001; got listener 15001"),
+            "{f}"
+        );
     }
-    let mut k = match Kernel::new(exe(), &cases) {
-        Ok(k) => k,
-        Err(CaseError::Unavailable(why)) => {
-            println!("skipping the kernel half: {why}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(mut k) = kernel(&cases) else {
+        return;
     };
     let text = GOOD.replace("OUTPUT: nat OUTPUT 1", "OUTPUT: nat OUTPUT 2");
     let sum = run_all(&mut k, &load_one(&text).unwrap());
@@ -194,7 +220,10 @@ fn a_skip_is_explicit() {
     );
     let cases = load_one(&text).unwrap();
     let sum = run_all(&mut Smt, &cases);
-    assert_eq!((sum.ran, sum.skipped.clone()), (0, vec!["app-out: a reason".to_string()]));
+    assert_eq!(
+        (sum.ran, sum.skipped.clone()),
+        (0, vec!["app-out: a reason".to_string()])
+    );
     assert_eq!(run_all(&mut Evaluator, &cases).ran, 1);
 }
 
@@ -243,15 +272,15 @@ fn the_loader_refuses_bad_cases() {
             "ruleset `x.rules` is not `corpus:PATH`, `istio:PATH` or one of the file's `[rulesets]`",
         ),
         (
-            GOOD.replace("dst = ", "proto = \"sctp\"\ndst = "),
+            GOOD.replace("\ndst = ", "\nproto = \"sctp\"\ndst = "),
             "proto `sctp` is not `tcp` or `udp`",
         ),
         (
-            GOOD.replace("dst = ", "profile = \"linkerd\"\ndst = "),
+            GOOD.replace("\ndst = ", "\nprofile = \"linkerd\"\ndst = "),
             "unknown profile `linkerd`",
         ),
         (
-            GOOD.replace("dst = ", "iface = \"vnet0\"\ndst = "),
+            GOOD.replace("\ndst = ", "\niface = \"vnet0\"\ndst = "),
             "`iface` is the interface a connection from outside arrives on",
         ),
     ];
@@ -264,9 +293,14 @@ fn the_loader_refuses_bad_cases() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("a.toml"), GOOD).unwrap();
     std::fs::write(dir.join("b.toml"), GOOD).unwrap();
-    let e = sidecar_verify::cases::load_dir(&dir).unwrap_err().to_string();
+    let e = sidecar_verify::cases::load_dir(&dir)
+        .unwrap_err()
+        .to_string();
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(e, "b.toml: case `app-out`: the name is taken by a case of a.toml");
+    assert_eq!(
+        e,
+        "b.toml: case `app-out`: the name is taken by a case of a.toml"
+    );
 }
 
 /// Not a check: prints what the kernel does with each case, in the cases' own syntax, for
@@ -276,24 +310,19 @@ fn the_loader_refuses_bad_cases() {
 #[ignore = "a tool: prints the kernel's outcome of every case"]
 fn record_what_the_kernel_does() {
     let cases = cases();
-    let mut k = match Kernel::new(exe(), &cases) {
-        Ok(k) => k,
-        Err(e) => panic!("{e}"),
+    let Some(mut k) = kernel(&cases) else {
+        return;
     };
     for c in &cases {
         if c.skipped_by(Engine::Kernel).is_some() {
             continue;
         }
-        let Some(rs) = c.ruleset.load().unwrap() else {
+        let Some(hop) = c.load().unwrap() else {
             continue;
         };
-        let after = c.after.as_ref().and_then(|a| a.load().unwrap());
-        let runs = k.observe(c, &rs, after.as_ref()).unwrap();
+        let runs = k.observe(&hop).unwrap();
         let (_, obs, hits) = &runs.runs[0];
-        let same = runs
-            .runs
-            .iter()
-            .all(|(_, o, h)| (o, h) == (obs, hits));
+        let same = runs.runs.iter().all(|(_, o, h)| (o, h) == (obs, hits));
         println!("# {} ({} runs, all alike: {same})", c.name, runs.runs.len());
         let hits: Vec<String> = hits
             .iter()

@@ -1,6 +1,7 @@
 //! The kernel oracle: the model's per-flow rule hits and deliveries against real netfilter in a
 //! pod made of network namespaces. Runs whenever the machine can (root, iproute2, iptables,
-//! nftables); otherwise says why and passes. `.ci/run` installs what it needs.
+//! nftables); otherwise says why and passes. `.ci/run` installs what it needs. The flows it
+//! once disagreed on are hop cases (`corpus/cases/kernel-oracle.toml`, run by `tests/cases.rs`).
 
 #![allow(
     clippy::unwrap_used,
@@ -11,7 +12,7 @@
 
 use std::path::Path;
 
-use sidecar_model::pod::{Pod, Profile, Simulator};
+use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
 use sidecar_model::{parse, Ruleset, DEFAULT_RULESET};
 use sidecar_verify::cli::scenario_flows;
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
@@ -21,16 +22,43 @@ fn sim(rs: &Ruleset) -> Simulator {
     Simulator::new(rs, Pod::new(&kernel::POD_IPS), Profile::istio())
 }
 
-fn flows(
-    s: &mut Simulator,
-    n: usize,
-    seed: u64,
-) -> (Vec<u16>, Vec<sidecar_model::pod::Connection>) {
+/// Whether the oracle can run here; when not, says why in one line.
+fn kernel_here() -> bool {
+    let why = unavailable();
+    if let Some(why) = &why {
+        println!("skipping the kernel oracle: {why}");
+    }
+    why.is_none()
+}
+
+fn classic() -> Ruleset {
+    parse("classic", DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset
+}
+
+fn test_pod(ports: &[u16]) -> TestPod {
+    TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), ports).unwrap()
+}
+
+/// The scenarios' flows and `n` random ones from `seed`, and the oracle's pod listening on
+/// every port they go to.
+fn pod_and_flows(s: &mut Simulator, n: usize, seed: u64) -> (TestPod, Vec<Connection>) {
     let mut rng = SplitMix::new(seed);
-    let ports = kernel::ports(s, &mut rng);
+    let mut ports = kernel::ports(s, &mut rng);
     let mut f = scenario_flows(s);
     f.extend(random_flows(s, &ports, n, &mut rng));
-    (ports, f)
+    ports.extend(f.iter().map(|c| c.dport));
+    ports.sort_unstable();
+    ports.dedup();
+    (test_pod(&ports), f)
+}
+
+/// `rs` with the scenarios and `n` random flows from `seed`, the kernel holding `rs` too.
+fn oracle(rs: &Ruleset, n: usize, seed: u64) -> kernel::OracleReport {
+    let mut s = sim(rs);
+    let (mut tp, f) = pod_and_flows(&mut s, n, seed);
+    kernel::run(&mut tp, &s, &f, 50).unwrap()
 }
 
 fn report(r: &kernel::OracleReport) -> String {
@@ -49,18 +77,10 @@ fn report(r: &kernel::OracleReport) -> String {
 
 #[test]
 fn classic_ruleset_agrees_with_the_kernel() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel oracle: {why}");
+    if !kernel_here() {
         return;
     }
-    let rs = parse("classic", DEFAULT_RULESET.as_bytes())
-        .unwrap()
-        .ruleset;
-    let mut s = sim(&rs);
-    let (ports, f) = flows(&mut s, 1000, 7);
-    let mut tp =
-        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
-    let r = kernel::run(&mut tp, &s, &f, 50).unwrap();
+    let r = oracle(&classic(), 1000, 7);
     println!(
         "kernel oracle, classic: {} flows, {} disagreements, {:.0} flows/s",
         r.compared,
@@ -75,20 +95,14 @@ fn classic_ruleset_agrees_with_the_kernel() {
 /// 127.0.0.6 passthrough rule, the model keeps it.
 #[test]
 fn the_oracle_notices_a_different_ruleset() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel oracle: {why}");
+    if !kernel_here() {
         return;
     }
-    let rs = parse("classic", DEFAULT_RULESET.as_bytes())
-        .unwrap()
-        .ruleset;
     let broken_text =
         DEFAULT_RULESET.replace("-A ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN\n", "");
     let broken = parse("broken", broken_text.as_bytes()).unwrap().ruleset;
-    let mut s = sim(&rs);
-    let (ports, f) = flows(&mut s, 200, 3);
-    let mut tp =
-        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
+    let mut s = sim(&classic());
+    let (mut tp, f) = pod_and_flows(&mut s, 200, 3);
     let r = kernel::run_with(&mut tp, &s, &broken, &f, 50).unwrap();
     assert!(
         !r.disagreements.is_empty(),
@@ -110,23 +124,17 @@ fn the_oracle_notices_a_different_ruleset() {
 /// disagrees on every IPv4 TCP flow and on no other, and the kernel's side names the rule and its hook.
 #[test]
 fn the_oracle_notices_an_extra_hit_outside_nat() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel oracle: {why}");
+    if !kernel_here() {
         return;
     }
-    let rs = parse("classic", DEFAULT_RULESET.as_bytes())
-        .unwrap()
-        .ruleset;
     let extra = format!(
         "{DEFAULT_RULESET}*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp\nCOMMIT\n\
          *filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p tcp\nCOMMIT\n"
     );
     let kernel_rs = parse("extra", extra.as_bytes()).unwrap().ruleset;
-    let mut s = sim(&rs);
-    let (ports, f) = flows(&mut s, 200, 3);
+    let mut s = sim(&classic());
+    let (mut tp, f) = pod_and_flows(&mut s, 200, 3);
     let tcp = f.iter().filter(|c| c.proto == 6 && c.dst.is_ipv4()).count();
-    let mut tp =
-        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
     let r = kernel::run_with(&mut tp, &s, &kernel_rs, &f, 50).unwrap();
     let hits: Vec<_> = r
         .disagreements
@@ -250,55 +258,24 @@ fn all_tables(v4: &str) -> String {
 
 #[test]
 fn every_table_both_families_agrees_with_the_kernel() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel oracle: {why}");
+    if !kernel_here() {
         return;
     }
-    let r = disagreements_over("all-tables", &all_tables(ALL_TABLES), 300);
+    let rs = parse("all-tables", all_tables(ALL_TABLES).as_bytes())
+        .unwrap()
+        .ruleset;
+    let r = oracle(&rs, 300, 4);
     assert!(r.compared >= 300);
     assert!(r.disagreements.is_empty(), "{}", report(&r));
 }
 
-/// Runs `text` with the scenarios and `n` random flows; the disagreements.
-fn disagreements_over(name: &str, text: &str, n: usize) -> kernel::OracleReport {
-    let rs = parse(name, text.as_bytes()).unwrap().ruleset;
-    let mut s = sim(&rs);
-    let (ports, f) = flows(&mut s, n, 4);
-    let mut tp =
-        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
-    kernel::run(&mut tp, &s, &f, 50).unwrap()
-}
-
-/// A model bug this oracle found, fixed in `model/src/eval.rs` (`hook_tables`): iptables-nft
-/// registers the security table's INPUT chain at priority 150 (iptables-legacy: 50), after nat
-/// INPUT (100); the model ran security INPUT first, so a connection from outside that hits a rule
-/// in both was predicted `security INPUT 1, nat INPUT 1` where the kernel traces the other order.
-#[test]
-fn security_input_runs_after_nat_input() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel oracle: {why}");
-        return;
-    }
-    let r = disagreements_over("security-nat", &regression_case("security-after-nat"), 50);
-    assert!(r.disagreements.is_empty(), "{}", report(&r));
-}
-
-/// A model bug this oracle found, fixed in `model/src/eval.rs` (`conntrack_active`): connection
-/// tracking runs in a network namespace only while some rule needs it (a NAT target, `-m
-/// conntrack`, `-m state`, CONNMARK, CT, …); without it the nat table's chains never see a
-/// packet. The model consulted nat for every first packet and predicted `nat OUTPUT 1` here
-/// where the kernel hits nothing.
-#[test]
-fn nat_without_conntrack_is_not_consulted() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel oracle: {why}");
-        return;
-    }
-    let r = disagreements_over(
-        "nat-without-conntrack",
-        &regression_case("nat-without-conntrack"),
-        50,
-    );
+/// A regression ruleset kept in `corpus/rulesets/` with the scenarios and 50 random flows: no
+/// disagreement.
+fn regression_agrees(name: &str) {
+    let rs = parse(name, regression_case(name).as_bytes())
+        .unwrap()
+        .ruleset;
+    let r = oracle(&rs, 50, 4);
     assert!(r.disagreements.is_empty(), "{}", report(&r));
 }
 
@@ -308,11 +285,33 @@ fn regression_case(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A model bug this oracle found, fixed in `model/src/eval.rs` (`hook_tables`): iptables-nft
+/// registers the security table's INPUT chain at priority 150 (iptables-legacy: 50), after nat
+/// INPUT (100); the model ran security INPUT first, so a connection from outside that hits a rule
+/// in both was predicted `security INPUT 1, nat INPUT 1` where the kernel traces the other order.
+#[test]
+fn security_input_runs_after_nat_input() {
+    if kernel_here() {
+        regression_agrees("security-after-nat");
+    }
+}
+
+/// A model bug this oracle found, fixed in `model/src/eval.rs` (`conntrack_active`): connection
+/// tracking runs in a network namespace only while some rule needs it (a NAT target, `-m
+/// conntrack`, `-m state`, CONNMARK, CT, …); without it the nat table's chains never see a
+/// packet. The model consulted nat for every first packet and predicted `nat OUTPUT 1` here
+/// where the kernel hits nothing.
+#[test]
+fn nat_without_conntrack_is_not_consulted() {
+    if kernel_here() {
+        regression_agrees("nat-without-conntrack");
+    }
+}
+
 /// Every corpus ruleset the kernel loads (and the pod can reproduce) with random flows.
 #[test]
 fn corpus_rulesets_agree_with_the_kernel() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel oracle over the corpus: {why}");
+    if !kernel_here() {
         return;
     }
     let Some(dir) = istio_dir() else {
@@ -323,13 +322,8 @@ fn corpus_rulesets_agree_with_the_kernel() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    let mut ports_rng = SplitMix::new(11);
-    let base = sim(&parse("classic", DEFAULT_RULESET.as_bytes())
-        .unwrap()
-        .ruleset);
-    let ports = kernel::ports(&base, &mut ports_rng);
-    let mut tp =
-        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
+    let ports = kernel::ports(&sim(&classic()), &mut SplitMix::new(11));
+    let mut tp = test_pod(&ports);
     let (mut ran, mut skipped, mut failures) = (0, Vec::new(), Vec::new());
     let mut total = 0;
     // Each configuration with the profile its flags imply (ambient's marks and transparent
@@ -391,113 +385,13 @@ fn corpus_rulesets_agree_with_the_kernel() {
     assert!(ran >= 100, "only {ran} corpus rulesets ran");
 }
 
-#[derive(serde::Deserialize)]
-struct Cases {
-    case: Vec<Case>,
-}
-
-#[derive(serde::Deserialize)]
-struct Case {
-    name: String,
-    ruleset: String,
-    /// A ruleset to load and exercise first, whose leftovers must not matter.
-    after: Option<String>,
-    proto: String,
-    #[serde(default)]
-    from_outside: bool,
-    src: Option<std::net::IpAddr>,
-    dst: std::net::IpAddr,
-    dport: u16,
-    #[serde(default)]
-    uid: u32,
-    #[serde(default)]
-    gid: u32,
-    why: String,
-}
-
-/// The flows of `corpus/cases/kernel-oracle.toml`, each 50 times in a row.
-#[test]
-fn oracle_regression_cases() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel oracle regression cases: {why}");
-        return;
-    }
-    let root = sidecar_verify::corpus::workspace();
-    let cases: Cases = toml::from_str(
-        &std::fs::read_to_string(root.join("corpus/cases/kernel-oracle.toml")).unwrap(),
-    )
-    .unwrap();
-    assert!(cases.case.len() >= 4);
-    let base = sim(&parse("classic", DEFAULT_RULESET.as_bytes())
-        .unwrap()
-        .ruleset);
-    let ports = kernel::ports(&base, &mut SplitMix::new(5));
-    let mut tp =
-        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
-    let mut failures = Vec::new();
-    for c in &cases.case {
-        let resolve = |spec: &str| -> Option<std::path::PathBuf> {
-            if let Some(p) = spec.strip_prefix("corpus:") {
-                Some(root.join("corpus").join(p))
-            } else if let Some(p) = spec.strip_prefix("istio:") {
-                istio_dir().map(|d| d.join(p))
-            } else {
-                panic!(
-                    "case {}: a ruleset must start with corpus: or istio:",
-                    c.name
-                )
-            }
-        };
-        let Some(path) = resolve(&c.ruleset) else {
-            println!("skipping case {}: ../shared/corpus absent", c.name);
-            continue;
-        };
-        if let Some(spec) = &c.after {
-            let Some(before) = resolve(spec) else {
-                println!("skipping case {}: ../shared/corpus absent", c.name);
-                continue;
-            };
-            let first = parse(spec, &std::fs::read(&before).unwrap())
-                .unwrap()
-                .ruleset;
-            let s0 = sim(&first);
-            let f0 = random_flows(&s0, &ports, 20, &mut SplitMix::new(1));
-            kernel::run(&mut tp, &s0, &f0, 10).unwrap();
-        }
-        let rs = parse(&c.ruleset, &std::fs::read(&path).unwrap())
-            .unwrap()
-            .ruleset;
-        let s = sim(&rs);
-        let flow = sidecar_model::pod::Connection {
-            proto: if c.proto == "udp" { 17 } else { 6 },
-            // From outside, the model takes the profile's peer of the destination's family.
-            src: if c.from_outside { None } else { c.src },
-            dst: c.dst,
-            sport: 40000,
-            dport: c.dport,
-            uid: c.uid,
-            gid: c.gid,
-            from_outside: c.from_outside,
-            mark: 0,
-            iface: None,
-        };
-        let r = kernel::run(&mut tp, &s, &vec![flow; 50], 10).unwrap();
-        assert_eq!(r.compared, 50);
-        if !r.disagreements.is_empty() {
-            failures.push(format!("case {} ({}):\n{}", c.name, c.why, report(&r)));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
 /// The ambient profile in the kernel: journeys whose re-connections carry ztunnel's mark 0x539
 /// (opened as root with SO_MARK and the proxy's filesystem uid/gid; inbound ones transparently
 /// from the client's address) agree with the model on our ambient ruleset; and with a kernel whose outbound REDIRECT exempts 0x538 instead, exactly
 /// the marked flows to remote addresses disagree, so the mark does reach netfilter.
 #[test]
 fn ambient_marks_reach_the_kernel() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel oracle: {why}");
+    if !kernel_here() {
         return;
     }
     let text = regression_case("ambient-inpod");
@@ -507,10 +401,7 @@ fn ambient_marks_reach_the_kernel() {
     )
     .unwrap();
     let mut s = Simulator::new(&rs, Pod::new(&kernel::POD_IPS), profile);
-    let (mut ports, f) = flows(&mut s, 300, 11);
-    ports.extend(f.iter().map(|c| c.dport));
-    ports.sort_unstable();
-    ports.dedup();
+    let (mut tp, f) = pod_and_flows(&mut s, 300, 11);
     let marked = f
         .iter()
         .filter(|c| c.mark != 0 && kernel::unsupported(c).is_none())
@@ -527,8 +418,6 @@ fn ambient_marks_reach_the_kernel() {
         })
         .count();
     assert!(transparent >= 1, "no client-address re-connection to run");
-    let mut tp =
-        TestPod::create_with(Path::new(env!("CARGO_BIN_EXE_sidecar-verify")), &ports).unwrap();
     let r = kernel::run(&mut tp, &s, &f, 50).unwrap();
     assert!(r.disagreements.is_empty(), "{}", report(&r));
     assert!(r.compared >= 250, "{} compared", r.compared);

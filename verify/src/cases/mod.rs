@@ -195,6 +195,9 @@ pub enum CaseError {
     /// The kernel oracle cannot run on this machine.
     #[error("the kernel oracle cannot run here: {0}")]
     Unavailable(String),
+    /// A case the kernel oracle cannot run whose data does not say so.
+    #[error("the kernel oracle cannot run this case ({0}): a case says so in `skip.kernel`")]
+    NotForKernel(String),
     /// The kernel oracle failed.
     #[error(transparent)]
     Oracle(#[from] OracleError),
@@ -291,7 +294,11 @@ pub fn show_hit(r: &RuleRef) -> String {
 /// A delivery as cases write it: `listener PORT`, `app PORT`, `remote ADDRESS:PORT` or
 /// `dropped`.
 pub fn parse_delivery(s: &str) -> Result<Delivery, String> {
-    let bad = || format!("delivery `{s}` is not `listener PORT`, `app PORT`, `remote ADDRESS:PORT` or `dropped`");
+    let bad = || {
+        format!(
+            "delivery `{s}` is not `listener PORT`, `app PORT`, `remote ADDRESS:PORT` or `dropped`"
+        )
+    };
     let port = |p: &str| p.parse::<u16>().map_err(|_| bad());
     match s.split_once(' ') {
         None if s == "dropped" => Ok(Delivery::Dropped),
@@ -375,14 +382,10 @@ impl RawCase {
             connection: Connection {
                 proto,
                 src: self.src,
-                dst: self.dst,
-                sport: self.sport,
-                dport: self.dport,
-                uid: self.uid,
-                gid: self.gid,
                 from_outside: self.from_outside,
                 mark: self.mark,
                 iface: self.iface.as_deref().map(IfName::new),
+                ..Connection::tcp(self.dst, self.sport, self.dport, self.uid, self.gid)
             },
             expected: Expected {
                 hits,
@@ -407,11 +410,12 @@ pub fn parse_cases(file: &str, text: &str) -> Result<Vec<Case>, CaseError> {
         .into_iter()
         .map(|c| {
             let name = c.name.clone();
-            c.finish(file, &raw.rulesets).map_err(|message| CaseError::Invalid {
-                file: file.to_string(),
-                case: name,
-                message,
-            })
+            c.finish(file, &raw.rulesets)
+                .map_err(|message| CaseError::Invalid {
+                    file: file.to_string(),
+                    case: name,
+                    message,
+                })
         })
         .collect()
 }
@@ -495,7 +499,38 @@ impl Expected {
     }
 }
 
+/// A case with its rulesets parsed.
+#[derive(Debug, Clone)]
+pub struct Loaded<'a> {
+    /// The case.
+    pub case: &'a Case,
+    /// Its ruleset.
+    pub rs: Ruleset,
+    /// Its `after` ruleset.
+    pub after: Option<Ruleset>,
+}
+
 impl Case {
+    /// The case with its rulesets parsed; none when one of them is in Istio's corpus and that
+    /// is not here.
+    pub fn load(&self) -> Result<Option<Loaded<'_>>, CaseError> {
+        let Some(rs) = self.ruleset.load()? else {
+            return Ok(None);
+        };
+        let after = match &self.after {
+            None => None,
+            Some(a) => match a.load()? {
+                None => return Ok(None),
+                Some(after) => Some(after),
+            },
+        };
+        Ok(Some(Loaded {
+            case: self,
+            rs,
+            after,
+        }))
+    }
+
     /// Why `engine` cannot run this case, as the data says.
     pub fn skipped_by(&self, engine: Engine) -> Option<&str> {
         self.skip.get(&engine).map(String::as_str)

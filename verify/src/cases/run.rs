@@ -9,7 +9,7 @@ use std::path::Path;
 use sidecar_model::pod::{Connection, Delivery, Pod, Profile, Simulator};
 use sidecar_model::{Family, Ruleset};
 
-use super::{show_hit, Case, CaseError, Engine, Source};
+use super::{show_hit, Case, CaseError, Engine, Loaded};
 use crate::kernel::trace::{KernelHit, Stray};
 use crate::kernel::{self, Expectation, Observed, SplitMix, TestPod, POD_IPS};
 
@@ -17,14 +17,9 @@ use crate::kernel::{self, Expectation, Observed, SplitMix, TestPod, POD_IPS};
 pub trait Runner {
     /// Which engine it is.
     fn engine(&self) -> Engine;
-    /// Runs `case` over its ruleset `rs` (and `after`, the ruleset the kernel loads first);
-    /// how what the engine says differs from the case's expectation (empty: it agrees).
-    fn run(
-        &mut self,
-        case: &Case,
-        rs: &Ruleset,
-        after: Option<&Ruleset>,
-    ) -> Result<Vec<String>, CaseError>;
+    /// Runs a case over its rulesets; how what the engine says differs from the case's
+    /// expectation (empty: it agrees).
+    fn run(&mut self, hop: &Loaded<'_>) -> Result<Vec<String>, CaseError>;
 }
 
 /// What one engine made of the cases.
@@ -73,19 +68,15 @@ pub fn run_all(runner: &mut dyn Runner, cases: &[Case]) -> Summary {
             sum.skipped.push(format!("{}: {why}", case.name));
             continue;
         }
-        let loaded = case.ruleset.load().and_then(|rs| {
-            let after = case.after.as_ref().map(Source::load).transpose()?;
-            Ok((rs, after))
-        });
         let fail = |what: String| format!("case {} ({}): {what}", case.name, case.file);
-        match loaded {
+        match case.load() {
             Err(e) => sum.failures.push(fail(e.to_string())),
-            Ok((None, _) | (_, Some(None))) => sum.skipped.push(format!(
+            Ok(None) => sum.skipped.push(format!(
                 "{}: Istio's corpus (../shared/corpus) is not here",
                 case.name
             )),
-            Ok((Some(rs), after)) => {
-                match runner.run(case, &rs, after.flatten().as_ref()) {
+            Ok(Some(hop)) => {
+                match runner.run(&hop) {
                     Ok(d) if d.is_empty() => {}
                     Ok(d) => sum.failures.push(fail(d.join("\n  "))),
                     Err(e) => sum.failures.push(fail(e.to_string())),
@@ -106,8 +97,9 @@ impl Runner for Evaluator {
         Engine::Evaluator
     }
 
-    fn run(&mut self, case: &Case, rs: &Ruleset, _: Option<&Ruleset>) -> Result<Vec<String>, CaseError> {
-        let sim = Simulator::new(rs, case.pod.clone(), case.profile.clone());
+    fn run(&mut self, hop: &Loaded<'_>) -> Result<Vec<String>, CaseError> {
+        let case = hop.case;
+        let sim = Simulator::new(&hop.rs, case.pod.clone(), case.profile.clone());
         let h = sim.hop(&case.connection);
         let mut out = case
             .expected
@@ -134,22 +126,16 @@ impl Runner for Smt {
         Engine::Smt
     }
 
-    fn run(&mut self, case: &Case, rs: &Ruleset, _: Option<&Ruleset>) -> Result<Vec<String>, CaseError> {
-        let rs = case.profile.resolve_names(rs);
+    fn run(&mut self, hop: &Loaded<'_>) -> Result<Vec<String>, CaseError> {
+        let case = hop.case;
+        let rs = case.profile.resolve_names(&hop.rs);
         let sim = Simulator::new(&rs, case.pod.clone(), case.profile.clone());
         let (entry, pkt) = sim.first_packet(&case.connection);
-        let hop = crate::smt::agree::fixed_hop(
-            &rs,
-            &case.pod,
-            &case.profile,
-            pkt.family(),
-            entry,
-            pkt,
-        )
-        .map_err(CaseError::Smt)?;
+        let got = crate::smt::agree::fixed_hop(&rs, (&case.pod, &case.profile), entry, pkt)
+            .map_err(CaseError::Smt)?;
         Ok(case.expected.differences(
-            &hop.hits,
-            hop.delivery(&case.profile),
+            &got.hits,
+            got.delivery(&case.profile),
             SocketAddr::new(pkt.dst, pkt.dport),
         ))
     }
@@ -204,26 +190,20 @@ impl Kernel {
         kernel::unsupported(&case.connection)
     }
 
-    /// Runs `case`'s flow `case.repeat` times over `rs` (after `after`); what the kernel did
-    /// with each run.
-    pub fn observe(
-        &mut self,
-        case: &Case,
-        rs: &Ruleset,
-        after: Option<&Ruleset>,
-    ) -> Result<Runs, CaseError> {
+    /// Runs the case's flow `repeat` times in a row over its ruleset (once `after` was loaded
+    /// and exercised, when given); what the kernel did with each run.
+    pub fn observe(&mut self, hop: &Loaded<'_>) -> Result<Runs, CaseError> {
+        let case = hop.case;
         if let Some(why) = Kernel::cannot_run(case) {
-            return Err(CaseError::Unavailable(format!(
-                "{why}; a case the oracle cannot run says so in `skip.kernel`"
-            )));
+            return Err(CaseError::NotForKernel(why));
         }
-        if let Some(first) = after {
+        if let Some(first) = &hop.after {
             // Loaded and exercised; how it fares is not this case's business.
             let s0 = Simulator::new(first, case.pod.clone(), case.profile.clone());
             let f0 = kernel::random_flows(&s0, &self.ports, 20, &mut SplitMix::new(1));
             kernel::run(&mut self.tp, &s0, &f0, BATCH)?;
         }
-        self.tp.load(rs)?;
+        self.tp.load(&hop.rs)?;
         let flows: Vec<Connection> = (0..case.repeat)
             .map(|_| Connection {
                 sport: self.tp.next_sport(),
@@ -263,12 +243,8 @@ impl Runner for Kernel {
         Engine::Kernel
     }
 
-    fn run(
-        &mut self,
-        case: &Case,
-        rs: &Ruleset,
-        after: Option<&Ruleset>,
-    ) -> Result<Vec<String>, CaseError> {
+    fn run(&mut self, hop: &Loaded<'_>) -> Result<Vec<String>, CaseError> {
+        let case = hop.case;
         let c = &case.connection;
         let family = if c.dst.is_ipv4() {
             Family::Ipv4
@@ -285,7 +261,7 @@ impl Runner for Kernel {
         );
         // Each difference once, with the number of runs it showed in.
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-        let runs = self.observe(case, rs, after)?;
+        let runs = self.observe(hop)?;
         for (flow, obs, hits) in &runs.runs {
             for d in kernel::compare(flow, &want, obs, hits) {
                 let text = format!("{}: expected {}; kernel {}", d.what, d.model, d.kernel);

@@ -127,7 +127,12 @@ impl Expectation {
 
     /// The model's expectation for a hop.
     pub fn of_hop(h: &HopReport) -> Expectation {
-        Expectation::new(h.packet.family(), &h.matched, h.delivered_to, h.original_dst)
+        Expectation::new(
+            h.packet.family(),
+            &h.matched,
+            h.delivered_to,
+            h.original_dst,
+        )
     }
 }
 

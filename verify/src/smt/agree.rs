@@ -46,16 +46,15 @@ impl FixedHop {
     }
 }
 
-/// Runs `pkt` (entering at `entry`) through the encoding of `family` of `rs`, with undecidable
-/// matches taken as not matching, as the evaluator takes them.
+/// Runs `pkt` (entering at `entry`) through the encoding of its family of `rs`, with
+/// undecidable matches taken as not matching, as the evaluator takes them.
 pub fn fixed_hop(
     rs: &Ruleset,
-    pod: &Pod,
-    profile: &Profile,
-    family: Family,
+    (pod, profile): (&Pod, &Profile),
     entry: Hook,
     pkt: Packet,
 ) -> Result<FixedHop, String> {
+    let family = pkt.family();
     let mut enc = Encoder::new(rs, family, pod, profile).map_err(|e| e.to_string())?;
     enc.undecided_free = false;
     let p = SymPacket::concrete(&pkt, &enc.ifaces, enc.width);
@@ -103,7 +102,10 @@ pub fn hop_agrees(
     entry: Hook,
     pkt: Packet,
 ) -> Result<(), String> {
-    let got = fixed_hop(rs, pod, profile, family, entry, pkt)?;
+    if pkt.family() != family {
+        return Err(format!("{pkt:?} is not an {family:?} packet"));
+    }
+    let got = fixed_hop(rs, (pod, profile), entry, pkt)?;
     let sim = Simulator::new(rs, pod.clone(), profile.clone());
     let want = sim.hop_packet(entry, pkt);
     let ctx = || format!("{entry} {pkt:?}\n{}", sidecar_model::print_ruleset(rs));
@@ -116,9 +118,7 @@ pub fn hop_agrees(
         ));
     }
     let ok = match want.delivered_to {
-        Delivery::Dropped => {
-            got.dropped && (got.rejected == (want.verdict == HopVerdict::Reject))
-        }
+        Delivery::Dropped => got.dropped && (got.rejected == (want.verdict == HopVerdict::Reject)),
         Delivery::Listener(p) | Delivery::App(p) => !got.dropped && got.local && got.port == p,
         Delivery::Remote(a) => !got.dropped && !got.local && a == got.final_dst,
     };
