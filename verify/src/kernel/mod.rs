@@ -27,6 +27,9 @@
 //!
 //! A traced packet no flow of the batch sent, with rule hits, is reported too. Flows whose model
 //! hop has undecidable rules are skipped and counted.
+//!
+//! The pod and how a flow runs in it are in `pod.rs` ([`TestPod`]), the flows a run sends in
+//! `flows.rs` ([`random_flows`]); this module compares ([`compare`], [`run`]).
 
 pub mod agent;
 mod flows;
