@@ -56,8 +56,8 @@ fn first_overlong(input: &[u8]) -> Option<usize> {
 }
 
 /// Reads `reader` to its end, or only until a line exceeds [`MAX_LINE_BYTES`] by a few bytes:
-/// [`parse`](super::parse()) refuses what was read then with the line's position, and the rest of the input
-/// (a gigabyte on stdin, say) is never held in memory.
+/// [`parse`](super::parse()) refuses what was read then with the line's position, and the rest
+/// of the input (a gigabyte on stdin, say) is never held in memory.
 ///
 /// # Example
 /// ```
