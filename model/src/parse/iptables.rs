@@ -114,7 +114,7 @@ pub(super) fn command(
             loader.set_policy(line, family, kind, c, policy)
         }
         "-A" | "--append" | "-I" | "--insert" => {
-            let rule = Command {
+            let rule = AddRule {
                 family,
                 kind,
                 cmd,
@@ -137,7 +137,7 @@ pub(super) fn command(
 }
 
 /// An `-A` or `-I` command: where its rule goes.
-struct Command<'a> {
+struct AddRule<'a> {
     family: Family,
     kind: TableKind,
     /// `-A` or `-I`: where the rules without a span of their own point.
@@ -146,7 +146,7 @@ struct Command<'a> {
     counters: Option<Counters>,
 }
 
-impl Command<'_> {
+impl AddRule<'_> {
     /// Reads the rule (`args`: after the chain name) and puts it into its chain.
     fn add(
         &self,

@@ -14,8 +14,9 @@
 //!    the form).
 //! 2. **Recognise its lines** in `parse/detect.rs`, the one place where forms are told apart (and
 //!    where nftables scripts are refused today: an nft front end replaces that refusal). The test
-//!    `every_format_is_detected_and_round_trips` fails until the sample is detected as the new
-//!    form and loads the ruleset that its canonical print loads.
+//!    `every_format_is_detected_and_round_trips` fails until the sample (the test's small
+//!    ruleset, written in the new form) is detected as that form, loads what the test expects
+//!    `iptables-save` to print, and survives the print and a second parse.
 //! 3. **Read it** in a file of its own under `parse/`: a type implementing [`FrontEnd`], whose
 //!    [`FrontEnd::line`] turns each line into calls of [`Loader`]: tables and chains
 //!    ([`Loader::declare_chain`], [`Loader::new_chain`], [`Loader::set_policy`]), rules
@@ -104,7 +105,8 @@ pub fn table_kind(line: &Line<'_>, name: &Token) -> Result<TableKind, ParseError
     })
 }
 
-/// The tables of one family and what is being loaded into them.
+/// The tables of both families as loaded so far, and where a save file being read stands (the
+/// open block, the family it loads into).
 pub struct Loader<'t> {
     source: &'t str,
     text: &'t str,
