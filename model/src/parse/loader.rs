@@ -1,0 +1,609 @@
+//! The loader: what the kernel holds after loading an input, built one operation at a time. Every
+//! front end (the save/restore text, the command form) reads its own syntax and drives this API;
+//! the loader alone knows tables, chains, insert positions, `COMMIT` blocks, the family switch of
+//! save files and the kernel's whole-ruleset checks ([`crate::validate`]).
+//!
+//! # How to add an input front end
+//!
+//! Each step is enforced by the compiler or by a test.
+//!
+//! 1. **Name the form**: add a variant to the `formats!` list in `parse/mod.rs` (its kebab-case
+//!    name is what `parse --json` prints as `format`). The compiler then asks for the rest:
+//!    `front_end` in `parse/mod.rs` (which type reads the form), `described` in `parse/detect.rs`
+//!    (how an error names the form) and `sample` in the tests of `parse/mod.rs` (a small input in
+//!    the form).
+//! 2. **Recognise its lines** in `parse/detect.rs`, the one place where forms are told apart (and
+//!    where nftables scripts are refused today: an nft front end replaces that refusal). The test
+//!    `every_format_is_detected_and_round_trips` fails until the sample (the test's small
+//!    ruleset, written in the new form) is detected as that form, loads what the test expects
+//!    `iptables-save` to print, and survives the print and a second parse.
+//! 3. **Read it** in a file of its own under `parse/`: a type implementing [`FrontEnd`], whose
+//!    [`FrontEnd::line`] turns each line into calls of [`Loader`]: tables and chains
+//!    ([`Loader::declare_chain`], [`Loader::new_chain`], [`Loader::set_policy`]), rules
+//!    ([`Loader::check_chain`], then [`Loader::insert_rules`] at a [`Position`]), and, for a form
+//!    with transactions, [`Loader::begin_table`] and [`Loader::commit`]. Errors point into the
+//!    [`Line`] ([`Line::error`]), so they carry `file:line:column`. No other front end changes:
+//!    the loader's API is all they share (the iptables syntax the two iptables forms have in
+//!    common sits in `parse/iptables.rs`).
+//! 4. **Refuse what it cannot say** with a located message, and add each refusal as a case of
+//!    `verify/tests/bad_input/` (the `bad_input` test runs every file there against the binary).
+//! 5. **Say so** in README.md's "Input forms" and in docs/model-and-parser.md.
+
+use std::collections::HashMap;
+
+use super::lex::Token;
+use super::{Format, Parsed};
+use crate::ast::*;
+use crate::error::ParseError;
+use crate::validate;
+
+/// A front end: the reader of one input form. The driver in `parse/mod.rs` detects the form of
+/// each line and hands the line to the front end of that form; the front end drives the
+/// [`Loader`].
+pub trait FrontEnd {
+    /// Reads one line of this form (never blank, never a comment, never a bare `iptables-save`
+    /// line: the driver has taken those).
+    fn line<'t>(&mut self, loader: &mut Loader<'t>, line: &Line<'t>) -> Result<(), ParseError>;
+}
+
+/// One line of the input, into which errors point.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'t> {
+    /// The input's name (a path, or `<stdin>`).
+    pub source: &'t str,
+    /// 1-based line number.
+    pub number: usize,
+    /// The line, without its newline and without a `\r` before it.
+    pub text: &'t str,
+}
+
+impl Line<'_> {
+    /// An error at bytes `start..end` of the line.
+    pub fn error(&self, start: usize, end: usize, message: impl Into<String>) -> ParseError {
+        ParseError::new(self.source, self.number, self.text, start, end, message)
+    }
+
+    /// An error at a token of the line.
+    pub fn error_at(&self, token: &Token, message: impl Into<String>) -> ParseError {
+        self.error(token.start, token.end, message)
+    }
+
+    /// An error over the whole line, its leading white space aside.
+    pub fn error_line(&self, message: impl Into<String>) -> ParseError {
+        self.error(self.indent(), self.text.len(), message)
+    }
+
+    /// The length in bytes of the line's leading white space.
+    pub fn indent(&self) -> usize {
+        self.text.len() - self.text.trim_start().len()
+    }
+}
+
+/// Where [`Loader::insert_rules`] puts rules in their chain.
+#[derive(Debug, Clone, Copy)]
+pub enum Position<'a> {
+    /// After the chain's last rule (`-A`).
+    Append,
+    /// Before the rule now at 1-based `index` (`-I CHAIN [N]`): `index` is at most one past the
+    /// last rule, and several rules of one command end up in reverse order, as iptables-restore
+    /// inserts them one by one at the same index.
+    Insert {
+        /// The 1-based index.
+        index: usize,
+        /// The token an index past the end is reported at.
+        at: &'a Token,
+    },
+}
+
+const COMMIT_HELP: &str = "end each table with a line `COMMIT`";
+
+/// The table named by `name` (`*nat`, `-t nat`).
+pub fn table_kind(line: &Line<'_>, name: &Token) -> Result<TableKind, ParseError> {
+    TableKind::from_name(&name.text).ok_or_else(|| {
+        line.error_at(name, format!("unknown table `{}`", name.text))
+            .with_help("expected raw, mangle, nat, filter or security")
+    })
+}
+
+/// The tables of both families as loaded so far, and where a save file being read stands (the
+/// open block, the family it loads into).
+pub struct Loader<'t> {
+    source: &'t str,
+    text: &'t str,
+    v4: FamilyState,
+    v6: FamilyState,
+    /// The family the next `*table` block loads into (save files).
+    family: Family,
+    /// A bare `ip6tables-save` line or an `ip6tables-save` header has been seen.
+    seen_v6_marker: bool,
+    /// The block being read (save files): from `*table` to `COMMIT`.
+    block: Option<Block<'t>>,
+    /// Tables begun in each family so far (save files), for the switch to the IPv6 block.
+    begun: Vec<(Family, TableKind)>,
+}
+
+/// A `*table` block not committed yet.
+struct Block<'t> {
+    kind: TableKind,
+    header: Line<'t>,
+}
+
+impl<'t> Loader<'t> {
+    /// A loader of `text`, named `source` in errors, holding no table yet.
+    pub fn new(source: &'t str, text: &'t str) -> Loader<'t> {
+        Loader {
+            source,
+            text,
+            v4: FamilyState::default(),
+            v6: FamilyState::default(),
+            family: Family::Ipv4,
+            seen_v6_marker: false,
+            block: None,
+            begun: Vec::new(),
+        }
+    }
+
+    fn tables(&self, family: Family) -> &FamilyState {
+        match family {
+            Family::Ipv4 => &self.v4,
+            Family::Ipv6 => &self.v6,
+        }
+    }
+
+    fn tables_mut(&mut self, family: Family) -> &mut FamilyState {
+        match family {
+            Family::Ipv4 => &mut self.v4,
+            Family::Ipv6 => &mut self.v6,
+        }
+    }
+
+    fn table_mut(&mut self, family: Family, kind: TableKind) -> &mut TableState {
+        self.tables_mut(family).table_mut(kind)
+    }
+
+    /// A `# Generated by iptables-save` (or `ip6tables-save`) header outside a block: the next
+    /// blocks load into that family, except that IPv4 does not come back after IPv6.
+    pub fn generated_by(&mut self, family: Family) {
+        if self.block.is_some() {
+            return;
+        }
+        match family {
+            Family::Ipv6 => {
+                self.family = Family::Ipv6;
+                self.seen_v6_marker = true;
+            }
+            Family::Ipv4 if !self.seen_v6_marker => self.family = Family::Ipv4,
+            Family::Ipv4 => {}
+        }
+    }
+
+    /// A bare `iptables-save` or `ip6tables-save` line (Istio's golden files): after the IPv6 one,
+    /// a table begun again starts the IPv6 block.
+    pub fn save_line(&mut self, family: Family) {
+        if family == Family::Ipv6 {
+            self.seen_v6_marker = true;
+        }
+    }
+
+    /// `*name`: starts a block. A table begun again starts the IPv6 block after an IPv6 marker;
+    /// otherwise it is flushed and rebuilt, as iptables-restore does.
+    pub fn begin_table(&mut self, line: &Line<'t>, name: &Token) -> Result<(), ParseError> {
+        if let Some(b) = &self.block {
+            return Err(line
+                .error_line(format!(
+                    "table `{}` (line {}) is not committed before the next table",
+                    b.kind, b.header.number
+                ))
+                .with_help(COMMIT_HELP));
+        }
+        let kind = table_kind(line, name)?;
+        if self.begun.contains(&(self.family, kind)) {
+            if self.family == Family::Ipv4 && self.seen_v6_marker {
+                self.family = Family::Ipv6;
+            } else {
+                let family = self.family;
+                self.tables_mut(family).tables.retain(|t| t.kind != kind);
+            }
+        }
+        self.begun.push((self.family, kind));
+        self.block = Some(Block {
+            kind,
+            header: *line,
+        });
+        Ok(())
+    }
+
+    /// `COMMIT`: ends the block.
+    pub fn commit(&mut self, line: &Line<'_>) -> Result<(), ParseError> {
+        if self.block.take().is_none() {
+            return Err(line
+                .error_line("`COMMIT` without a table")
+                .with_help("a table starts with a line such as `*nat`"));
+        }
+        Ok(())
+    }
+
+    /// The family and table of the block being read, if one is.
+    pub fn open_table(&self) -> Option<(Family, TableKind)> {
+        self.block.as_ref().map(|b| (self.family, b.kind))
+    }
+
+    /// `:NAME POLICY [PACKETS:BYTES]`: a built-in chain's policy and counters, or a user chain
+    /// (`policy` is then ignored), declared anew or given new counters.
+    pub fn declare_chain(
+        &mut self,
+        family: Family,
+        kind: TableKind,
+        name: &str,
+        policy: Option<Policy>,
+        counters: Counters,
+    ) {
+        let builtin = is_builtin(kind, name);
+        let table = self.table_mut(family, kind);
+        if let Some(c) = table.chain_mut(name) {
+            if builtin {
+                c.policy = policy;
+            }
+            c.counters = counters;
+        } else if !builtin {
+            table.push(user_chain(name, counters));
+        }
+    }
+
+    /// `-N NAME`: a new user chain; one of that name must not exist.
+    pub fn new_chain(
+        &mut self,
+        line: &Line<'_>,
+        family: Family,
+        kind: TableKind,
+        name: &Token,
+    ) -> Result<(), ParseError> {
+        let builtin = is_builtin(kind, &name.text);
+        let table = self.table_mut(family, kind);
+        if builtin || table.has_chain(&name.text) {
+            return Err(line.error_at(
+                name,
+                format!("chain `{}` already exists in table `{kind}`", name.text),
+            ));
+        }
+        table.push(user_chain(&name.text, Counters::default()));
+        Ok(())
+    }
+
+    /// `-P CHAIN POLICY`: only a built-in chain has a policy.
+    pub fn set_policy(
+        &mut self,
+        line: &Line<'_>,
+        family: Family,
+        kind: TableKind,
+        chain: &Token,
+        policy: Policy,
+    ) -> Result<(), ParseError> {
+        if !is_builtin(kind, &chain.text) {
+            return Err(line.error_at(
+                chain,
+                format!(
+                    "`{}` is not a built-in chain of table `{kind}`; only built-in chains have a policy",
+                    chain.text
+                ),
+            ));
+        }
+        if let Some(c) = self.table_mut(family, kind).chain_mut(&chain.text) {
+            c.policy = Some(policy);
+        }
+        Ok(())
+    }
+
+    /// Refuses rules for a chain that does not exist (yet); call it before reading the rule, so
+    /// that this error comes first.
+    pub fn check_chain(
+        &mut self,
+        line: &Line<'_>,
+        family: Family,
+        kind: TableKind,
+        chain: &Token,
+    ) -> Result<(), ParseError> {
+        if self.table_mut(family, kind).has_chain(&chain.text) {
+            return Ok(());
+        }
+        let help = if Hook::from_name(&chain.text).is_some() {
+            format!("`{}` is not a built-in chain of table `{kind}`", chain.text)
+        } else {
+            format!(
+                "declare it first with `:{} - [0:0]` or `-N {}`",
+                chain.text, chain.text
+            )
+        };
+        Err(line
+            .error_at(
+                chain,
+                format!("no chain `{}` in table `{kind}`", chain.text),
+            )
+            .with_help(help))
+    }
+
+    /// Whether table `kind` of `family` holds a user chain `name` now.
+    pub fn has_user_chain(&self, family: Family, kind: TableKind, name: &str) -> bool {
+        self.tables(family)
+            .tables
+            .iter()
+            .any(|t| t.kind == kind && t.has_user_chain(name))
+    }
+
+    /// Another table of `family` than `kind` that holds a user chain `name` now.
+    pub fn user_chain_table(
+        &self,
+        family: Family,
+        kind: TableKind,
+        name: &str,
+    ) -> Option<TableKind> {
+        self.tables(family)
+            .tables
+            .iter()
+            .find(|t| t.kind != kind && t.has_user_chain(name))
+            .map(|t| t.kind)
+    }
+
+    /// Puts `rules` into `chain` (which [`Loader::check_chain`] found) at `position`.
+    pub fn insert_rules(
+        &mut self,
+        line: &Line<'_>,
+        family: Family,
+        kind: TableKind,
+        chain: &Token,
+        position: Position<'_>,
+        rules: Vec<Rule>,
+    ) -> Result<(), ParseError> {
+        let Some(c) = self.table_mut(family, kind).chain_mut(&chain.text) else {
+            return Ok(());
+        };
+        match position {
+            Position::Append => c.rules.extend(rules),
+            Position::Insert { index, at } => {
+                if index > c.rules.len() + 1 {
+                    return Err(line.error_at(
+                        at,
+                        format!(
+                            "index of insertion too big: chain `{}` has {} rule(s)",
+                            chain.text,
+                            c.rules.len()
+                        ),
+                    ));
+                }
+                for r in rules {
+                    c.rules.insert(index - 1, r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The loaded ruleset, after the checks iptables-restore and the kernel make at the end: every
+    /// block committed, then [`validate::validate`].
+    pub fn finish(self, format: Format) -> Result<Parsed, ParseError> {
+        if let Some(b) = &self.block {
+            return Err(b
+                .header
+                .error_line(format!(
+                    "table `{}` is never committed (missing COMMIT)",
+                    b.kind
+                ))
+                .with_help(COMMIT_HELP));
+        }
+        let (source, text) = (self.source, self.text);
+        let ruleset = Ruleset {
+            ipv4: self.v4.finish(),
+            ipv6: self.v6.finish(),
+        };
+        validate::validate(&ruleset).map_err(|v| {
+            let raw = text.split('\n').nth(v.line.saturating_sub(1)).unwrap_or("");
+            let line = Line {
+                source,
+                number: v.line,
+                text: raw.strip_suffix('\r').unwrap_or(raw),
+            };
+            let mut e = line.error(v.start, v.end, v.message);
+            e.help = v.help;
+            e
+        })?;
+        Ok(Parsed { ruleset, format })
+    }
+}
+
+fn is_builtin(kind: TableKind, name: &str) -> bool {
+    kind.builtin_chains().iter().any(|h| h.name() == name)
+}
+
+fn user_chain(name: &str, counters: Counters) -> Chain {
+    Chain {
+        name: name.to_string(),
+        policy: None,
+        counters,
+        rules: Vec::new(),
+    }
+}
+
+/// One table being loaded.
+struct TableState {
+    kind: TableKind,
+    chains: Vec<Chain>,
+    /// Each chain's index in `chains`: a ruleset of 100,000 chains looks a name up per line.
+    index: HashMap<String, usize>,
+}
+
+impl TableState {
+    fn new(kind: TableKind) -> TableState {
+        let mut t = TableState {
+            kind,
+            chains: Vec::new(),
+            index: HashMap::new(),
+        };
+        for h in kind.builtin_chains() {
+            t.push(Chain {
+                name: h.name().to_string(),
+                policy: Some(Policy::Accept),
+                counters: Counters::default(),
+                rules: Vec::new(),
+            });
+        }
+        t
+    }
+
+    fn push(&mut self, chain: Chain) {
+        self.index.insert(chain.name.clone(), self.chains.len());
+        self.chains.push(chain);
+    }
+
+    fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
+        let i = *self.index.get(name)?;
+        self.chains.get_mut(i)
+    }
+
+    fn has_chain(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    fn has_user_chain(&self, name: &str) -> bool {
+        self.index
+            .get(name)
+            .and_then(|i| self.chains.get(*i))
+            .is_some_and(|c| c.policy.is_none())
+    }
+}
+
+/// The tables of one family, in the order they were first touched.
+#[derive(Default)]
+struct FamilyState {
+    tables: Vec<TableState>,
+}
+
+impl FamilyState {
+    /// The table, created (with its built-in chains) when the input first touches it.
+    fn table_mut(&mut self, kind: TableKind) -> &mut TableState {
+        let idx = match self.tables.iter().position(|t| t.kind == kind) {
+            Some(i) => i,
+            None => {
+                self.tables.push(TableState::new(kind));
+                self.tables.len() - 1
+            }
+        };
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "idx is a valid index: found or just pushed"
+        )]
+        &mut self.tables[idx]
+    }
+
+    /// The tables as `iptables-save` lists them: in [`TableKind::SAVE_ORDER`], built-in chains
+    /// in hook order (the order [`TableState::new`] made them in), then user chains by name.
+    fn finish(mut self) -> Vec<Table> {
+        let mut out = Vec::new();
+        for kind in TableKind::SAVE_ORDER {
+            let Some(i) = self.tables.iter().position(|t| t.kind == kind) else {
+                continue;
+            };
+            let t = self.tables.swap_remove(i);
+            let (mut chains, mut users): (Vec<Chain>, Vec<Chain>) =
+                t.chains.into_iter().partition(|c| c.policy.is_some());
+            users.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+            chains.append(&mut users);
+            out.push(Table { kind, chains });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ast::Family;
+    use crate::{parse, print_ruleset};
+
+    /// The rule lines of table `nat` as `iptables-save` would print them, for each family.
+    fn nat_rules(input: &str) -> Vec<String> {
+        let parsed = parse("t", input.as_bytes()).unwrap();
+        let printed = print_ruleset(&parsed.ruleset);
+        let mut family = Family::Ipv4;
+        let mut out = Vec::new();
+        for l in printed.lines() {
+            if l.starts_with("# Generated by ip6tables-save") {
+                family = Family::Ipv6;
+            }
+            if l.starts_with("-A ") {
+                out.push(format!("{family:?} {l}"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn insert_goes_before_the_rule_at_its_index() {
+        let rules = nat_rules(
+            "*nat\n-A OUTPUT -s 10.0.0.1 -j RETURN\n-A OUTPUT -s 10.0.0.2 -j RETURN\n\
+             -I OUTPUT 2 -s 10.0.0.3 -j RETURN\n-I OUTPUT -s 10.0.0.4 -j RETURN\n\
+             -I OUTPUT 5 -s 10.0.0.5 -j RETURN\nCOMMIT\n",
+        );
+        let srcs: Vec<&str> = rules
+            .iter()
+            .filter_map(|r| r.split_whitespace().nth(4))
+            .collect();
+        assert_eq!(
+            srcs,
+            [
+                "10.0.0.4/32",
+                "10.0.0.1/32",
+                "10.0.0.3/32",
+                "10.0.0.2/32",
+                "10.0.0.5/32"
+            ]
+        );
+    }
+
+    #[test]
+    fn one_insert_of_several_addresses_ends_up_reversed() {
+        // iptables inserts the rule of each address at the same index, one after the other.
+        let rules = nat_rules(
+            "*nat\n-A OUTPUT -j RETURN\n-I OUTPUT 1 -s 10.0.0.1,10.0.0.2 -j ACCEPT\nCOMMIT\n",
+        );
+        assert_eq!(
+            rules,
+            [
+                "Ipv4 -A OUTPUT -s 10.0.0.2/32 -j ACCEPT",
+                "Ipv4 -A OUTPUT -s 10.0.0.1/32 -j ACCEPT",
+                "Ipv4 -A OUTPUT -j RETURN",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_index_past_the_end_is_refused() {
+        let e = parse(
+            "t",
+            b"*nat\n-A OUTPUT -j RETURN\n-I OUTPUT 3 -j ACCEPT\nCOMMIT\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (3, 11));
+        assert_eq!(
+            e.message,
+            "index of insertion too big: chain `OUTPUT` has 1 rule(s)"
+        );
+    }
+
+    #[test]
+    fn a_table_begun_again_is_flushed_or_starts_the_ipv6_block() {
+        let twice = "*nat\n-A OUTPUT -j RETURN\nCOMMIT\n*nat\n-A OUTPUT -j ACCEPT\nCOMMIT\n";
+        assert_eq!(nat_rules(twice), ["Ipv4 -A OUTPUT -j ACCEPT"]);
+        let istio = format!(
+            "iptables-save\n{}",
+            twice.replacen("COMMIT\n", "COMMIT\nip6tables-save\n", 1)
+        );
+        assert_eq!(
+            nat_rules(&istio),
+            ["Ipv4 -A OUTPUT -j RETURN", "Ipv6 -A OUTPUT -j ACCEPT"]
+        );
+        let header = twice.replacen("COMMIT\n", "COMMIT\n# Generated by ip6tables-save\n", 1);
+        assert_eq!(
+            nat_rules(&header),
+            ["Ipv4 -A OUTPUT -j RETURN", "Ipv6 -A OUTPUT -j ACCEPT"]
+        );
+    }
+}
