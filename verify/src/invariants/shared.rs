@@ -62,9 +62,7 @@ impl<B: Clone> Conditions<B> {
             d.not(d.src_in_any(&p.exclude_inbound_cidrs)),
             d.tcp(),
             d.dst_local(),
-            p.inbound_ports
-                .as_ref()
-                .map_or_else(|| d.lit(true), |v| d.dport_in(v)),
+            within(d, &p.inbound_ports, |v| d.dport_in(v)),
             d.not(d.dport_in(&p.exclude_inbound_ports)),
         ]);
         let dns_ok = p.dns_capture_port.map_or_else(
@@ -76,18 +74,12 @@ impl<B: Clone> Conditions<B> {
             d.not(dns_ok.clone()),
             d.tcp(),
             non_proxy.clone(),
-            p.outbound_gids
-                .as_ref()
-                .map_or_else(|| d.lit(true), |v| d.gid_in(v)),
+            within(d, &p.outbound_gids, |v| d.gid_in(v)),
             d.not(d.gid_in(&p.exclude_outbound_gids)),
             d.not(d.dst_local()),
-            p.outbound_ports
-                .as_ref()
-                .map_or_else(|| d.lit(true), |v| d.dport_in(v)),
+            within(d, &p.outbound_ports, |v| d.dport_in(v)),
             d.not(d.dport_in(&p.exclude_outbound_ports)),
-            p.outbound_cidrs
-                .as_ref()
-                .map_or_else(|| d.lit(true), |v| d.dst_in_any(v)),
+            within(d, &p.outbound_cidrs, |v| d.dst_in_any(v)),
             d.not(d.dst_in_any(&p.exclude_outbound_cidrs)),
         ]);
         // A VM's connection through a virtual interface to a non-local destination is outbound
@@ -101,9 +93,7 @@ impl<B: Clone> Conditions<B> {
                 d.tcp(),
                 d.not(d.src_in_any(&p.exclude_inbound_cidrs)),
                 d.not(d.dst_local()),
-                p.outbound_cidrs
-                    .as_ref()
-                    .map_or_else(|| d.lit(true), |v| d.dst_in_any(v)),
+                within(d, &p.outbound_cidrs, |v| d.dst_in_any(v)),
                 d.not(d.dst_in_any(&p.exclude_outbound_cidrs)),
             ]),
         ]);
@@ -117,6 +107,11 @@ impl<B: Clone> Conditions<B> {
             proxy,
         }
     }
+}
+
+/// `f` of the profile's list, or true when it gives none (every value counts).
+fn within<D: Dom, T>(d: &D, list: &Option<Vec<T>>, f: impl Fn(&[T]) -> D::B) -> D::B {
+    list.as_ref().map_or_else(|| d.lit(true), |v| f(v))
 }
 
 /// The proxy's capture listeners: a journey that starts at one of them is the proxy's business.
