@@ -94,7 +94,7 @@ pub struct PodArgs {
     /// The pod's IP; repeat for several (IPv4 and IPv6). Default 10.1.0.5.
     #[arg(long = "pod-ip", value_name = "IP")]
     pub pod_ip: Vec<IpAddr>,
-    /// The mesh profile: a built-in one or a TOML file (the help, [`PROFILE_HELP`], lists the
+    /// The mesh profile: a built-in one or a TOML file (the help, `PROFILE_HELP`, lists the
     /// built-in ones).
     #[arg(long, default_value = "istio", value_name = PROFILE_VALUE.as_str(), help = PROFILE_HELP.as_str())]
     pub profile: String,

@@ -1,7 +1,7 @@
 //! The invariant catalog: what a sidecar's rules must guarantee, each with a stable id, a
 //! one-line statement filled in with the profile's values, and one definition of its violation.
 //!
-//! Each invariant is a file of its own here, implementing [`Invariant`]; the [`catalog!`] list
+//! Each invariant is a file of its own here, implementing [`Invariant`]; the `catalog!` list
 //! below names every one once, and from it come [`Id`], [`ALL`] and the dispatch of [`Id`]'s
 //! methods, so an invariant cannot be declared and left out of the proofs (a test checks that
 //! every file here is in the list and that the README names every id).
@@ -20,7 +20,7 @@
 //!
 //! # Adding an invariant
 //! Write `NAME.rs` here (its id with `_` for `-`) with a unit struct implementing [`Invariant`],
-//! add one line to the [`catalog!`] list, and name the id in the README's list of invariants.
+//! add one line to the `catalog!` list, and name the id in the README's list of invariants.
 
 mod concrete;
 mod dom;
