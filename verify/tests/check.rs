@@ -455,23 +455,19 @@ fn the_readme_names_every_invariant() {
 fn the_profile_option_lists_the_builtin_profiles() {
     use sidecar_model::profile::BUILTIN;
     let bin = env!("CARGO_BIN_EXE_sidecar-verify");
+    let trace_with = |profile: &str| {
+        Command::new(bin)
+            .args(["trace", "--dst", "10.1.0.99", "--dport", "80"])
+            .args(["--profile", profile])
+            .output()
+            .unwrap()
+    };
     let help = Command::new(bin)
         .args(["check", "--help"])
         .output()
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    let unknown = Command::new(bin)
-        .args([
-            "trace",
-            "--dst",
-            "10.1.0.99",
-            "--dport",
-            "80",
-            "--profile",
-            "kuma",
-        ])
-        .output()
-        .unwrap();
+    let unknown = trace_with("kuma");
     assert_eq!(unknown.status.code(), Some(2));
     let err = String::from_utf8(unknown.stderr).unwrap();
     assert!(err.starts_with("error: unknown profile `kuma`"), "{err}");
@@ -481,18 +477,7 @@ fn the_profile_option_lists_the_builtin_profiles() {
             err.contains(&format!("`{}` ({})", b.name, b.about)),
             "{err}"
         );
-        let ok = Command::new(bin)
-            .args([
-                "trace",
-                "--dst",
-                "10.1.0.99",
-                "--dport",
-                "80",
-                "--profile",
-                b.name,
-            ])
-            .output()
-            .unwrap();
+        let ok = trace_with(b.name);
         assert!(
             ok.status.success(),
             "{}",
