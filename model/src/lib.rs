@@ -13,6 +13,7 @@ pub mod gen;
 pub mod parse;
 pub mod pod;
 pub mod print;
+pub mod profile;
 pub mod validate;
 
 pub use ast::*;

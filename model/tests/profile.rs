@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use sidecar_model::ast::{IdSpec, Match};
 use sidecar_model::parse;
 use sidecar_model::pod::{InboundSource, Profile};
+use sidecar_model::profile::{ProfileError, BUILTIN};
 
 #[test]
 fn base_ambient_keeps_ambient_values_and_applies_overrides() {
@@ -32,12 +33,85 @@ fn base_ambient_keeps_ambient_values_and_applies_overrides() {
 #[test]
 fn profile_errors_say_where() {
     let e = Profile::from_toml("base = \"ambient\"\nno_such_key = 1\n").unwrap_err();
+    assert!(matches!(e, ProfileError::Toml(_)), "{e:?}");
+    let e = e.to_string();
     assert!(e.contains("line 2"), "{e}");
     assert!(e.contains("no_such_key"), "{e}");
+    assert_eq!(e, e.trim_end(), "no trailing newline");
     let e = Profile::from_toml("base = \"linkerd\"\n").unwrap_err();
-    assert!(e.contains("unknown base profile `linkerd`"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "unknown base profile `linkerd` (istio or ambient)"
+    );
     let e = Profile::from_toml("base = 3\n").unwrap_err();
-    assert!(e.contains("`base`"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "`base` must be a profile name (istio or ambient)"
+    );
+}
+
+#[test]
+fn every_builtin_profile_is_found_by_its_own_name() {
+    assert!(!BUILTIN.is_empty());
+    for b in BUILTIN {
+        let p = (b.make)();
+        assert_eq!(p.name, b.name, "the table's name is the profile's");
+        assert_eq!(Profile::named(b.name), Some(p.clone()));
+        assert_eq!(Profile::load(b.name).unwrap(), p);
+        // A file can build on it.
+        let q = Profile::from_toml(&format!("base = \"{}\"\n", b.name)).unwrap();
+        assert_eq!(q, p);
+        assert!(
+            !b.about.is_empty() && !b.about.ends_with('.'),
+            "{}",
+            b.about
+        );
+    }
+    assert_eq!(
+        Profile::default(),
+        (BUILTIN[0].make)(),
+        "the first is the default"
+    );
+    assert_eq!(Profile::named("kuma"), None);
+}
+
+#[test]
+fn an_unknown_profile_name_lists_the_builtin_ones() {
+    let e = Profile::load("kuma").unwrap_err();
+    assert!(
+        matches!(&e, ProfileError::Unknown(n) if n == "kuma"),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(msg.starts_with("unknown profile `kuma`: "), "{msg}");
+    for b in BUILTIN {
+        assert!(msg.contains(b.name) && msg.contains(b.about), "{msg}");
+    }
+    // A path that is not there is a file that cannot be read, not an unknown name.
+    let e = Profile::load("/nonexistent/kuma.toml").unwrap_err();
+    assert!(matches!(e, ProfileError::Read { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("cannot read profile `/nonexistent/kuma.toml`: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_profile_file_error_names_the_file() {
+    let path = std::env::temp_dir().join(format!("sv-profile-{}.toml", std::process::id()));
+    std::fs::write(&path, "base = \"linkerd\"\n").unwrap();
+    let spec = path.display().to_string();
+    let e = Profile::load(&spec).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        matches!(&e, ProfileError::File { source, .. } if matches!(**source, ProfileError::UnknownBase(_))),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("{spec}: unknown base profile `linkerd` (istio or ambient)")
+    );
 }
 
 #[test]

@@ -4,17 +4,17 @@
 //! 2 bad input or usage.
 
 use std::io::Write as _;
-
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use clap::{Parser, Subcommand};
-
 use sidecar_model::eval::IfName;
-use sidecar_model::pod::{Connection, HopReport, Pod, Profile, Simulator};
+use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
+use sidecar_model::profile::{builtin_list, BUILTIN};
 
 use crate::input;
 use crate::journey_text;
-use crate::scenarios as scenarios_mod;
+use crate::report::{Document, Source};
 
 /// Verification and fuzz suite for the iptables rules a service-mesh sidecar installs.
 ///
@@ -94,11 +94,26 @@ pub struct PodArgs {
     /// The pod's IP; repeat for several (IPv4 and IPv6). Default 10.1.0.5.
     #[arg(long = "pod-ip", value_name = "IP")]
     pub pod_ip: Vec<IpAddr>,
-    /// The mesh profile: `istio` (sidecar), `ambient` (ztunnel in-pod), or a TOML file
-    /// overriding any of the values of the profile its `base` key names (default istio).
-    #[arg(long, default_value = "istio", value_name = "istio|ambient|FILE")]
+    /// The mesh profile: a built-in one or a TOML file (the help, `PROFILE_HELP`, lists the
+    /// built-in ones).
+    #[arg(long, default_value = "istio", value_name = PROFILE_VALUE.as_str(), help = PROFILE_HELP.as_str())]
     pub profile: String,
 }
+
+/// `--profile`'s value: the built-in profiles' names or a file (`istio|ambient|FILE`).
+static PROFILE_VALUE: LazyLock<String> = LazyLock::new(|| {
+    let mut v: Vec<&str> = BUILTIN.iter().map(|b| b.name).collect();
+    v.push("FILE");
+    v.join("|")
+});
+
+/// `--profile`'s help, from the table of built-in profiles.
+static PROFILE_HELP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "The mesh profile: {}, or a TOML file overriding any of the values of the profile its `base` key names (default istio)",
+        builtin_list()
+    )
+});
 
 /// Arguments of `trace`.
 #[derive(Debug, clap::Args)]
@@ -307,26 +322,21 @@ fn parse(rules: Option<&str>, json: bool) -> u8 {
             return 2;
         }
     };
-    let out = if json {
-        match serde_json::to_string_pretty(&loaded.parsed.ruleset) {
-            Ok(s) => s + "\n",
-            Err(e) => {
-                eprintln!("error: cannot serialise the model: {e}");
-                return 2;
-            }
-        }
-    } else {
-        sidecar_model::print_ruleset(&loaded.parsed.ruleset)
-    };
-    let mut stdout = std::io::stdout().lock();
-    if stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
-        return 2;
+    if json {
+        return to_json(&loaded.parsed.ruleset, "the model").map_or_else(|code| code, |s| emit(&s));
     }
-    0
+    emit(&sidecar_model::print_ruleset(&loaded.parsed.ruleset))
+}
+
+/// `value` as pretty JSON with a final newline; 2 (with a message naming `what`) when it cannot
+/// be serialised.
+fn to_json(value: &impl serde::Serialize, what: &str) -> Result<String, u8> {
+    serde_json::to_string_pretty(value)
+        .map(|s| s + "\n")
+        .map_err(|e| {
+            eprintln!("error: cannot serialise {what}: {e}");
+            2
+        })
 }
 
 /// A mark in decimal or `0x` hex.
@@ -338,22 +348,12 @@ fn parse_mark(s: &str) -> Result<u32, String> {
     r.map_err(|e| format!("`{s}` is not a mark (decimal or 0x hex): {e}"))
 }
 
-/// Loads a profile: a built-in one (`istio`, `ambient`) or a TOML file.
-pub fn load_profile(spec: &str) -> Result<Profile, String> {
-    if let Some(p) = Profile::named(spec) {
-        return Ok(p);
-    }
-    let text =
-        std::fs::read_to_string(spec).map_err(|e| format!("cannot read profile `{spec}`: {e}"))?;
-    Profile::from_toml(&text).map_err(|e| format!("{spec}: {}", e.trim_end()))
-}
-
 fn simulator(rules: Option<&str>, pod: &PodArgs) -> Result<(input::Loaded, Simulator), u8> {
     let loaded = input::load(rules).map_err(|e| {
         report(&e);
         2u8
     })?;
-    let profile = load_profile(&pod.profile).map_err(|e| {
+    let profile = Profile::load(&pod.profile).map_err(|e| {
         eprintln!("error: {e}");
         2u8
     })?;
@@ -386,7 +386,7 @@ fn check(a: &CheckArgs) -> u8 {
     let canonical = sidecar_model::print_ruleset(rs);
     let report = match crate::check::check(rs, &canonical, &sim.pod, &sim.profile, &opts) {
         Ok(r) => r,
-        Err(e @ crate::check::CheckError::Disagreement { .. }) => {
+        Err(e @ crate::check::ProveError::Disagreement { .. }) => {
             eprintln!("error: {e}");
             return 1;
         }
@@ -396,16 +396,16 @@ fn check(a: &CheckArgs) -> u8 {
         }
     };
     let rules_arg = a.rules.clone().unwrap_or_default();
-    let doc = crate::report::Document::Check {
+    let doc = Document::Check {
         report: &report,
-        source: crate::report::Source {
+        source: Source {
             name: &loaded.name,
             ruleset: rs,
         },
         pod: &sim.pod,
     };
     let out = match render(&a.format, &report, &doc, || {
-        crate::check::text(&report, rs, &rules_arg, &sim.pod)
+        crate::report::text::check(&report, rs, &rules_arg, &sim.pod)
     }) {
         Ok(o) => o,
         Err(code) => return code,
@@ -422,21 +422,17 @@ fn check(a: &CheckArgs) -> u8 {
 fn render(
     format: &str,
     report: &impl serde::Serialize,
-    doc: &crate::report::Document<'_>,
+    doc: &Document<'_>,
     text: impl FnOnce() -> String,
 ) -> Result<String, u8> {
     // The report is serialised as it is (a `serde_json::Value` would sort its keys).
-    let json = match format {
-        "json" => serde_json::to_string_pretty(report),
-        "sarif" => serde_json::to_string_pretty(&crate::report::sarif::sarif(doc)),
-        "markdown" => return Ok(crate::report::markdown::markdown(doc)),
-        "html" => return Ok(crate::report::html::html(doc)),
-        _ => return Ok(text()),
-    };
-    json.map(|s| s + "\n").map_err(|e| {
-        eprintln!("error: cannot serialise the report: {e}");
-        2
-    })
+    match format {
+        "json" => to_json(report, "the report"),
+        "sarif" => to_json(&crate::report::sarif::sarif(doc), "the report"),
+        "markdown" => Ok(crate::report::markdown::markdown(doc)),
+        "html" => Ok(crate::report::html::html(doc)),
+        _ => Ok(text()),
+    }
 }
 
 /// Writes `out` to `path`, or to stdout; 0 when it worked, 2 (with a message) when not.
@@ -490,19 +486,19 @@ fn diff(a: &DiffArgs) -> u8 {
             return 2;
         }
     };
-    let doc = crate::report::Document::Diff {
+    let doc = Document::Diff {
         report: &r,
-        old: crate::report::Source {
+        old: Source {
             name: &old.name,
             ruleset: &old.parsed.ruleset,
         },
-        new: crate::report::Source {
+        new: Source {
             name: &new.name,
             ruleset: &new.parsed.ruleset,
         },
         pod: &sim.pod,
     };
-    let out = match render(&a.format, &r, &doc, || crate::diff::text(&r)) {
+    let out = match render(&a.format, &r, &doc, || crate::report::text::diff(&r)) {
         Ok(o) => o,
         Err(code) => return code,
     };
@@ -540,55 +536,10 @@ fn trace(a: &TraceArgs) -> u8 {
     };
     let j = sim.journey(&c);
     if a.json {
-        match serde_json::to_string_pretty(&j) {
-            Ok(s) => emit(&(s + "\n")),
-            Err(e) => {
-                eprintln!("error: cannot serialise the journey: {e}");
-                2
-            }
-        }
+        to_json(&j, "the journey").map_or_else(|code| code, |s| emit(&s))
     } else {
         emit(&journey_text::journey_text(&loaded.parsed.ruleset, &j))
     }
-}
-
-/// One scenario's result.
-#[derive(Debug, serde::Serialize)]
-pub struct ScenarioResult {
-    /// The scenario.
-    #[serde(flatten)]
-    pub scenario: scenarios_mod::Scenario,
-    /// The model's path in words.
-    pub model_path: String,
-    /// Whether the article's claim holds (`None` for cases the article leaves out).
-    pub agrees: Option<bool>,
-    /// Why not, in one line.
-    pub why: Option<String>,
-    /// The journey.
-    pub journey: sidecar_model::pod::Journey,
-}
-
-/// Runs every scenario on a simulator.
-pub fn run_scenarios(sim: &mut Simulator) -> Vec<ScenarioResult> {
-    sim.services = scenarios_mod::scenario_services(sim);
-    scenarios_mod::scenarios(sim)
-        .into_iter()
-        .map(|sc| {
-            let j = sim.journey(&sc.connection);
-            let seen = scenarios_mod::observed(&j);
-            let why = sc
-                .claim
-                .as_ref()
-                .and_then(|c| scenarios_mod::disagreement(c, &seen));
-            ScenarioResult {
-                agrees: sc.claim.as_ref().map(|_| why.is_none()),
-                why,
-                model_path: scenarios_mod::path_words(&j),
-                journey: j,
-                scenario: sc,
-            }
-        })
-        .collect()
 }
 
 fn scenarios(a: &ScenarioArgs) -> u8 {
@@ -596,51 +547,11 @@ fn scenarios(a: &ScenarioArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let results = run_scenarios(&mut sim);
+    let results = crate::scenarios::run_scenarios(&mut sim);
     if a.json {
-        return match serde_json::to_string_pretty(&results) {
-            Ok(s) => emit(&(s + "\n")),
-            Err(e) => {
-                eprintln!("error: cannot serialise the scenarios: {e}");
-                2
-            }
-        };
+        return to_json(&results, "the scenarios").map_or_else(|code| code, |s| emit(&s));
     }
-    let mut out = String::new();
-    for r in &results {
-        let verdict = match r.agrees {
-            Some(true) => "AGREE",
-            Some(false) => "DISAGREE",
-            None => "(not in the article)",
-        };
-        out.push_str(&format!("{} — {}\n", r.scenario.id, r.scenario.title));
-        if !r.scenario.article_path.is_empty() {
-            out.push_str(&format!("  article: {}\n", r.scenario.article_path));
-        }
-        out.push_str(&format!("  model:   {}\n", r.model_path));
-        match &r.why {
-            Some(w) => out.push_str(&format!("  {verdict}: {w}\n\n")),
-            None => out.push_str(&format!("  {verdict}\n\n")),
-        }
-    }
-    let agree = results.iter().filter(|r| r.agrees == Some(true)).count();
-    let claims = results.iter().filter(|r| r.agrees.is_some()).count();
-    out.push_str(&format!(
-        "{agree} of the article's {claims} claims agree with the model\n"
-    ));
-    emit(&out)
-}
-
-/// The connections of every hop of every scenario, as flows for the kernel oracle.
-pub fn scenario_flows(sim: &mut Simulator) -> Vec<Connection> {
-    // The scenarios resolve a service VIP; the flows themselves need no such mapping after.
-    let services = sim.services.clone();
-    let mut out = Vec::new();
-    for r in run_scenarios(sim) {
-        out.extend(r.journey.hops.iter().map(HopReport::connection));
-    }
-    sim.services = services;
-    out
+    emit(&crate::scenarios::text(&results))
 }
 
 fn kernel(a: &KernelArgs) -> u8 {
@@ -666,7 +577,7 @@ fn kernel(a: &KernelArgs) -> u8 {
     }
     let mut rng = k::SplitMix::new(a.seed);
     let mut ports = k::ports(&sim, &mut rng);
-    let mut flows = scenario_flows(&mut sim);
+    let mut flows = crate::scenarios::scenario_flows(&mut sim);
     flows.extend(k::random_flows(&sim, &ports, a.flows, &mut rng));
     // A listener for every port a flow goes to (the scenarios' Envoy ports under another profile).
     ports.extend(flows.iter().map(|f| f.dport));
@@ -689,13 +600,7 @@ fn kernel(a: &KernelArgs) -> u8 {
     drop(tp);
     let code = u8::from(!report.disagreements.is_empty());
     if a.json {
-        return match serde_json::to_string_pretty(&report) {
-            Ok(s) => emit(&(s + "\n")).max(code),
-            Err(e) => {
-                eprintln!("error: cannot serialise the report: {e}");
-                2
-            }
-        };
+        return to_json(&report, "the report").map_or_else(|code| code, |s| emit(&s).max(code));
     }
     let mut out = String::new();
     for d in &report.disagreements {

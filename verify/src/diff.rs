@@ -10,14 +10,18 @@
 //! again, up to a bound. Changes only unroutable packets can see are searched for separately
 //! (with routing off and the routable ones excluded) and listed apart; they do not count.
 
-use serde::Serialize;
 use sidecar_model::pod::{Journey, Pod, Profile, Simulator};
 use sidecar_model::{Family, Hook, Ruleset};
 use z3::ast::Bool;
-use z3::{Params, SatResult, Solver};
+use z3::SatResult;
 
-use crate::check::{self, families, InvariantResult, Witness};
+use crate::journey_text::outcome_words;
+use crate::prove::{self, families, ProveError};
+use crate::results::Witness;
+use crate::smt::solve::{guard, hints, solver, steer};
 use crate::smt::{all, any, truth, EncodeError, Encoder, Ifaces, SymHop, SymJourney, SymPacket};
+
+pub use crate::results::diff::{Change, Invariants, Report};
 
 /// How to diff.
 #[derive(Debug, Clone)]
@@ -43,52 +47,12 @@ pub enum DiffError {
     /// A ruleset cannot be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
-    /// `check` failed on one side.
+    /// The invariants of one side could not be proved.
     #[error(transparent)]
-    Check(#[from] check::CheckError),
+    Prove(#[from] ProveError),
     /// Z3 found a change the evaluator does not confirm.
     #[error("internal error: the SMT encoding and the evaluator disagree: the connection {0} behaves the same on both rulesets in the evaluator")]
     Disagreement(String),
-}
-
-/// One class of connections whose journey changed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    /// The class in words, around the witness ("opened in the pod, tcp, uid 1337, gid not 1337,
-    /// …").
-    pub description: String,
-    /// What changed for it: the outcome and path on each side.
-    pub effect: String,
-    /// One connection of the class.
-    pub witness: Witness,
-    /// Its journey on the old ruleset.
-    pub old: Journey,
-    /// Its journey on the new ruleset.
-    pub new: Journey,
-}
-
-/// The invariants of both sides.
-#[derive(Debug, Clone, Serialize)]
-pub struct Invariants {
-    /// On the old ruleset.
-    pub old: Vec<InvariantResult>,
-    /// On the new ruleset.
-    pub new: Vec<InvariantResult>,
-}
-
-/// Everything `diff` found.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// Classes of routable connections that behave differently.
-    pub changes: Vec<Change>,
-    /// Classes only packets routing never produces can see.
-    pub unroutable_changes: Vec<Change>,
-    /// The invariants, old and new.
-    pub invariants: Invariants,
-    /// The class bound was reached: there may be more classes.
-    pub truncated: bool,
-    /// A query the solver could not decide: the list may be incomplete.
-    pub unknown: bool,
 }
 
 fn ne_bool(a: &Bool, b: &Bool) -> Bool {
@@ -166,9 +130,9 @@ fn describe(w: &Witness, pod: &Pod, old: &Journey, new: &Journey) -> String {
         "{} {who} to {dst} port {}: was {} ({}), now {} ({})",
         w.proto,
         w.dport,
-        crate::report::outcome_words(old.outcome),
+        outcome_words(old.outcome),
         path(old),
-        crate::report::outcome_words(new.outcome),
+        outcome_words(new.outcome),
         path(new)
     )
 }
@@ -185,10 +149,7 @@ fn shape(
     opts: &Options,
 ) -> String {
     use crate::smt::{bits_addr, value};
-    let d = Solver::new();
-    let mut params = Params::new();
-    params.set_u32("timeout", opts.timeout_ms);
-    d.set_params(&params);
+    let d = solver(opts.timeout_ms);
     d.assert(scope);
     let from_outside = truth(m, outside);
     let fields: Vec<(&str, &z3::ast::BV)> = vec![
@@ -302,12 +263,12 @@ pub fn diff(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Report, DiffError> {
-    let copts = check::Options {
+    let popts = prove::Options {
         routing: true,
         timeout_ms: opts.timeout_ms,
     };
-    let inv_old = check::check(old, "", pod, profile, &copts)?.invariants;
-    let inv_new = check::check(new, "", pod, profile, &copts)?.invariants;
+    let inv_old = prove::ruleset(old, pod, profile, &popts)?.invariants;
+    let inv_new = prove::ruleset(new, pod, profile, &popts)?.invariants;
     let (old, new) = (profile.resolve_names(old), profile.resolve_names(new));
     let (old, new): (&Ruleset, &Ruleset) = (&old, &new);
     let mut report = Report {
@@ -360,10 +321,7 @@ fn diff_family(
     let routable = a.enc.routable(&first, &outside);
     let differ = differs(&a.journey, &b.journey);
 
-    let s = Solver::new();
-    let mut p = Params::new();
-    p.set_u32("timeout", opts.timeout_ms);
-    s.set_params(&p);
+    let s = solver(opts.timeout_ms);
     s.assert(&facts);
     s.assert(&differ);
     // Classes found among routable connections are excluded from the unroutable search too.
@@ -391,11 +349,11 @@ fn diff_family(
             }
             // A witness a person recognises: the profile's uids, addresses and ports first.
             s.push();
-            let lits: Vec<Bool> = check::hints(&a.enc, &first, &outside)
+            let lits: Vec<Bool> = hints(&a.enc, &first, &outside)
                 .iter()
-                .map(|h| check::guard(&s, h))
+                .map(|h| guard(&s, h))
                 .collect();
-            let m = check::steer(&s, &mut Vec::new(), lits);
+            let m = steer(&s, &mut Vec::new(), lits);
             s.pop(1);
             let Some(m) = m else { break };
             let pkt = first.read(&m, &a.enc.ifaces, fam);
@@ -477,60 +435,4 @@ fn same_behaviour(a: &Journey, b: &Journey) -> bool {
             .iter()
             .zip(&b.hops)
             .all(|(x, y)| x.delivered_to == y.delivered_to)
-}
-
-/// The report for a person.
-pub fn text(r: &Report) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{} class(es) of connections behave differently{}{}",
-        r.changes.len(),
-        if r.truncated {
-            " (bound reached: there may be more)"
-        } else {
-            ""
-        },
-        if r.unknown {
-            " (a query was undecided: the list may be incomplete)"
-        } else {
-            ""
-        }
-    );
-    for (i, c) in r.changes.iter().enumerate() {
-        let _ = writeln!(s, "\n{}. {}\n   {}", i + 1, c.description, c.effect);
-        let w = &c.witness;
-        let _ = writeln!(s, "   witness: {} ({})", w.connection_words(), w.who());
-    }
-    if !r.unroutable_changes.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n{} class(es) only packets routing never produces can see (not counted):",
-            r.unroutable_changes.len()
-        );
-        for c in &r.unroutable_changes {
-            let w = &c.witness;
-            let _ = writeln!(
-                s,
-                "  - {}: {}\n    e.g. {} {}:{} -> {}:{} {} {}",
-                c.description,
-                c.effect,
-                w.proto,
-                w.src,
-                w.sport,
-                w.dst,
-                w.dport,
-                if w.from_outside { "in" } else { "out" },
-                w.iface
-            );
-        }
-    }
-    let _ = writeln!(s, "\ninvariants (old → new)");
-    for (o, n) in r.invariants.old.iter().zip(&r.invariants.new) {
-        let st = |x: &InvariantResult| format!("{:?}", x.status).to_lowercase();
-        let mark = if o.status == n.status { " " } else { "*" };
-        let _ = writeln!(s, " {mark} {:<27} {} → {}", o.id, st(o), st(n));
-    }
-    s
 }

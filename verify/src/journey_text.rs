@@ -116,3 +116,23 @@ pub fn journey_text(rs: &Ruleset, j: &Journey) -> String {
     let _ = writeln!(s, "outcome: {outcome}");
     s
 }
+
+/// Where a hop arrived, in words.
+pub fn delivery_words(d: &Delivery) -> String {
+    match d {
+        Delivery::Listener(p) => format!("proxy listener {p}"),
+        Delivery::App(p) => format!("application port {p}"),
+        Delivery::Remote(a) => format!("remote {a}"),
+        Delivery::Dropped => "dropped".into(),
+    }
+}
+
+/// How a journey ended, in words.
+pub fn outcome_words(o: Outcome) -> &'static str {
+    match o {
+        Outcome::App => "served in the pod",
+        Outcome::Remote => "leaves the pod",
+        Outcome::Drop => "dropped",
+        Outcome::Loop => "loops",
+    }
+}

@@ -1,6 +1,7 @@
 //! The six kinds of sidecar traffic that the article this project grew from describes
 //! (../shared/seed), with the ISTIO_OUTPUT rules it claims each takes, and the cases it leaves
-//! out that users hit. Each is run as a journey and compared with the claim.
+//! out that users hit. Each is run as a journey and compared with the claim ([`run_scenarios`]),
+//! and its hops are flows for the kernel oracle ([`scenario_flows`]).
 //!
 //! A claim is, per hop, the ISTIO_OUTPUT rule the article says decides it (if it names one) and
 //! where the hop arrives. The article's claims are treated as claims to check, not as truth.
@@ -9,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use sidecar_model::pod::{Connection, Delivery, Journey, Outcome, Simulator};
+use sidecar_model::pod::{Connection, Delivery, HopReport, Journey, Outcome, Simulator};
 
 /// Where the article says a hop arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -274,4 +275,80 @@ fn arrival(a: &ClaimedArrival) -> String {
         ClaimedArrival::Remote => "the remote side".into(),
         ClaimedArrival::Dropped => "nowhere (dropped)".into(),
     }
+}
+
+/// One scenario's result.
+#[derive(Debug, Serialize)]
+pub struct ScenarioResult {
+    /// The scenario.
+    #[serde(flatten)]
+    pub scenario: Scenario,
+    /// The model's path in words.
+    pub model_path: String,
+    /// Whether the article's claim holds (`None` for cases the article leaves out).
+    pub agrees: Option<bool>,
+    /// Why not, in one line.
+    pub why: Option<String>,
+    /// The journey.
+    pub journey: Journey,
+}
+
+/// Runs every scenario on a simulator (which learns the scenarios' services).
+pub fn run_scenarios(sim: &mut Simulator) -> Vec<ScenarioResult> {
+    sim.services = scenario_services(sim);
+    scenarios(sim)
+        .into_iter()
+        .map(|sc| {
+            let j = sim.journey(&sc.connection);
+            let seen = observed(&j);
+            let why = sc.claim.as_ref().and_then(|c| disagreement(c, &seen));
+            ScenarioResult {
+                agrees: sc.claim.as_ref().map(|_| why.is_none()),
+                why,
+                model_path: path_words(&j),
+                journey: j,
+                scenario: sc,
+            }
+        })
+        .collect()
+}
+
+/// The connections of every hop of every scenario, as flows for the kernel oracle.
+pub fn scenario_flows(sim: &mut Simulator) -> Vec<Connection> {
+    // The scenarios resolve a service VIP; the flows themselves need no such mapping after.
+    let services = sim.services.clone();
+    let mut out = Vec::new();
+    for r in run_scenarios(sim) {
+        out.extend(r.journey.hops.iter().map(HopReport::connection));
+    }
+    sim.services = services;
+    out
+}
+
+/// The results for a person: per scenario the article's path, the model's, and the verdict;
+/// then how many of the article's claims agree.
+pub fn text(results: &[ScenarioResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        let verdict = match r.agrees {
+            Some(true) => "AGREE",
+            Some(false) => "DISAGREE",
+            None => "(not in the article)",
+        };
+        out.push_str(&format!("{} — {}\n", r.scenario.id, r.scenario.title));
+        if !r.scenario.article_path.is_empty() {
+            out.push_str(&format!("  article: {}\n", r.scenario.article_path));
+        }
+        out.push_str(&format!("  model:   {}\n", r.model_path));
+        match &r.why {
+            Some(w) => out.push_str(&format!("  {verdict}: {w}\n\n")),
+            None => out.push_str(&format!("  {verdict}\n\n")),
+        }
+    }
+    let agree = results.iter().filter(|r| r.agrees == Some(true)).count();
+    let claims = results.iter().filter(|r| r.agrees.is_some()).count();
+    out.push_str(&format!(
+        "{agree} of the article's {claims} claims agree with the model\n"
+    ));
+    out
 }

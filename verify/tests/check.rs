@@ -27,8 +27,9 @@ use std::process::Command;
 
 use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
 use sidecar_model::{parse, print_ruleset, Ruleset, DEFAULT_RULESET};
-use sidecar_verify::check::{check, replay_args, text, Options, Report, RuleStatus, Status};
+use sidecar_verify::check::{check, replay_args, Options, Report, RuleStatus, Status};
 use sidecar_verify::corpus::workspace;
+use sidecar_verify::report::text::check as text;
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -418,4 +419,69 @@ fn an_unresolved_owner_name_is_unknown_not_a_pass() {
     assert_eq!(status(&r, "outbound-captured"), Status::Unknown);
     let r = run(&c);
     assert_eq!(status(&r, "outbound-captured"), Status::Holds);
+}
+
+/// The ids the README's list of invariants ("The invariants (ids are stable): `a`, `b`, …;")
+/// names, in order.
+fn readme_invariants(readme: &str) -> Vec<&str> {
+    let head = "The invariants (ids are stable):";
+    let start = readme.find(head).expect("the README lists the invariants") + head.len();
+    let rest = &readme[start..];
+    let list = &rest[..rest.find(';').expect("the list ends with `;`")];
+    list.split('`').skip(1).step_by(2).collect()
+}
+
+/// Every invariant of the catalog is in the README's list, in report order, and nothing else is.
+#[test]
+fn the_readme_names_every_invariant() {
+    let ids: Vec<&str> = sidecar_verify::invariants::ALL
+        .iter()
+        .map(|i| i.name())
+        .collect();
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    assert_eq!(readme_invariants(&readme), ids);
+    // The check sees an id left out: the README without `no-redirect-loop` fails it.
+    let doctored = readme.replacen("`no-redirect-loop`,", "", 1);
+    let listed = readme_invariants(&doctored);
+    assert_ne!(listed, ids);
+    let missing: Vec<&&str> = ids.iter().filter(|i| !listed.contains(i)).collect();
+    assert_eq!(missing, [&"no-redirect-loop"]);
+}
+
+/// `--profile` takes the built-in profiles from their table: `--help` lists each with what it is,
+/// a name that is neither a built-in profile nor a file is refused listing them, and each name
+/// runs.
+#[test]
+fn the_profile_option_lists_the_builtin_profiles() {
+    use sidecar_model::profile::BUILTIN;
+    let bin = env!("CARGO_BIN_EXE_sidecar-verify");
+    let trace_with = |profile: &str| {
+        Command::new(bin)
+            .args(["trace", "--dst", "10.1.0.99", "--dport", "80"])
+            .args(["--profile", profile])
+            .output()
+            .unwrap()
+    };
+    let help = Command::new(bin)
+        .args(["check", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let unknown = trace_with("kuma");
+    assert_eq!(unknown.status.code(), Some(2));
+    let err = String::from_utf8(unknown.stderr).unwrap();
+    assert!(err.starts_with("error: unknown profile `kuma`"), "{err}");
+    for b in BUILTIN {
+        assert!(help.contains(b.name) && help.contains(b.about), "{help}");
+        assert!(
+            err.contains(&format!("`{}` ({})", b.name, b.about)),
+            "{err}"
+        );
+        let ok = trace_with(b.name);
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
 }

@@ -72,7 +72,7 @@ fn equivalent_rewrites_of_the_classic_ruleset_change_nothing() {
             r.changes.is_empty() && !r.unknown && !r.truncated,
             "{}: {}",
             f.display(),
-            sidecar_verify::diff::text(&r)
+            sidecar_verify::report::text::diff(&r)
         );
     }
 }
@@ -96,7 +96,7 @@ fn equivalent_rewrites_of_corpus_rulesets_change_nothing() {
         assert!(
             r.changes.is_empty(),
             "{file}: {}",
-            sidecar_verify::diff::text(&r)
+            sidecar_verify::report::text::diff(&r)
         );
     };
     rewrite(
@@ -657,7 +657,7 @@ mod generic_rewrites {
                 assert!(
                     r.changes.is_empty() && !r.unknown,
                     "{name}, {kind}: {}",
-                    sidecar_verify::diff::text(&r)
+                    sidecar_verify::report::text::diff(&r)
                 );
             }
         }

@@ -22,8 +22,9 @@ use std::sync::Mutex;
 
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, print_ruleset};
-use sidecar_verify::check::{check, text, Options, Status};
+use sidecar_verify::check::{check, Options, Status};
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files, workspace};
+use sidecar_verify::report::text::check as text;
 
 /// One configuration: the profile its flags imply and what `check` must find.
 #[derive(Debug, serde::Deserialize)]

@@ -14,9 +14,9 @@ use std::path::Path;
 
 use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
 use sidecar_model::{parse, Ruleset, DEFAULT_RULESET};
-use sidecar_verify::cli::scenario_flows;
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
 use sidecar_verify::kernel::{self, random_flows, unavailable, SplitMix, TestPod};
+use sidecar_verify::scenarios::scenario_flows;
 
 fn sim(rs: &Ruleset) -> Simulator {
     Simulator::new(rs, Pod::new(&kernel::POD_IPS), Profile::istio())

@@ -6,8 +6,8 @@
 
 use sidecar_model::pod::{Pod, Profile, Simulator};
 use sidecar_model::{parse, DEFAULT_RULESET};
-use sidecar_verify::cli::run_scenarios;
 use sidecar_verify::journey_text::journey_text;
+use sidecar_verify::scenarios::run_scenarios;
 
 #[test]
 fn scenarios_on_the_classic_ruleset() {

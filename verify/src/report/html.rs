@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 use sidecar_model::pod::{Delivery, Journey};
 use sidecar_model::Ruleset;
 
-use super::{delivery_words, outcome_words, Document, Source};
-use crate::check::{InvariantResult, RuleStatus, Status, Witness};
-use crate::journey_text::journey_text;
+use super::{Document, Source};
+use crate::journey_text::{delivery_words, journey_text, outcome_words};
+use crate::results::check::{self, RuleStatus};
+use crate::results::{diff, InvariantResult, Status, Witness};
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -173,7 +174,7 @@ pub fn html(doc: &Document<'_>) -> String {
     }
 }
 
-fn check_html(r: &crate::check::Report, src: Source<'_>) -> String {
+fn check_html(r: &check::Report, src: Source<'_>) -> String {
     let mut b = String::new();
     let bad = r
         .invariants
@@ -239,7 +240,7 @@ fn check_html(r: &crate::check::Report, src: Source<'_>) -> String {
     page(&title, &b)
 }
 
-fn diff_html(r: &crate::diff::Report, old: Source<'_>, new: Source<'_>) -> String {
+fn diff_html(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
     let mut b = String::new();
     let title = format!("sidecar-verify diff {} → {}", old.name, new.name);
     let _ = write!(

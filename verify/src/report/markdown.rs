@@ -8,9 +8,10 @@ use std::fmt::Write as _;
 use sidecar_model::pod::Journey;
 use sidecar_model::Ruleset;
 
-use super::{delivery_words, outcome_words, Document, Source};
-use crate::check::{InvariantResult, RuleStatus, Status, Witness};
-use crate::journey_text::journey_text;
+use super::{Document, Source};
+use crate::journey_text::{delivery_words, journey_text, outcome_words};
+use crate::results::check::{self, RuleStatus};
+use crate::results::{diff, replay_command, InvariantResult, Status, Witness};
 
 fn status(s: Status) -> &'static str {
     match s {
@@ -117,7 +118,7 @@ pub fn markdown(doc: &Document<'_>) -> String {
     }
 }
 
-fn check_md(r: &crate::check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -> String {
+fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -> String {
     let mut out = String::new();
     let violated: Vec<&InvariantResult> = r
         .invariants
@@ -151,11 +152,7 @@ fn check_md(r: &crate::check::Report, src: Source<'_>, pod: &sidecar_model::pod:
         }
         if let Some(w) = &i.witness {
             let _ = writeln!(out, "Witness: {}\n", witness(w));
-            let _ = writeln!(
-                out,
-                "Replay: `{}`\n",
-                crate::check::replay_command(src.name, pod, w)
-            );
+            let _ = writeln!(out, "Replay: `{}`\n", replay_command(src.name, pod, w));
         }
         if let Some(j) = &i.journey {
             let _ = writeln!(out, "```mermaid\nflowchart TD");
@@ -186,7 +183,7 @@ fn check_md(r: &crate::check::Report, src: Source<'_>, pod: &sidecar_model::pod:
     out
 }
 
-fn diff_md(r: &crate::diff::Report, old: Source<'_>, new: Source<'_>) -> String {
+fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
     let mut out = String::new();
     let newly: Vec<&str> = r
         .invariants

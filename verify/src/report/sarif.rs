@@ -21,9 +21,10 @@ use sidecar_model::print::print_rule;
 use sidecar_model::{Family, Rule, TableKind};
 
 use super::{Document, Source};
-use crate::check::{self, InvariantResult, RuleResult, RuleStatus, Status, Witness};
-use crate::diff::Change;
 use crate::invariants::ALL;
+use crate::results::check::{self, RuleResult, RuleStatus};
+use crate::results::diff::{self, Change};
+use crate::results::{replay_command, InvariantResult, Status, Witness};
 
 /// The schema the log declares.
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -301,7 +302,7 @@ fn violation(inv: &InvariantResult, source: Source<'_>, pod: &Pod, lead: &str) -
     }
     text.push_str(&format!(
         ". Replay: {}",
-        check::replay_command(source.name, pod, w)
+        replay_command(source.name, pod, w)
     ));
     let location = d.map_or_else(
         || Location::file(source),
@@ -397,7 +398,7 @@ fn change_result(c: &Change, old: Source<'_>, new: Source<'_>) -> Finding {
 }
 
 fn diff_results(
-    report: &crate::diff::Report,
+    report: &diff::Report,
     old: Source<'_>,
     new: Source<'_>,
     pod: &Pod,

@@ -40,6 +40,7 @@ use sidecar_model::{
 use z3::ast::{Bool, BV};
 
 pub mod agree;
+pub mod solve;
 
 /// Why a ruleset could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

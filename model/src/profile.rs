@@ -1,0 +1,382 @@
+//! The mesh profile: what the proxy is and does (who it runs as, where it listens, how it
+//! re-connects) and what the rules must capture, as data. Two profiles are built in
+//! ([`BUILTIN`]: `istio` and `ambient`); a TOML file overrides any value of the one its `base`
+//! key names.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ast::{Family, Ruleset};
+
+/// A built-in profile: the name `--profile` and `base` know it by, how to make it, and what it
+/// is in one line.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// Its name (the profile's own `name`).
+    pub name: &'static str,
+    /// Makes it.
+    pub make: fn() -> Profile,
+    /// What it is, in one line.
+    pub about: &'static str,
+}
+
+/// Every built-in profile; the first is the default.
+pub const BUILTIN: &[Builtin] = &[
+    Builtin {
+        name: "istio",
+        make: Profile::istio,
+        about: "Istio's sidecar: Envoy as uid and gid 1337",
+    },
+    Builtin {
+        name: "ambient",
+        make: Profile::ambient,
+        about: "Istio ambient's in-pod redirection: ztunnel, identified by mark 0x539",
+    },
+];
+
+/// The built-in profiles' names: `istio or ambient`.
+pub fn builtin_names() -> String {
+    or_list(BUILTIN.iter().map(|b| b.name.to_string()).collect())
+}
+
+/// The built-in profiles with what each is: `` `istio` (…), `ambient` (…) ``.
+pub fn builtin_list() -> String {
+    BUILTIN
+        .iter()
+        .map(|b| format!("`{}` ({})", b.name, b.about))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn or_list(mut items: Vec<String>) -> String {
+    match items.pop() {
+        Some(last) if !items.is_empty() => format!("{} or {last}", items.join(", ")),
+        last => last.unwrap_or_default(),
+    }
+}
+
+/// Why a profile could not be had.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ProfileError {
+    /// Not TOML, or a key a profile does not have, or a value of the wrong type (with its line
+    /// and column).
+    #[error("{}", .0.to_string().trim_end())]
+    Toml(#[from] toml::de::Error),
+    /// The base profile could not be written out to merge the overrides into.
+    #[error("{}", .0.to_string().trim_end())]
+    Base(#[from] toml::ser::Error),
+    /// `base` names no built-in profile.
+    #[error("unknown base profile `{0}` ({names})", names = builtin_names())]
+    UnknownBase(String),
+    /// `base` is not a string.
+    #[error("`base` must be a profile name ({names})", names = builtin_names())]
+    BaseNotAName,
+    /// Neither a built-in profile's name nor a file.
+    #[error("unknown profile `{0}`: no such file, and the built-in profiles are {list}", list = builtin_list())]
+    #[diagnostic(help("give a built-in profile's name, or a TOML file whose `base` names one"))]
+    Unknown(String),
+    /// The file could not be read.
+    #[error("cannot read profile `{path}`: {source}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// The file is not a profile.
+    #[error("{path}: {source}")]
+    File {
+        /// The path given.
+        path: String,
+        /// What is wrong with it.
+        source: Box<ProfileError>,
+    },
+}
+
+/// What the mesh's proxy is and does: who it runs as, where it listens, how it re-connects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Profile {
+    /// The profile's name.
+    pub name: String,
+    /// The proxy's uid.
+    pub proxy_uid: u32,
+    /// The proxy's gid.
+    pub proxy_gid: u32,
+    /// The outbound listener: connections redirected here are re-opened to their original
+    /// destination, as the proxy.
+    pub outbound_port: u16,
+    /// The inbound listener: connections redirected here are re-opened from the passthrough
+    /// source to their original destination, as the proxy.
+    pub inbound_port: u16,
+    /// Every port the proxy (and its agent) listens on in the pod.
+    pub proxy_ports: Vec<u16>,
+    /// Ports of the proxy's own servers that must be reached untouched (metrics, health).
+    pub metrics_ports: Vec<u16>,
+    /// The source the proxy binds for inbound re-connections (IPv4).
+    pub passthrough_v4: Ipv4Addr,
+    /// The source the proxy binds for inbound re-connections (IPv6).
+    pub passthrough_v6: Ipv6Addr,
+    /// The application's uid and gid.
+    pub app_uid: u32,
+    /// The application's gid.
+    pub app_gid: u32,
+    /// The remote peer that IPv4 connections "from outside" come from.
+    pub remote_peer: IpAddr,
+    /// The remote peer that IPv6 connections "from outside" come from.
+    pub remote_peer_v6: Ipv6Addr,
+    /// The most hops a journey may take before it is reported as a loop.
+    pub max_hops: usize,
+    /// Inbound ports captured (istio-iptables `-b`): none given means every port, an empty
+    /// list means no inbound capture.
+    pub inbound_ports: Option<Vec<u16>>,
+    /// Inbound ports never captured (`-d`, plus the ports the mesh always excludes).
+    pub exclude_inbound_ports: Vec<u16>,
+    /// Outbound ports captured (`-q`): none given means every port.
+    pub outbound_ports: Option<Vec<u16>>,
+    /// Outbound ports never captured (`-o`).
+    pub exclude_outbound_ports: Vec<u16>,
+    /// Outbound destinations captured (`-i`): none given means every destination.
+    pub outbound_cidrs: Option<Vec<ipnet::IpNet>>,
+    /// Outbound destinations never captured (`-x`).
+    pub exclude_outbound_cidrs: Vec<ipnet::IpNet>,
+    /// Further uids the proxy's processes run as (istio-iptables `-u 3,4`): they count as the
+    /// proxy in the invariants; the proxy re-connects as `proxy_uid`. Empty: `proxy_uid` only.
+    pub proxy_uids: Vec<u32>,
+    /// Further gids the proxy's processes run as (`-g 1,2`), as `proxy_uids`.
+    pub proxy_gids: Vec<u32>,
+    /// The proxy's DNS listener when the rules capture DNS (istio-iptables `-r`, CNI
+    /// `ISTIO_META_DNS_CAPTURE`): a connection to port 53 redirected there counts as handled by
+    /// the proxy. None (the istio profile): DNS is not captured.
+    pub dns_capture_port: Option<u16>,
+    /// The proxy's identity by packet mark (`(mark & proxy_mark_mask) == proxy_mark`), as
+    /// ambient's ztunnel is recognised (SO_MARK 0x539): when given, the proxy is whoever opens a
+    /// connection with that mark (uid and gid no longer count), and its re-connections carry
+    /// it. Applications' connections carry no mark. None: identity by owner uid/gid.
+    pub proxy_mark: Option<u32>,
+    /// The mask of `proxy_mark` (ambient: 0xfff).
+    pub proxy_mark_mask: u32,
+    /// Where the inbound listener's re-connection to the application comes from.
+    pub inbound_source: InboundSource,
+    /// Inbound sources never captured (ambient: the node's probe address 169.254.7.127).
+    pub exclude_inbound_cidrs: Vec<ipnet::IpNet>,
+    /// Interfaces whose incoming traffic is outbound traffic of the pod's workload (KubeVirt
+    /// VMs; istio-iptables `-k`): TCP arriving on them must go to the outbound listener, and
+    /// only traffic arriving on other interfaces counts as inbound.
+    pub virtual_interfaces: Vec<String>,
+    /// Outbound capture limited to processes whose gid is one of these (istio-iptables
+    /// `--include-outbound-owner-groups`, as numbers): none given means every group.
+    pub outbound_gids: Option<Vec<u32>>,
+    /// Processes whose gid is one of these are never captured outbound
+    /// (`--exclude-outbound-owner-groups`).
+    pub exclude_outbound_gids: Vec<u32>,
+    /// User names as the pod's image resolves them, for `-m owner --uid-owner NAME`.
+    pub users: std::collections::BTreeMap<String, u32>,
+    /// Group names as the pod's image resolves them, for `-m owner --gid-owner NAME`.
+    pub groups: std::collections::BTreeMap<String, u32>,
+}
+
+/// `text` with its top-level `base = …` line blanked (line numbers stay), for error positions.
+fn blank_base(text: &str) -> String {
+    let mut top = true;
+    text.lines()
+        .map(|l| {
+            let t = l.trim_start();
+            top &= !t.starts_with('[');
+            if top
+                && t.starts_with("base")
+                && t.get(4..).is_some_and(|r| r.trim_start().starts_with('='))
+            {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Where the proxy's re-connection after the inbound listener comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundSource {
+    /// The passthrough address (127.0.0.6 / ::6), as Envoy binds it.
+    Passthrough,
+    /// The original client's address, spoofed transparently, as ztunnel does.
+    Original,
+}
+
+impl Default for Profile {
+    fn default() -> Profile {
+        Profile::istio()
+    }
+}
+
+impl Profile {
+    /// Istio's sidecar as the classic ruleset was generated: proxy uid/gid 1337, outbound 15001,
+    /// inbound 15006, passthrough from 127.0.0.6 / ::6, every inbound port captured but 15008
+    /// (HBONE), 22, 15090, 15021 and 15020, every outbound destination captured.
+    pub fn istio() -> Profile {
+        Profile {
+            name: "istio".into(),
+            proxy_uid: 1337,
+            proxy_gid: 1337,
+            outbound_port: 15001,
+            inbound_port: 15006,
+            proxy_ports: vec![15000, 15001, 15006, 15008, 15020, 15021, 15053, 15090],
+            metrics_ports: vec![15090, 15020, 15021],
+            passthrough_v4: Ipv4Addr::new(127, 0, 0, 6),
+            passthrough_v6: Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 6),
+            app_uid: 1000,
+            app_gid: 1000,
+            remote_peer: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99)),
+            remote_peer_v6: Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99),
+            max_hops: 8,
+            inbound_ports: None,
+            exclude_inbound_ports: vec![15008, 22, 15090, 15021, 15020],
+            outbound_ports: None,
+            exclude_outbound_ports: Vec::new(),
+            outbound_cidrs: None,
+            exclude_outbound_cidrs: Vec::new(),
+            proxy_uids: Vec::new(),
+            proxy_gids: Vec::new(),
+            dns_capture_port: None,
+            proxy_mark: None,
+            proxy_mark_mask: u32::MAX,
+            inbound_source: InboundSource::Passthrough,
+            exclude_inbound_cidrs: Vec::new(),
+            virtual_interfaces: Vec::new(),
+            outbound_gids: None,
+            exclude_outbound_gids: Vec::new(),
+            users: std::collections::BTreeMap::new(),
+            groups: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Istio ambient's in-pod redirection (ztunnel): the proxy is whoever marks its packets
+    /// 0x539/0xfff, listens on 15001 (outbound), 15006 (inbound, re-connecting from the client's
+    /// own address), 15008 (HBONE) and 15053 (DNS); every inbound port but 15008 is captured,
+    /// except from the node's probe addresses (169.254.7.127, e9ac:…:3164), which outbound
+    /// connections also leave alone. DNS capture is off here; profiles that capture it set
+    /// `dns_capture_port`.
+    pub fn ambient() -> Profile {
+        // Istio's ambient probe SNAT addresses (cni/pkg/iptables: ProbeIP, ProbeIPv6).
+        let probes: Vec<ipnet::IpNet> = [
+            IpAddr::V4(Ipv4Addr::new(169, 254, 7, 127)),
+            IpAddr::V6(Ipv6Addr::new(
+                0xe9ac, 0x1e77, 0x90ca, 0x399f, 0x4d6d, 0xece2, 0x2f9b, 0x3164,
+            )),
+        ]
+        .into_iter()
+        .map(ipnet::IpNet::from)
+        .collect();
+        Profile {
+            name: "ambient".into(),
+            proxy_ports: vec![15001, 15006, 15008, 15053],
+            metrics_ports: Vec::new(),
+            exclude_inbound_ports: vec![15008],
+            exclude_inbound_cidrs: probes.clone(),
+            exclude_outbound_cidrs: probes,
+            proxy_mark: Some(0x539),
+            proxy_mark_mask: 0xfff,
+            inbound_source: InboundSource::Original,
+            ..Profile::istio()
+        }
+    }
+
+    /// `rs` with the owner names the profile's `users` and `groups` give replaced by ids
+    /// ([`Ruleset::resolve_owner_names`]); `rs` itself when the profile names none.
+    pub fn resolve_names<'r>(&self, rs: &'r Ruleset) -> std::borrow::Cow<'r, Ruleset> {
+        if self.users.is_empty() && self.groups.is_empty() {
+            return std::borrow::Cow::Borrowed(rs);
+        }
+        let mut r = rs.clone();
+        r.resolve_owner_names(&self.users, &self.groups);
+        std::borrow::Cow::Owned(r)
+    }
+
+    /// The mark the proxy's own connections carry (0 when identity is by owner).
+    pub fn reconnect_mark(&self) -> u32 {
+        self.proxy_mark.unwrap_or(0)
+    }
+
+    /// Every uid that counts as the proxy: `proxy_uid`, then `proxy_uids`.
+    pub fn all_proxy_uids(&self) -> Vec<u32> {
+        let mut v = vec![self.proxy_uid];
+        v.extend(self.proxy_uids.iter().filter(|u| **u != self.proxy_uid));
+        v
+    }
+
+    /// Every gid that counts as the proxy: `proxy_gid`, then `proxy_gids`.
+    pub fn all_proxy_gids(&self) -> Vec<u32> {
+        let mut v = vec![self.proxy_gid];
+        v.extend(self.proxy_gids.iter().filter(|g| **g != self.proxy_gid));
+        v
+    }
+
+    /// A built-in profile by name ([`BUILTIN`]).
+    pub fn named(name: &str) -> Option<Profile> {
+        BUILTIN.iter().find(|b| b.name == name).map(|b| (b.make)())
+    }
+
+    /// Reads a profile from TOML; every value not given keeps the built-in profile that `base`
+    /// names (`istio` when there is no `base`).
+    ///
+    /// # Example
+    /// ```
+    /// use sidecar_model::pod::Profile;
+    ///
+    /// let p = Profile::from_toml("base = \"ambient\"\ndns_capture_port = 15053\n").unwrap();
+    /// assert_eq!((p.proxy_mark, p.dns_capture_port), (Some(0x539), Some(15053)));
+    /// ```
+    pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {
+        // Checked on its own first (the `base` line blanked, so positions stay), so that an
+        // unknown key or a wrong type is reported with its position in the text.
+        toml::from_str::<Profile>(&blank_base(text))?;
+        let mut given: toml::Table = toml::from_str(text)?;
+        let base = match given.remove("base") {
+            None => Profile::istio(),
+            Some(toml::Value::String(b)) => {
+                Profile::named(&b).ok_or(ProfileError::UnknownBase(b))?
+            }
+            Some(_) => return Err(ProfileError::BaseNotAName),
+        };
+        let mut merged = toml::Table::try_from(&base)?;
+        merged.extend(given);
+        Ok(toml::Table::try_into(merged)?)
+    }
+
+    /// The profile `--profile` names: a built-in profile's name, or the path of a TOML file
+    /// ([`Profile::from_toml`]). A word that is neither (no file of that name, and no `/` or
+    /// `.` in it) is an unknown profile, and the error lists the built-in ones.
+    pub fn load(spec: &str) -> Result<Profile, ProfileError> {
+        if let Some(p) = Profile::named(spec) {
+            return Ok(p);
+        }
+        let text = std::fs::read_to_string(spec).map_err(|source| {
+            let a_name = !spec.contains(['/', '.', std::path::MAIN_SEPARATOR]);
+            if a_name && source.kind() == std::io::ErrorKind::NotFound {
+                ProfileError::Unknown(spec.to_string())
+            } else {
+                ProfileError::Read {
+                    path: spec.to_string(),
+                    source,
+                }
+            }
+        })?;
+        Profile::from_toml(&text).map_err(|e| ProfileError::File {
+            path: spec.to_string(),
+            source: Box::new(e),
+        })
+    }
+
+    /// The passthrough source of `family`.
+    pub fn passthrough(&self, family: Family) -> IpAddr {
+        match family {
+            Family::Ipv4 => IpAddr::V4(self.passthrough_v4),
+            Family::Ipv6 => IpAddr::V6(self.passthrough_v6),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The vocabulary an invariant's violation is written in: facts about a connection (its first
+//! hop) and its journey, in some domain of truth values. [`super::Concrete`] reads them off the
+//! evaluator's journey, [`super::Symbolic`] builds them as Z3 terms.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use sidecar_model::pod::Profile;
+use sidecar_model::Family;
+
+/// Facts about a connection (its first hop) and its journey, in some domain of truth values.
+pub trait Dom {
+    /// A truth value.
+    type B: Clone;
+    /// A constant.
+    fn lit(&self, b: bool) -> Self::B;
+    /// Conjunction.
+    fn and(&self, v: Vec<Self::B>) -> Self::B;
+    /// Disjunction.
+    fn or(&self, v: Vec<Self::B>) -> Self::B;
+    /// Negation.
+    fn not(&self, b: Self::B) -> Self::B;
+    /// The family of the connection.
+    fn family(&self) -> Family;
+    /// It arrives from outside (on eth0) instead of being opened here.
+    fn outside(&self) -> Self::B;
+    /// It is TCP.
+    fn tcp(&self) -> Self::B;
+    /// The opening process's uid is `v`.
+    fn uid_is(&self, v: u32) -> Self::B;
+    /// The opening process's gid is `v`.
+    fn gid_is(&self, v: u32) -> Self::B;
+    /// The source address is `a`.
+    fn src_is(&self, a: IpAddr) -> Self::B;
+    /// The source lies in `net`.
+    fn src_in(&self, net: &IpNet) -> Self::B;
+    /// The first packet's mark, masked with `mask`, equals `value & mask`.
+    fn mark_is(&self, value: u32, mask: u32) -> Self::B;
+    /// It arrives from outside on the interface `name`.
+    fn in_iface(&self, name: &str) -> Self::B;
+    /// The destination lies in `net`.
+    fn dst_in(&self, net: &IpNet) -> Self::B;
+    /// The destination is the pod's (loopback or a pod IP).
+    fn dst_local(&self) -> Self::B;
+    /// The destination is in the loopback range.
+    fn dst_loopback(&self) -> Self::B;
+    /// The source is the pod's (loopback or a pod IP).
+    fn src_local(&self) -> Self::B;
+    /// The destination port is `p`.
+    fn dport_is(&self, p: u16) -> Self::B;
+    /// The first packet leaves by lo.
+    fn out_lo(&self) -> Self::B;
+    /// The first hop was translated or taken by TPROXY (and not dropped).
+    fn redirected(&self) -> Self::B;
+    /// The first hop was delivered in the pod to `port`.
+    fn delivered(&self, port: u16) -> Self::B;
+    /// The journey loops (a hop state repeats, or the hop bound is passed).
+    fn loops(&self) -> Self::B;
+    /// Exactly `n` hops of the journey reach the proxy listener `port`.
+    fn passes(&self, port: u16, n: u8) -> Self::B;
+
+    /// The destination port is one of `ports`.
+    fn dport_in(&self, ports: &[u16]) -> Self::B {
+        self.or(ports.iter().map(|p| self.dport_is(*p)).collect())
+    }
+    /// The destination lies in one of `nets`.
+    fn dst_in_any(&self, nets: &[IpNet]) -> Self::B {
+        self.or(nets.iter().map(|n| self.dst_in(n)).collect())
+    }
+    /// The source lies in one of `nets`.
+    fn src_in_any(&self, nets: &[IpNet]) -> Self::B {
+        self.or(nets.iter().map(|n| self.src_in(n)).collect())
+    }
+    /// The opening process's gid is one of `gids`.
+    fn gid_in(&self, gids: &[u32]) -> Self::B {
+        self.or(gids.iter().map(|g| self.gid_is(*g)).collect())
+    }
+    /// It arrives from outside on one of the profile's virtual interfaces.
+    fn virtual_in(&self, p: &Profile) -> Self::B {
+        self.and(vec![
+            self.outside(),
+            self.or(p
+                .virtual_interfaces
+                .iter()
+                .map(|i| self.in_iface(i))
+                .collect()),
+        ])
+    }
+    /// The connection is the proxy's: by mark when the profile identifies the proxy by mark,
+    /// else by uid or gid.
+    fn proxy(&self, p: &Profile) -> Self::B {
+        match p.proxy_mark {
+            Some(m) => self.mark_is(m, p.proxy_mark_mask),
+            None => self.or(p
+                .all_proxy_uids()
+                .into_iter()
+                .map(|u| self.uid_is(u))
+                .chain(p.all_proxy_gids().into_iter().map(|g| self.gid_is(g)))
+                .collect()),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `exclusions-respected`: what the profile excludes from capture is left alone (an excluded
+//! port or range redirected anyway breaks the traffic the exclusion was made for).
+
+use sidecar_model::pod::Profile;
+
+use super::shared::list;
+use super::{Conditions, Dom, Invariant, Part, Words};
+
+/// Excluded ports, addresses, sources and groups are never redirected.
+///
+/// These assertions are unsatisfiable if and only if no connection has its first hop
+/// redirected while it arrives from outside on an interface of the pod's own for an excluded
+/// inbound port (or, TCP, from an excluded source), or is opened in the pod for a non-local
+/// destination on an excluded outbound port or address, or by a process of an excluded group
+/// (DNS the proxy's DNS listener takes aside).
+pub struct ExclusionsRespected;
+
+impl Invariant for ExclusionsRespected {
+    const ID: &'static str = "exclusions-respected";
+    const NEEDS_JOURNEY: bool = false;
+    const ALSO_USES: &'static [Part] = &[
+        Part::VirtualInterfaces,
+        Part::ExcludeInboundCidrs,
+        Part::ExcludeOutboundGids,
+        Part::DnsCapturePort,
+    ];
+
+    fn statement(p: &Profile, w: &Words) -> String {
+        let mut s = format!(
+            "excluded ports and ranges are never redirected: inbound ports {}; outbound ports {} and addresses {} (to non-local destinations){}",
+            list(&p.exclude_inbound_ports),
+            list(&p.exclude_outbound_ports),
+            list(&p.exclude_outbound_cidrs),
+            w.dns
+        );
+        if !p.exclude_inbound_cidrs.is_empty() {
+            s.push_str(&format!(
+                "; inbound sources {}",
+                list(&p.exclude_inbound_cidrs)
+            ));
+        }
+        if !p.exclude_outbound_gids.is_empty() {
+            s.push_str(&format!(
+                "; outbound from groups {}",
+                list(&p.exclude_outbound_gids)
+            ));
+        }
+        s
+    }
+
+    fn uses(p: &Profile) -> Vec<String> {
+        vec![
+            format!(
+                "exclude_inbound_ports = [{}]",
+                list(&p.exclude_inbound_ports)
+            ),
+            format!(
+                "exclude_outbound_ports = [{}]",
+                list(&p.exclude_outbound_ports)
+            ),
+            format!(
+                "exclude_outbound_cidrs = [{}]",
+                list(&p.exclude_outbound_cidrs)
+            ),
+        ]
+    }
+
+    fn violation<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.and(vec![
+            d.redirected(),
+            d.or(vec![
+                d.and(vec![
+                    c.inbound.clone(),
+                    d.or(vec![
+                        d.dport_in(&p.exclude_inbound_ports),
+                        d.and(vec![d.tcp(), d.src_in_any(&p.exclude_inbound_cidrs)]),
+                    ]),
+                ]),
+                d.and(vec![
+                    c.local.clone(),
+                    d.not(d.dst_local()),
+                    d.not(c.dns_ok.clone()),
+                    d.or(vec![
+                        d.dport_in(&p.exclude_outbound_ports),
+                        d.dst_in_any(&p.exclude_outbound_cidrs),
+                        d.gid_in(&p.exclude_outbound_gids),
+                    ]),
+                ]),
+            ]),
+        ])
+    }
+}

@@ -1,0 +1,511 @@
+//! Proofs about one ruleset (properties turned into queries): every invariant of the catalog
+//! proved over all connections (or refuted with a concrete one, replayed through the
+//! evaluator), and every rule's reachability. `check` reports them; `diff` reports the
+//! invariants of both its rulesets.
+//!
+//! Each family the pod has an address of is encoded once ([`crate::smt::Encoder`]): a symbolic
+//! first packet, its journey, and the scope (the first-packet facts, and routing unless
+//! `--no-routing`). An invariant's violation is one query. A satisfiable one is solved again
+//! with every undecidable match taken as not matching (as the evaluator takes them): if that is
+//! unsatisfiable the result is `unknown` (it depends on matches the model cannot interpret);
+//! otherwise the witness is steered toward values a person recognises (the profile's uids,
+//! addresses, ports) and replayed through [`Simulator::journey_packet`], which must violate the
+//! invariant too.
+//!
+//! Reachability ranges over two scopes: routable first packets (as above), and any packet at
+//! all (any interface, source, conntrack state, marks, flags: plain iptables semantics). A rule
+//! is `live` when a routable connection hits it, `unroutable` when only other packets do,
+//! `shadowed` when packets reach it but none matches there, `unreachable` when none reaches
+//! it. For the last two, `by` names the earlier rules of the chain responsible: a minimal set
+//! whose matches, taken as intercepting, leave nothing for the rule (an unsat core).
+
+use std::net::IpAddr;
+
+use sidecar_model::pod::{Journey, Pod, Profile, Simulator};
+use sidecar_model::print::print_rule;
+use sidecar_model::{Family, Hook, Ruleset, Target};
+use z3::ast::{Bool, BV};
+use z3::{SatResult, Solver};
+
+use crate::invariants::{Concrete, Id, Symbolic, ALL};
+use crate::results::check::{RuleAt, RuleAtTable, RuleResult, RuleStatus};
+use crate::results::{InvariantResult, Status, Witness};
+use crate::smt::solve::{guard, hints, query, solver, steer, unknown_reason};
+use crate::smt::{all, any, bv, EncodeError, Encoder, RuleId, SymHit, SymPacket, IF_BITS, IF_NONE};
+
+/// How to prove.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Range over routable connections only (the default).
+    pub routing: bool,
+    /// Per-query solver timeout in milliseconds.
+    pub timeout_ms: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            routing: true,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Why the proofs could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError {
+    /// The ruleset cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Z3 found a counterexample the evaluator does not confirm: the encoding is wrong.
+    #[error("internal error: the SMT encoding and the evaluator disagree on invariant `{id}` for the connection {witness}; the evaluator's journey does not violate it")]
+    Disagreement {
+        /// The invariant.
+        id: &'static str,
+        /// The connection, as JSON.
+        witness: String,
+    },
+}
+
+/// The families the pod has addresses of.
+pub fn families(pod: &Pod) -> Vec<Family> {
+    let mut v = Vec::new();
+    if pod.ips.iter().any(IpAddr::is_ipv4) {
+        v.push(Family::Ipv4);
+    }
+    if pod.ips.iter().any(IpAddr::is_ipv6) {
+        v.push(Family::Ipv6);
+    }
+    v
+}
+
+fn chain_name(rs: &Ruleset, fam: Family, id: RuleId) -> String {
+    rs.table(fam, id.table)
+        .and_then(|t| t.chains.get(id.chain))
+        .map(|c| c.name.clone())
+        .unwrap_or_default()
+}
+
+fn rule_no(i: usize) -> u32 {
+    u32::try_from(i + 1).unwrap_or(u32::MAX)
+}
+
+/// What the proofs found about one ruleset.
+#[derive(Debug, Clone)]
+pub struct Proofs {
+    /// Every invariant of the catalog, in its order.
+    pub invariants: Vec<InvariantResult>,
+    /// Every rule's reachability, family by family.
+    pub rules: Vec<RuleResult>,
+    /// Rules with matches or targets the model cannot interpret (free in the proofs).
+    pub undecided: Vec<RuleAtTable>,
+}
+
+struct FamilyResult {
+    invariants: Vec<Proved>,
+    rules: Vec<RuleResult>,
+    undecided: Vec<RuleAtTable>,
+}
+
+type Proved = (Id, Status, Option<(Witness, Journey)>, Option<String>);
+
+/// One invariant in one family: the violation `v` is asserted in a scope the caller pops.
+#[allow(clippy::too_many_arguments)]
+fn prove(
+    rs: &Ruleset,
+    fam: Family,
+    enc: &Encoder<'_>,
+    s: &Solver,
+    v: &Bool,
+    first: &SymPacket,
+    outside: &Bool,
+    sim: &Simulator,
+    pod: &Pod,
+    profile: &Profile,
+    id: Id,
+) -> Result<Proved, ProveError> {
+    s.assert(v);
+    match s.check() {
+        SatResult::Unsat => return Ok((id, Status::Holds, None, None)),
+        SatResult::Unknown => return Ok((id, Status::Unknown, None, Some(unknown_reason(s)))),
+        SatResult::Sat => {}
+    }
+    let decided: Vec<Bool> = enc.free.iter().map(|(_, b)| b.not()).collect();
+    let mut assume = vec![guard(s, &all(&decided))];
+    match s.check_assumptions(&assume) {
+        SatResult::Sat => {}
+        SatResult::Unknown => return Ok((id, Status::Unknown, None, Some(unknown_reason(s)))),
+        SatResult::Unsat => {
+            let rules: Vec<String> = enc
+                .undecided_rules
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} rule {}",
+                        r.table.name(),
+                        chain_name(rs, fam, *r),
+                        r.rule + 1
+                    )
+                })
+                .collect();
+            return Ok((
+                id,
+                Status::Unknown,
+                None,
+                Some(format!(
+                    "violated only if a match the model cannot interpret holds ({})",
+                    rules.join("; ")
+                )),
+            ));
+        }
+    }
+    let hs: Vec<Bool> = hints(enc, first, outside)
+        .iter()
+        .map(|h| guard(s, h))
+        .collect();
+    let Some(m) = steer(s, &mut assume, hs) else {
+        return Ok((id, Status::Unknown, None, Some(unknown_reason(s))));
+    };
+    let pkt = first.read(&m, &enc.ifaces, fam);
+    let entry = if crate::smt::truth(&m, outside) {
+        Hook::Prerouting
+    } else {
+        Hook::Output
+    };
+    let j = sim.journey_packet(entry, pkt);
+    let conc = Concrete {
+        entry,
+        first: pkt,
+        journey: &j,
+        pod,
+    };
+    let w = Witness::of_packet(entry, &pkt);
+    if !id.violation(&conc, profile) {
+        return Err(ProveError::Disagreement {
+            id: id.name(),
+            witness: serde_json::to_string(&w).unwrap_or_default(),
+        });
+    }
+    Ok((id, Status::Violated, Some((w, j)), None))
+}
+
+fn check_family(
+    rs: &Ruleset,
+    fam: Family,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    sim: &Simulator,
+) -> Result<FamilyResult, ProveError> {
+    let mut enc = Encoder::new(rs, fam, pod, profile)?;
+    let first = SymPacket::fresh("c", enc.width);
+    let outside = Bool::new_const("c_outside");
+    let journey = enc.journey(&first, &outside)?;
+    let facts = enc.first_packet_facts(&first, &outside);
+    let scope = if opts.routing {
+        all(&[facts, enc.routable(&first, &outside)])
+    } else {
+        facts
+    };
+    let s = solver(opts.timeout_ms);
+    s.assert(&scope);
+
+    let mut invariants = Vec::new();
+    {
+        let sym = Symbolic {
+            enc: &enc,
+            first: &first,
+            outside: &outside,
+            journey: &journey,
+        };
+        for id in ALL {
+            let v = id.violation(&sym, profile);
+            s.push();
+            let r = prove(
+                rs, fam, &enc, &s, &v, &first, &outside, sim, pod, profile, id,
+            );
+            s.pop(1);
+            invariants.push(r?);
+        }
+    }
+
+    let routed_hits: Vec<SymHit> = journey
+        .hops
+        .first()
+        .map(|h| h.hits.clone())
+        .unwrap_or_default();
+    let rules = reachability(rs, fam, &mut enc, &s, &routed_hits, opts)?;
+    let undecided = enc
+        .undecided_rules
+        .iter()
+        .map(|r| RuleAtTable {
+            family: fam,
+            table: r.table,
+            chain: chain_name(rs, fam, *r),
+            rule: rule_no(r.rule),
+        })
+        .collect();
+    Ok(FamilyResult {
+        invariants,
+        rules,
+        undecided,
+    })
+}
+
+fn stops(t: Option<&Target>) -> bool {
+    !matches!(
+        t,
+        None | Some(
+            Target::Mark(_)
+                | Target::ConnmarkSet(_)
+                | Target::ConnmarkSave { .. }
+                | Target::ConnmarkRestore { .. }
+                | Target::Ct { .. }
+                | Target::Notrack
+                | Target::Log { .. }
+                | Target::Nflog { .. }
+                | Target::Unknown { .. }
+        )
+    )
+}
+
+fn reachability(
+    rs: &Ruleset,
+    fam: Family,
+    enc: &mut Encoder<'_>,
+    routed: &Solver,
+    routed_hits: &[SymHit],
+    opts: &Options,
+) -> Result<Vec<RuleResult>, ProveError> {
+    // Any packet at all, entering here or from outside.
+    let p = SymPacket::fresh("any", enc.width);
+    let outside = Bool::new_const("any_outside");
+    let hop = enc.hop(&p, &outside, true)?;
+    let none = |v: &BV| v.eq(bv(u128::from(IF_NONE), IF_BITS));
+    let facts = all(&[
+        enc.ifaces.valid(&p.iif),
+        enc.ifaces.valid(&p.oif),
+        outside.ite(
+            &all(&[none(&p.oif), none(&p.iif).not(), p.has_socket.not()]),
+            &all(&[none(&p.iif), none(&p.oif).not()]),
+        ),
+    ]);
+    let s = solver(opts.timeout_ms);
+    s.assert(&facts);
+
+    let mut out = Vec::new();
+    for t in rs.tables(fam) {
+        for (ci, c) in t.chains.iter().enumerate() {
+            for (ri, rule) in c.rules.iter().enumerate() {
+                let id = RuleId {
+                    table: t.kind,
+                    chain: ci,
+                    rule: ri,
+                };
+                let of = |hits: &[SymHit], f: fn(&SymHit) -> Bool| {
+                    any(&hits
+                        .iter()
+                        .filter(|h| h.id == id)
+                        .map(f)
+                        .collect::<Vec<_>>())
+                };
+                let mut res = RuleResult {
+                    family: fam,
+                    table: t.kind,
+                    chain: c.name.clone(),
+                    rule: rule_no(ri),
+                    text: print_rule(fam, &c.name, rule),
+                    status: RuleStatus::Unknown,
+                    by: Vec::new(),
+                    packet: None,
+                };
+                // A rule of a chain no built-in chain reaches is in no hop's encoding: it is
+                // unreachable by structure, and nothing earlier is responsible.
+                if !hop.hits.iter().any(|h| h.id == id) {
+                    res.status = RuleStatus::Unreachable;
+                    out.push(res);
+                    continue;
+                }
+                let live = of(routed_hits, |h| h.fires.clone());
+                res.status = match query(routed, &live).0 {
+                    SatResult::Sat => RuleStatus::Live,
+                    SatResult::Unknown => RuleStatus::Unknown,
+                    SatResult::Unsat => {
+                        let fires = of(&hop.hits, |h| h.fires.clone());
+                        match query(&s, &fires).0 {
+                            SatResult::Sat => {
+                                s.push();
+                                s.assert(&fires);
+                                let mut hs: Vec<Bool> = vec![
+                                    p.has_socket.clone(),
+                                    p.oif.eq(bv(u128::from(crate::smt::IF_ETH0), IF_BITS)),
+                                    p.iif.eq(bv(u128::from(crate::smt::IF_ETH0), IF_BITS)),
+                                ];
+                                hs.extend(hints(enc, &p, &outside));
+                                hs.push(p.ctstate.eq(bv(0, 3)));
+                                hs.push(p.mark.eq(bv(0, 32)));
+                                let lits: Vec<Bool> = hs.iter().map(|h| guard(&s, h)).collect();
+                                let m = steer(&s, &mut Vec::new(), lits);
+                                res.packet = m.map(|m| p.read(&m, &enc.ifaces, fam));
+                                s.pop(1);
+                                RuleStatus::Unroutable
+                            }
+                            SatResult::Unknown => RuleStatus::Unknown,
+                            SatResult::Unsat => {
+                                let reach = of(&hop.hits, |h| h.reach.clone());
+                                let st = match query(&s, &reach).0 {
+                                    SatResult::Sat => RuleStatus::Shadowed,
+                                    SatResult::Unsat => RuleStatus::Unreachable,
+                                    SatResult::Unknown => RuleStatus::Unknown,
+                                };
+                                if st != RuleStatus::Unknown {
+                                    res.by = responsible(
+                                        rs,
+                                        fam,
+                                        &s,
+                                        &hop.hits,
+                                        id,
+                                        st == RuleStatus::Shadowed,
+                                    );
+                                }
+                                st
+                            }
+                        }
+                    }
+                };
+                out.push(res);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The earlier rules of the chain that leave nothing for `id`: per place the rule is tried, a
+/// minimal unsat core of "these earlier rules intercept" over the chain's entry condition and
+/// (when `with_match`) the rule's own match.
+fn responsible(
+    rs: &Ruleset,
+    fam: Family,
+    s: &Solver,
+    hits: &[SymHit],
+    id: RuleId,
+    with_match: bool,
+) -> Vec<RuleAt> {
+    let mut by: Vec<RuleAt> = Vec::new();
+    let rule_of = |r: RuleId| {
+        rs.table(fam, r.table)
+            .and_then(|t| t.chains.get(r.chain))
+            .and_then(|c| c.rules.get(r.rule))
+    };
+    for (i, h) in hits.iter().enumerate().filter(|(_, h)| h.id == id) {
+        let Some(entry) = hits.iter().find(|e| e.frame == h.frame) else {
+            continue;
+        };
+        let earlier: Vec<&SymHit> = hits
+            .iter()
+            .take(i)
+            .filter(|e| e.frame == h.frame && stops(rule_of(e.id).and_then(|r| r.target.as_ref())))
+            .collect();
+        s.push();
+        s.assert(&entry.reach);
+        if with_match {
+            s.assert(&h.matches);
+        }
+        let lits: Vec<Bool> = earlier
+            .iter()
+            .enumerate()
+            .map(|(k, e)| {
+                let a = Bool::new_const(format!("intercepts_{}_{}_{k}", h.frame, e.id.rule));
+                s.assert(a.implies(e.matches.not()));
+                a
+            })
+            .collect();
+        if s.check_assumptions(&lits) == SatResult::Unsat {
+            // Shrink to a minimal set: drop each literal that is not needed.
+            let mut keep: Vec<usize> = (0..lits.len()).collect();
+            let core = s.get_unsat_core();
+            keep.retain(|k| lits.get(*k).is_some_and(|l| core.contains(l)));
+            let mut j = 0;
+            while j < keep.len() {
+                let trial: Vec<Bool> = keep
+                    .iter()
+                    .enumerate()
+                    .filter(|(n, _)| *n != j)
+                    .filter_map(|(_, k)| lits.get(*k).cloned())
+                    .collect();
+                if s.check_assumptions(&trial) == SatResult::Unsat {
+                    keep.remove(j);
+                } else {
+                    j += 1;
+                }
+            }
+            for k in keep {
+                if let Some(e) = earlier.get(k) {
+                    let at = RuleAt {
+                        chain: chain_name(rs, fam, e.id),
+                        rule: rule_no(e.id.rule),
+                    };
+                    if !by.contains(&at) {
+                        by.push(at);
+                    }
+                }
+            }
+        }
+        s.pop(1);
+    }
+    by
+}
+
+/// Proves every invariant of the catalog about `rs` in `pod` with `profile`, and every rule's
+/// reachability, family by family; an invariant's result is its worst over the families.
+pub fn ruleset(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+) -> Result<Proofs, ProveError> {
+    let resolved = profile.resolve_names(rs);
+    let rs: &Ruleset = &resolved;
+    let sim = Simulator::new(rs, pod.clone(), profile.clone());
+    let mut invariants: Vec<InvariantResult> = ALL
+        .iter()
+        .map(|id| InvariantResult {
+            id: id.name(),
+            statement: id.statement(profile),
+            uses: id.uses(profile),
+            status: Status::Holds,
+            family: None,
+            witness: None,
+            journey: None,
+            reason: None,
+        })
+        .collect();
+    let mut rules = Vec::new();
+    let mut undecided = Vec::new();
+    for fam in families(pod) {
+        let fr = check_family(rs, fam, pod, profile, opts, &sim)?;
+        for (res, (_, st, w, reason)) in invariants.iter_mut().zip(fr.invariants) {
+            let rank = |s: Status| match s {
+                Status::Holds => 0,
+                Status::Unknown => 1,
+                Status::Violated => 2,
+            };
+            if rank(st) > rank(res.status) {
+                res.status = st;
+                res.family = Some(fam);
+                res.reason = reason;
+                if let Some((w, j)) = w {
+                    res.witness = Some(w);
+                    res.journey = Some(j);
+                }
+            }
+        }
+        rules.extend(fr.rules);
+        undecided.extend(fr.undecided);
+    }
+    Ok(Proofs {
+        invariants,
+        rules,
+        undecided,
+    })
+}

@@ -1,0 +1,206 @@
+//! What `check` and `diff` find, as data: the model that the commands fill in and that every
+//! report renders (JSON is this model serialised). Nothing here runs a proof.
+
+pub mod check;
+pub mod diff;
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use sidecar_model::eval::Packet;
+use sidecar_model::pod::{Journey, Pod};
+use sidecar_model::{Family, Hook};
+
+/// The result of an invariant or a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Proved for every connection in scope.
+    Holds,
+    /// A connection violates it.
+    Violated,
+    /// The solver gave up, or the answer depends on matches the model cannot interpret.
+    Unknown,
+}
+
+/// A concrete connection: what `trace` and `kernel` replay (its source bound as given).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Witness {
+    /// The opening process's uid (0 from outside).
+    pub uid: u32,
+    /// The opening process's gid.
+    pub gid: u32,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// `tcp`, `udp` or the protocol number.
+    pub proto: String,
+    /// It arrives on eth0 from outside.
+    pub from_outside: bool,
+    /// The interface it crosses first: out (generated here) or in (from outside).
+    pub iface: String,
+    /// The socket's mark (SO_MARK), when it has one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mark: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl Witness {
+    /// `PROTO SRC:SPORT -> DST:DPORT`.
+    pub fn connection_words(&self) -> String {
+        format!(
+            "{} {} -> {}",
+            self.proto,
+            std::net::SocketAddr::new(self.src, self.sport),
+            std::net::SocketAddr::new(self.dst, self.dport)
+        )
+    }
+
+    /// Who opens it and the interface it crosses first: `uid U gid G, out IFACE` or `from
+    /// outside, in IFACE`.
+    pub fn context_words(&self) -> String {
+        if self.from_outside {
+            format!("from outside, in {}", self.iface)
+        } else {
+            format!("{}, out {}", self.who(), self.iface)
+        }
+    }
+
+    /// The connection `trace` replays for this witness.
+    pub fn connection(&self) -> sidecar_model::pod::Connection {
+        sidecar_model::pod::Connection {
+            proto: match self.proto.as_str() {
+                "tcp" => 6,
+                "udp" => 17,
+                n => n.parse().unwrap_or(0),
+            },
+            src: Some(self.src),
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            uid: self.uid,
+            gid: self.gid,
+            from_outside: self.from_outside,
+            mark: self.mark,
+            iface: (self.from_outside
+                && self.iface != sidecar_model::pod::ETH0
+                && !self.iface.is_empty())
+            .then(|| sidecar_model::eval::IfName::new(&self.iface)),
+        }
+    }
+
+    /// Who opens it: `from outside` (`from outside on IFACE` off eth0), or `uid U gid G` (and
+    /// `mark M` when its socket has one).
+    pub fn who(&self) -> String {
+        if self.from_outside {
+            if self.iface == sidecar_model::pod::ETH0 || self.iface.is_empty() {
+                "from outside".into()
+            } else {
+                format!("from outside on {}", self.iface)
+            }
+        } else if self.mark != 0 {
+            format!("uid {} gid {} mark {:#x}", self.uid, self.gid, self.mark)
+        } else {
+            format!("uid {} gid {}", self.uid, self.gid)
+        }
+    }
+
+    /// The witness of a first packet entering at `entry`.
+    pub fn of_packet(entry: Hook, p: &Packet) -> Witness {
+        let iface = if entry == Hook::Output {
+            p.out_iface
+        } else {
+            p.in_iface
+        };
+        Witness {
+            uid: p.uid,
+            gid: p.gid,
+            src: p.src,
+            dst: p.dst,
+            sport: p.sport,
+            dport: p.dport,
+            proto: match p.proto {
+                6 => "tcp".into(),
+                17 => "udp".into(),
+                n => n.to_string(),
+            },
+            from_outside: entry != Hook::Output,
+            iface: iface.map(|i| i.as_str().to_string()).unwrap_or_default(),
+            mark: if entry == Hook::Output { p.mark } else { 0 },
+        }
+    }
+}
+
+/// One invariant's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvariantResult {
+    /// Stable id.
+    pub id: &'static str,
+    /// One-line statement with the profile's values.
+    pub statement: String,
+    /// The profile values it uses.
+    pub uses: Vec<String>,
+    /// The result.
+    pub status: Status,
+    /// The family the witness (or the unknown) is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    /// A connection that violates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<Witness>,
+    /// The witness's journey, as `trace --json` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journey: Option<Journey>,
+    /// Why the result is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The `sidecar-verify` arguments that replay a witness: `trace RULES …` with the same
+/// connection (and the pod's addresses when they are not the default).
+pub fn replay_args(rules: &str, pod: &Pod, w: &Witness) -> Vec<String> {
+    let mut opts: Vec<(&str, String)> = Vec::new();
+    if w.from_outside {
+        if w.iface != sidecar_model::pod::ETH0 && !w.iface.is_empty() {
+            opts.push(("--iface", w.iface.clone()));
+        }
+    } else {
+        opts.push(("--uid", w.uid.to_string()));
+        opts.push(("--gid", w.gid.to_string()));
+        if w.mark != 0 {
+            opts.push(("--mark", format!("{:#x}", w.mark)));
+        }
+    }
+    opts.push(("--src", w.src.to_string()));
+    opts.push(("--sport", w.sport.to_string()));
+    opts.push(("--dst", w.dst.to_string()));
+    opts.push(("--dport", w.dport.to_string()));
+    if w.proto != "tcp" {
+        opts.push(("--proto", w.proto.clone()));
+    }
+    if pod.ips != Pod::default().ips {
+        opts.extend(pod.ips.iter().map(|ip| ("--pod-ip", ip.to_string())));
+    }
+    let mut a = vec!["trace".to_string(), rules.to_string()];
+    if w.from_outside {
+        a.push("--from-outside".into());
+    }
+    for (name, value) in opts {
+        a.push(name.to_string());
+        a.push(value);
+    }
+    a
+}
+
+/// The replay command for a witness: `sidecar-verify trace …` ([`replay_args`]).
+pub fn replay_command(rules: &str, pod: &Pod, w: &Witness) -> String {
+    format!("sidecar-verify {}", replay_args(rules, pod, w).join(" "))
+}

@@ -1,0 +1,111 @@
+//! Solving: solvers with a timeout, satisfiability queries in a scope of their own, assumptions
+//! guarded by fresh literals, and models steered toward values a person recognises (the
+//! profile's uids, addresses and ports), for `check` and `diff` alike.
+
+use std::net::IpAddr;
+
+use sidecar_model::Family;
+use z3::ast::Bool;
+use z3::{Params, SatResult, Solver};
+
+use super::{bv, Encoder, SymPacket};
+
+/// A solver whose every query gives up after `timeout_ms` milliseconds.
+pub fn solver(timeout_ms: u32) -> Solver {
+    let s = Solver::new();
+    let mut p = Params::new();
+    p.set_u32("timeout", timeout_ms);
+    s.set_params(&p);
+    s
+}
+
+/// Whether `t` is satisfiable in `s` (left as it was), with a model when it is.
+pub fn query(s: &Solver, t: &Bool) -> (SatResult, Option<z3::Model>) {
+    s.push();
+    s.assert(t);
+    let r = s.check();
+    let m = if r == SatResult::Sat {
+        s.get_model()
+    } else {
+        None
+    };
+    s.pop(1);
+    (r, m)
+}
+
+/// Why the last query was undecided, for a person.
+pub fn unknown_reason(s: &Solver) -> String {
+    format!(
+        "the solver gave up: {}",
+        s.get_reason_unknown()
+            .unwrap_or_else(|| "no reason given".into())
+    )
+}
+
+/// A fresh literal standing for `t` (asserted as an implication in the current scope), for use
+/// as an assumption.
+pub fn guard(s: &Solver, t: &Bool) -> Bool {
+    let a = Bool::fresh_const("assume");
+    s.assert(a.implies(t));
+    a
+}
+
+/// Values a person recognises, tried in order as soft constraints on a witness.
+pub fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
+    let prof = enc.profile;
+    let fam = enc.family;
+    let mut h = vec![p.proto.eq(bv(6, 8)), outside.not()];
+    for (u, g) in [
+        (prof.app_uid, prof.app_gid),
+        (prof.proxy_uid, prof.proxy_gid),
+        (0, 0),
+    ] {
+        h.push(p.uid.eq(bv(u128::from(u), 32)));
+        h.push(p.gid.eq(bv(u128::from(g), 32)));
+    }
+    let peer = match fam {
+        Family::Ipv4 => prof.remote_peer,
+        Family::Ipv6 => IpAddr::V6(prof.remote_peer_v6),
+    };
+    let lo = match fam {
+        Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    };
+    let primary = enc.pod.primary(fam);
+    let addrs: Vec<IpAddr> = [Some(peer), primary, Some(lo)]
+        .into_iter()
+        .flatten()
+        .collect();
+    for a in &addrs {
+        h.push(p.dst.eq(enc.addr(*a)));
+    }
+    for a in [primary, Some(peer), Some(lo)].into_iter().flatten() {
+        h.push(p.src.eq(enc.addr(a)));
+    }
+    h.push(p.sport.eq(bv(40000, 16)));
+    let mut ports = vec![80u16, 8080];
+    ports.extend(&prof.metrics_ports);
+    ports.extend(&prof.exclude_inbound_ports);
+    ports.extend(&prof.exclude_outbound_ports);
+    ports.extend(&prof.proxy_ports);
+    ports.push(53);
+    for port in ports {
+        h.push(p.dport.eq(bv(u128::from(port), 16)));
+    }
+    h
+}
+
+/// Solves `assume` again with as many hints as stay satisfiable; returns the model.
+pub fn steer(s: &Solver, assume: &mut Vec<Bool>, hints: Vec<Bool>) -> Option<z3::Model> {
+    for hnt in hints {
+        assume.push(hnt);
+        if s.check_assumptions(assume) != SatResult::Sat {
+            assume.pop();
+        }
+    }
+    if s.check_assumptions(assume) == SatResult::Sat {
+        s.get_model()
+    } else {
+        None
+    }
+}
