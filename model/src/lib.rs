@@ -10,6 +10,7 @@ pub mod ast;
 pub mod error;
 pub mod eval;
 pub mod gen;
+pub mod matches;
 pub mod parse;
 pub mod pod;
 pub mod print;

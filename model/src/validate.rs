@@ -273,12 +273,8 @@ fn check_rule(table: TableKind, chain: &str, hooks: u8, r: &Rule) -> Result<(), 
         }
     }
     for m in &r.matches {
-        let want: Option<(&str, &[Hook])> = match m {
-            Match::Owner { .. } => Some(("owner", &[Hook::Output, Hook::Postrouting])),
-            Match::Socket { .. } => Some(("socket", &[Hook::Prerouting, Hook::Input])),
-            _ => None,
-        };
-        if let Some((name, list)) = want {
+        if let Some(list) = m.hooks() {
+            let name = m.name();
             let bad = hooks & !allowed(list);
             if bad != 0 {
                 return Err(at(
