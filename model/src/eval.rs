@@ -308,25 +308,13 @@ pub struct Engine {
 /// `--notrack`, or an extension that counts connections. Without it packets carry no connection
 /// and the nat table's chains never see them (the kernel oracle found this).
 pub fn conntrack_active(rs: &Ruleset, family: Family) -> bool {
-    const CT_TARGETS: &[&str] = &["NETMAP", "CONNSECMARK", "CONNLABEL"];
     rs.tables(family)
         .iter()
         .flat_map(|t| &t.chains)
         .flat_map(|c| &c.rules)
         .any(|r| {
             r.matches.iter().any(Match::turns_conntrack_on)
-                || r.target.as_ref().is_some_and(|t| match t {
-                    Target::Redirect { .. }
-                    | Target::Dnat { .. }
-                    | Target::Snat { .. }
-                    | Target::Masquerade { .. }
-                    | Target::ConnmarkSet(_)
-                    | Target::ConnmarkSave { .. }
-                    | Target::ConnmarkRestore { .. } => true,
-                    Target::Ct { notrack, .. } => !notrack,
-                    Target::Unknown { name, .. } => CT_TARGETS.contains(&name.as_str()),
-                    _ => false,
-                })
+                || r.target.as_ref().is_some_and(Target::turns_conntrack_on)
         })
 }
 

@@ -14,6 +14,7 @@ pub mod matches;
 pub mod parse;
 pub mod pod;
 pub mod print;
+pub mod targets;
 pub mod validate;
 
 pub use ast::*;

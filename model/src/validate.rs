@@ -232,23 +232,7 @@ fn allowed(list: &[Hook]) -> u8 {
 
 fn check_rule(table: TableKind, chain: &str, hooks: u8, r: &Rule) -> Result<(), ValidationError> {
     if let Some(t) = &r.target {
-        let rule: Option<(TableKind, &[Hook])> = match t {
-            Target::Tproxy { .. } => Some((TableKind::Mangle, &[Hook::Prerouting])),
-            Target::Redirect { .. } | Target::Dnat { .. } => {
-                Some((TableKind::Nat, &[Hook::Prerouting, Hook::Output]))
-            }
-            Target::Snat { .. } => Some((TableKind::Nat, &[Hook::Postrouting, Hook::Input])),
-            Target::Masquerade { .. } => Some((TableKind::Nat, &[Hook::Postrouting])),
-            Target::Ct { .. } | Target::Notrack => {
-                Some((TableKind::Raw, &[Hook::Prerouting, Hook::Output]))
-            }
-            Target::Reject { .. } => Some((
-                TableKind::Filter,
-                &[Hook::Input, Hook::Forward, Hook::Output],
-            )),
-            _ => None,
-        };
-        if let Some((want_table, want_hooks)) = rule {
+        if let Some((want_table, want_hooks)) = t.def().and_then(|d| d.allowed) {
             if table != want_table {
                 return Err(at(
                     r,

@@ -1,7 +1,7 @@
-//! The table of match modules agrees with every phase (in the spirit of cedar's
-//! `extension_schema_correctness`): every module of `MODULES` is made by the generator, prints
-//! and parses back to itself, serializes under its own name, is in the fuzz dictionary, and its
-//! declarations are coherent. (That every module has an SMT
+//! The tables of match modules and targets agree with every phase (in the spirit of cedar's
+//! `extension_schema_correctness`): every module of `MODULES` and every target of `TARGETS` is
+//! made by the generator, prints and parses back to itself, serializes under its own name, is
+//! in the fuzz dictionary, and its declarations are coherent. (That every module has an SMT
 //! encoding is a compile-time fact in `verify/src/smt/matches.rs`, whose test compares the
 //! encoding with `eval`.)
 
@@ -15,9 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sidecar_model::matches::{unknown, MODULES};
+use sidecar_model::targets::{self, TARGETS};
 use sidecar_model::{gen, parse, print_ruleset, Match, Ruleset};
 
-/// Generated rulesets: enough for every module many times over.
+/// Generated rulesets: enough for every module and target many times over.
 fn sample() -> Vec<Ruleset> {
     gen::sample(150, 12)
 }
@@ -143,13 +144,80 @@ fn declarations_are_coherent() {
 }
 
 #[test]
-fn the_fuzz_dictionary_names_every_module() {
+fn the_fuzz_dictionary_names_every_module_and_target() {
     let dict = dictionary();
     for m in MODULES {
         let token = format!(" -m {}", m.name);
         assert!(
             in_dictionary(&dict, &token),
             "fuzz/iptables.dict lacks \"{token}\""
+        );
+    }
+    for t in TARGETS {
+        assert!(
+            in_dictionary(&dict, t.name),
+            "fuzz/iptables.dict lacks \"{}\"",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn every_target_is_generated_and_round_trips() {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for rs in sample() {
+        // The rulesets print and parse back (every_module_is_generated_and_round_trips).
+        for t in rs.ipv4.iter().chain(&rs.ipv6) {
+            for target in t
+                .chains
+                .iter()
+                .flat_map(|c| &c.rules)
+                .filter_map(|r| r.target.as_ref())
+            {
+                let Some(def) = target.def() else { continue };
+                assert_eq!(def.name, target.name());
+                assert!(TARGETS.iter().any(|d| d.name == def.name), "{}", def.name);
+                *seen.entry(def.name).or_default() += 1;
+            }
+        }
+    }
+    for t in TARGETS {
+        let n = seen.get(t.name).copied().unwrap_or(0);
+        assert!(
+            n >= 5,
+            "the generator made `-j {}` {n} times: {seen:?}",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn target_declarations_are_coherent() {
+    let mut names = BTreeSet::new();
+    for t in TARGETS {
+        assert!(names.insert(t.name), "`{}` declared twice", t.name);
+        let own = |o: &str| t.options.contains(&o);
+        for list in [t.flags, t.verbatim, t.port_options] {
+            for option in list {
+                assert!(
+                    own(option),
+                    "`{}`: {option} is not among its options",
+                    t.name
+                );
+            }
+        }
+        for option in t.options {
+            assert!(option.starts_with("--"), "`{}`: {option}", t.name);
+            assert_eq!(t.arity(option), usize::from(!t.flags.contains(option)));
+        }
+    }
+    for name in targets::unknown::OTHER_TARGETS
+        .iter()
+        .chain(targets::unknown::CONNTRACK_TARGETS)
+    {
+        assert!(
+            !names.contains(name),
+            "`{name}` is interpreted: take it out of unknown.rs"
         );
     }
 }

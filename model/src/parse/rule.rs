@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use crate::ast::*;
 use crate::matches::{unknown, Finish, Module, OptArgs, Take};
 use crate::parse::lex::Token;
+use crate::targets::{self, Given, TargetDef, TARGETS};
 
 pub(crate) mod values;
 
@@ -55,38 +56,6 @@ pub struct RuleContext<'a> {
     /// The hook, when the rule goes into a built-in chain.
     pub hook: Option<Hook>,
 }
-
-/// Names of target extensions that exist in netfilter but that the model does not interpret: a
-/// `-j` to one of these is an unknown target, not a jump to an undeclared chain.
-const OTHER_TARGETS: &[&str] = &[
-    "AUDIT",
-    "CHECKSUM",
-    "CLASSIFY",
-    "CLUSTERIP",
-    "CONNSECMARK",
-    "DSCP",
-    "ECN",
-    "HL",
-    "HMARK",
-    "IDLETIMER",
-    "LED",
-    "NETMAP",
-    "NFQUEUE",
-    "QUEUE",
-    "RATEEST",
-    "SECMARK",
-    "SET",
-    "SYNPROXY",
-    "TCPMSS",
-    "TCPOPTSTRIP",
-    "TEE",
-    "TOS",
-    "TRACE",
-    "TTL",
-    "ULOG",
-    "IPMARK",
-    "BALANCE",
-];
 
 /// Generic (non-extension) options.
 const GENERIC: &[&str] = &[
@@ -521,14 +490,11 @@ fn dispatch_option<'t>(
         }
     }
     if let Some(tb) = target.as_mut() {
-        if target_options(&tb.name).contains(&opt) {
-            if matches!(
-                opt,
-                "--to-ports" | "--to-port" | "--to-destination" | "--to-source" | "--to"
-            ) {
+        if let Some(def) = TargetDef::named(&tb.name).filter(|d| d.options.contains(&opt)) {
+            if def.port_options.contains(&opt) {
                 tb.proto_at_ports = Some(rule.proto);
             }
-            return apply_target_option(ctx, tb, t, negated, a);
+            return apply_target_option(def, tb, t, negated, a);
         }
     }
     // The implicit protocol match of `-p tcp --dport 80`.
@@ -570,7 +536,11 @@ fn dispatch_option<'t>(
     }
     if let Some(tb) = target.as_ref() {
         let o = format!(" for target `{}`", tb.name);
-        known.extend(target_options(&tb.name).iter().map(|x| (*x, o.clone())));
+        known.extend(
+            TargetDef::options_of(&tb.name)
+                .iter()
+                .map(|x| (*x, o.clone())),
+        );
         if owner.is_empty() {
             owner = o;
         }
@@ -694,6 +664,7 @@ fn finish_match(mb: MatchB, rule: &Rule) -> Res<Match> {
 
 // ----- targets -----
 
+/// A target being read: its options are gathered, then its [`TargetDef`]'s `finish` builds it.
 struct TargetB {
     /// `-p` as it stood when an option carrying ports was read (iptables checks it then).
     proto_at_ports: Option<Option<Neg<Protocol>>>,
@@ -703,103 +674,9 @@ struct TargetB {
     raw: Vec<String>,
     unmodelled: bool,
     seen: Vec<String>,
-    // option values
-    vals: Vec<(String, bool, Vec<String>, Token)>,
+    /// Each option given: its name, its values and the token of its last value.
+    vals: Vec<(String, Vec<String>, Token)>,
 }
-
-fn target_options(name: &str) -> &'static [&'static str] {
-    match name {
-        "REJECT" => &["--reject-with"],
-        "REDIRECT" => &["--to-ports", "--to-port", "--random"],
-        "TPROXY" => &["--on-port", "--on-ip", "--tproxy-mark"],
-        "MARK" => &[
-            "--set-mark",
-            "--set-xmark",
-            "--and-mark",
-            "--or-mark",
-            "--xor-mark",
-        ],
-        "CONNMARK" => &[
-            "--set-mark",
-            "--set-xmark",
-            "--and-mark",
-            "--or-mark",
-            "--xor-mark",
-            "--save-mark",
-            "--restore-mark",
-            "--mask",
-            "--nfmask",
-            "--ctmask",
-        ],
-        "CT" => &[
-            "--notrack",
-            "--zone",
-            "--zone-orig",
-            "--zone-reply",
-            "--helper",
-            "--ctevents",
-            "--expevents",
-            "--timeout",
-        ],
-        "DNAT" => &["--to-destination", "--to", "--random", "--persistent"],
-        "SNAT" => &[
-            "--to-source",
-            "--to",
-            "--random",
-            "--random-fully",
-            "--persistent",
-        ],
-        "MASQUERADE" => &["--to-ports", "--random", "--random-fully"],
-        "LOG" => &[
-            "--log-prefix",
-            "--log-level",
-            "--log-tcp-sequence",
-            "--log-tcp-options",
-            "--log-ip-options",
-            "--log-uid",
-            "--log-macdecode",
-        ],
-        "NFLOG" => &[
-            "--nflog-group",
-            "--nflog-prefix",
-            "--nflog-range",
-            "--nflog-size",
-            "--nflog-threshold",
-        ],
-        _ => &[],
-    }
-}
-
-/// How many values an option of a known target takes.
-fn target_option_arity(name: &str, opt: &str) -> usize {
-    match (name, opt) {
-        (
-            _,
-            "--random" | "--random-fully" | "--persistent" | "--notrack" | "--save-mark"
-            | "--restore-mark",
-        ) => 0,
-        ("LOG", o) if o != "--log-prefix" && o != "--log-level" => 0,
-        _ => 1,
-    }
-}
-
-const BUILTIN_TARGETS: &[&str] = &[
-    "ACCEPT",
-    "DROP",
-    "RETURN",
-    "REJECT",
-    "REDIRECT",
-    "TPROXY",
-    "MARK",
-    "CONNMARK",
-    "CT",
-    "NOTRACK",
-    "DNAT",
-    "SNAT",
-    "MASQUERADE",
-    "LOG",
-    "NFLOG",
-];
 
 fn start_target<'t>(
     ctx: &RuleContext<'_>,
@@ -819,7 +696,7 @@ fn start_target<'t>(
         seen: Vec::new(),
         vals: Vec::new(),
     };
-    if goto || !BUILTIN_TARGETS.contains(&name.as_str()) {
+    if goto || TargetDef::named(&name).is_none() {
         if (ctx.chain_exists)(&name) {
             return Ok(tb);
         }
@@ -844,14 +721,15 @@ fn start_target<'t>(
                 )),
             );
         }
-        if OTHER_TARGETS.contains(&name.as_str()) {
+        if targets::unknown::OTHER_TARGETS.contains(&name.as_str()) {
             tb.unmodelled = true;
             tb.raw = collect_verbatim(a, owned);
             return Ok(tb);
         }
         let mut e = err_at(v, format!("jump to undefined chain `{name}`"));
         let upper = name.to_ascii_uppercase();
-        if let Some(s) = did_you_mean(&upper, BUILTIN_TARGETS) {
+        let builtins: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
+        if let Some(s) = did_you_mean(&upper, &builtins) {
             e.help = Some(format!("did you mean the target `{s}`? otherwise declare the chain first (`:{name} - [0:0]` or `-N {name}`)"));
         } else {
             e.help = Some(format!(
@@ -864,7 +742,7 @@ fn start_target<'t>(
 }
 
 fn apply_target_option<'t>(
-    _ctx: &RuleContext<'_>,
+    def: &TargetDef,
     tb: &mut TargetB,
     t: &'t Token,
     negated: bool,
@@ -884,38 +762,20 @@ fn apply_target_option<'t>(
         ));
     }
     tb.seen.push(opt.clone());
-    let n = target_option_arity(&tb.name, &opt);
     let mut vals = Vec::new();
     let mut at = t.clone();
-    for _ in 0..n {
+    for _ in 0..def.arity(&opt) {
         let v = a.value(t)?;
         at = v.clone();
         vals.push(v.text.clone());
     }
-    if matches!(
-        (tb.name.as_str(), opt.as_str()),
-        (
-            "CT",
-            "--helper" | "--ctevents" | "--expevents" | "--timeout"
-        )
-    ) {
+    if def.verbatim.contains(&opt.as_str()) {
         tb.unmodelled = true;
     }
     tb.raw.push(opt.clone());
     tb.raw.extend(vals.iter().cloned());
-    tb.vals.push((opt, negated, vals, at));
+    tb.vals.push((opt, vals, at));
     Ok(())
-}
-
-fn tval<'a>(tb: &'a TargetB, opt: &str) -> Option<(&'a str, &'a Token)> {
-    tb.vals
-        .iter()
-        .find(|(o, ..)| o == opt)
-        .map(|(_, _, v, t)| (v.first().map_or("", String::as_str), t))
-}
-
-fn has(tb: &TargetB, opt: &str) -> bool {
-    tb.vals.iter().any(|(o, ..)| o == opt)
 }
 
 fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target> {
@@ -928,387 +788,20 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target>
             args: tb.raw,
         });
     }
-    let proto = rule.proto.filter(|p| !p.negated).map(|p| p.value);
-    let proto_then = tb
-        .proto_at_ports
-        .unwrap_or(rule.proto)
-        .filter(|p| !p.negated)
-        .map(|p| p.value);
-    let port_proto = |what: &str| -> Res<()> {
-        if proto_then.is_some_and(Protocol::has_ports) {
-            Ok(())
-        } else {
-            Err(err_at(
-                &tb.at,
-                format!(
-                    "`{}` with {what} needs `-p tcp`, `-p udp`, `-p sctp` or `-p dccp`",
-                    tb.name
-                ),
-            ))
-        }
+    let Some(def) = TargetDef::named(&tb.name) else {
+        return Ok(Target::Jump { chain: tb.name });
     };
-    let tok_for = |opt: &str| tval(&tb, opt).map_or(&tb.at, |(_, t)| t);
-    let value_tok = |opt: &str, text: &str| -> Token {
-        let t = tok_for(opt);
-        Token {
-            text: text.to_string(),
-            start: t.start,
-            end: t.end,
-        }
+    let given = Given {
+        name: &tb.name,
+        at: &tb.at,
+        vals: &tb.vals,
+        family: ctx.family,
+        proto: rule.proto.filter(|p| !p.negated).map(|p| p.value),
+        proto_then: tb
+            .proto_at_ports
+            .unwrap_or(rule.proto)
+            .filter(|p| !p.negated)
+            .map(|p| p.value),
     };
-    Ok(match tb.name.as_str() {
-        "ACCEPT" => Target::Accept,
-        "DROP" => Target::Drop,
-        "RETURN" => Target::Return,
-        "NOTRACK" => Target::Notrack,
-        "REJECT" => Target::Reject {
-            with: match tval(&tb, "--reject-with") {
-                Some((v, t)) => reject_with(ctx.family, v, t)?,
-                None => match ctx.family {
-                    Family::Ipv4 => "icmp-port-unreachable".into(),
-                    Family::Ipv6 => "icmp6-port-unreachable".into(),
-                },
-            },
-        },
-        "REDIRECT" | "MASQUERADE" => {
-            let pv = tval(&tb, "--to-ports").or_else(|| tval(&tb, "--to-port"));
-            let ports = match pv {
-                Some((v, t)) => {
-                    port_proto("`--to-ports`")?;
-                    Some(parse_port_range(t, v, '-').map_err(|e| RuleError {
-                        start: t.start,
-                        end: t.end,
-                        ..e
-                    })?)
-                }
-                None => None,
-            };
-            if tb.name == "REDIRECT" {
-                Target::Redirect {
-                    ports,
-                    random: has(&tb, "--random"),
-                }
-            } else {
-                Target::Masquerade {
-                    ports,
-                    random: has(&tb, "--random"),
-                    random_fully: has(&tb, "--random-fully"),
-                }
-            }
-        }
-        "TPROXY" => {
-            if !matches!(proto, Some(Protocol::TCP | Protocol::UDP)) {
-                return Err(err_at(&tb.at, "`TPROXY` needs `-p tcp` or `-p udp`"));
-            }
-            let (pv, pt) = tval(&tb, "--on-port")
-                .ok_or_else(|| err_at(&tb.at, "`TPROXY` needs `--on-port`"))?;
-            let on_port = parse_port(&value_tok("--on-port", pv), pv)?;
-            let _ = pt;
-            let on_ip = match tval(&tb, "--on-ip") {
-                Some((v, t)) => {
-                    let ip = parse_ip(ctx.family, t, v)?;
-                    Some(ip).filter(|ip| !ip.is_unspecified())
-                }
-                None => None,
-            };
-            let mark =
-                match tval(&tb, "--tproxy-mark") {
-                    Some((v, t)) => parse_mark_mask(&value_tok("--tproxy-mark", v), u32::MAX)
-                        .map_err(|e| RuleError {
-                            start: t.start,
-                            ..e
-                        })?,
-                    None => MarkMask { value: 0, mask: 0 },
-                };
-            Target::Tproxy {
-                on_port,
-                on_ip,
-                mark,
-            }
-        }
-        "MARK" | "CONNMARK" => {
-            let is_mark = tb.name == "MARK";
-            let xmark = mark_op(&tb)?;
-            if is_mark {
-                match xmark {
-                    Some(m) => Target::Mark(m),
-                    None => return Err(err_at(&tb.at, "`MARK` needs `--set-mark`, `--set-xmark`, `--and-mark`, `--or-mark` or `--xor-mark`")),
-                }
-            } else if let Some(m) = xmark {
-                Target::ConnmarkSet(m)
-            } else {
-                let mask = match tval(&tb, "--mask") {
-                    Some((v, _)) => Some(parse_u32_tok(&value_tok("--mask", v))?),
-                    None => None,
-                };
-                let nfmask = match tval(&tb, "--nfmask") {
-                    Some((v, _)) => parse_u32_tok(&value_tok("--nfmask", v))?,
-                    None => mask.unwrap_or(u32::MAX),
-                };
-                let ctmask = match tval(&tb, "--ctmask") {
-                    Some((v, _)) => parse_u32_tok(&value_tok("--ctmask", v))?,
-                    None => mask.unwrap_or(u32::MAX),
-                };
-                if has(&tb, "--save-mark") && has(&tb, "--restore-mark") {
-                    return Err(err_at(
-                        &tb.at,
-                        "`CONNMARK` takes one of `--save-mark` and `--restore-mark`",
-                    ));
-                }
-                if has(&tb, "--save-mark") {
-                    Target::ConnmarkSave { nfmask, ctmask }
-                } else if has(&tb, "--restore-mark") {
-                    Target::ConnmarkRestore { nfmask, ctmask }
-                } else {
-                    return Err(err_at(&tb.at, "`CONNMARK` needs `--set-xmark`, `--set-mark`, `--save-mark` or `--restore-mark`"));
-                }
-            }
-        }
-        "CT" => {
-            let mut zone = None;
-            for (opt, orig) in [
-                ("--zone", None),
-                ("--zone-orig", Some(true)),
-                ("--zone-reply", Some(false)),
-            ] {
-                if let Some((v, _)) = tval(&tb, opt) {
-                    let t = value_tok(opt, v);
-                    let id = u16::try_from(parse_u32_tok(&t)?)
-                        .map_err(|_| err_at(&t, format!("zone `{v}` out of range (0 to 65535)")))?;
-                    if zone.is_some() {
-                        return Err(err_at(&t, "`CT` takes one zone option"));
-                    }
-                    zone = Some(CtZone { id, orig });
-                }
-            }
-            Target::Ct {
-                notrack: has(&tb, "--notrack"),
-                zone: zone.filter(|z| z.id != 0 || z.orig.is_some()),
-            }
-        }
-        "DNAT" | "SNAT" => {
-            let opt = if tb.name == "DNAT" {
-                "--to-destination"
-            } else {
-                "--to-source"
-            };
-            let (v, _) = tval(&tb, opt)
-                .or_else(|| tval(&tb, "--to"))
-                .ok_or_else(|| err_at(&tb.at, format!("`{}` needs `{opt}`", tb.name)))?;
-            let t = value_tok(if has(&tb, opt) { opt } else { "--to" }, v);
-            let to = parse_nat_range(ctx.family, &t)?;
-            if to.ports.is_some() {
-                port_proto("a port")?;
-            }
-            if tb.name == "DNAT" {
-                Target::Dnat {
-                    to,
-                    random: has(&tb, "--random"),
-                    persistent: has(&tb, "--persistent"),
-                }
-            } else {
-                Target::Snat {
-                    to,
-                    random: has(&tb, "--random"),
-                    random_fully: has(&tb, "--random-fully"),
-                    persistent: has(&tb, "--persistent"),
-                }
-            }
-        }
-        "LOG" => {
-            let level = match tval(&tb, "--log-level") {
-                Some((v, _)) => log_level(&value_tok("--log-level", v))?,
-                None => 4,
-            };
-            let flags = [
-                "--log-tcp-sequence",
-                "--log-tcp-options",
-                "--log-ip-options",
-                "--log-uid",
-                "--log-macdecode",
-            ]
-            .into_iter()
-            .filter(|f| has(&tb, f))
-            .map(str::to_string)
-            .collect();
-            let prefix = tval(&tb, "--log-prefix").map(|(v, _)| v.to_string());
-            if let Some(p) = &prefix {
-                if p.len() > 29 {
-                    return Err(err_at(
-                        tok_for("--log-prefix"),
-                        "`--log-prefix` longer than 29 characters",
-                    ));
-                }
-            }
-            Target::Log {
-                prefix,
-                level,
-                flags,
-            }
-        }
-        "NFLOG" => {
-            let group = match tval(&tb, "--nflog-group") {
-                Some((v, _)) => {
-                    let t = value_tok("--nflog-group", v);
-                    u16::try_from(parse_u32_tok(&t)?)
-                        .map_err(|_| err_at(&t, format!("group `{v}` out of range (0 to 65535)")))?
-                }
-                None => 0,
-            };
-            let size = match tval(&tb, "--nflog-size").or_else(|| tval(&tb, "--nflog-range")) {
-                Some((v, t)) => Some(parse_u32_tok(&Token {
-                    text: v.to_string(),
-                    start: t.start,
-                    end: t.end,
-                })?),
-                None => None,
-            };
-            let threshold = match tval(&tb, "--nflog-threshold") {
-                Some((v, _)) => {
-                    let t = value_tok("--nflog-threshold", v);
-                    Some(
-                        u16::try_from(parse_u32_tok(&t)?)
-                            .map_err(|_| err_at(&t, format!("threshold `{v}` out of range")))?,
-                    )
-                    .filter(|n| *n != 1)
-                }
-                None => None,
-            };
-            let prefix = tval(&tb, "--nflog-prefix").map(|(v, _)| v.to_string());
-            if let Some(p) = &prefix {
-                if p.len() > 63 {
-                    return Err(err_at(
-                        tok_for("--nflog-prefix"),
-                        "`--nflog-prefix` longer than 63 characters",
-                    ));
-                }
-            }
-            Target::Nflog {
-                prefix,
-                group,
-                size,
-                threshold,
-            }
-        }
-        _ => Target::Jump { chain: tb.name },
-    })
-}
-
-/// MARK-style operations reduced to `(value, mask)` of `--set-xmark`.
-fn mark_op(tb: &TargetB) -> Res<Option<MarkMask>> {
-    let ops = [
-        "--set-mark",
-        "--set-xmark",
-        "--and-mark",
-        "--or-mark",
-        "--xor-mark",
-    ];
-    let given: Vec<&str> = ops.into_iter().filter(|o| has(tb, o)).collect();
-    if given.len() > 1 {
-        return Err(err_at(
-            &tb.at,
-            format!("`{}` takes only one of {}", tb.name, ops.join(", ")),
-        ));
-    }
-    let Some(op) = given.first() else {
-        return Ok(None);
-    };
-    let Some((v, t)) = tval(tb, op) else {
-        return Ok(None);
-    };
-    let tok = Token {
-        text: v.to_string(),
-        start: t.start,
-        end: t.end,
-    };
-    Ok(Some(match *op {
-        "--set-xmark" => parse_mark_mask(&tok, u32::MAX)?,
-        "--set-mark" => {
-            let m = parse_mark_mask(&tok, u32::MAX)?;
-            MarkMask {
-                value: m.value,
-                mask: m.value | m.mask,
-            }
-        }
-        "--and-mark" => MarkMask {
-            value: 0,
-            mask: !parse_u32_tok(&tok)?,
-        },
-        "--or-mark" => {
-            let v = parse_u32_tok(&tok)?;
-            MarkMask { value: v, mask: v }
-        }
-        _ => MarkMask {
-            value: parse_u32_tok(&tok)?,
-            mask: 0,
-        },
-    }))
-}
-
-fn reject_with(family: Family, v: &str, t: &Token) -> Res<String> {
-    let v4 = [
-        ("icmp-net-unreachable", "icmp-net-unreachable"),
-        ("net-unreach", "icmp-net-unreachable"),
-        ("icmp-host-unreachable", "icmp-host-unreachable"),
-        ("host-unreach", "icmp-host-unreachable"),
-        ("icmp-proto-unreachable", "icmp-proto-unreachable"),
-        ("proto-unreach", "icmp-proto-unreachable"),
-        ("icmp-port-unreachable", "icmp-port-unreachable"),
-        ("port-unreach", "icmp-port-unreachable"),
-        ("icmp-net-prohibited", "icmp-net-prohibited"),
-        ("net-prohib", "icmp-net-prohibited"),
-        ("icmp-host-prohibited", "icmp-host-prohibited"),
-        ("host-prohib", "icmp-host-prohibited"),
-        ("tcp-reset", "tcp-reset"),
-        ("tcp-rst", "tcp-reset"),
-        ("icmp-admin-prohibited", "icmp-admin-prohibited"),
-        ("admin-prohib", "icmp-admin-prohibited"),
-    ];
-    let v6 = [
-        ("icmp6-no-route", "icmp6-no-route"),
-        ("no-route", "icmp6-no-route"),
-        ("icmp6-adm-prohibited", "icmp6-adm-prohibited"),
-        ("adm-prohibited", "icmp6-adm-prohibited"),
-        ("icmp6-addr-unreachable", "icmp6-addr-unreachable"),
-        ("addr-unreach", "icmp6-addr-unreachable"),
-        ("icmp6-port-unreachable", "icmp6-port-unreachable"),
-        ("port-unreach", "icmp6-port-unreachable"),
-        ("tcp-reset", "tcp-reset"),
-        ("icmp6-policy-fail", "icmp6-policy-fail"),
-        ("policy-fail", "icmp6-policy-fail"),
-        ("icmp6-reject-route", "icmp6-reject-route"),
-        ("reject-route", "icmp6-reject-route"),
-    ];
-    let table: &[(&str, &str)] = match family {
-        Family::Ipv4 => &v4,
-        Family::Ipv6 => &v6,
-    };
-    table
-        .iter()
-        .find(|(k, _)| *k == v)
-        .map(|(_, c)| (*c).to_string())
-        .ok_or_else(|| err_at(t, format!("unknown `--reject-with` type `{v}`")))
-}
-
-fn log_level(t: &Token) -> Res<u8> {
-    let names = [
-        "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
-    ];
-    if let Some(i) = names.iter().position(|n| *n == t.text) {
-        return u8::try_from(i).map_err(|_| err_at(t, "bad log level"));
-    }
-    if t.text == "panic" {
-        return Ok(0);
-    }
-    if t.text == "err" {
-        return Ok(3);
-    }
-    if t.text == "warn" {
-        return Ok(4);
-    }
-    match t.text.parse::<u8>() {
-        Ok(n) if n <= 7 => Ok(n),
-        _ => Err(err_at(t, format!("invalid log level `{}`", t.text))
-            .with_help("expected 0 to 7 or a syslog level name")),
-    }
+    (def.finish)(&given)
 }
