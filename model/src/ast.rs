@@ -370,7 +370,7 @@ pub struct Rule {
 }
 
 /// A value with an optional `!` in front.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Neg<T> {
     /// Whether the match is inverted (`!`).

@@ -240,6 +240,23 @@ pub(crate) fn port_opt(s: &mut String, name: &str, p: &Option<Neg<PortRange>>) {
     }
 }
 
+/// ` OPT A,B,…` with its `!`: the members of `all` that `n` holds, in the order of `all`.
+pub(crate) fn list_opt<T: Copy + PartialEq>(
+    s: &mut String,
+    opt: &str,
+    n: &Neg<Vec<T>>,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) {
+    neg(s, n.negated);
+    let names: Vec<&str> = all
+        .iter()
+        .filter(|x| n.value.contains(x))
+        .map(|x| name(*x))
+        .collect();
+    let _ = write!(s, " {opt} {}", names.join(","));
+}
+
 /// A mark as `-m mark` prints it: the mask only when not all ones.
 pub(crate) fn mark_mask(m: &MarkMask) -> String {
     if m.mask == u32::MAX {

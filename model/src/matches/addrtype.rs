@@ -1,6 +1,5 @@
 //! `-m addrtype`: the routing type (LOCAL, UNICAST, …) of the source or destination address.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -11,10 +10,10 @@ use crate::eval::Packet;
 use crate::gen::subset;
 use crate::parse::lex::Token;
 use crate::parse::rule::{err_at, Res};
-use crate::print::neg;
+use crate::print::list_opt;
 
 /// `-m addrtype`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Addrtype {
     /// `--src-type`.
@@ -118,13 +117,7 @@ fn parse_addrtypes(t: &Token) -> Res<Vec<AddrType>> {
 
 fn print_types(s: &mut String, opt: &str, spec: &Option<Neg<Vec<AddrType>>>) {
     if let Some(n) = spec {
-        neg(s, n.negated);
-        let names: Vec<&str> = AddrType::ALL
-            .iter()
-            .filter(|t| n.value.contains(t))
-            .map(|t| t.name())
-            .collect();
-        let _ = write!(s, " {opt} {}", names.join(","));
+        list_opt(s, opt, n, &AddrType::ALL, AddrType::name);
     }
 }
 
@@ -137,15 +130,6 @@ impl MatchModule for Addrtype {
         "--limit-iface-out",
     ];
     const GEN_SLOT: u32 = 10;
-
-    fn new() -> Addrtype {
-        Addrtype {
-            src: None,
-            dst: None,
-            limit_iface_in: false,
-            limit_iface_out: false,
-        }
-    }
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         let negated = o.negated();

@@ -11,7 +11,7 @@ use crate::parse::rule::{err_at, Res};
 use crate::print::save_string;
 
 /// `-m comment --comment`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Comment {
     /// The comment's text.
@@ -22,12 +22,6 @@ impl MatchModule for Comment {
     const NAME: &'static str = "comment";
     const OPTIONS: &'static [&'static str] = &["--comment"];
     const GEN_SLOT: u32 = 8;
-
-    fn new() -> Comment {
-        Comment {
-            text: String::new(),
-        }
-    }
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         match o.name() {

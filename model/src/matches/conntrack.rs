@@ -1,7 +1,5 @@
 //! `-m conntrack --ctstate` and `-m state --state`: the connection's tracking state.
 
-use std::fmt::Write as _;
-
 use serde::{Deserialize, Serialize};
 
 use super::{Env, Finish, GenCx, MatchModule, OptArgs, Take};
@@ -10,11 +8,11 @@ use crate::eval::{ConnState, Packet};
 use crate::gen::subset;
 use crate::parse::lex::Token;
 use crate::parse::rule::{err_at, Res, WithHelp};
-use crate::print::neg;
+use crate::print::list_opt;
 
 /// `-m conntrack`; of its options the model interprets `--ctstate` (any other keeps the match
 /// verbatim).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Conntrack {
     /// `--ctstate`, sorted in kernel print order.
@@ -22,7 +20,7 @@ pub struct Conntrack {
 }
 
 /// `-m state --state`, sorted in kernel print order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(transparent)]
 pub struct State(pub Neg<Vec<CtState>>);
@@ -111,13 +109,7 @@ fn parse_states(t: &Token, conntrack: bool) -> Res<Vec<CtState>> {
 
 /// Prints ` OPT STATES` (with its `!`).
 fn print(s: &mut String, opt: &str, n: &Neg<Vec<CtState>>) {
-    neg(s, n.negated);
-    let names: Vec<&str> = CtState::CT_ORDER
-        .iter()
-        .filter(|s| n.value.contains(s))
-        .map(|s| s.name())
-        .collect();
-    let _ = write!(s, " {opt} {}", names.join(","));
+    list_opt(s, opt, n, &CtState::CT_ORDER, CtState::name);
 }
 
 #[inline]
@@ -146,12 +138,6 @@ impl MatchModule for Conntrack {
         &["--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst"];
     const CONNTRACK: bool = true;
     const GEN_SLOT: u32 = 6;
-
-    fn new() -> Conntrack {
-        Conntrack {
-            ctstate: Neg::pos(Vec::new()),
-        }
-    }
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         match o.name() {
@@ -191,10 +177,6 @@ impl MatchModule for State {
     const OPTIONS: &'static [&'static str] = &["--state"];
     const CONNTRACK: bool = true;
     const GEN_SLOT: u32 = 7;
-
-    fn new() -> State {
-        State(Neg::pos(Vec::new()))
-    }
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         match o.name() {

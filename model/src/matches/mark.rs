@@ -23,6 +23,20 @@ pub struct Mark(pub Neg<MarkMask>);
 #[serde(transparent)]
 pub struct Connmark(pub Neg<MarkMask>);
 
+/// Before `--mark`, which the finish check requires.
+impl Default for Mark {
+    fn default() -> Mark {
+        Mark(UNSET)
+    }
+}
+
+/// Before `--mark`, which the finish check requires.
+impl Default for Connmark {
+    fn default() -> Connmark {
+        Connmark(UNSET)
+    }
+}
+
 const UNSET: Neg<MarkMask> = Neg {
     negated: false,
     value: MarkMask {
@@ -67,55 +81,35 @@ fn generate(v: u32, value: u32, mask: u32) -> Neg<MarkMask> {
     )
 }
 
-impl MatchModule for Mark {
-    const NAME: &'static str = "mark";
-    const OPTIONS: &'static [&'static str] = &["--mark"];
-    const GEN_SLOT: u32 = 4;
+/// The module `$ty` called `$name`, testing the packet field `$field`; the generator takes
+/// its value and mask from the seed's numbers `$value` and `$mask`.
+macro_rules! mark_module {
+    ($ty:ident, $name:literal, conntrack: $ct:literal, slot: $slot:literal, $field:ident, seed: $value:literal, $mask:literal) => {
+        impl MatchModule for $ty {
+            const NAME: &'static str = $name;
+            const OPTIONS: &'static [&'static str] = &["--mark"];
+            const CONNTRACK: bool = $ct;
+            const GEN_SLOT: u32 = $slot;
 
-    fn new() -> Mark {
-        Mark(UNSET)
-    }
-    fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
-        option(&mut self.0, o)
-    }
-    fn finish(&self, cx: &Finish<'_>) -> Res<()> {
-        finish(cx)
-    }
-    fn print(&self, s: &mut String) {
-        print(s, &self.0);
-    }
-    #[inline]
-    fn eval(&self, p: &Packet, _env: &Env<'_>) -> Option<bool> {
-        Some(holds(&self.0, p.mark))
-    }
-    fn generate(g: &GenCx<'_>) -> Option<Mark> {
-        Some(Mark(generate(g.v, g.s[8], g.s[9])))
-    }
+            fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
+                option(&mut self.0, o)
+            }
+            fn finish(&self, cx: &Finish<'_>) -> Res<()> {
+                finish(cx)
+            }
+            fn print(&self, s: &mut String) {
+                print(s, &self.0);
+            }
+            #[inline]
+            fn eval(&self, p: &Packet, _env: &Env<'_>) -> Option<bool> {
+                Some(holds(&self.0, p.$field))
+            }
+            fn generate(g: &GenCx<'_>) -> Option<$ty> {
+                Some($ty(generate(g.v, g.s[$value], g.s[$mask])))
+            }
+        }
+    };
 }
 
-impl MatchModule for Connmark {
-    const NAME: &'static str = "connmark";
-    const OPTIONS: &'static [&'static str] = &["--mark"];
-    const CONNTRACK: bool = true;
-    const GEN_SLOT: u32 = 5;
-
-    fn new() -> Connmark {
-        Connmark(UNSET)
-    }
-    fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
-        option(&mut self.0, o)
-    }
-    fn finish(&self, cx: &Finish<'_>) -> Res<()> {
-        finish(cx)
-    }
-    fn print(&self, s: &mut String) {
-        print(s, &self.0);
-    }
-    #[inline]
-    fn eval(&self, p: &Packet, _env: &Env<'_>) -> Option<bool> {
-        Some(holds(&self.0, p.ctmark))
-    }
-    fn generate(g: &GenCx<'_>) -> Option<Connmark> {
-        Some(Connmark(generate(g.v, g.s[9], g.s[8])))
-    }
-}
+mark_module!(Mark, "mark", conntrack: false, slot: 4, mark, seed: 8, 9);
+mark_module!(Connmark, "connmark", conntrack: true, slot: 5, ctmark, seed: 9, 8);

@@ -13,7 +13,7 @@ use crate::parse::rule::{err_at, Res};
 use crate::print::{neg, ports};
 
 /// `-m multiport`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Multiport {
     /// `!` before the port list.
@@ -24,14 +24,15 @@ pub struct Multiport {
     pub ports: Vec<PortRange>,
 }
 
-/// Which ports `-m multiport` looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Which ports `-m multiport` looks at (`--dports` until an option says).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[serde(rename_all = "lowercase")]
 pub enum PortDir {
     /// `--sports`.
     Source,
     /// `--dports`.
+    #[default]
     Destination,
     /// `--ports`: either.
     Either,
@@ -51,14 +52,6 @@ impl MatchModule for Multiport {
         ("--destination-ports", "--dports"),
     ];
     const GEN_SLOT: u32 = 2;
-
-    fn new() -> Multiport {
-        Multiport {
-            negated: false,
-            dir: PortDir::Destination,
-            ports: Vec::new(),
-        }
-    }
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         self.dir = match o.name() {

@@ -13,7 +13,7 @@ use crate::parse::rule::{err_at, Res, WithHelp};
 use crate::print::neg;
 
 /// `-m owner`: the socket owner of a locally generated packet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Owner {
     /// `--uid-owner`.
@@ -94,15 +94,6 @@ impl MatchModule for Owner {
     ];
     const HOOKS: Option<&'static [Hook]> = Some(&[Hook::Output, Hook::Postrouting]);
     const GEN_SLOT: u32 = 3;
-
-    fn new() -> Owner {
-        Owner {
-            uid: None,
-            gid: None,
-            socket_exists: None,
-            suppl_groups: false,
-        }
-    }
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         let negated = o.negated();

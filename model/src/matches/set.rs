@@ -12,7 +12,7 @@ use crate::parse::rule::{err_at, Res, WithHelp};
 use crate::print::{neg, verbatim_arg};
 
 /// `-m set --match-set NAME FLAGS`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Set {
     /// `!` before `--match-set`.
@@ -42,15 +42,6 @@ impl MatchModule for Set {
     ];
     const ALIASES: &'static [(&'static str, &'static str)] = &[("--set", "--match-set")];
     const GEN_SLOT: u32 = 12;
-
-    fn new() -> Set {
-        Set {
-            negated: false,
-            name: String::new(),
-            flags: String::new(),
-            extra: Vec::new(),
-        }
-    }
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         let negated = o.negated();

@@ -9,7 +9,7 @@ use crate::eval::Packet;
 use crate::parse::rule::Res;
 
 /// `-m socket`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Socket {
     /// `--transparent`.
@@ -25,14 +25,6 @@ impl MatchModule for Socket {
     const OPTIONS: &'static [&'static str] = &["--transparent", "--nowildcard", "--restore-skmark"];
     const HOOKS: Option<&'static [Hook]> = Some(&[Hook::Prerouting, Hook::Input]);
     const GEN_SLOT: u32 = 9;
-
-    fn new() -> Socket {
-        Socket {
-            transparent: false,
-            nowildcard: false,
-            restore_skmark: false,
-        }
-    }
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         match o.name() {

@@ -47,17 +47,20 @@ const NTH_UNSET: StatisticMode = StatisticMode::Nth {
     packet: 0,
 };
 
-impl MatchModule for Statistic {
-    const NAME: &'static str = "statistic";
-    const OPTIONS: &'static [&'static str] = &["--mode", "--probability", "--every", "--packet"];
-    const GEN_SLOT: u32 = 11;
-
-    fn new() -> Statistic {
+/// Before `--mode`: `nth` without `--every` (the finish checks refuse it).
+impl Default for Statistic {
+    fn default() -> Statistic {
         Statistic {
             negated: false,
             mode: NTH_UNSET,
         }
     }
+}
+
+impl MatchModule for Statistic {
+    const NAME: &'static str = "statistic";
+    const OPTIONS: &'static [&'static str] = &["--mode", "--probability", "--every", "--packet"];
+    const GEN_SLOT: u32 = 11;
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         let negated = o.negated();

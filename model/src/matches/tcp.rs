@@ -14,7 +14,7 @@ use crate::parse::rule::{err_at, Res, WithHelp};
 use crate::print::{neg, port_opt};
 
 /// `-m tcp`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Tcp {
     /// `--sport`.
@@ -26,7 +26,7 @@ pub struct Tcp {
 }
 
 /// `-m udp`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Udp {
     /// `--sport`.
@@ -141,14 +141,6 @@ impl MatchModule for Tcp {
     const IMPLICIT_FOR: Option<Protocol> = Some(Protocol::TCP);
     const GEN_SLOT: u32 = 0;
 
-    fn new() -> Tcp {
-        Tcp {
-            sport: None,
-            dport: None,
-            flags: None,
-        }
-    }
-
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         if port_option(&mut self.sport, &mut self.dport, o)? {
             return Ok(Take::Done);
@@ -229,13 +221,6 @@ impl MatchModule for Udp {
     const ALIASES: &'static [(&'static str, &'static str)] = &PORT_ALIASES;
     const IMPLICIT_FOR: Option<Protocol> = Some(Protocol::UDP);
     const GEN_SLOT: u32 = 1;
-
-    fn new() -> Udp {
-        Udp {
-            sport: None,
-            dport: None,
-        }
-    }
 
     fn option(&mut self, o: &mut OptArgs<'_, '_>) -> Res<Take> {
         Ok(if port_option(&mut self.sport, &mut self.dport, o)? {

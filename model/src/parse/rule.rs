@@ -401,8 +401,6 @@ fn owned_options(
     v
 }
 
-/// The arguments of an extension the model does not interpret: up to the next generic option or
-/// option `owned` by another match (with its `!`).
 /// Checks the family of the addresses among `toks` (a verbatim module's arguments, each option
 /// followed by its value) that follow one of `opts`, the module's options whose value is an
 /// address (a module's `ADDRESS_OPTIONS`, or [`unknown::ADDRESS_OPTIONS`]).
@@ -435,6 +433,8 @@ fn check_verbatim_family(family: Family, opts: &[&str], toks: &[Token]) -> Res<(
     Ok(())
 }
 
+/// The arguments of an extension the model does not interpret: up to the next generic option or
+/// option `owned` by another match (with its `!`).
 fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) -> Vec<String> {
     let stops = |t: &str| is_generic(t) || owned.contains(&t);
     let mut args = Vec::new();
@@ -620,7 +620,7 @@ fn apply_match_option<'t>(
     }
     mb.raw.push(opt.to_string());
     let start = a.pos;
-    match mb.m.option(&mut OptArgs::new(t, negated, a))? {
+    match mb.m.option(&mut OptArgs::new(t, negated, ctx.family, a))? {
         Take::Done => {}
         Take::Unmodelled(n) => {
             mb.unmodelled = true;

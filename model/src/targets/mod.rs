@@ -13,10 +13,14 @@
 //!    value, options that keep it verbatim, options carrying ports, where the kernel accepts
 //!    it, and `finish`, which builds the variant from the options given) and its print
 //!    function; add the const to [`TARGETS`] and the variant to [`Target::def`],
-//!    [`Target::print`] and [`Target::turns_conntrack_on`] (exhaustive: the compiler asks).
+//!    `Target::print` and [`Target::turns_conntrack_on`] (exhaustive: the compiler asks).
 //! 3. Its effect in `eval.rs` (`run_table`) and `verify/src/smt` (exhaustive `match`es).
-//! 4. Generate it in `gen.rs`: `targets_are_generated_and_round_trip`
-//!    (`model/tests/completeness.rs`) fails until every entry of [`TARGETS`] is generated.
+//! 4. Generate it in `gen.rs` where the kernel accepts it.
+//! 5. A line starting with its name in `fuzz/iptables.dict`.
+//!
+//! `model/tests/completeness.rs` fails until every entry of [`TARGETS`] is generated, prints and
+//! parses back, is the entry `Target::def` gives for its variants, declares only its own options
+//! as flags, verbatim or port options, and is in the dictionary; and while `unknown.rs` names it.
 
 use std::fmt::Write as _;
 

@@ -277,32 +277,23 @@ impl Encode for Addrtype {
     }
 }
 
-impl Encode for Socket {
-    fn encode(&self, _enc: &Encoder<'_>, _p: &SymPacket) -> (Bool, Bool) {
-        undecided()
-    }
-    fn may_be_undecided(&self) -> bool {
-        true
-    }
+/// Modules the model never decides: a free boolean (or false) wherever they are tried.
+macro_rules! undecidable {
+    ($($ty:ty),*) => {
+        $(
+            impl Encode for $ty {
+                fn encode(&self, _enc: &Encoder<'_>, _p: &SymPacket) -> (Bool, Bool) {
+                    undecided()
+                }
+                fn may_be_undecided(&self) -> bool {
+                    true
+                }
+            }
+        )*
+    };
 }
 
-impl Encode for Set {
-    fn encode(&self, _enc: &Encoder<'_>, _p: &SymPacket) -> (Bool, Bool) {
-        undecided()
-    }
-    fn may_be_undecided(&self) -> bool {
-        true
-    }
-}
-
-impl Encode for Statistic {
-    fn encode(&self, _enc: &Encoder<'_>, _p: &SymPacket) -> (Bool, Bool) {
-        undecided()
-    }
-    fn may_be_undecided(&self) -> bool {
-        true
-    }
-}
+undecidable!(Socket, Set, Statistic);
 
 #[cfg(test)]
 mod tests {
