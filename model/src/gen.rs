@@ -460,6 +460,12 @@ pub fn build_rule(
     r
 }
 
+/// The conntrack states of generated packets, by a seed's number modulo 4 (NEW half the time).
+pub const CONN_STATES: [crate::eval::ConnState; 4] = {
+    use crate::eval::ConnState::*;
+    [New, New, Established, Related]
+};
+
 /// A packet at one of `hooks` from a seed: addresses from a pool of the family's interesting
 /// ones (pod, loopback, passthrough, peer, VIP, remote), the mesh's ports or any, the mesh's
 /// uids and gids, TCP/UDP/ICMP, interface names from `ifaces`, marks and conntrack states a
@@ -470,7 +476,7 @@ pub fn packet(
     hooks: &[Hook],
     ifaces: &[&str],
 ) -> (Hook, crate::eval::Packet) {
-    use crate::eval::{ConnState, IfName, Packet};
+    use crate::eval::{IfName, Packet};
     // 10.1.0.5, 127.0.0.1, 127.0.0.6, 10.1.0.99, 10.96.0.1, 1.1.1.1, 9.9.1.1, 169.254.7.127
     const V4: [Ipv4Addr; 8] = [
         Ipv4Addr::new(10, 1, 0, 5),
@@ -528,11 +534,6 @@ pub fn packet(
         p.out_iface = Some(IfName::new(ifaces[(s[10] >> 4) as usize % ifaces.len()]));
     }
     p.mark = [0, 0, 0x539, 0x111, s[11]][s[11] as usize % 5];
-    p.ctstate = [
-        ConnState::New,
-        ConnState::New,
-        ConnState::Established,
-        ConnState::Related,
-    ][(s[11] >> 8) as usize % 4];
+    p.ctstate = CONN_STATES[(s[11] >> 8) as usize % 4];
     (hook, p)
 }
