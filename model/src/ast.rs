@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::matches::{AddrType, CtState, IdSpec, Match, PortDir, StatisticMode, TcpFlags};
+
 /// The address family of a table: `iptables` (IPv4) or `ip6tables` (IPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -93,9 +95,9 @@ impl Ruleset {
             for c in &mut t.chains {
                 for r in &mut c.rules {
                     for m in &mut r.matches {
-                        if let Match::Owner { uid, gid, .. } = m {
-                            resolve(uid, users);
-                            resolve(gid, groups);
+                        if let Match::Owner(o) = m {
+                            resolve(&mut o.uid, users);
+                            resolve(&mut o.gid, groups);
                         }
                     }
                 }
@@ -368,7 +370,7 @@ pub struct Rule {
 }
 
 /// A value with an optional `!` in front.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Neg<T> {
     /// Whether the match is inverted (`!`).
@@ -529,23 +531,6 @@ impl PortRange {
     }
 }
 
-/// A user or group as `-m owner` takes it: numbers (or a range) or a name that only the node
-/// running iptables can resolve.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-#[serde(rename_all = "lowercase")]
-pub enum IdSpec {
-    /// An inclusive numeric range (a single id is a range of one).
-    Range {
-        /// First id.
-        lo: u32,
-        /// Last id.
-        hi: u32,
-    },
-    /// A user or group name, resolved by the node's passwd/group database.
-    Name(String),
-}
-
 /// A value with a mask, as `-m mark` and `-m connmark` compare them: `(mark & mask) == value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -554,253 +539,6 @@ pub struct MarkMask {
     pub value: u32,
     /// The mask applied first.
     pub mask: u32,
-}
-
-/// The TCP flags of `--tcp-flags MASK COMP` (bits FIN=1, SYN=2, RST=4, PSH=8, ACK=16, URG=32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-pub struct TcpFlags {
-    /// The flags examined.
-    pub mask: u8,
-    /// The flags that must be set among them.
-    pub comp: u8,
-}
-
-/// Which ports `-m multiport` looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-#[serde(rename_all = "lowercase")]
-pub enum PortDir {
-    /// `--sports`.
-    Source,
-    /// `--dports`.
-    Destination,
-    /// `--ports`: either.
-    Either,
-}
-
-/// A conntrack state bit as `--ctstate` / `--state` name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-#[serde(rename_all = "UPPERCASE")]
-pub enum CtState {
-    /// A packet conntrack could not classify.
-    Invalid,
-    /// The first packet of a connection.
-    New,
-    /// A connection related to an existing one.
-    Related,
-    /// A packet of a connection seen in both directions.
-    Established,
-    /// A packet exempted from tracking.
-    Untracked,
-    /// A connection whose source was translated (conntrack only).
-    Snat,
-    /// A connection whose destination was translated (conntrack only).
-    Dnat,
-}
-
-impl CtState {
-    /// The order `iptables-save` prints `--ctstate` in.
-    pub const CT_ORDER: [CtState; 7] = [
-        CtState::Invalid,
-        CtState::New,
-        CtState::Related,
-        CtState::Established,
-        CtState::Untracked,
-        CtState::Snat,
-        CtState::Dnat,
-    ];
-    /// The name as iptables spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            CtState::Invalid => "INVALID",
-            CtState::New => "NEW",
-            CtState::Related => "RELATED",
-            CtState::Established => "ESTABLISHED",
-            CtState::Untracked => "UNTRACKED",
-            CtState::Snat => "SNAT",
-            CtState::Dnat => "DNAT",
-        }
-    }
-}
-
-/// An address type of `-m addrtype`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-#[serde(rename_all = "UPPERCASE")]
-#[allow(missing_docs)]
-pub enum AddrType {
-    Unspec,
-    Unicast,
-    Local,
-    Broadcast,
-    Anycast,
-    Multicast,
-    Blackhole,
-    Unreachable,
-    Prohibit,
-    Throw,
-    Nat,
-    Xresolve,
-}
-
-impl AddrType {
-    /// All types, in the kernel's bit order (which is also the order `iptables-save` prints).
-    pub const ALL: [AddrType; 12] = [
-        AddrType::Unspec,
-        AddrType::Unicast,
-        AddrType::Local,
-        AddrType::Broadcast,
-        AddrType::Anycast,
-        AddrType::Multicast,
-        AddrType::Blackhole,
-        AddrType::Unreachable,
-        AddrType::Prohibit,
-        AddrType::Throw,
-        AddrType::Nat,
-        AddrType::Xresolve,
-    ];
-    /// The name as iptables spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            AddrType::Unspec => "UNSPEC",
-            AddrType::Unicast => "UNICAST",
-            AddrType::Local => "LOCAL",
-            AddrType::Broadcast => "BROADCAST",
-            AddrType::Anycast => "ANYCAST",
-            AddrType::Multicast => "MULTICAST",
-            AddrType::Blackhole => "BLACKHOLE",
-            AddrType::Unreachable => "UNREACHABLE",
-            AddrType::Prohibit => "PROHIBIT",
-            AddrType::Throw => "THROW",
-            AddrType::Nat => "NAT",
-            AddrType::Xresolve => "XRESOLVE",
-        }
-    }
-}
-
-/// The mode of `-m statistic`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-#[serde(rename_all = "lowercase")]
-pub enum StatisticMode {
-    /// `--mode random --probability P`, with P stored as the kernel does: P × 2³¹ rounded.
-    Random {
-        /// The probability in units of 2⁻³¹.
-        probability: u32,
-    },
-    /// `--mode nth --every N --packet P`, stored as the kernel does (every − 1).
-    Nth {
-        /// `--every` minus one.
-        every: u32,
-        /// `--packet`.
-        packet: u32,
-    },
-}
-
-/// One `-m` match.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-#[serde(tag = "module", rename_all = "lowercase")]
-pub enum Match {
-    /// `-m tcp`.
-    Tcp {
-        /// `--sport`.
-        sport: Option<Neg<PortRange>>,
-        /// `--dport`.
-        dport: Option<Neg<PortRange>>,
-        /// `--tcp-flags` (and `--syn`).
-        flags: Option<Neg<TcpFlags>>,
-    },
-    /// `-m udp`.
-    Udp {
-        /// `--sport`.
-        sport: Option<Neg<PortRange>>,
-        /// `--dport`.
-        dport: Option<Neg<PortRange>>,
-    },
-    /// `-m multiport`.
-    Multiport {
-        /// `!` before the port list.
-        negated: bool,
-        /// Which ports are compared.
-        dir: PortDir,
-        /// The ports and ranges (at most 15 entries, a range counting twice).
-        ports: Vec<PortRange>,
-    },
-    /// `-m owner`: the socket owner of a locally generated packet.
-    Owner {
-        /// `--uid-owner`.
-        uid: Option<Neg<IdSpec>>,
-        /// `--gid-owner`.
-        gid: Option<Neg<IdSpec>>,
-        /// `--socket-exists`.
-        socket_exists: Option<Neg<()>>,
-        /// `--suppl-groups`: `--gid-owner` also consults supplementary groups.
-        suppl_groups: bool,
-    },
-    /// `-m mark`.
-    Mark(Neg<MarkMask>),
-    /// `-m connmark`.
-    Connmark(Neg<MarkMask>),
-    /// `-m conntrack --ctstate`.
-    Conntrack {
-        /// `--ctstate`, sorted in kernel print order.
-        ctstate: Neg<Vec<CtState>>,
-    },
-    /// `-m state --state`.
-    State(Neg<Vec<CtState>>),
-    /// `-m comment --comment`.
-    Comment {
-        /// The comment's text.
-        text: String,
-    },
-    /// `-m socket`.
-    Socket {
-        /// `--transparent`.
-        transparent: bool,
-        /// `--nowildcard`.
-        nowildcard: bool,
-        /// `--restore-skmark`.
-        restore_skmark: bool,
-    },
-    /// `-m addrtype`.
-    Addrtype {
-        /// `--src-type`.
-        src: Option<Neg<Vec<AddrType>>>,
-        /// `--dst-type`.
-        dst: Option<Neg<Vec<AddrType>>>,
-        /// `--limit-iface-in`.
-        limit_iface_in: bool,
-        /// `--limit-iface-out`.
-        limit_iface_out: bool,
-    },
-    /// `-m set --match-set NAME FLAGS`: membership in an ipset, which the ruleset cannot see.
-    Set {
-        /// `!` before `--match-set`.
-        negated: bool,
-        /// The set's name.
-        name: String,
-        /// The direction flags (`src`, `dst`), comma-separated as written.
-        flags: String,
-        /// Further options of the set match, verbatim.
-        extra: Vec<String>,
-    },
-    /// `-m statistic`.
-    Statistic {
-        /// `!` before `--mode`'s condition.
-        negated: bool,
-        /// The mode and its parameters.
-        mode: StatisticMode,
-    },
-    /// A match the model does not interpret, kept verbatim so it prints back unchanged.
-    Unknown {
-        /// The module name after `-m`.
-        name: String,
-        /// Its arguments, as tokens.
-        args: Vec<String>,
-    },
 }
 
 /// An address range with an optional port range, as DNAT, SNAT take it.

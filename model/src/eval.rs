@@ -33,6 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use crate::ast::*;
+use crate::matches::Env;
 
 /// An interface name stored inline (at most 15 bytes, as the kernel allows), so packets are
 /// `Copy` and evaluation never allocates.
@@ -197,7 +198,8 @@ impl Packet {
         }
     }
 
-    fn suppl_groups(&self) -> &[u32] {
+    /// The supplementary groups of the socket's owner.
+    pub(crate) fn suppl_groups(&self) -> &[u32] {
         self.suppl.get(..usize::from(self.suppl_len)).unwrap_or(&[])
     }
 }
@@ -306,29 +308,13 @@ pub struct Engine {
 /// `--notrack`, or an extension that counts connections. Without it packets carry no connection
 /// and the nat table's chains never see them (the kernel oracle found this).
 pub fn conntrack_active(rs: &Ruleset, family: Family) -> bool {
-    const CT_MATCHES: &[&str] = &["connlimit", "connbytes", "connlabel", "helper", "cluster"];
-    const CT_TARGETS: &[&str] = &["NETMAP", "CONNSECMARK", "CONNLABEL"];
     rs.tables(family)
         .iter()
         .flat_map(|t| &t.chains)
         .flat_map(|c| &c.rules)
         .any(|r| {
-            r.matches.iter().any(|m| match m {
-                Match::Conntrack { .. } | Match::State(_) | Match::Connmark(_) => true,
-                Match::Unknown { name, .. } => CT_MATCHES.contains(&name.as_str()),
-                _ => false,
-            }) || r.target.as_ref().is_some_and(|t| match t {
-                Target::Redirect { .. }
-                | Target::Dnat { .. }
-                | Target::Snat { .. }
-                | Target::Masquerade { .. }
-                | Target::ConnmarkSet(_)
-                | Target::ConnmarkSave { .. }
-                | Target::ConnmarkRestore { .. } => true,
-                Target::Ct { notrack, .. } => !notrack,
-                Target::Unknown { name, .. } => CT_TARGETS.contains(&name.as_str()),
-                _ => false,
-            })
+            r.matches.iter().any(Match::turns_conntrack_on)
+                || r.target.as_ref().is_some_and(Target::turns_conntrack_on)
         })
 }
 
@@ -748,10 +734,11 @@ impl Engine {
 
     /// Whether all `-m` matches of the rule hold; `None` when one cannot be decided.
     #[inline]
-    fn matches_hold(&self, r: &Rule, p: &Packet, hook: Hook) -> Option<bool> {
+    fn matches_hold(&self, r: &Rule, p: &Packet, _hook: Hook) -> Option<bool> {
+        let env = Env { local: &self.local };
         let mut undecided = false;
         for m in &r.matches {
-            match self.match_holds(m, p, hook) {
+            match m.eval(p, &env) {
                 Some(true) => {}
                 Some(false) => return Some(false),
                 None => undecided = true,
@@ -762,130 +749,6 @@ impl Engine {
         } else {
             Some(true)
         }
-    }
-
-    fn match_holds(&self, m: &Match, p: &Packet, _hook: Hook) -> Option<bool> {
-        let port_ok = |r: &Option<Neg<PortRange>>, v: u16| {
-            r.as_ref().is_none_or(|n| n.value.contains(v) != n.negated)
-        };
-        Some(match m {
-            Match::Tcp {
-                sport,
-                dport,
-                flags,
-            } => {
-                p.proto == 6
-                    && port_ok(sport, p.sport)
-                    && port_ok(dport, p.dport)
-                    && flags
-                        .as_ref()
-                        .is_none_or(|f| ((p.tcp_flags & f.value.mask) == f.value.comp) != f.negated)
-            }
-            Match::Udp { sport, dport } => {
-                p.proto == 17 && port_ok(sport, p.sport) && port_ok(dport, p.dport)
-            }
-            Match::Multiport {
-                negated,
-                dir,
-                ports,
-            } => {
-                let any = |v: u16| ports.iter().any(|r| r.contains(v));
-                let hit = match dir {
-                    PortDir::Source => any(p.sport),
-                    PortDir::Destination => any(p.dport),
-                    PortDir::Either => any(p.sport) || any(p.dport),
-                };
-                hit != *negated
-            }
-            Match::Owner {
-                uid,
-                gid,
-                socket_exists,
-                suppl_groups,
-            } => {
-                // xt_owner: without a socket the match holds iff every given test is inverted.
-                if !p.has_socket {
-                    let all_inverted = uid.as_ref().is_none_or(|n| n.negated)
-                        && gid.as_ref().is_none_or(|n| n.negated)
-                        && socket_exists.as_ref().is_none_or(|n| n.negated);
-                    return Some(all_inverted);
-                }
-                if let Some(n) = uid {
-                    let IdSpec::Range { lo, hi } = &n.value else {
-                        return None;
-                    };
-                    if (*lo <= p.uid && p.uid <= *hi) == n.negated {
-                        return Some(false);
-                    }
-                }
-                if let Some(n) = gid {
-                    let IdSpec::Range { lo, hi } = &n.value else {
-                        return None;
-                    };
-                    let inr = |g: u32| *lo <= g && g <= *hi;
-                    let m =
-                        inr(p.gid) || (*suppl_groups && p.suppl_groups().iter().any(|g| inr(*g)));
-                    if m == n.negated {
-                        return Some(false);
-                    }
-                }
-                if let Some(n) = socket_exists {
-                    if n.negated {
-                        return Some(false);
-                    }
-                }
-                true
-            }
-            Match::Mark(n) => ((p.mark & n.value.mask) == n.value.value) != n.negated,
-            Match::Connmark(n) => ((p.ctmark & n.value.mask) == n.value.value) != n.negated,
-            Match::Conntrack { ctstate } => {
-                let hit = ctstate.value.iter().any(|s| state_holds(*s, p));
-                hit != ctstate.negated
-            }
-            Match::State(n) => n.value.iter().any(|s| state_holds(*s, p)) != n.negated,
-            Match::Comment { .. } => true,
-            Match::Addrtype { src, dst, .. } => {
-                let ok = |spec: &Option<Neg<Vec<AddrType>>>, a: IpAddr| {
-                    spec.as_ref()
-                        .is_none_or(|n| n.value.contains(&self.addr_type(a)) != n.negated)
-                };
-                ok(src, p.src) && ok(dst, p.dst)
-            }
-            Match::Socket { .. }
-            | Match::Set { .. }
-            | Match::Statistic { .. }
-            | Match::Unknown { .. } => return None,
-        })
-    }
-
-    fn addr_type(&self, a: IpAddr) -> AddrType {
-        let local = match a {
-            IpAddr::V4(v) => v.is_loopback(),
-            IpAddr::V6(v) => v.is_loopback(),
-        } || self.local.contains(&a);
-        if local {
-            return AddrType::Local;
-        }
-        match a {
-            IpAddr::V4(v) if v.is_broadcast() => AddrType::Broadcast,
-            IpAddr::V4(v) if v.is_multicast() => AddrType::Multicast,
-            IpAddr::V6(v) if v.is_multicast() => AddrType::Multicast,
-            IpAddr::V4(v) if v.is_unspecified() => AddrType::Unspec,
-            IpAddr::V6(v) if v.is_unspecified() => AddrType::Unspec,
-            _ => AddrType::Unicast,
-        }
-    }
-}
-
-fn state_holds(s: CtState, p: &Packet) -> bool {
-    match s {
-        CtState::New => p.ctstate == ConnState::New,
-        CtState::Established => p.ctstate == ConnState::Established,
-        CtState::Related => p.ctstate == ConnState::Related,
-        CtState::Invalid => p.ctstate == ConnState::Invalid,
-        CtState::Untracked => p.ctstate == ConnState::Untracked,
-        CtState::Snat => p.snat_done,
-        CtState::Dnat => p.dnat_done,
     }
 }
 

@@ -13,6 +13,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::matches::GenCx;
 use crate::*;
 
 /// How big generated rulesets get.
@@ -97,6 +98,30 @@ pub fn ruleset_from_bytes(data: &mut Numbers<'_>, sizes: &Sizes) -> Ruleset {
         None
     };
     build_ruleset(&v4, v6.as_deref())
+}
+
+/// `count` rulesets of the default [`Sizes`] from a fixed sequence of numbers (a linear
+/// congruential generator started at `start`): a deterministic sample for tests that want
+/// every kind of match and target without proptest.
+pub fn sample(count: usize, start: u64) -> Vec<Ruleset> {
+    let mut x = start;
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (x >> 32) as u32
+    };
+    let sizes = Sizes::default();
+    (0..count)
+        .map(|_| {
+            let mut bytes = Vec::new();
+            // Enough numbers for both families at the largest sizes.
+            for _ in 0..2 * 5 * (3 + (5 + sizes.max_user) * (1 + sizes.max_rules * 12)) {
+                bytes.extend_from_slice(&next().to_le_bytes());
+            }
+            ruleset_from_bytes(&mut Numbers::new(&bytes), &sizes)
+        })
+        .collect()
 }
 
 pub type Seed = [u32; 12];
@@ -291,111 +316,7 @@ pub fn build_rule(
     for k in 0..3 {
         let sel = (s[6] >> (k * 5)) % 32;
         let v = s[7].rotate_left(k * 7);
-        let m = match sel {
-            0 if l4 == Some(Protocol::TCP) => Some(Match::Tcp {
-                sport: ports(v),
-                dport: ports(v.rotate_left(11)),
-                flags: (v % 4 == 0).then_some(Neg::new(
-                    v & 16 != 0,
-                    TcpFlags {
-                        mask: (v >> 8) as u8 & 0x3f,
-                        comp: (v >> 16) as u8 & 0x3f,
-                    },
-                )),
-            }),
-            1 if l4 == Some(Protocol::UDP) => Some(Match::Udp {
-                sport: ports(v),
-                dport: ports(v.rotate_left(9)),
-            }),
-            2 if matches!(l4, Some(Protocol::TCP | Protocol::UDP)) => Some(Match::Multiport {
-                negated: v & 1 == 1,
-                dir: pick(
-                    &[PortDir::Source, PortDir::Destination, PortDir::Either],
-                    v >> 1,
-                ),
-                ports: (0..(1 + v % 7))
-                    .map(|i| port_range(v.rotate_left(i * 5) ^ i))
-                    .collect(),
-            }),
-            3 if matches!(hook, Some(Hook::Output | Hook::Postrouting)) => {
-                let uid = (v % 3 != 0).then(|| Neg::new(v & 4 != 0, id(s[8])));
-                let gid = (v % 5 < 3).then(|| Neg::new(v & 8 != 0, id(s[9])));
-                let sock = (v % 7 == 0 || (uid.is_none() && gid.is_none()))
-                    .then(|| Neg::new(v & 32 != 0, ()));
-                Some(Match::Owner {
-                    uid,
-                    gid,
-                    socket_exists: sock,
-                    suppl_groups: v & 64 != 0,
-                })
-            }
-            4 => Some(Match::Mark(Neg::new(
-                v & 1 == 1,
-                MarkMask {
-                    value: s[8],
-                    mask: if v & 2 == 0 { u32::MAX } else { s[9] },
-                },
-            ))),
-            5 => Some(Match::Connmark(Neg::new(
-                v & 1 == 1,
-                MarkMask {
-                    value: s[9],
-                    mask: if v & 2 == 0 { u32::MAX } else { s[8] },
-                },
-            ))),
-            6 => Some(Match::Conntrack {
-                ctstate: Neg::new(v & 1 == 1, subset(&CtState::CT_ORDER, v >> 1)),
-            }),
-            7 => Some(Match::State(Neg::new(
-                v & 1 == 1,
-                subset(&CtState::CT_ORDER[..5], v >> 1),
-            ))),
-            8 => Some(Match::Comment {
-                text: pick(STRINGS, v).to_string(),
-            }),
-            9 if matches!(hook, Some(Hook::Prerouting | Hook::Input)) => Some(Match::Socket {
-                transparent: v & 1 == 1,
-                nowildcard: v & 2 == 2,
-                restore_skmark: v & 4 == 4,
-            }),
-            10 => Some(Match::Addrtype {
-                src: (v & 1 == 1).then(|| Neg::new(v & 2 == 2, subset(&AddrType::ALL, v >> 4))),
-                dst: (v & 1 == 0).then(|| Neg::new(v & 4 == 4, subset(&AddrType::ALL, v >> 8))),
-                limit_iface_in: v & 8 == 8
-                    && !matches!(hook, Some(Hook::Output | Hook::Postrouting)),
-                limit_iface_out: false,
-            }),
-            11 => Some(Match::Statistic {
-                negated: v & 1 == 1,
-                mode: if v & 2 == 0 {
-                    StatisticMode::Random {
-                        probability: s[10] % 0x8000_0001,
-                    }
-                } else {
-                    StatisticMode::Nth {
-                        every: s[10] % 1000,
-                        packet: s[11] % 1000,
-                    }
-                },
-            }),
-            12 => Some(Match::Set {
-                negated: v & 1 == 1,
-                name: pick(&["istio-inpod-probes-v4", "s1"], v >> 1).to_string(),
-                flags: pick(&["src", "dst", "src,dst"], v >> 2).to_string(),
-                extra: pick::<&[&str]>(
-                    &[&[], &["--return-nomatch"], &["!", "--update-counters"]],
-                    v >> 4,
-                )
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
-            }),
-            13 => Some(Match::Unknown {
-                name: "limit".into(),
-                args: vec!["--limit".into(), "5/min".into()],
-            }),
-            _ => None,
-        };
+        let m = Match::generate(sel, &GenCx { v, s, hook, l4 });
         r.matches.extend(m);
     }
     // Target.
@@ -539,6 +460,12 @@ pub fn build_rule(
     r
 }
 
+/// The conntrack states of generated packets, by a seed's number modulo 4 (NEW half the time).
+pub const CONN_STATES: [crate::eval::ConnState; 4] = {
+    use crate::eval::ConnState::*;
+    [New, New, Established, Related]
+};
+
 /// A packet at one of `hooks` from a seed: addresses from a pool of the family's interesting
 /// ones (pod, loopback, passthrough, peer, VIP, remote), the mesh's ports or any, the mesh's
 /// uids and gids, TCP/UDP/ICMP, interface names from `ifaces`, marks and conntrack states a
@@ -549,7 +476,7 @@ pub fn packet(
     hooks: &[Hook],
     ifaces: &[&str],
 ) -> (Hook, crate::eval::Packet) {
-    use crate::eval::{ConnState, IfName, Packet};
+    use crate::eval::{IfName, Packet};
     // 10.1.0.5, 127.0.0.1, 127.0.0.6, 10.1.0.99, 10.96.0.1, 1.1.1.1, 9.9.1.1, 169.254.7.127
     const V4: [Ipv4Addr; 8] = [
         Ipv4Addr::new(10, 1, 0, 5),
@@ -607,11 +534,6 @@ pub fn packet(
         p.out_iface = Some(IfName::new(ifaces[(s[10] >> 4) as usize % ifaces.len()]));
     }
     p.mark = [0, 0, 0x539, 0x111, s[11]][s[11] as usize % 5];
-    p.ctstate = [
-        ConnState::New,
-        ConnState::New,
-        ConnState::Established,
-        ConnState::Related,
-    ][(s[11] >> 8) as usize % 4];
+    p.ctstate = CONN_STATES[(s[11] >> 8) as usize % 4];
     (hook, p)
 }

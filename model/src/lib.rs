@@ -1,8 +1,10 @@
 //! `sidecar-model`: what an iptables ruleset *is*.
 //!
-//! A typed model of the rulesets a service-mesh sidecar installs ([`ast`]), a parser for every
-//! form they are found in ([`parse()`]), and the canonical printer that writes them back exactly as
-//! `iptables-save` would ([`print`]). Nothing here knows about solvers or the command line.
+//! A typed model of the rulesets a service-mesh sidecar installs ([`ast`]; its match modules
+//! in [`matches`](mod@matches) and its targets in [`targets`], each in one place), a parser for
+//! every form they are found in ([`parse()`]), and the canonical printer that writes them back
+//! exactly as `iptables-save` would ([`print`](mod@print)). Nothing here knows about solvers or
+//! the command line.
 
 #![deny(missing_docs)]
 
@@ -10,10 +12,12 @@ pub mod ast;
 pub mod error;
 pub mod eval;
 pub mod gen;
+pub mod matches;
 pub mod parse;
 pub mod pod;
 pub mod print;
 pub mod profile;
+pub mod targets;
 pub mod validate;
 
 pub use ast::*;

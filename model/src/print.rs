@@ -102,15 +102,16 @@ pub fn print_rule_spec(family: Family, r: &Rule) -> String {
         s.push_str(" -f");
     }
     for m in &r.matches {
-        print_match(&mut s, m);
+        m.print(&mut s);
     }
     if let Some(t) = &r.target {
-        print_target(&mut s, family, t);
+        t.print(&mut s, family);
     }
     s
 }
 
-fn neg(s: &mut String, negated: bool) {
+/// ` !` when `negated`.
+pub(crate) fn neg(s: &mut String, negated: bool) {
     if negated {
         s.push_str(" !");
     }
@@ -222,7 +223,8 @@ pub fn protocol_name(p: Protocol) -> String {
         .map_or_else(|| p.0.to_string(), |(name, _)| (*name).to_string())
 }
 
-fn ports(r: &PortRange, sep: char) -> String {
+/// A port or a range, its ends joined by `sep`.
+pub(crate) fn ports(r: &PortRange, sep: char) -> String {
     if r.lo == r.hi {
         r.lo.to_string()
     } else {
@@ -230,66 +232,38 @@ fn ports(r: &PortRange, sep: char) -> String {
     }
 }
 
-fn port_opt(s: &mut String, name: &str, p: &Option<Neg<PortRange>>) {
+/// ` NAME PORTS` (with its `!`) when a port test is given.
+pub(crate) fn port_opt(s: &mut String, name: &str, p: &Option<Neg<PortRange>>) {
     if let Some(n) = p {
         neg(s, n.negated);
         let _ = write!(s, " {name} {}", ports(&n.value, ':'));
     }
 }
 
-const TCP_FLAG_NAMES: [(&str, u8); 6] = [
-    ("FIN", 0x01),
-    ("SYN", 0x02),
-    ("RST", 0x04),
-    ("PSH", 0x08),
-    ("ACK", 0x10),
-    ("URG", 0x20),
-];
-
-fn tcp_flags(bits: u8) -> String {
-    if bits == 0 {
-        return "NONE".into();
-    }
-    let names: Vec<&str> = TCP_FLAG_NAMES
+/// ` OPT A,B,…` with its `!`: the members of `all` that `n` holds, in the order of `all`.
+pub(crate) fn list_opt<T: Copy + PartialEq>(
+    s: &mut String,
+    opt: &str,
+    n: &Neg<Vec<T>>,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) {
+    neg(s, n.negated);
+    let names: Vec<&str> = all
         .iter()
-        .filter(|(_, b)| bits & b != 0)
-        .map(|(n, _)| *n)
+        .filter(|x| n.value.contains(x))
+        .map(|x| name(*x))
         .collect();
-    names.join(",")
+    let _ = write!(s, " {opt} {}", names.join(","));
 }
 
-fn ids(i: &IdSpec) -> String {
-    match i {
-        IdSpec::Range { lo, hi } if lo == hi => lo.to_string(),
-        IdSpec::Range { lo, hi } => format!("{lo}-{hi}"),
-        IdSpec::Name(n) => n.clone(),
-    }
-}
-
-fn mark_mask(m: &MarkMask) -> String {
+/// A mark as `-m mark` prints it: the mask only when not all ones.
+pub(crate) fn mark_mask(m: &MarkMask) -> String {
     if m.mask == u32::MAX {
         format!("0x{:x}", m.value)
     } else {
         format!("0x{:x}/0x{:x}", m.value, m.mask)
     }
-}
-
-fn states(v: &[CtState]) -> String {
-    let names: Vec<&str> = CtState::CT_ORDER
-        .iter()
-        .filter(|s| v.contains(s))
-        .map(|s| s.name())
-        .collect();
-    names.join(",")
-}
-
-fn addrtypes(v: &[AddrType]) -> String {
-    let names: Vec<&str> = AddrType::ALL
-        .iter()
-        .filter(|s| v.contains(s))
-        .map(|s| s.name())
-        .collect();
-    names.join(",")
 }
 
 /// Quotes a string the way `xtables_save_string` does: bare when it is made only of letters,
@@ -314,7 +288,7 @@ pub fn save_string(v: &str) -> String {
 }
 
 /// Quotes an argument of an unknown extension only when it would not read back as one token.
-fn verbatim_arg(v: &str) -> String {
+pub(crate) fn verbatim_arg(v: &str) -> String {
     if !v.is_empty()
         && !v
             .chars()
@@ -323,363 +297,6 @@ fn verbatim_arg(v: &str) -> String {
         v.to_string()
     } else {
         save_string(v)
-    }
-}
-
-fn print_match(s: &mut String, m: &Match) {
-    match m {
-        Match::Tcp {
-            sport,
-            dport,
-            flags,
-        } => {
-            s.push_str(" -m tcp");
-            port_opt(s, "--sport", sport);
-            port_opt(s, "--dport", dport);
-            if let Some(f) = flags {
-                neg(s, f.negated);
-                let _ = write!(
-                    s,
-                    " --tcp-flags {} {}",
-                    tcp_flags(f.value.mask),
-                    tcp_flags(f.value.comp)
-                );
-            }
-        }
-        Match::Udp { sport, dport } => {
-            s.push_str(" -m udp");
-            port_opt(s, "--sport", sport);
-            port_opt(s, "--dport", dport);
-        }
-        Match::Multiport {
-            negated,
-            dir,
-            ports: list,
-        } => {
-            s.push_str(" -m multiport");
-            neg(s, *negated);
-            let opt = match dir {
-                PortDir::Source => "--sports",
-                PortDir::Destination => "--dports",
-                PortDir::Either => "--ports",
-            };
-            let list: Vec<String> = list.iter().map(|p| ports(p, ':')).collect();
-            let _ = write!(s, " {opt} {}", list.join(","));
-        }
-        Match::Owner {
-            uid,
-            gid,
-            socket_exists,
-            suppl_groups,
-        } => {
-            s.push_str(" -m owner");
-            if let Some(n) = socket_exists {
-                neg(s, n.negated);
-                s.push_str(" --socket-exists");
-            }
-            if let Some(n) = uid {
-                neg(s, n.negated);
-                let _ = write!(s, " --uid-owner {}", ids(&n.value));
-            }
-            if let Some(n) = gid {
-                neg(s, n.negated);
-                let _ = write!(s, " --gid-owner {}", ids(&n.value));
-            }
-            if *suppl_groups {
-                s.push_str(" --suppl-groups");
-            }
-        }
-        Match::Mark(n) => {
-            s.push_str(" -m mark");
-            neg(s, n.negated);
-            let _ = write!(s, " --mark {}", mark_mask(&n.value));
-        }
-        Match::Connmark(n) => {
-            s.push_str(" -m connmark");
-            neg(s, n.negated);
-            let _ = write!(s, " --mark {}", mark_mask(&n.value));
-        }
-        Match::Conntrack { ctstate } => {
-            s.push_str(" -m conntrack");
-            neg(s, ctstate.negated);
-            let _ = write!(s, " --ctstate {}", states(&ctstate.value));
-        }
-        Match::State(n) => {
-            s.push_str(" -m state");
-            neg(s, n.negated);
-            let _ = write!(s, " --state {}", states(&n.value));
-        }
-        Match::Comment { text: c } => {
-            let _ = write!(s, " -m comment --comment {}", save_string(c));
-        }
-        Match::Socket {
-            transparent,
-            nowildcard,
-            restore_skmark,
-        } => {
-            s.push_str(" -m socket");
-            if *transparent {
-                s.push_str(" --transparent");
-            }
-            if *nowildcard {
-                s.push_str(" --nowildcard");
-            }
-            if *restore_skmark {
-                s.push_str(" --restore-skmark");
-            }
-        }
-        Match::Addrtype {
-            src,
-            dst,
-            limit_iface_in,
-            limit_iface_out,
-        } => {
-            s.push_str(" -m addrtype");
-            if let Some(n) = src {
-                neg(s, n.negated);
-                let _ = write!(s, " --src-type {}", addrtypes(&n.value));
-            }
-            if let Some(n) = dst {
-                neg(s, n.negated);
-                let _ = write!(s, " --dst-type {}", addrtypes(&n.value));
-            }
-            if *limit_iface_in {
-                s.push_str(" --limit-iface-in");
-            }
-            if *limit_iface_out {
-                s.push_str(" --limit-iface-out");
-            }
-        }
-        Match::Set {
-            negated,
-            name,
-            flags,
-            extra,
-        } => {
-            s.push_str(" -m set");
-            neg(s, *negated);
-            let _ = write!(
-                s,
-                " --match-set {} {}",
-                verbatim_arg(name),
-                verbatim_arg(flags)
-            );
-            for a in extra {
-                s.push(' ');
-                s.push_str(&verbatim_arg(a));
-            }
-        }
-        Match::Statistic { negated, mode } => {
-            s.push_str(" -m statistic");
-            match mode {
-                StatisticMode::Random { probability } => {
-                    s.push_str(" --mode random");
-                    neg(s, *negated);
-                    let _ = write!(
-                        s,
-                        " --probability {:.11}",
-                        f64::from(*probability) / f64::from(0x8000_0000u32)
-                    );
-                }
-                StatisticMode::Nth { every, packet } => {
-                    s.push_str(" --mode nth");
-                    neg(s, *negated);
-                    let _ = write!(s, " --every {} --packet {packet}", u64::from(*every) + 1);
-                }
-            }
-        }
-        Match::Unknown { name, args } => {
-            let _ = write!(s, " -m {name}");
-            for a in args {
-                s.push(' ');
-                s.push_str(&verbatim_arg(a));
-            }
-        }
-    }
-}
-
-/// A NAT range as the DNAT/SNAT extensions print it.
-pub fn nat_range(r: &NatRange) -> String {
-    let mut s = String::new();
-    let v6 = matches!(r.addr_lo, Some(IpAddr::V6(_)));
-    if let Some(lo) = r.addr_lo {
-        let bracket = v6 && r.ports.is_some();
-        if bracket {
-            s.push('[');
-        }
-        s.push_str(&ip(lo));
-        if let Some(hi) = r.addr_hi {
-            s.push('-');
-            s.push_str(&ip(hi));
-        }
-        if bracket {
-            s.push(']');
-        }
-    }
-    if let Some(p) = &r.ports {
-        let _ = write!(s, ":{}", ports(p, '-'));
-    }
-    s
-}
-
-fn print_target(s: &mut String, family: Family, t: &Target) {
-    match t {
-        Target::Goto { chain } => {
-            let _ = write!(s, " -g {chain}");
-        }
-        Target::Accept | Target::Drop | Target::Return | Target::Notrack | Target::Jump { .. } => {
-            let _ = write!(s, " -j {}", t.name());
-        }
-        Target::Reject { with } => {
-            let _ = write!(s, " -j REJECT --reject-with {with}");
-        }
-        Target::Redirect { ports: p, random } => {
-            s.push_str(" -j REDIRECT");
-            if let Some(p) = p {
-                let _ = write!(s, " --to-ports {}", ports(p, '-'));
-            }
-            if *random {
-                s.push_str(" --random");
-            }
-        }
-        Target::Tproxy {
-            on_port,
-            on_ip,
-            mark,
-        } => {
-            let unspecified = match family {
-                Family::Ipv4 => "0.0.0.0".to_string(),
-                Family::Ipv6 => "::".to_string(),
-            };
-            let _ = write!(
-                s,
-                " -j TPROXY --on-port {on_port} --on-ip {} --tproxy-mark 0x{:x}/0x{:x}",
-                on_ip.map_or(unspecified, ip),
-                mark.value,
-                mark.mask
-            );
-        }
-        Target::Mark(m) => {
-            let _ = write!(s, " -j MARK --set-xmark 0x{:x}/0x{:x}", m.value, m.mask);
-        }
-        Target::ConnmarkSet(m) => {
-            let _ = write!(s, " -j CONNMARK --set-xmark 0x{:x}/0x{:x}", m.value, m.mask);
-        }
-        Target::ConnmarkSave { nfmask, ctmask } => {
-            let _ = write!(
-                s,
-                " -j CONNMARK --save-mark --nfmask 0x{nfmask:x} --ctmask 0x{ctmask:x}"
-            );
-        }
-        Target::ConnmarkRestore { nfmask, ctmask } => {
-            let _ = write!(
-                s,
-                " -j CONNMARK --restore-mark --nfmask 0x{nfmask:x} --ctmask 0x{ctmask:x}"
-            );
-        }
-        Target::Ct { notrack, zone } => {
-            s.push_str(" -j CT");
-            if *notrack {
-                s.push_str(" --notrack");
-            }
-            if let Some(z) = zone {
-                let opt = match z.orig {
-                    None => "--zone",
-                    Some(true) => "--zone-orig",
-                    Some(false) => "--zone-reply",
-                };
-                let _ = write!(s, " {opt} {}", z.id);
-            }
-        }
-        Target::Dnat {
-            to,
-            random,
-            persistent,
-        } => {
-            let _ = write!(s, " -j DNAT --to-destination {}", nat_range(to));
-            if *random {
-                s.push_str(" --random");
-            }
-            if *persistent {
-                s.push_str(" --persistent");
-            }
-        }
-        Target::Snat {
-            to,
-            random,
-            random_fully,
-            persistent,
-        } => {
-            let _ = write!(s, " -j SNAT --to-source {}", nat_range(to));
-            if *random {
-                s.push_str(" --random");
-            }
-            if *random_fully {
-                s.push_str(" --random-fully");
-            }
-            if *persistent {
-                s.push_str(" --persistent");
-            }
-        }
-        Target::Masquerade {
-            ports: p,
-            random,
-            random_fully,
-        } => {
-            s.push_str(" -j MASQUERADE");
-            if let Some(p) = p {
-                let _ = write!(s, " --to-ports {}", ports(p, '-'));
-            }
-            if *random {
-                s.push_str(" --random");
-            }
-            if *random_fully {
-                s.push_str(" --random-fully");
-            }
-        }
-        Target::Log {
-            prefix,
-            level,
-            flags,
-        } => {
-            s.push_str(" -j LOG");
-            if let Some(p) = prefix {
-                let _ = write!(s, " --log-prefix {}", save_string(p));
-            }
-            if *level != 4 {
-                let _ = write!(s, " --log-level {level}");
-            }
-            for f in flags {
-                let _ = write!(s, " {f}");
-            }
-        }
-        Target::Nflog {
-            prefix,
-            group,
-            size,
-            threshold,
-        } => {
-            s.push_str(" -j NFLOG");
-            if let Some(p) = prefix {
-                let _ = write!(s, " --nflog-prefix {}", save_string(p));
-            }
-            if *group != 0 {
-                let _ = write!(s, " --nflog-group {group}");
-            }
-            if let Some(n) = size {
-                let _ = write!(s, " --nflog-size {n}");
-            }
-            if let Some(n) = threshold {
-                let _ = write!(s, " --nflog-threshold {n}");
-            }
-        }
-        Target::Unknown { name, args } => {
-            let _ = write!(s, " -j {name}");
-            for a in args {
-                s.push(' ');
-                s.push_str(&verbatim_arg(a));
-            }
-        }
     }
 }
 

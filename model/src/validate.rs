@@ -232,23 +232,7 @@ fn allowed(list: &[Hook]) -> u8 {
 
 fn check_rule(table: TableKind, chain: &str, hooks: u8, r: &Rule) -> Result<(), ValidationError> {
     if let Some(t) = &r.target {
-        let rule: Option<(TableKind, &[Hook])> = match t {
-            Target::Tproxy { .. } => Some((TableKind::Mangle, &[Hook::Prerouting])),
-            Target::Redirect { .. } | Target::Dnat { .. } => {
-                Some((TableKind::Nat, &[Hook::Prerouting, Hook::Output]))
-            }
-            Target::Snat { .. } => Some((TableKind::Nat, &[Hook::Postrouting, Hook::Input])),
-            Target::Masquerade { .. } => Some((TableKind::Nat, &[Hook::Postrouting])),
-            Target::Ct { .. } | Target::Notrack => {
-                Some((TableKind::Raw, &[Hook::Prerouting, Hook::Output]))
-            }
-            Target::Reject { .. } => Some((
-                TableKind::Filter,
-                &[Hook::Input, Hook::Forward, Hook::Output],
-            )),
-            _ => None,
-        };
-        if let Some((want_table, want_hooks)) = rule {
+        if let Some((want_table, want_hooks)) = t.def().and_then(|d| d.allowed) {
             if table != want_table {
                 return Err(at(
                     r,
@@ -273,12 +257,8 @@ fn check_rule(table: TableKind, chain: &str, hooks: u8, r: &Rule) -> Result<(), 
         }
     }
     for m in &r.matches {
-        let want: Option<(&str, &[Hook])> = match m {
-            Match::Owner { .. } => Some(("owner", &[Hook::Output, Hook::Postrouting])),
-            Match::Socket { .. } => Some(("socket", &[Hook::Prerouting, Hook::Input])),
-            _ => None,
-        };
-        if let Some((name, list)) = want {
+        if let Some(list) = m.hooks() {
+            let name = m.name();
             let bad = hooks & !allowed(list);
             if bad != 0 {
                 return Err(at(

@@ -251,12 +251,7 @@ fn packet_strategy(family: Family) -> impl Strategy<Value = (Hook, Packet)> {
             }
             p.mark = [0, 0x539, 0x53a, 0x111, s[10]][s[10] as usize % 5];
             p.ctmark = [0, 0x539, 0x111, s[11]][s[11] as usize % 4];
-            p.ctstate = [
-                ConnState::New,
-                ConnState::New,
-                ConnState::Established,
-                ConnState::Related,
-            ][(s[11] >> 8) as usize % 4];
+            p.ctstate = CONN_STATES[(s[11] >> 8) as usize % 4];
             p.tcp_flags = if p.proto == 6 {
                 (s[10] >> 8) as u8 & 0x3f
             } else {

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use sidecar_model::ast::{IdSpec, Match};
+use sidecar_model::matches::Owner;
 use sidecar_model::parse;
 use sidecar_model::pod::{InboundSource, Profile};
 use sidecar_model::profile::{ProfileError, BUILTIN};
@@ -128,7 +129,7 @@ fn owner_names_resolve_from_the_maps_and_unknown_ones_are_reported() {
         .find(|c| c.name == "OUTPUT")
         .unwrap()
         .rules;
-    let Match::Owner { uid, gid, .. } = &rules[0].matches[0] else {
+    let Match::Owner(Owner { uid, gid, .. }) = &rules[0].matches[0] else {
         panic!("{:?}", rules[0].matches);
     };
     assert_eq!(
@@ -139,7 +140,7 @@ fn owner_names_resolve_from_the_maps_and_unknown_ones_are_reported() {
         gid.as_ref().unwrap().value,
         IdSpec::Range { lo: 2001, hi: 2001 }
     );
-    let Match::Owner { gid, .. } = &rules[1].matches[0] else {
+    let Match::Owner(Owner { gid, .. }) = &rules[1].matches[0] else {
         panic!("{:?}", rules[1].matches);
     };
     let g = gid.as_ref().unwrap();

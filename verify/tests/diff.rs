@@ -528,6 +528,7 @@ mod generic_rewrites {
     /// Every `-p tcp --dport` test written as `-m multiport --dports` (negation kept), then
     /// adjacent rules that differ only in that port merged into one multiport rule.
     fn multiport(rs: &Ruleset) -> Ruleset {
+        use sidecar_model::matches::{Multiport, Tcp};
         use sidecar_model::{Match, PortDir};
         let mut r = rs.clone();
         each_table(&mut r, &mut |t| {
@@ -538,18 +539,18 @@ mod generic_rewrites {
                         .as_ref()
                         .is_some_and(|p| !p.negated && p.value.0 == 6);
                     for m in &mut rule.matches {
-                        if let Match::Tcp {
+                        if let Match::Tcp(Tcp {
                             sport: None,
                             dport: Some(d),
                             flags: None,
-                        } = m
+                        }) = m
                         {
                             if tcp {
-                                *m = Match::Multiport {
+                                *m = Match::Multiport(Multiport {
                                     negated: d.negated,
                                     dir: PortDir::Destination,
                                     ports: vec![d.value],
-                                };
+                                });
                             }
                         }
                     }
@@ -561,18 +562,18 @@ mod generic_rewrites {
                         let mut b = rule.clone();
                         let ports = |x: &mut Rule| {
                             x.matches.iter_mut().find_map(|m| match m {
-                                Match::Multiport {
+                                Match::Multiport(Multiport {
                                     negated: false,
                                     dir: PortDir::Destination,
                                     ports,
-                                } => Some(std::mem::take(ports)),
+                                }) => Some(std::mem::take(ports)),
                                 _ => None,
                             })
                         };
                         if let (Some(pa), Some(pb)) = (ports(&mut a), ports(&mut b)) {
                             if a == b && pa.len() + pb.len() <= 15 {
                                 for m in &mut prev.matches {
-                                    if let Match::Multiport { ports, .. } = m {
+                                    if let Match::Multiport(Multiport { ports, .. }) = m {
                                         ports.extend(pb.iter().copied());
                                     }
                                 }

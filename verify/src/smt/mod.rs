@@ -33,13 +33,11 @@ use std::net::IpAddr;
 
 use sidecar_model::eval::{conntrack_active, hook_tables, ConnState, IfName, Packet};
 use sidecar_model::pod::{InboundSource, Pod, Profile, ETH0, LO};
-use sidecar_model::{
-    AddrType, CtState, Family, Hook, IdSpec, Match, Neg, Policy, PortDir, PortRange, Rule, Ruleset,
-    TableKind, Target,
-};
+use sidecar_model::{Family, Hook, Policy, Rule, Ruleset, TableKind, Target};
 use z3::ast::{Bool, BV};
 
 pub mod agree;
+mod matches;
 pub mod solve;
 
 /// Why a ruleset could not be encoded.
@@ -700,211 +698,11 @@ impl<'a> Encoder<'a> {
         v.eq(bv(u128::from(i), IF_BITS))
     }
 
-    fn port_in(v: &BV, r: &PortRange) -> Bool {
-        if r.lo == r.hi {
-            v.eq(bv(u128::from(r.lo), 16))
-        } else {
-            and2(
-                &v.bvuge(bv(u128::from(r.lo), 16)),
-                &v.bvule(bv(u128::from(r.hi), 16)),
-            )
-        }
-    }
-
     fn neg(n: bool, b: Bool) -> Bool {
         if n {
             b.not()
         } else {
             b
-        }
-    }
-
-    fn addr_type_is(&self, a: &BV, t: AddrType) -> Bool {
-        // As the evaluator: local first (loopback, the pod's addresses), then by value.
-        let local = or2(&self.is_loopback(a), &self.is_pod_ip(a));
-        let v4 = self.family == Family::Ipv4;
-        let bcast = if v4 {
-            a.eq(bv(0xffff_ffff, 32))
-        } else {
-            Bool::from_bool(false)
-        };
-        let mcast = if v4 {
-            self.in_net(a, IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 0)), 4)
-        } else {
-            self.in_net(
-                a,
-                IpAddr::V6(std::net::Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)),
-                8,
-            )
-        };
-        let unspec = a.eq(bv(0, self.width));
-        let nl = local.not();
-        match t {
-            AddrType::Local => local,
-            AddrType::Broadcast => and2(&nl, &bcast),
-            AddrType::Multicast => all(&[nl, bcast.not(), mcast]),
-            AddrType::Unspec => all(&[nl, bcast.not(), mcast.not(), unspec]),
-            AddrType::Unicast => all(&[nl, bcast.not(), mcast.not(), unspec.not()]),
-            _ => Bool::from_bool(false),
-        }
-    }
-
-    fn state_holds(p: &SymPacket, s: CtState) -> Bool {
-        let is = |c: ConnState| p.ctstate.eq(bv(ct_code(c), 3));
-        match s {
-            CtState::New => is(ConnState::New),
-            CtState::Established => is(ConnState::Established),
-            CtState::Related => is(ConnState::Related),
-            CtState::Invalid => is(ConnState::Invalid),
-            CtState::Untracked => is(ConnState::Untracked),
-            CtState::Snat => p.snat_done.clone(),
-            CtState::Dnat => p.dnat_done.clone(),
-        }
-    }
-
-    /// A match as (decided false, undecided), as the evaluator's three-valued result.
-    fn match3(&self, m: &Match, p: &SymPacket) -> (Bool, Bool) {
-        let no = || Bool::from_bool(false);
-        let holds = |b: Bool| (b.not(), Bool::from_bool(false));
-        let port_ok = |r: &Option<Neg<PortRange>>, v: &BV| match r {
-            None => Bool::from_bool(true),
-            Some(n) => Self::neg(n.negated, Self::port_in(v, &n.value)),
-        };
-        match m {
-            Match::Tcp {
-                sport,
-                dport,
-                flags,
-            } => {
-                let f = match flags {
-                    None => Bool::from_bool(true),
-                    Some(n) => Self::neg(
-                        n.negated,
-                        p.tcp_flags
-                            .bvand(bv(u128::from(n.value.mask), 8))
-                            .eq(bv(u128::from(n.value.comp), 8)),
-                    ),
-                };
-                holds(all(&[
-                    p.proto.eq(bv(6, 8)),
-                    port_ok(sport, &p.sport),
-                    port_ok(dport, &p.dport),
-                    f,
-                ]))
-            }
-            Match::Udp { sport, dport } => holds(all(&[
-                p.proto.eq(bv(17, 8)),
-                port_ok(sport, &p.sport),
-                port_ok(dport, &p.dport),
-            ])),
-            Match::Multiport {
-                negated,
-                dir,
-                ports,
-            } => {
-                let anyp = |v: &BV| {
-                    any(&ports
-                        .iter()
-                        .map(|r| Self::port_in(v, r))
-                        .collect::<Vec<_>>())
-                };
-                let hit = match dir {
-                    PortDir::Source => anyp(&p.sport),
-                    PortDir::Destination => anyp(&p.dport),
-                    PortDir::Either => or2(&anyp(&p.sport), &anyp(&p.dport)),
-                };
-                holds(Self::neg(*negated, hit))
-            }
-            Match::Owner {
-                uid,
-                gid,
-                socket_exists,
-                ..
-            } => {
-                let all_inverted = uid.as_ref().is_none_or(|n| n.negated)
-                    && gid.as_ref().is_none_or(|n| n.negated)
-                    && socket_exists.as_ref().is_none_or(|n| n.negated);
-                // With a socket: uid, then gid, then --socket-exists, each ending the match
-                // early with "false" (mismatch) or "undecided" (a name).
-                let mut f = Bool::from_bool(socket_exists.as_ref().is_some_and(|n| n.negated));
-                let mut u = no();
-                for (spec, var) in [(gid, &p.gid), (uid, &p.uid)] {
-                    let Some(n) = spec else { continue };
-                    match &n.value {
-                        IdSpec::Name(_) => {
-                            f = no();
-                            u = Bool::from_bool(true);
-                        }
-                        IdSpec::Range { lo, hi } => {
-                            let inr = and2(
-                                &var.bvuge(bv(u128::from(*lo), 32)),
-                                &var.bvule(bv(u128::from(*hi), 32)),
-                            );
-                            let mismatch = if n.negated { inr } else { inr.not() };
-                            f = or2(&mismatch, &f);
-                            u = and2(&mismatch.not(), &u);
-                        }
-                    }
-                }
-                (
-                    p.has_socket.ite(&f, &Bool::from_bool(!all_inverted)),
-                    and2(&p.has_socket, &u),
-                )
-            }
-            Match::Mark(n) => holds(Self::neg(
-                n.negated,
-                p.mark
-                    .bvand(bv(u128::from(n.value.mask), 32))
-                    .eq(bv(u128::from(n.value.value), 32)),
-            )),
-            Match::Connmark(n) => holds(Self::neg(
-                n.negated,
-                p.ctmark
-                    .bvand(bv(u128::from(n.value.mask), 32))
-                    .eq(bv(u128::from(n.value.value), 32)),
-            )),
-            Match::Conntrack { ctstate: n } | Match::State(n) => {
-                let hit = any(&n
-                    .value
-                    .iter()
-                    .map(|s| Self::state_holds(p, *s))
-                    .collect::<Vec<_>>());
-                holds(Self::neg(n.negated, hit))
-            }
-            Match::Comment { .. } => holds(Bool::from_bool(true)),
-            Match::Addrtype { src, dst, .. } => {
-                let ok = |spec: &Option<Neg<Vec<AddrType>>>, a: &BV| match spec {
-                    None => Bool::from_bool(true),
-                    Some(n) => Self::neg(
-                        n.negated,
-                        any(&n
-                            .value
-                            .iter()
-                            .map(|t| self.addr_type_is(a, *t))
-                            .collect::<Vec<_>>()),
-                    ),
-                };
-                holds(and2(&ok(src, &p.src), &ok(dst, &p.dst)))
-            }
-            Match::Socket { .. }
-            | Match::Set { .. }
-            | Match::Statistic { .. }
-            | Match::Unknown { .. } => (no(), Bool::from_bool(true)),
-        }
-    }
-
-    /// Whether a match can be undecided (the model cannot interpret it).
-    fn may_be_undecided(m: &Match) -> bool {
-        match m {
-            Match::Owner { uid, gid, .. } => [uid, gid]
-                .into_iter()
-                .flatten()
-                .any(|n| matches!(n.value, IdSpec::Name(_))),
-            Match::Socket { .. }
-            | Match::Set { .. }
-            | Match::Statistic { .. }
-            | Match::Unknown { .. } => true,
-            _ => false,
         }
     }
 
