@@ -2,12 +2,7 @@
 //! pod made of network namespaces. Runs whenever the machine can (root, iproute2, iptables,
 //! nftables); otherwise says why and passes. `.ci/run` installs what it needs.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 use std::path::Path;
 
