@@ -629,78 +629,36 @@ fn check_exit_codes() {
 fn usage_errors_exit_2() {
     let profile = std::env::temp_dir().join(format!("sv-bad-profile-{}.toml", std::process::id()));
     std::fs::write(&profile, "proxy_uid = \"x\"\n").unwrap();
-    let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["trace".into()], "--dst"),
+    // Each command line split at spaces; `{profile}` is that bad profile's path.
+    let cases = [
+        ("trace", "--dst"),
+        ("trace --dst 10.1.0.999 --dport 80", "invalid"),
+        ("trace --dst 10.1.0.99 --dport 70000", "70000"),
         (
-            vec![
-                "trace".into(),
-                "--dst".into(),
-                "10.1.0.999".into(),
-                "--dport".into(),
-                "80".into(),
-            ],
-            "invalid",
-        ),
-        (
-            vec![
-                "trace".into(),
-                "--dst".into(),
-                "10.1.0.99".into(),
-                "--dport".into(),
-                "70000".into(),
-            ],
-            "70000",
-        ),
-        (
-            vec![
-                "trace".into(),
-                "--dst".into(),
-                "10.1.0.99".into(),
-                "--dport".into(),
-                "80".into(),
-                "--src".into(),
-                "::1".into(),
-            ],
+            "trace --dst 10.1.0.99 --dport 80 --src ::1",
             "different families",
         ),
         (
-            vec![
-                "trace".into(),
-                "--dst".into(),
-                "10.1.0.99".into(),
-                "--dport".into(),
-                "80".into(),
-                "--profile".into(),
-                profile.display().to_string(),
-            ],
+            "trace --dst 10.1.0.99 --dport 80 --profile {profile}",
             "proxy_uid",
         ),
         (
-            vec![
-                "scenarios".into(),
-                "--profile".into(),
-                "/nonexistent/profile.toml".into(),
-            ],
+            "scenarios --profile /nonexistent/profile.toml",
             "cannot read profile",
         ),
-        (
-            vec!["scenarios".into(), "/nonexistent/rules".into()],
-            "cannot read",
-        ),
-        (vec!["frobnicate".into()], "unrecognized subcommand"),
-        (
-            vec!["kernel".into(), "--pod-ip".into(), "10.0.0.1".into()],
-            "cannot change it",
-        ),
-        (
-            vec!["kernel".into(), "--flows".into(), "many".into()],
-            "invalid value",
-        ),
+        ("scenarios /nonexistent/rules", "cannot read"),
+        ("frobnicate", "unrecognized subcommand"),
+        ("kernel --pod-ip 10.0.0.1", "cannot change it"),
+        ("kernel --flows many", "invalid value"),
     ];
     let mut failures = Vec::new();
-    for (args, want) in &cases {
+    for (line, want) in cases {
+        let args: Vec<String> = line
+            .split(' ')
+            .map(|a| a.replace("{profile}", &profile.display().to_string()))
+            .collect();
         let out = Command::new(BIN)
-            .args(args)
+            .args(&args)
             .stdin(Stdio::null())
             .output()
             .expect("run sidecar-verify");
