@@ -1,10 +1,10 @@
-//! Shared by the targets: a packet from the fuzzer's numbers (`sidecar_model::gen::packet`).
+//! Shared by the targets: a ruleset and packets from the fuzzer's numbers (`sidecar_model::gen`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use sidecar_model::eval::Packet;
-use sidecar_model::gen::Numbers;
-use sidecar_model::{Family, Hook};
+use sidecar_model::gen::{ruleset_from_bytes, Numbers, Sizes};
+use sidecar_model::{Family, Hook, Ruleset};
 
 /// The pod's addresses, 10.1.0.5 and fd00::5 (constants: parsing them per input costs time).
 pub const POD_IPS: [IpAddr; 2] = [
@@ -24,6 +24,17 @@ pub const ALL_HOOKS: [Hook; 5] = [
 
 /// Where a connection's first packet enters.
 pub const ENTRIES: [Hook; 2] = [Hook::Output, Hook::Prerouting];
+
+/// A valid ruleset from the fuzzer's numbers: up to `max_user` user chains per table and
+/// `max_rules` rules per chain, with an IPv6 half when the numbers say so.
+pub fn ruleset(n: &mut Numbers<'_>, max_user: usize, max_rules: usize) -> Ruleset {
+    let sizes = Sizes {
+        max_user,
+        max_rules,
+        ipv6: true,
+    };
+    ruleset_from_bytes(n, &sizes)
+}
 
 /// A packet at one of `hooks` with interface names from `ifaces`.
 pub fn packet(

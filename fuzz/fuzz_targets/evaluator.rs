@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sidecar_model::eval::{NoTrace, Scratch, Trace};
-use sidecar_model::gen::{ruleset_from_bytes, Numbers, Sizes};
+use sidecar_model::gen::Numbers;
 use sidecar_model::pod::{Pod, Profile, Simulator};
 use sidecar_model::Family;
 
@@ -17,12 +17,7 @@ const IFACES: &[&str] = &["lo", "eth0", "eth1", "not-istio-nic", "veth1234567890
 
 fuzz_target!(|data: &[u8]| {
     let mut n = Numbers::new(data);
-    let sizes = Sizes {
-        max_user: 6,
-        max_rules: 8,
-        ipv6: true,
-    };
-    let rs = ruleset_from_bytes(&mut n, &sizes);
+    let rs = common::ruleset(&mut n, 6, 8);
     let sim = Simulator::new(&rs, Pod::new(&common::POD_IPS), Profile::istio());
     let engine = sim.engine();
     let mut scratch = Scratch::default();

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sidecar_model::gen::{ruleset_from_bytes, Numbers, Sizes};
+use sidecar_model::gen::Numbers;
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::Family;
 use sidecar_verify::smt::agree::hop_agrees;
@@ -14,12 +14,7 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let mut n = Numbers::new(data);
-    let sizes = Sizes {
-        max_user: 2,
-        max_rules: 4,
-        ipv6: true,
-    };
-    let rs = ruleset_from_bytes(&mut n, &sizes);
+    let rs = common::ruleset(&mut n, 2, 4);
     let fam = if n.next_u32() % 4 == 0 && !rs.ipv6.is_empty() {
         Family::Ipv6
     } else {

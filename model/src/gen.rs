@@ -16,6 +16,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::matches::GenCx;
 use crate::*;
 
+#[cfg(feature = "proptest")]
+pub mod strategy;
+
 /// How big generated rulesets get.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {

@@ -5,12 +5,7 @@
 //! encoding is a compile-time fact in `verify/src/smt/matches.rs`, whose test compares the
 //! encoding with `eval`.)
 
-#![allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -7,23 +7,18 @@
 //!   rule tried and skipped does not match, and within a chain the rules are tried in order;
 //! * it terminates without using the thread's stack on 10,000 nested chains.
 
-#![allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 mod common;
 
 use std::net::IpAddr;
 
-use common::*;
 use proptest::prelude::*;
 use sidecar_model::eval::{
     ConnState, Engine, Hit, HookVerdict, IfName, NoTrace, Observer, Packet, Scratch, Trace,
 };
+use sidecar_model::gen::strategy::{cases, config, ruleset_strategy};
+use sidecar_model::gen::CONN_STATES;
 use sidecar_model::*;
 
 // ----- an independent reference: recursion, goto as a tail call -----
@@ -99,22 +94,12 @@ impl Reference<'_> {
                     return ChainEnd::Accept;
                 }
                 Target::Dnat { to, .. } => {
-                    if let Some(a) = to.addr_lo {
-                        p.dst = a;
-                    }
-                    if let Some(r) = to.ports {
-                        p.dport = r.lo;
-                    }
+                    nat_to(to, &mut p.dst, &mut p.dport);
                     p.dnat_done = true;
                     return ChainEnd::Accept;
                 }
                 Target::Snat { to, .. } => {
-                    if let Some(a) = to.addr_lo {
-                        p.src = a;
-                    }
-                    if let Some(r) = to.ports {
-                        p.sport = r.lo;
-                    }
+                    nat_to(to, &mut p.src, &mut p.sport);
                     p.snat_done = true;
                     return ChainEnd::Accept;
                 }
@@ -136,6 +121,16 @@ impl Reference<'_> {
             }
         }
         ChainEnd::Fallthrough
+    }
+}
+
+/// DNAT or SNAT to the first address and port of `to`, each only when given.
+fn nat_to(to: &NatRange, addr: &mut IpAddr, port: &mut u16) {
+    if let Some(a) = to.addr_lo {
+        *addr = a;
+    }
+    if let Some(r) = to.ports {
+        *port = r.lo;
     }
 }
 
@@ -334,7 +329,7 @@ fn check_one(rs: &Ruleset, engine: &Engine, hook: Hook, p0: Packet) -> Result<()
 }
 
 fn corpus() -> Vec<Ruleset> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let root = common::workspace().join("corpus");
     let mut v = Vec::new();
     for f in [
         "istio-classic.rules",
@@ -347,11 +342,8 @@ fn corpus() -> Vec<Ruleset> {
                 .ruleset,
         );
     }
-    let istio = std::env::var_os("SIDECAR_SHARED_CORPUS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("../../shared/corpus"))
-        .join("istio/tools/istio-iptables/pkg/capture/testdata");
-    if let Ok(dir) = std::fs::read_dir(&istio) {
+    let istio = common::istio_dir().map(|d| d.join("tools/istio-iptables/pkg/capture/testdata"));
+    if let Some(Ok(dir)) = istio.map(std::fs::read_dir) {
         for e in dir.flatten() {
             if let Ok(p) = parse("istio", &std::fs::read(e.path()).unwrap()) {
                 v.push(p.ruleset);
@@ -361,15 +353,8 @@ fn corpus() -> Vec<Ruleset> {
     v
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(config(cases(512)))]
 
     #[test]
     fn random_rulesets_agree_with_reference(rs in ruleset_strategy(5, 8), pkts in prop::collection::vec(packet_strategy(Family::Ipv4), 1..8), pkts6 in prop::collection::vec(packet_strategy(Family::Ipv6), 1..4)) {
@@ -437,14 +422,7 @@ fn deep_chains_do_not_use_the_stack() {
         .stack_size(64 * 1024)
         .spawn(move || {
             let engine = Engine::new(&rs);
-            let mut p = Packet::tcp_out(
-                "10.1.0.5".parse().unwrap(),
-                "10.1.0.99".parse().unwrap(),
-                40000,
-                80,
-                1000,
-                1000,
-            );
+            let mut p = common::app_to_remote();
             let mut t = Trace::default();
             let (v, fx) = engine.run_hook(Hook::Output, &mut p, &mut Scratch::default(), &mut t);
             // UDP takes the RETURN in every chain on the way back up.
@@ -473,14 +451,8 @@ fn goto_returns_to_the_caller_of_the_goto_chain() {
 -A OUTPUT -j A\n-A OUTPUT -p tcp -j ACCEPT\n-A A -g B\n-A A -j ACCEPT\n-A B -j RETURN\nCOMMIT\n";
     let rs = parse("goto", text.as_bytes()).unwrap().ruleset;
     let engine = Engine::new(&rs);
-    let mut p = Packet::tcp_out(
-        "10.1.0.5".parse().unwrap(),
-        "10.1.0.99".parse().unwrap(),
-        1,
-        2,
-        0,
-        0,
-    );
+    let tcp = common::app_to_remote();
+    let mut p = tcp;
     let mut t = Trace::default();
     let (v, _) = engine.run_hook(Hook::Output, &mut p, &mut Scratch::default(), &mut t);
     // OUTPUT 1 (-j A), A 1 (-g B), B 1 (RETURN) -> back in OUTPUT at rule 2 (ACCEPT), not A 2.
@@ -491,23 +463,13 @@ fn goto_returns_to_the_caller_of_the_goto_chain() {
     let out = rs.ipv4[0].chain_index("OUTPUT").unwrap() as u32;
     assert_eq!(rules, vec![(out, 0), (a, 0), (b, 0), (out, 1)]);
     // UDP: back in OUTPUT rule 2 does not match, so the DROP policy applies.
-    let mut u = Packet {
-        proto: 17,
-        ..Packet::tcp_out(
-            "10.1.0.5".parse().unwrap(),
-            "10.1.0.99".parse().unwrap(),
-            1,
-            2,
-            0,
-            0,
-        )
-    };
+    let mut u = Packet { proto: 17, ..tcp };
     let (v, _) = engine.run_hook(Hook::Output, &mut u, &mut Scratch::default(), &mut NoTrace);
     assert_eq!(v, HookVerdict::Drop);
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases() / 4, ..ProptestConfig::default() })]
+    #![proptest_config(config(cases(512) / 4))]
 
     /// Many user chains jumping forward (up to 60 deep): evaluation ends, traced and fast agree.
     #[test]

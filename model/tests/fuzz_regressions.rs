@@ -1,9 +1,13 @@
 //! Inputs the fuzzers found, each with its root cause. Every one must now hold the parser
 //! target's property: no panic, and whatever parses prints back to the same model.
 
+#![cfg(test)]
+
+mod common;
+
 use std::path::Path;
 
-use sidecar_model::{parse, print_ruleset};
+use sidecar_model::parse;
 
 /// (file under `tests/fuzz_regressions/`, root cause)
 const CASES: &[(&str, &str)] = &[
@@ -39,10 +43,7 @@ fn fuzz_regressions_hold() {
     for (file, cause) in CASES {
         let bytes = std::fs::read(dir.join(file)).unwrap();
         if let Ok(p) = parse(file, &bytes) {
-            let text = print_ruleset(&p.ruleset);
-            let again = parse("printed", text.as_bytes())
-                .unwrap_or_else(|e| panic!("{file} ({cause}): print does not parse: {e}"));
-            assert_eq!(again.ruleset, p.ruleset, "{file} ({cause})");
+            common::round_trip(file, &p.ruleset).unwrap_or_else(|e| panic!("{e}\n({cause})"));
         }
     }
     // Every file is listed, so none is kept without its cause.

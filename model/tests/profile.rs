@@ -1,12 +1,6 @@
 //! Profiles from TOML (`base`, overrides, errors with positions) and owner-name resolution.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 use std::collections::BTreeMap;
 

@@ -1,28 +1,18 @@
 //! Property: for every valid ruleset `r`, `parse(print(r)) == r`.
 //!
-//! Rulesets are built from vectors of random numbers by [`build_ruleset`], which places each
+//! Rulesets are built from vectors of random numbers by [`gen::build_ruleset`], which places each
 //! match and target only where iptables accepts it (REDIRECT in nat PREROUTING/OUTPUT, owner in
 //! OUTPUT/POSTROUTING, jumps only to later user chains, …), so that shrinking works on the numbers
 //! and every generated ruleset is one the kernel would load.
 
-#![allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    reason = "test helpers; a panic is a test failure"
-)]
+#![cfg(test)]
 
-mod common;
-
-use common::*;
 use proptest::prelude::*;
+use sidecar_model::gen::strategy::{cases, config, ruleset_strategy};
 use sidecar_model::*;
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
-        max_shrink_iters: if std::env::var_os("CI").is_some() { 200 } else { 2000 },
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config(cases(256)))]
 
     #[test]
     fn parse_print_round_trip(rs in ruleset_strategy(4, 6)) {

@@ -2,12 +2,7 @@
 //! encoding with the packet fixed and the kernel oracle (when the machine can run it; otherwise
 //! one line says why). A case an engine cannot run says so in its data.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 use std::path::Path;
 

@@ -12,13 +12,7 @@
 //! Without one, every invariant must hold with the istio profile. A user who drops a ruleset
 //! into `corpus/` gets a failing test naming the invariant, with the witness and its journey.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

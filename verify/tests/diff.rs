@@ -1,13 +1,7 @@
 //! `diff`: equivalent rewrites report no change, broken variants report theirs with witnesses
 //! that `trace` replays with the claimed journeys, and diffs across Istio's history run.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

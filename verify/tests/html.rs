@@ -2,27 +2,15 @@
 //! tables have a row per invariant, and each journey is drawn. Skips with one line when Chromium
 //! is absent (`scripts/setup` installs Debian's `chromium`).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![cfg(test)]
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sidecar_model::pod::{Pod, Profile};
-use sidecar_model::{parse, print_ruleset, Ruleset};
-use sidecar_verify::corpus::workspace;
+use common::{Checked, Diffed};
 use sidecar_verify::report::html::html;
-use sidecar_verify::report::{Document, Source};
-
-fn load(rel: &str) -> Ruleset {
-    let bytes = std::fs::read(workspace().join(rel)).unwrap();
-    parse(rel, &bytes).unwrap().ruleset
-}
 
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -105,25 +93,7 @@ fn rendered(name: &str, page_html: &str, rows: usize, charts: usize) {
 
 #[test]
 fn check_page_renders() {
-    let rel = "corpus/broken/no-uid-return.rules";
-    let rs = load(rel);
-    let pod = Pod::default();
-    let r = sidecar_verify::check::check(
-        &rs,
-        &print_ruleset(&rs),
-        &pod,
-        &Profile::istio(),
-        &Default::default(),
-    )
-    .unwrap();
-    let page = html(&Document::Check {
-        report: &r,
-        source: Source {
-            name: rel,
-            ruleset: &rs,
-        },
-        pod: &pod,
-    });
+    let page = html(&Checked::new("corpus/broken/no-uid-return.rules").document());
     assert!(
         !page.contains("http://")
             || page.matches("http://").count()
@@ -136,26 +106,11 @@ fn check_page_renders() {
 
 #[test]
 fn diff_page_renders() {
-    let (o, n) = (
+    let d = Diffed::new(
         "corpus/istio-classic.rules",
         "corpus/broken/no-passthrough-return.rules",
     );
-    let (old, new) = (load(o), load(n));
-    let pod = Pod::default();
-    let r = sidecar_verify::diff::diff(&old, &new, &pod, &Profile::istio(), &Default::default())
-        .unwrap();
-    let page = html(&Document::Diff {
-        report: &r,
-        old: Source {
-            name: o,
-            ruleset: &old,
-        },
-        new: Source {
-            name: n,
-            ruleset: &new,
-        },
-        pod: &pod,
-    });
+    let page = html(&d.document());
     insta::assert_snapshot!(page);
-    rendered("diff", &page, 9, 2 * r.changes.len());
+    rendered("diff", &page, 9, 2 * d.report.changes.len());
 }

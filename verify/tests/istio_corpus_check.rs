@@ -7,13 +7,7 @@
 //!
 //! `ISTIO_CORPUS_REPORT=1` prints every file's result, expected or not.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -166,65 +160,8 @@ fn every_istio_configuration_meets_its_expected_invariants() {
                 let Some(job) = queue.lock().unwrap().next() else {
                     return;
                 };
-                let bytes = std::fs::read(dir.join(&job.file)).unwrap();
-                let rs = match parse(&job.file, &bytes) {
-                    Ok(p) => p.ruleset,
-                    Err(e) => {
-                        results
-                            .lock()
-                            .unwrap()
-                            .push(format!("{}: does not parse: {e}", job.file));
-                        continue;
-                    }
-                };
-                let canonical = print_ruleset(&rs);
-                let report =
-                    match check(&rs, &canonical, &job.pod, &job.profile, &Options::default()) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            results
-                                .lock()
-                                .unwrap()
-                                .push(format!("{}: check failed: {e}", job.file));
-                            continue;
-                        }
-                    };
-                let got: BTreeSet<String> = report
-                    .invariants
-                    .iter()
-                    .filter(|i| i.status != Status::Holds)
-                    .map(|i| {
-                        if i.status == Status::Unknown {
-                            format!("{} (unknown)", i.id)
-                        } else {
-                            i.id.to_string()
-                        }
-                    })
-                    .collect();
-                let path = Path::new("../shared/corpus/istio").join(&job.file);
-                let report_text = text(&report, &rs, &path.display().to_string(), &job.pod);
-                let unwitnessed: Vec<&str> = report
-                    .invariants
-                    .iter()
-                    .filter(|i| {
-                        i.status == Status::Violated && (i.witness.is_none() || i.journey.is_none())
-                    })
-                    .map(|i| i.id)
-                    .collect();
-                if !unwitnessed.is_empty() {
-                    results.lock().unwrap().push(format!(
-                        "{}: violated without a witness and its journey: {unwitnessed:?}",
-                        job.file
-                    ));
-                }
-                if got != job.violated {
-                    results.lock().unwrap().push(format!(
-                        "{}: expected violated {:?}, got {got:?}\n{report_text}",
-                        job.file, job.violated
-                    ));
-                } else if verbose {
-                    println!("{}: as expected, violated {got:?}", job.file);
-                }
+                let found = check_one(&dir, job, verbose);
+                results.lock().unwrap().extend(found);
             });
         }
     });
@@ -235,4 +172,54 @@ fn every_istio_configuration_meets_its_expected_invariants() {
         started.elapsed().as_secs_f64()
     );
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// `check` on one file with its profile; what differs from its expectation.
+fn check_one(dir: &Path, job: &Job, verbose: bool) -> Vec<String> {
+    let bytes = std::fs::read(dir.join(&job.file)).unwrap();
+    let rs = match parse(&job.file, &bytes) {
+        Ok(p) => p.ruleset,
+        Err(e) => return vec![format!("{}: does not parse: {e}", job.file)],
+    };
+    let canonical = print_ruleset(&rs);
+    let report = match check(&rs, &canonical, &job.pod, &job.profile, &Options::default()) {
+        Ok(r) => r,
+        Err(e) => return vec![format!("{}: check failed: {e}", job.file)],
+    };
+    let mut problems = Vec::new();
+    let got: BTreeSet<String> = report
+        .invariants
+        .iter()
+        .filter(|i| i.status != Status::Holds)
+        .map(|i| {
+            if i.status == Status::Unknown {
+                format!("{} (unknown)", i.id)
+            } else {
+                i.id.to_string()
+            }
+        })
+        .collect();
+    let path = Path::new("../shared/corpus/istio").join(&job.file);
+    let report_text = text(&report, &rs, &path.display().to_string(), &job.pod);
+    let unwitnessed: Vec<&str> = report
+        .invariants
+        .iter()
+        .filter(|i| i.status == Status::Violated && (i.witness.is_none() || i.journey.is_none()))
+        .map(|i| i.id)
+        .collect();
+    if !unwitnessed.is_empty() {
+        problems.push(format!(
+            "{}: violated without a witness and its journey: {unwitnessed:?}",
+            job.file
+        ));
+    }
+    if got != job.violated {
+        problems.push(format!(
+            "{}: expected violated {:?}, got {got:?}\n{report_text}",
+            job.file, job.violated
+        ));
+    } else if verbose {
+        println!("{}: as expected, violated {got:?}", job.file);
+    }
+    problems
 }

@@ -3,12 +3,7 @@
 //! nftables); otherwise says why and passes. `.ci/run` installs what it needs. The flows it
 //! once disagreed on are hop cases (`corpus/cases/kernel-oracle.toml`, run by `tests/cases.rs`).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 use std::path::Path;
 

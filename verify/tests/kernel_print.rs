@@ -5,13 +5,7 @@
 //! Runs whenever the machine can create namespaces (root, iproute2, iptables); otherwise it says
 //! why and passes. `.ci/run` installs what it needs, so CI always runs it.
 
-#![allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test helpers; a panic is a test failure"
-)]
+#![cfg(test)]
 
 use sidecar_model::{parse, print::print_family, Family};
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files, workspace, IstioForm as Form};
@@ -108,10 +102,18 @@ fn node_dependent(kernel_error: &str) -> bool {
         || kernel_error.contains("Bad value for \"--uid-owner\"")
 }
 
+/// Whether this machine can make network namespaces; when not, says that `what` skips and why.
+fn kernel_here(what: &str) -> bool {
+    let why = unavailable();
+    if let Some(why) = &why {
+        println!("skipping {what}: {why}");
+    }
+    why.is_none()
+}
+
 #[test]
 fn canonical_print_matches_iptables_save() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel comparison: {why}");
+    if !kernel_here("the kernel comparison") {
         return;
     }
     let mut inputs: Vec<(String, Form, Vec<u8>)> = Vec::new();
@@ -186,8 +188,7 @@ fn canonical_print_matches_iptables_save() {
 
 #[test]
 fn refusals_agree_with_the_kernel() {
-    if let Some(why) = unavailable() {
-        println!("skipping the kernel refusal comparison: {why}");
+    if !kernel_here("the kernel refusal comparison") {
         return;
     }
     // Inputs iptables-restore refuses; we must refuse each too.

@@ -2,13 +2,7 @@
 //! `reports/reports.list` is run and its output compared with the file. Run `scripts/reports`
 //! after a change that alters them.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![cfg(test)]
 
 use std::process::Command;
 

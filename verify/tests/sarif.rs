@@ -2,34 +2,18 @@
 //! `verify/schemas/`, carries the expected results (rule ids, levels) located at the lines of
 //! the rules that decide them, and is pinned by an insta snapshot.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![cfg(test)]
 
+mod common;
+
+use common::{text, Checked, Diffed};
 use serde_json::Value;
-use sidecar_model::pod::{Pod, Profile};
-use sidecar_model::{parse, print_ruleset, Ruleset};
-use sidecar_verify::check::{check, Report, RuleStatus};
-use sidecar_verify::corpus::workspace;
-use sidecar_verify::diff::diff;
+use sidecar_verify::check::{Report, RuleStatus};
 use sidecar_verify::report::sarif::sarif;
-use sidecar_verify::report::{Document, Source};
 
 const CLASSIC: &str = "corpus/istio-classic.rules";
 const NO_UID_RETURN: &str = "corpus/broken/no-uid-return.rules";
 const REDIRECT_15001: &str = "-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001";
-
-fn text(rel: &str) -> String {
-    std::fs::read_to_string(workspace().join(rel)).unwrap()
-}
-
-fn load(rel: &str) -> Ruleset {
-    parse(rel, text(rel).as_bytes()).unwrap().ruleset
-}
 
 /// The 1-based line of `rel` that is exactly `line`.
 fn line_of(rel: &str, line: &str) -> u64 {
@@ -52,11 +36,7 @@ fn line_at(rel: &str, n: u64) -> String {
 }
 
 fn schema() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(workspace().join("verify/schemas/sarif-schema-2.1.0.json"))
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_str(&text("verify/schemas/sarif-schema-2.1.0.json")).unwrap()
 }
 
 /// Validators for the shipped schema: as the draft it declares (draft-04), and as draft-07,
@@ -91,31 +71,9 @@ fn validate(log: &Value) {
     }
 }
 
-fn run_check(rel: &str) -> (Ruleset, Report) {
-    let rs = load(rel);
-    let r = check(
-        &rs,
-        &print_ruleset(&rs),
-        &Pod::default(),
-        &Profile::istio(),
-        &Default::default(),
-    )
-    .unwrap();
-    (rs, r)
-}
-
 fn check_log(rel: &str) -> (Value, Report) {
-    let (rs, r) = run_check(rel);
-    let pod = Pod::default();
-    let log = sarif(&Document::Check {
-        report: &r,
-        source: Source {
-            name: rel,
-            ruleset: &rs,
-        },
-        pod: &pod,
-    });
-    (log, r)
+    let c = Checked::new(rel);
+    (sarif(&c.document()), c.report)
 }
 
 fn results(log: &Value) -> &Vec<Value> {
@@ -256,21 +214,8 @@ fn check_classic_sarif() {
 
 #[test]
 fn diff_classic_to_no_uid_return_sarif() {
-    let (old, new) = (load(CLASSIC), load(NO_UID_RETURN));
-    let pod = Pod::default();
-    let r = diff(&old, &new, &pod, &Profile::istio(), &Default::default()).unwrap();
-    let log = sarif(&Document::Diff {
-        report: &r,
-        old: Source {
-            name: CLASSIC,
-            ruleset: &old,
-        },
-        new: Source {
-            name: NO_UID_RETURN,
-            ruleset: &new,
-        },
-        pod: &pod,
-    });
+    let d = Diffed::new(CLASSIC, NO_UID_RETURN);
+    let (log, r) = (sarif(&d.document()), &d.report);
     validate(&log);
     rules_consistent(&log);
     let res = results(&log);
@@ -329,14 +274,9 @@ fn the_schema_rejects_an_invalid_log() {
 /// percent-encoded into one.
 #[test]
 fn names_that_are_not_uris_are_encoded() {
-    let (rs, r) = run_check(NO_UID_RETURN);
-    let pod = Pod::default();
-    let name = "<default: istio-classic.rules>";
-    let log = sarif(&Document::Check {
-        report: &r,
-        source: Source { name, ruleset: &rs },
-        pod: &pod,
-    });
+    let mut c = Checked::new(NO_UID_RETURN);
+    c.name = "<default: istio-classic.rules>".to_string();
+    let log = sarif(&c.document());
     validate(&log);
     assert_eq!(
         uri(&results(&log)[0]),

@@ -2,7 +2,7 @@
 //! ruleset. Each hop's rule hits were compared once by hand with the kernel's per-rule counters
 //! (`scripts/handcheck-classic`, output in docs/handcheck.md); the snapshots pin them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![cfg(test)]
 
 use sidecar_model::pod::{Pod, Profile, Simulator};
 use sidecar_model::{parse, DEFAULT_RULESET};

@@ -2,18 +2,10 @@
 //! rules hit (in order, with their hook), drop/reject, where the hop is delivered and the
 //! final destination. Over the classic ruleset, every Istio corpus ruleset and random rulesets.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
-
-#[path = "../../model/tests/common/mod.rs"]
-mod common;
+#![cfg(test)]
 
 use proptest::prelude::*;
+use sidecar_model::gen::strategy::{cases, config, ruleset_strategy};
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, Family, Hook, Ruleset, DEFAULT_RULESET};
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
@@ -28,7 +20,8 @@ fn agree(rs: &Ruleset, family: Family, s: [u32; 12]) -> Result<(), String> {
     // Interface names from the encoder's enumeration (index 0 is "no interface").
     let names = sidecar_verify::smt::Ifaces::new(rs).unwrap().names;
     let names: Vec<&str> = names.iter().skip(1).map(String::as_str).collect();
-    let (entry, pkt) = common::packet(&s, family, &[Hook::Output, Hook::Prerouting], &names);
+    let (entry, pkt) =
+        sidecar_model::gen::packet(&s, family, &[Hook::Output, Hook::Prerouting], &names);
     hop_agrees(rs, &pod(), &Profile::istio(), family, entry, pkt)
 }
 
@@ -85,19 +78,12 @@ fn corpus_rulesets_agree_with_the_evaluator() {
     assert!(n >= 150, "only {n} corpus rulesets");
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(96)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(config(cases(96)))]
 
     #[test]
     fn random_rulesets_agree_with_the_evaluator(
-        rs in common::ruleset_strategy(4, 6),
+        rs in ruleset_strategy(4, 6),
         pkts in prop::collection::vec(any::<[u32; 12]>(), 1..6),
     ) {
         for (i, s) in pkts.into_iter().enumerate() {

@@ -1,53 +1,49 @@
-//! Random valid rulesets for property tests: proptest strategies over the numbers
-//! `sidecar_model::gen` builds rulesets from.
+//! Helpers of model's tests and of its benchmark (which includes this file with `#[path]`):
+//! where the rulesets to test against are, and the round trip every parsed ruleset must pass.
+//! The property-test strategies are `sidecar_model::gen::strategy` (feature `proptest`).
 
-#![allow(
-    dead_code,
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    reason = "test helpers"
-)]
+#![allow(dead_code, reason = "each test crate uses a part of these helpers")]
 
-use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 
-use proptest::prelude::*;
-pub use sidecar_model::gen::*;
-use sidecar_model::*;
+use sidecar_model::eval::Packet;
+use sidecar_model::{parse, print_ruleset, Ruleset};
 
-/// A ruleset whose Debug output is its iptables-save text, to paste into a file.
-#[derive(Clone)]
-pub struct Printed(pub Ruleset);
+/// The repository's root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
 
-impl fmt::Debug for Printed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\n{}", print_ruleset(&self.0))
+/// Istio's corpus, read in place from `../shared/corpus/istio` (or
+/// `$SIDECAR_SHARED_CORPUS/istio`), when it is here; never copied into the repository.
+pub fn istio_dir() -> Option<PathBuf> {
+    let shared = std::env::var_os("SIDECAR_SHARED_CORPUS")
+        .map_or_else(|| workspace().join("../shared/corpus"), PathBuf::from);
+    Some(shared.join("istio")).filter(|dir| dir.join("INDEX.md").is_file())
+}
+
+/// `parse(print(r)) == r`, and printing the result again gives the same text; what differs
+/// otherwise. `name` says which ruleset in the message.
+pub fn round_trip(name: &str, rs: &Ruleset) -> Result<(), String> {
+    let printed = print_ruleset(rs);
+    let again = parse("printed", printed.as_bytes())
+        .map_err(|e| format!("{name}: the canonical print does not parse: {e}\n{printed}"))?
+        .ruleset;
+    if again != *rs {
+        return Err(format!(
+            "{name}: parse(print(r)) != r\n{printed}\nr: {rs:#?}\nparse(print(r)): {again:#?}"
+        ));
     }
+    if print_ruleset(&again) != printed {
+        return Err(format!("{name}: printing is not stable\n{printed}"));
+    }
+    Ok(())
 }
 
-/// Seeds for one family: per table (5), per chain (builtins + up to `max_user`), its rules.
-pub fn family_seeds(
-    max_user: usize,
-    max_rules: usize,
-) -> impl Strategy<Value = Vec<(u32, Vec<Vec<Seed>>)>> {
-    prop::collection::vec(
-        (
-            any::<u32>(),
-            prop::collection::vec(
-                prop::collection::vec(any::<Seed>(), 0..max_rules),
-                0..(5 + max_user),
-            ),
-        ),
-        5,
-    )
-}
-
-pub fn ruleset_strategy(max_user: usize, max_rules: usize) -> impl Strategy<Value = Printed> {
-    (
-        family_seeds(max_user, max_rules),
-        family_seeds(max_user, max_rules),
-        any::<bool>(),
-    )
-        .prop_map(|(v4, v6, with_v6)| {
-            Printed(build_ruleset(&v4, if with_v6 { Some(&v6) } else { None }))
-        })
+/// The application's first packet to a remote service, as it leaves through OUTPUT:
+/// `tcp 10.1.0.5:40000 -> 10.1.0.99:80`, uid and gid 1000, no interface yet.
+pub fn app_to_remote() -> Packet {
+    let (pod, remote) = (Ipv4Addr::new(10, 1, 0, 5), Ipv4Addr::new(10, 1, 0, 99));
+    Packet::tcp_out(pod.into(), remote.into(), 40000, 80, 1000, 1000)
 }
