@@ -19,7 +19,10 @@ use crate::journey_text::outcome_words;
 use crate::prove::{self, families, ProveError};
 use crate::results::Witness;
 use crate::smt::solve::{guard, hints, solver, steer};
-use crate::smt::{all, any, truth, EncodeError, Encoder, Ifaces, SymHop, SymJourney, SymPacket};
+use crate::smt::{
+    addr_width, all, any, bits_addr, bv, truth, value, Concretize, EncodeError, Encoder, Ifaces,
+    SymHop, SymJourney, SymPacket, GID_BITS, UID_BITS,
+};
 
 pub use crate::results::diff::{Change, Invariants, Report};
 
@@ -148,7 +151,6 @@ fn shape(
     scope: &Bool,
     opts: &Options,
 ) -> String {
-    use crate::smt::{bits_addr, value};
     let d = solver(opts.timeout_ms);
     d.assert(scope);
     let from_outside = truth(m, outside);
@@ -169,7 +171,7 @@ fn shape(
         }];
         for (n, t) in &fields {
             if *n != skip {
-                v.push((**t).eq(bv_of(m, t)));
+                v.push((**t).eq(t.constant(m)));
             }
         }
         v
@@ -210,14 +212,14 @@ fn shape(
                 n => format!("protocol {n}"),
             }),
             "uid" | "gid" => {
-                let ids = if *name == "uid" {
-                    enc.profile.all_proxy_uids()
+                let (ids, width) = if *name == "uid" {
+                    (enc.profile.all_proxy_uids(), UID_BITS)
                 } else {
-                    enc.profile.all_proxy_gids()
+                    (enc.profile.all_proxy_gids(), GID_BITS)
                 };
                 let not_proxy = all(&ids
                     .iter()
-                    .map(|i| (**term).eq(crate::smt::bv(u128::from(*i), 32)).not())
+                    .map(|i| (**term).eq(bv(u128::from(*i), width)).not())
                     .collect::<Vec<_>>());
                 (truth(m, &not_proxy) && covers(name, &not_proxy)).then(|| {
                     let l: Vec<String> = ids.iter().map(ToString::to_string).collect();
@@ -243,10 +245,6 @@ fn shape(
         }));
     }
     parts.join(", ")
-}
-
-fn bv_of(m: &z3::Model, t: &z3::ast::BV) -> z3::ast::BV {
-    crate::smt::bv(crate::smt::value(m, t), t.get_size())
 }
 
 struct Side<'a> {
@@ -297,7 +295,7 @@ fn diff_family(
     opts: &Options,
     report: &mut Report,
 ) -> Result<(), DiffError> {
-    let first = SymPacket::fresh("c", if fam == Family::Ipv4 { 32 } else { 128 });
+    let first = SymPacket::fresh("c", addr_width(fam));
     let outside = Bool::new_const("c_outside");
     let mut sides = Vec::new();
     // One interface enumeration for both sides: they share the symbolic first packet.

@@ -31,7 +31,10 @@ use crate::invariants::{Concrete, Id, Symbolic, ALL};
 use crate::results::check::{RuleAt, RuleAtTable, RuleResult, RuleStatus};
 use crate::results::{InvariantResult, Status, Witness};
 use crate::smt::solve::{guard, hints, query, solver, steer, unknown_reason};
-use crate::smt::{all, any, bv, EncodeError, Encoder, RuleId, SymHit, SymPacket, IF_BITS, IF_NONE};
+use crate::smt::{
+    all, any, bv, truth, EncodeError, Encoder, RuleId, SymHit, SymPacket, CT_BITS, IF_BITS,
+    IF_ETH0, IF_NONE, MARK_BITS,
+};
 
 /// How to prove.
 #[derive(Debug, Clone)]
@@ -167,7 +170,7 @@ fn prove(
         return Ok((id, Status::Unknown, None, Some(unknown_reason(s))));
     };
     let pkt = first.read(&m, &enc.ifaces, fam);
-    let entry = if crate::smt::truth(&m, outside) {
+    let entry = if truth(&m, outside) {
         Hook::Prerouting
     } else {
         Hook::Output
@@ -338,12 +341,12 @@ fn reachability(
                                 s.assert(&fires);
                                 let mut hs: Vec<Bool> = vec![
                                     p.has_socket.clone(),
-                                    p.oif.eq(bv(u128::from(crate::smt::IF_ETH0), IF_BITS)),
-                                    p.iif.eq(bv(u128::from(crate::smt::IF_ETH0), IF_BITS)),
+                                    p.oif.eq(bv(u128::from(IF_ETH0), IF_BITS)),
+                                    p.iif.eq(bv(u128::from(IF_ETH0), IF_BITS)),
                                 ];
                                 hs.extend(hints(enc, &p, &outside));
-                                hs.push(p.ctstate.eq(bv(0, 3)));
-                                hs.push(p.mark.eq(bv(0, 32)));
+                                hs.push(p.ctstate.eq(bv(0, CT_BITS)));
+                                hs.push(p.mark.eq(bv(0, MARK_BITS)));
                                 let lits: Vec<Bool> = hs.iter().map(|h| guard(&s, h)).collect();
                                 let m = steer(&s, &mut Vec::new(), lits);
                                 res.packet = m.map(|m| p.read(&m, &enc.ifaces, fam));

@@ -7,7 +7,10 @@ use sidecar_model::Family;
 use z3::ast::Bool;
 
 use super::Dom;
-use crate::smt::{all, and2, any, bv, Encoder, SymHop, SymJourney, SymPacket, IF_BITS, IF_LO};
+use crate::smt::{
+    all, and2, any, bv, Encoder, SymHop, SymJourney, SymPacket, GID_BITS, IF_BITS, IF_LO,
+    MARK_BITS, PORT_BITS, PROTO_BITS, UID_BITS,
+};
 
 /// The facts of a symbolic journey (Z3 terms).
 pub struct Symbolic<'a, 'e> {
@@ -48,13 +51,13 @@ impl Dom for Symbolic<'_, '_> {
         self.outside.clone()
     }
     fn tcp(&self) -> Bool {
-        self.first.proto.eq(bv(6, 8))
+        self.first.proto.eq(bv(6, PROTO_BITS))
     }
     fn uid_is(&self, v: u32) -> Bool {
-        self.first.uid.eq(bv(u128::from(v), 32))
+        self.first.uid.eq(bv(u128::from(v), UID_BITS))
     }
     fn gid_is(&self, v: u32) -> Bool {
-        self.first.gid.eq(bv(u128::from(v), 32))
+        self.first.gid.eq(bv(u128::from(v), GID_BITS))
     }
     fn src_is(&self, a: IpAddr) -> Bool {
         if a.is_ipv4() != (self.enc.family == Family::Ipv4) {
@@ -69,8 +72,8 @@ impl Dom for Symbolic<'_, '_> {
     fn mark_is(&self, value: u32, mask: u32) -> Bool {
         self.first
             .mark
-            .bvand(bv(u128::from(mask), 32))
-            .eq(bv(u128::from(value & mask), 32))
+            .bvand(bv(u128::from(mask), MARK_BITS))
+            .eq(bv(u128::from(value & mask), MARK_BITS))
     }
     fn in_iface(&self, name: &str) -> Bool {
         self.enc.ifaces.index(name).map_or_else(
@@ -92,7 +95,7 @@ impl Dom for Symbolic<'_, '_> {
         self.enc.is_local(&self.first.src)
     }
     fn dport_is(&self, p: u16) -> Bool {
-        self.first.dport.eq(bv(u128::from(p), 16))
+        self.first.dport.eq(bv(u128::from(p), PORT_BITS))
     }
     fn out_lo(&self) -> Bool {
         self.first.oif.eq(bv(u128::from(IF_LO), IF_BITS))

@@ -8,7 +8,7 @@ use sidecar_model::Family;
 use z3::ast::Bool;
 use z3::{Params, SatResult, Solver};
 
-use super::{bv, Encoder, SymPacket};
+use super::{bv, Encoder, SymPacket, GID_BITS, PORT_BITS, PROTO_BITS, UID_BITS};
 
 /// A solver whose every query gives up after `timeout_ms` milliseconds.
 pub fn solver(timeout_ms: u32) -> Solver {
@@ -54,14 +54,14 @@ pub fn guard(s: &Solver, t: &Bool) -> Bool {
 pub fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
     let prof = enc.profile;
     let fam = enc.family;
-    let mut h = vec![p.proto.eq(bv(6, 8)), outside.not()];
+    let mut h = vec![p.proto.eq(bv(6, PROTO_BITS)), outside.not()];
     for (u, g) in [
         (prof.app_uid, prof.app_gid),
         (prof.proxy_uid, prof.proxy_gid),
         (0, 0),
     ] {
-        h.push(p.uid.eq(bv(u128::from(u), 32)));
-        h.push(p.gid.eq(bv(u128::from(g), 32)));
+        h.push(p.uid.eq(bv(u128::from(u), UID_BITS)));
+        h.push(p.gid.eq(bv(u128::from(g), GID_BITS)));
     }
     let peer = match fam {
         Family::Ipv4 => prof.remote_peer,
@@ -82,7 +82,7 @@ pub fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
     for a in [primary, Some(peer), Some(lo)].into_iter().flatten() {
         h.push(p.src.eq(enc.addr(a)));
     }
-    h.push(p.sport.eq(bv(40000, 16)));
+    h.push(p.sport.eq(bv(40000, PORT_BITS)));
     let mut ports = vec![80u16, 8080];
     ports.extend(&prof.metrics_ports);
     ports.extend(&prof.exclude_inbound_ports);
@@ -90,7 +90,7 @@ pub fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
     ports.extend(&prof.proxy_ports);
     ports.push(53);
     for port in ports {
-        h.push(p.dport.eq(bv(u128::from(port), 16)));
+        h.push(p.dport.eq(bv(u128::from(port), PORT_BITS)));
     }
     h
 }

@@ -1,0 +1,181 @@
+//! Encoding: a ruleset in a pod as terms over a symbolic packet ([`Encoder`]). This file holds
+//! the encoder and its address and routing predicates; [`chain`] unrolls the tables and runs a
+//! hook's tables, [`hop`] a first packet through the pod, [`journey`] the hops through the
+//! proxy's listeners. The match modules' encodings are in `smt/matches.rs`.
+
+use std::net::IpAddr;
+
+use sidecar_model::pod::{Pod, Profile};
+use sidecar_model::{Family, Ruleset};
+use z3::ast::{Bool, BV};
+
+use super::{
+    addr_bits, addr_width, any, bv, or2, EncodeError, Ifaces, RuleId, IF_BITS, IF_ETH0, IF_LO,
+    IPV4_BITS,
+};
+
+pub mod chain;
+pub mod hop;
+pub mod journey;
+
+/// Builds the terms for one family of a ruleset in a pod.
+pub struct Encoder<'a> {
+    rs: &'a Ruleset,
+    /// The family encoded.
+    pub family: Family,
+    /// Address width ([`addr_width`] of the family).
+    pub width: u32,
+    /// The pod.
+    pub pod: &'a Pod,
+    /// The mesh profile.
+    pub profile: &'a Profile,
+    /// The interface enumeration.
+    pub ifaces: Ifaces,
+    /// Undecidable matches are free booleans (true) or false as the evaluator takes them.
+    pub undecided_free: bool,
+    /// The free booleans made for undecidable matches, with their rule.
+    pub free: Vec<(RuleId, Bool)>,
+    /// Rules with a match (or target) the model cannot interpret.
+    pub undecided_rules: Vec<RuleId>,
+    budget: usize,
+    frames: usize,
+}
+
+/// The default budget of rule instances per encoder.
+pub const BUDGET: usize = 2_000_000;
+
+impl<'a> Encoder<'a> {
+    /// An encoder for `family` of `rs`.
+    pub fn new(
+        rs: &'a Ruleset,
+        family: Family,
+        pod: &'a Pod,
+        profile: &'a Profile,
+    ) -> Result<Encoder<'a>, EncodeError> {
+        let ifaces = Ifaces::with_names(&[rs], &profile.virtual_interfaces)?;
+        Encoder::with_ifaces(rs, family, pod, profile, ifaces)
+    }
+
+    /// An encoder for `family` of `rs` over a given interface enumeration (one that
+    /// [`Ifaces::with_names`] made for `rs` among others).
+    pub fn with_ifaces(
+        rs: &'a Ruleset,
+        family: Family,
+        pod: &'a Pod,
+        profile: &'a Profile,
+        ifaces: Ifaces,
+    ) -> Result<Encoder<'a>, EncodeError> {
+        Ok(Encoder {
+            rs,
+            family,
+            width: addr_width(family),
+            pod,
+            profile,
+            ifaces,
+            undecided_free: true,
+            free: Vec::new(),
+            undecided_rules: Vec::new(),
+            budget: BUDGET,
+            frames: 0,
+        })
+    }
+
+    /// The ruleset.
+    pub fn ruleset(&self) -> &Ruleset {
+        self.rs
+    }
+
+    /// An address constant of this family.
+    pub fn addr(&self, a: IpAddr) -> BV {
+        bv(addr_bits(a), self.width)
+    }
+
+    fn is_family(&self, a: &IpAddr) -> bool {
+        a.is_ipv4() == (self.family == Family::Ipv4)
+    }
+
+    /// `a` lies in `net` (false for a network of the other family).
+    pub fn in_net(&self, a: &BV, net: IpAddr, prefix: u8) -> Bool {
+        if !self.is_family(&net) {
+            return Bool::from_bool(false);
+        }
+        let w = self.width;
+        let prefix = u32::from(prefix).min(w);
+        let mask: u128 = if prefix == 0 {
+            0
+        } else {
+            (u128::MAX << (128 - prefix)) >> (128 - w)
+        };
+        let mask = if w == IPV4_BITS {
+            mask & 0xffff_ffff
+        } else {
+            mask
+        };
+        a.bvand(bv(mask, w)).eq(bv(addr_bits(net) & mask, w))
+    }
+
+    /// `a` is in the loopback range (127/8, ::1).
+    pub fn is_loopback(&self, a: &BV) -> Bool {
+        match self.family {
+            Family::Ipv4 => self.in_net(a, IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), 8),
+            Family::Ipv6 => a.eq(self.addr(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST))),
+        }
+    }
+
+    /// `a` is one of the pod's IPs (of this family).
+    pub fn is_pod_ip(&self, a: &BV) -> Bool {
+        let v: Vec<Bool> = self
+            .pod
+            .ips
+            .iter()
+            .filter(|ip| self.is_family(ip))
+            .map(|ip| a.eq(self.addr(*ip)))
+            .collect();
+        any(&v)
+    }
+
+    /// `a` is the pod's: loopback or a pod IP ([`Pod::is_local`]).
+    pub fn is_local(&self, a: &BV) -> Bool {
+        or2(&self.is_loopback(a), &self.is_pod_ip(a))
+    }
+
+    fn loopback_addr(&self) -> BV {
+        match self.family {
+            Family::Ipv4 => self.addr(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            Family::Ipv6 => self.addr(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
+        }
+    }
+
+    /// The source routing picks for an unbound connection to `dst` ([`Pod::route`]).
+    pub fn route_src(&self, dst: &BV) -> BV {
+        let primary = self
+            .pod
+            .primary(self.family)
+            .map_or_else(|| self.loopback_addr(), |a| self.addr(a));
+        self.is_loopback(dst).ite(
+            &self.loopback_addr(),
+            &self.is_pod_ip(dst).ite(dst, &primary),
+        )
+    }
+
+    /// The out interface routing picks for `dst`.
+    pub fn route_oif(&self, dst: &BV) -> BV {
+        self.is_local(dst).ite(
+            &bv(u128::from(IF_LO), IF_BITS),
+            &bv(u128::from(IF_ETH0), IF_BITS),
+        )
+    }
+
+    fn iface_is(v: &BV, i: u64) -> Bool {
+        v.eq(bv(u128::from(i), IF_BITS))
+    }
+
+    /// `b`, or its negation when `n` (a `!` before an option).
+    pub(super) fn neg(n: bool, b: Bool) -> Bool {
+        if n {
+            b.not()
+        } else {
+            b
+        }
+    }
+}
