@@ -53,6 +53,7 @@ use crate::parse::rule::{err_at, Args, Res, RuleError};
 mod addrtype;
 mod comment;
 mod conntrack;
+mod iprange;
 mod mark;
 mod multiport;
 mod owner;
@@ -65,6 +66,7 @@ pub mod unknown;
 pub use addrtype::{AddrType, Addrtype};
 pub use comment::Comment;
 pub use conntrack::{Conntrack, CtState, State};
+pub use iprange::{AddrRange, Iprange};
 pub use mark::{Connmark, Mark};
 pub use multiport::{Multiport, PortDir};
 pub use owner::{IdSpec, Owner};
@@ -94,6 +96,7 @@ macro_rules! match_modules {
             Addrtype => $crate::matches::Addrtype,
             Set => $crate::matches::Set,
             Statistic => $crate::matches::Statistic,
+            Iprange => $crate::matches::Iprange,
         }
     };
 }
@@ -246,6 +249,8 @@ pub struct GenCx<'a> {
     pub hook: Option<Hook>,
     /// The rule's protocol when given without `!`.
     pub l4: Option<Protocol>,
+    /// The rule's family.
+    pub family: Family,
 }
 
 /// What the parser needs of a module before it has one: an entry of [`MODULES`].
