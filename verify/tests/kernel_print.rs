@@ -119,6 +119,7 @@ fn canonical_print_matches_iptables_save() {
         "istio-classic.rules",
         "rulesets/mixed-features.rules",
         "rulesets/mixed-features-ipv6.rules",
+        "rulesets/iprange.rules",
     ] {
         let p = workspace().join("corpus").join(f);
         inputs.push((
@@ -209,6 +210,14 @@ fn refusals_agree_with_the_kernel() {
         "*nat\n-A OUTPUT -p tcp --dport 70000 -j RETURN\nCOMMIT\n",
         "*nat\n-A OUTPUT -m owner --uid-owner 4294967295 -j RETURN\nCOMMIT\n",
         "*raw\n-A OUTPUT -j DNAT --to-destination 1.2.3.4\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range 10.1.0.0/24 -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range 10.1.0.9- -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range 10.1.0.1-10.1.0.2-10.1.0.3 -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --dst-range 10.1.0.1-fd00::9 -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range localhost -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range 10.1.0.1 --src-range 10.1.0.2 -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range ! 10.1.0.1 -j ACCEPT\nCOMMIT\n",
     ];
     let mut failures = Vec::new();
     for c in cases {
