@@ -319,7 +319,16 @@ pub fn build_rule(
     for k in 0..3 {
         let sel = (s[6] >> (k * 5)) % 32;
         let v = s[7].rotate_left(k * 7);
-        let m = Match::generate(sel, &GenCx { v, s, hook, l4 });
+        let m = Match::generate(
+            sel,
+            &GenCx {
+                v,
+                s,
+                hook,
+                l4,
+                family: fam,
+            },
+        );
         r.matches.extend(m);
     }
     // Target.
@@ -463,6 +472,28 @@ pub fn build_rule(
     r
 }
 
+/// The IPv4 addresses of generated packets ([`packet`]): the pod, loopback, the inbound
+/// passthrough source, the peer, a VIP, remotes, link-local (generated ranges lie around them).
+pub const PACKET_V4: [Ipv4Addr; 8] = [
+    Ipv4Addr::new(10, 1, 0, 5),
+    Ipv4Addr::new(127, 0, 0, 1),
+    Ipv4Addr::new(127, 0, 0, 6),
+    Ipv4Addr::new(10, 1, 0, 99),
+    Ipv4Addr::new(10, 96, 0, 1),
+    Ipv4Addr::new(1, 1, 1, 1),
+    Ipv4Addr::new(9, 9, 1, 1),
+    Ipv4Addr::new(169, 254, 7, 127),
+];
+/// The IPv6 addresses of generated packets ([`packet`]): the pod, loopback, the inbound
+/// passthrough source, the peer, a remote.
+pub const PACKET_V6: [Ipv6Addr; 5] = [
+    Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5),
+    Ipv6Addr::LOCALHOST,
+    Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 6),
+    Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99),
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+];
+
 /// The conntrack states of generated packets, by a seed's number modulo 4 (NEW half the time).
 pub const CONN_STATES: [crate::eval::ConnState; 4] = {
     use crate::eval::ConnState::*;
@@ -480,29 +511,10 @@ pub fn packet(
     ifaces: &[&str],
 ) -> (Hook, crate::eval::Packet) {
     use crate::eval::{IfName, Packet};
-    // 10.1.0.5, 127.0.0.1, 127.0.0.6, 10.1.0.99, 10.96.0.1, 1.1.1.1, 9.9.1.1, 169.254.7.127
-    const V4: [Ipv4Addr; 8] = [
-        Ipv4Addr::new(10, 1, 0, 5),
-        Ipv4Addr::new(127, 0, 0, 1),
-        Ipv4Addr::new(127, 0, 0, 6),
-        Ipv4Addr::new(10, 1, 0, 99),
-        Ipv4Addr::new(10, 96, 0, 1),
-        Ipv4Addr::new(1, 1, 1, 1),
-        Ipv4Addr::new(9, 9, 1, 1),
-        Ipv4Addr::new(169, 254, 7, 127),
-    ];
-    // fd00::5, ::1, ::6, fd00::99, 2001:db8::1
-    const V6: [Ipv6Addr; 5] = [
-        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5),
-        Ipv6Addr::LOCALHOST,
-        Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 6),
-        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99),
-        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
-    ];
     // Constant pools: this runs for every packet of every fuzz input.
     let at = |i: u32| match family {
-        Family::Ipv4 => IpAddr::V4(V4[i as usize % V4.len()]),
-        Family::Ipv6 => IpAddr::V6(V6[i as usize % V6.len()]),
+        Family::Ipv4 => IpAddr::V4(PACKET_V4[i as usize % PACKET_V4.len()]),
+        Family::Ipv6 => IpAddr::V6(PACKET_V6[i as usize % PACKET_V6.len()]),
     };
     let ports = [
         15001u16, 15006, 15008, 15090, 15020, 15021, 53, 80, 22, 8080, 32000,

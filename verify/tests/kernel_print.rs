@@ -111,17 +111,50 @@ fn kernel_here(what: &str) -> bool {
     why.is_none()
 }
 
+/// Our rulesets (under `corpus/`) that the kernel comparison loads.
+const OWN_RULESETS: [&str; 4] = [
+    "istio-classic.rules",
+    "rulesets/mixed-features.rules",
+    "rulesets/mixed-features-ipv6.rules",
+    "rulesets/iprange.rules",
+];
+
+/// Every match module's print is compared with the kernel's: our rulesets that the comparison
+/// loads use each module of the model's table (a new module adds a ruleset to `OWN_RULESETS`),
+/// but `set`, which the kernel refuses unless the node has the ipset.
+#[test]
+fn the_kernel_comparison_covers_every_match_module() {
+    let mut used = std::collections::BTreeSet::new();
+    for f in OWN_RULESETS {
+        let bytes = std::fs::read(workspace().join("corpus").join(f)).unwrap();
+        let rs = parse(f, &bytes).unwrap().ruleset;
+        for t in rs.ipv4.iter().chain(&rs.ipv6) {
+            for m in t
+                .chains
+                .iter()
+                .flat_map(|c| &c.rules)
+                .flat_map(|r| &r.matches)
+            {
+                used.insert(m.name().to_string());
+            }
+        }
+    }
+    for m in sidecar_model::matches::MODULES {
+        assert!(
+            used.contains(m.name) || m.name == "set",
+            "no ruleset of OWN_RULESETS uses `-m {}`, so its print is never compared with iptables-save",
+            m.name
+        );
+    }
+}
+
 #[test]
 fn canonical_print_matches_iptables_save() {
     if !kernel_here("the kernel comparison") {
         return;
     }
     let mut inputs: Vec<(String, Form, Vec<u8>)> = Vec::new();
-    for f in [
-        "istio-classic.rules",
-        "rulesets/mixed-features.rules",
-        "rulesets/mixed-features-ipv6.rules",
-    ] {
+    for f in OWN_RULESETS {
         let p = workspace().join("corpus").join(f);
         inputs.push((
             format!("corpus/{f}"),
@@ -210,6 +243,14 @@ fn refusals_agree_with_the_kernel() {
         "*nat\n-A OUTPUT -p tcp --dport 70000 -j RETURN\nCOMMIT\n",
         "*nat\n-A OUTPUT -m owner --uid-owner 4294967295 -j RETURN\nCOMMIT\n",
         "*raw\n-A OUTPUT -j DNAT --to-destination 1.2.3.4\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range 10.1.0.0/24 -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range 10.1.0.9- -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range 10.1.0.1-10.1.0.2-10.1.0.3 -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --dst-range 10.1.0.1-fd00::9 -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range localhost -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range 10.1.0.1 --src-range 10.1.0.2 -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A OUTPUT -m iprange --src-range ! 10.1.0.1 -j ACCEPT\nCOMMIT\n",
     ];
     let mut failures = Vec::new();
     for c in cases {

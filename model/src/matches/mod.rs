@@ -7,38 +7,67 @@
 //!
 //! # How to add a match module
 //!
-//! Say `-m iprange`. Each step is enforced by the compiler or by a test.
+//! Say `-m length`, whose struct is `Length`; `iprange.rs` was added by these steps and is a
+//! small example to copy. Steps 1 to 5 are enforced by the compiler or by a test, step 6 by a
+//! test of its print only (the rest is a run you make and keep as data).
 //!
-//! 1. **Its file**, `model/src/matches/iprange.rs`: a struct `Iprange` whose fields are what
-//!    `parse --json` shows after `"module": "iprange"`, deriving `Debug, Clone, Default,
+//! 1. **Its file**, `model/src/matches/length.rs`: a struct `Length` whose fields are what
+//!    `parse --json` shows after `"module": "length"`, deriving `Debug, Clone, Default,
 //!    PartialEq, Eq, Serialize, Deserialize` and `cfg_attr(feature = "arbitrary",
 //!    derive(arbitrary::Arbitrary))` (`Default`, derived or written, is the match before any
-//!    option), and `impl MatchModule for Iprange`. The compiler asks for every item without a
+//!    option), and `impl MatchModule for Length`. The compiler asks for every item without a
 //!    default: `NAME`, `OPTIONS`, `GEN_SLOT`, `option`, `finish`, `print`, `eval`, `generate`;
 //!    set the optional ones that apply (`ALIASES`, `REPEATED`, `IMPLICIT_FOR`,
-//!    `ADDRESS_OPTIONS` for options kept verbatim, `HOOKS`, `CONNTRACK`). Values parse with
-//!    `crate::parse::rule::values` (`parse_ip(o.family(), …)` refuses an address of the other
-//!    family as iptables does). `GEN_SLOT` is the lowest selector no module uses (0 to 13 are
-//!    taken, 13 by the unknown module; never renumber one: committed seeds rely on them).
-//! 2. **This file**: `mod iprange;`, `pub use iprange::Iprange;`, and
-//!    `Iprange => $crate::matches::Iprange,` at the end of the list in
-//!    [`match_modules!`](crate::match_modules). Without the list entry `Iprange` is not
+//!    `ADDRESS_OPTIONS` for options kept verbatim, `HOOKS`, `CONNTRACK`).
+//!    - Values parse with `crate::parse::rule::values`, each error at the value's token. For
+//!      addresses: `parse_ip(o.family(), …)` reads what `-s`/`-d` read (`localhost` too);
+//!      `parse_numeric_ip` refuses host names, as xtables' `--src-range` and most match
+//!      options do; both refuse an address of the other family as iptables does. Find out
+//!      what iptables accepts and refuses by running it (`iptables-restore` in a scratch
+//!      namespace), not from its man page.
+//!    - `print` writes what `iptables-save` prints after `iptables-restore`, which is often not
+//!      what was written (a single address of `--src-range` prints as `A-A`).
+//!    - `generate` gets [`GenCx`]: the match's number, the rule's seed, hook, protocol and
+//!      family. Make values around what generated packets carry (`gen::PACKET_V4`,
+//!      `PACKET_V6`, the mesh's ports and ids), or step 3's comparison never sees the match
+//!      both hold and fail. `GEN_SLOT` is the lowest selector no module uses (0 to 14 are
+//!      taken, 13 by the unknown module). Never renumber one: committed seeds rely on them;
+//!      the new slot changes only the rulesets whose selector picked it, which had no match
+//!      there before.
+//! 2. **This file**: `mod length;`, `pub use length::Length;` (and any type of its fields),
+//!    and `Length => $crate::matches::Length,` at the end of the list in
+//!    [`match_modules!`](crate::match_modules). Without the list entry `Length` is not
 //!    `Into<Match>` and its `impl MatchModule` does not compile; the entry builds the `Match`
 //!    variant (serialized as the variant's name lowercased), the parser's registry and every
 //!    dispatch.
-//! 3. **Its encoding**, `impl Encode for Iprange` in `verify/src/smt/matches.rs`: without it
-//!    `verify` does not compile. `every_module_encodes_as_it_evaluates` there compares it with
-//!    `eval` on generated rules and packets.
-//! 4. **The fuzz dictionary**, `fuzz/iptables.dict`: a line `" -m iprange …"` (and its
+//! 3. **Its encoding**, `impl Encode for Length` in `verify/src/smt/matches.rs` (helpers it
+//!    needs go in that file too): without it `verify` does not compile.
+//!    `every_module_encodes_as_it_evaluates` there compares it with `eval` on generated rules
+//!    and packets (at least 40 comparisons per module).
+//! 4. **The fuzz dictionary**, `fuzz/iptables.dict`: a line `" -m length …"` (and its
 //!    options).
-//! 5. If `unknown.rs` names the module (it names `iprange` today, for its address options),
-//!    take it out there.
+//! 5. If `unknown.rs` names the module (its `ADDRESS_OPTIONS` or `CONNTRACK_MODULES`), take it
+//!    out there (`iprange` was named there for its address options until it was added).
+//! 6. **Against the kernel**: a ruleset using the module in `corpus/rulesets/` (with its
+//!    expectations TOML, `verify/tests/check.rs`) and in `OWN_RULESETS` of
+//!    `verify/tests/kernel_print.rs`, whose `the_kernel_comparison_covers_every_match_module`
+//!    fails until one does; there `canonical_print_matches_iptables_save` compares the print
+//!    with `iptables-save`, and `refusals_agree_with_the_kernel` takes inputs iptables-restore
+//!    refuses. Hop cases in `corpus/cases/` on the edges of its values, their expectations
+//!    recorded from the kernel (`corpus/cases/README.md`), and a run of
+//!    `sidecar-verify kernel RULESET --flows 2000 --seed 1` with 0 disagreements whose random
+//!    flows hit the module's rules. Errors: a file per refused input in
+//!    `verify/tests/bad_input/`.
 //!
 //! `model/tests/completeness.rs` fails until steps 1, 2, 4 and 5 agree: every module is made
 //! by the generator (over 150 generated rulesets), prints and parses back to itself, serializes
 //! under its own name, has a `GEN_SLOT` of its own below 32, aliases and options that are its
 //! own, a line in the dictionary, and no entry in `unknown.rs`. A module thus touches four
-//! files (five for `iprange`, which leaves `unknown.rs`), besides its tests and docs.
+//! files of code (its own, this one, `verify/src/smt/matches.rs`, `fuzz/iptables.dict`), five
+//! if `unknown.rs` named it, plus `values.rs` or `gen.rs` for a kind of value or a generator
+//! input no module had before (`iprange` added `parse_numeric_ip` and the family in
+//! [`GenCx`]); besides its tests, corpus and docs (`docs/model-and-parser.md` lists what
+//! `iptables-save` prints differently from its input).
 
 use std::net::IpAddr;
 
@@ -53,6 +82,7 @@ use crate::parse::rule::{err_at, Args, Res, RuleError};
 mod addrtype;
 mod comment;
 mod conntrack;
+mod iprange;
 mod mark;
 mod multiport;
 mod owner;
@@ -65,6 +95,7 @@ pub mod unknown;
 pub use addrtype::{AddrType, Addrtype};
 pub use comment::Comment;
 pub use conntrack::{Conntrack, CtState, State};
+pub use iprange::{AddrRange, Iprange};
 pub use mark::{Connmark, Mark};
 pub use multiport::{Multiport, PortDir};
 pub use owner::{IdSpec, Owner};
@@ -94,6 +125,7 @@ macro_rules! match_modules {
             Addrtype => $crate::matches::Addrtype,
             Set => $crate::matches::Set,
             Statistic => $crate::matches::Statistic,
+            Iprange => $crate::matches::Iprange,
         }
     };
 }
@@ -246,6 +278,8 @@ pub struct GenCx<'a> {
     pub hook: Option<Hook>,
     /// The rule's protocol when given without `!`.
     pub l4: Option<Protocol>,
+    /// The rule's family.
+    pub family: Family,
 }
 
 /// What the parser needs of a module before it has one: an entry of [`MODULES`].

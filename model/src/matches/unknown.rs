@@ -6,12 +6,9 @@ use crate::print::verbatim_arg;
 
 /// Options of modules kept verbatim whose value is an address or an address range: the model
 /// does not interpret them, but an address of the other family is refused as iptables refuses
-/// it (`-m iprange --src-range fd00::1-fd00::9` in an IPv4 rule). A module the model interprets
-/// lists these in its own `ADDRESS_OPTIONS`.
-pub const ADDRESS_OPTIONS: &[(&str, &[&str])] = &[
-    ("iprange", &["--src-range", "--dst-range"]),
-    ("policy", &["--tunnel-src", "--tunnel-dst"]),
-];
+/// it (`-m policy --tunnel-src fd00::1` in an IPv4 rule). A module the model interprets lists
+/// these in its own `ADDRESS_OPTIONS`.
+pub const ADDRESS_OPTIONS: &[(&str, &[&str])] = &[("policy", &["--tunnel-src", "--tunnel-dst"])];
 
 /// Modules kept verbatim that make the kernel track connections.
 pub const CONNTRACK_MODULES: &[&str] =

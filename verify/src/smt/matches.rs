@@ -10,8 +10,8 @@ use std::net::IpAddr;
 
 use sidecar_model::eval::ConnState;
 use sidecar_model::matches::{
-    AddrType, Addrtype, Comment, Connmark, Conntrack, CtState, IdSpec, Mark, Multiport, Owner,
-    PortDir, Set, Socket, State, Statistic, Tcp, Udp,
+    AddrRange, AddrType, Addrtype, Comment, Connmark, Conntrack, CtState, IdSpec, Iprange, Mark,
+    Multiport, Owner, PortDir, Set, Socket, State, Statistic, Tcp, Udp,
 };
 use sidecar_model::{Family, MarkMask, Match, Neg, PortRange};
 use z3::ast::{Bool, BV};
@@ -272,6 +272,27 @@ impl Encode for Addrtype {
                     .map(|t| enc.addr_type_is(a, *t))
                     .collect::<Vec<_>>()),
             ),
+        };
+        holds(and2(&ok(&self.src, &p.src), &ok(&self.dst, &p.dst)))
+    }
+}
+
+impl Encoder<'_> {
+    /// `a` lies in `r`, compared unsigned as xt_iprange does (false for a range of another
+    /// family than the encoder's, as the evaluator's [`AddrRange::contains`]).
+    fn in_range(&self, a: &BV, r: &AddrRange) -> Bool {
+        if !(self.is_family(&r.lo) && self.is_family(&r.hi)) {
+            return Bool::from_bool(false);
+        }
+        and2(&a.bvuge(self.addr(r.lo)), &a.bvule(self.addr(r.hi)))
+    }
+}
+
+impl Encode for Iprange {
+    fn encode(&self, enc: &Encoder<'_>, p: &SymPacket) -> (Bool, Bool) {
+        let ok = |spec: &Option<Neg<AddrRange>>, a: &BV| match spec {
+            None => Bool::from_bool(true),
+            Some(n) => Encoder::neg(n.negated, enc.in_range(a, &n.value)),
         };
         holds(and2(&ok(&self.src, &p.src), &ok(&self.dst, &p.dst)))
     }

@@ -167,23 +167,35 @@ pub(crate) fn parse_protocol(t: &Token) -> Res<Option<Protocol>> {
         .with_help("expected tcp, udp, icmp, icmpv6, sctp, all, or a number"))
 }
 
+/// An address as `-s`/`-d` read it: numeric, or `localhost` (`ip6-localhost`).
 pub(crate) fn parse_ip(family: Family, t: &Token, s: &str) -> Res<IpAddr> {
-    let ip: IpAddr = match s {
+    let named = match s {
         "localhost" if family == Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         "localhost" | "ip6-localhost" => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-        _ => s.parse().map_err(|_| {
-            let mut e = err_at(t, format!("invalid address `{s}`"));
-            e.help = Some(match family {
-                Family::Ipv4 => {
-                    "expected an IPv4 address such as 10.0.0.1 (host names are not resolved)".into()
-                }
-                Family::Ipv6 => {
-                    "expected an IPv6 address such as fd00::1 (host names are not resolved)".into()
-                }
-            });
-            e
-        })?,
+        _ => return parse_numeric_ip(family, t, s),
     };
+    of_family(family, t, s, named)
+}
+
+/// A numeric address of `family` (no host names at all, as `-m iprange` reads its ranges).
+pub(crate) fn parse_numeric_ip(family: Family, t: &Token, s: &str) -> Res<IpAddr> {
+    let ip: IpAddr = s.parse().map_err(|_| {
+        let mut e = err_at(t, format!("invalid address `{s}`"));
+        e.help = Some(match family {
+            Family::Ipv4 => {
+                "expected an IPv4 address such as 10.0.0.1 (host names are not resolved)".into()
+            }
+            Family::Ipv6 => {
+                "expected an IPv6 address such as fd00::1 (host names are not resolved)".into()
+            }
+        });
+        e
+    })?;
+    of_family(family, t, s, ip)
+}
+
+/// `ip`, read from `s`, unless it is of the other family than the rule's.
+fn of_family(family: Family, t: &Token, s: &str, ip: IpAddr) -> Res<IpAddr> {
     match (family, ip) {
         (Family::Ipv4, IpAddr::V6(_)) => Err(err_at(
             t,

@@ -90,7 +90,8 @@ impl<'a> Encoder<'a> {
         bv(addr_bits(a), self.width)
     }
 
-    fn is_family(&self, a: &IpAddr) -> bool {
+    /// Whether `a` is of the family encoded.
+    pub(in crate::smt) fn is_family(&self, a: &IpAddr) -> bool {
         a.is_ipv4() == (self.family == Family::Ipv4)
     }
 
