@@ -16,7 +16,10 @@ use sidecar_model::matches::{
 use sidecar_model::{Family, MarkMask, Match, Neg, PortRange};
 use z3::ast::{Bool, BV};
 
-use super::{all, and2, any, bv, ct_code, or2, Encoder, SymPacket};
+use super::{
+    all, and2, any, bv, ct_code, or2, Encoder, SymPacket, CT_BITS, GID_BITS, IPV4_BITS, MARK_BITS,
+    PORT_BITS, PROTO_BITS, TCP_FLAGS_BITS, UID_BITS,
+};
 
 /// The encoding of one match module, over a symbolic packet.
 trait Encode {
@@ -66,11 +69,11 @@ fn undecided() -> (Bool, Bool) {
 
 fn port_in(v: &BV, r: &PortRange) -> Bool {
     if r.lo == r.hi {
-        v.eq(bv(u128::from(r.lo), 16))
+        v.eq(bv(u128::from(r.lo), PORT_BITS))
     } else {
         and2(
-            &v.bvuge(bv(u128::from(r.lo), 16)),
-            &v.bvule(bv(u128::from(r.hi), 16)),
+            &v.bvuge(bv(u128::from(r.lo), PORT_BITS)),
+            &v.bvule(bv(u128::from(r.hi), PORT_BITS)),
         )
     }
 }
@@ -89,12 +92,12 @@ impl Encode for Tcp {
             Some(n) => Encoder::neg(
                 n.negated,
                 p.tcp_flags
-                    .bvand(bv(u128::from(n.value.mask), 8))
-                    .eq(bv(u128::from(n.value.comp), 8)),
+                    .bvand(bv(u128::from(n.value.mask), TCP_FLAGS_BITS))
+                    .eq(bv(u128::from(n.value.comp), TCP_FLAGS_BITS)),
             ),
         };
         holds(all(&[
-            p.proto.eq(bv(6, 8)),
+            p.proto.eq(bv(6, PROTO_BITS)),
             port_ok(&self.sport, &p.sport),
             port_ok(&self.dport, &p.dport),
             f,
@@ -105,7 +108,7 @@ impl Encode for Tcp {
 impl Encode for Udp {
     fn encode(&self, _enc: &Encoder<'_>, p: &SymPacket) -> (Bool, Bool) {
         holds(all(&[
-            p.proto.eq(bv(17, 8)),
+            p.proto.eq(bv(17, PROTO_BITS)),
             port_ok(&self.sport, &p.sport),
             port_ok(&self.dport, &p.dport),
         ]))
@@ -134,7 +137,7 @@ impl Encode for Owner {
         // "false" (mismatch) or "undecided" (a name).
         let mut f = Bool::from_bool(self.socket_exists.as_ref().is_some_and(|n| n.negated));
         let mut u = no();
-        for (spec, var) in [(&self.gid, &p.gid), (&self.uid, &p.uid)] {
+        for (spec, var, width) in [(&self.gid, &p.gid, GID_BITS), (&self.uid, &p.uid, UID_BITS)] {
             let Some(n) = spec else { continue };
             match &n.value {
                 IdSpec::Name(_) => {
@@ -143,8 +146,8 @@ impl Encode for Owner {
                 }
                 IdSpec::Range { lo, hi } => {
                     let inr = and2(
-                        &var.bvuge(bv(u128::from(*lo), 32)),
-                        &var.bvule(bv(u128::from(*hi), 32)),
+                        &var.bvuge(bv(u128::from(*lo), width)),
+                        &var.bvule(bv(u128::from(*hi), width)),
                     );
                     let mismatch = if n.negated { inr } else { inr.not() };
                     f = or2(&mismatch, &f);
@@ -170,8 +173,8 @@ impl Encode for Owner {
 fn mark_holds(n: &Neg<MarkMask>, mark: &BV) -> (Bool, Bool) {
     holds(Encoder::neg(
         n.negated,
-        mark.bvand(bv(u128::from(n.value.mask), 32))
-            .eq(bv(u128::from(n.value.value), 32)),
+        mark.bvand(bv(u128::from(n.value.mask), MARK_BITS))
+            .eq(bv(u128::from(n.value.value), MARK_BITS)),
     ))
 }
 
@@ -188,7 +191,7 @@ impl Encode for Connmark {
 }
 
 fn state_holds(p: &SymPacket, s: CtState) -> Bool {
-    let is = |c: ConnState| p.ctstate.eq(bv(ct_code(c), 3));
+    let is = |c: ConnState| p.ctstate.eq(bv(ct_code(c), CT_BITS));
     match s {
         CtState::New => is(ConnState::New),
         CtState::Established => is(ConnState::Established),
@@ -234,7 +237,7 @@ impl Encoder<'_> {
         let local = or2(&self.is_loopback(a), &self.is_pod_ip(a));
         let v4 = self.family == Family::Ipv4;
         let bcast = if v4 {
-            a.eq(bv(0xffff_ffff, 32))
+            a.eq(bv(0xffff_ffff, IPV4_BITS))
         } else {
             Bool::from_bool(false)
         };
