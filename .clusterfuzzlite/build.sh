@@ -11,17 +11,19 @@
 #                              libz3, so the binaries look for it next to themselves ($ORIGIN/lib)
 # Runs in the base-builder-rust image ($SRC, $OUT, $WORK set, the working directory is the
 # repository). To run it elsewhere set SRC, OUT and WORK and run it from the repository; it needs
-# the nightly toolchain and cargo-fuzz (README: "ClusterFuzzLite").
+# cargo-fuzz, and builds with the toolchain there is (on stable with RUSTC_BOOTSTRAP=1, as
+# scripts/fuzz-smoke does; README: "ClusterFuzzLite").
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 [ -d "$repo/fuzz" ] || repo="$SRC/sidecar-verify"
 cd "$repo/fuzz"
 
 # Look for shared libraries in $OUT/lib first; `$ORIGIN` is for the dynamic loader, not the shell.
 export RUSTFLAGS="${RUSTFLAGS:-} -Clink-arg=-Wl,-rpath,\$ORIGIN/lib"
-# OSS-Fuzz's cargo is nightly already; elsewhere ask rustup for it.
+# OSS-Fuzz's cargo is nightly already; a stable one accepts cargo-fuzz's -Z flags with
+# RUSTC_BOOTSTRAP=1 (no other toolchain is fetched).
 cargo_fuzz=(cargo fuzz)
-if ! cargo fuzz --version >/dev/null 2>&1 || ! rustc --version | grep -q nightly; then
-  cargo_fuzz=(cargo +nightly fuzz)
+if ! rustc --version | grep -q nightly; then
+  export RUSTC_BOOTSTRAP=1
 fi
 "${cargo_fuzz[@]}" build -O
 

@@ -236,3 +236,87 @@ fn the_graph_reader_sees_groups_and_cycles() {
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
 }
+
+/// The README's section `heading` (up to the next heading of any level).
+fn readme_section(heading: &str) -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("README.md has no `{heading}`"));
+    let body = &readme[start + heading.len() + 2..];
+    let end = body.find("\n#").unwrap_or(body.len());
+    body[..end].to_string()
+}
+
+/// The forms `section` does not lead a bullet with (`` - `restore`: ``).
+fn forms_missing(section: &str) -> Vec<String> {
+    sidecar_model::Format::ALL
+        .iter()
+        .map(|f| {
+            serde_json::to_string(f)
+                .unwrap()
+                .trim_matches('"')
+                .to_string()
+        })
+        .filter(|name| !section.contains(&format!("\n- `{name}`: ")))
+        .collect()
+}
+
+/// Every input form the parser reads has its bullet in the README's "Input forms", led by its
+/// name (the `formats!` list of model/src/parse/mod.rs is the one list of forms).
+#[test]
+fn the_readme_names_every_input_form() {
+    let section = readme_section("### Input forms");
+    assert_eq!(forms_missing(&section), Vec::<String>::new());
+    // The check sees a form left out.
+    let without = section.replace("\n- `commands`: ", "\n- ");
+    assert_eq!(forms_missing(&without), ["commands"]);
+}
+
+/// The README's `--profile` paragraph names every built-in profile, in the table's order.
+#[test]
+fn the_readme_names_every_builtin_profile() {
+    let names: Vec<&str> = sidecar_model::profile::BUILTIN
+        .iter()
+        .map(|b| b.name)
+        .collect();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let want = format!("`--profile {}|FILE`", names.join("|"));
+    assert!(readme.contains(&want), "README.md does not say {want}");
+}
+
+/// The invariants that no ruleset of `corpus/broken/` is expected to violate.
+fn never_broken(violated: &BTreeSet<String>) -> Vec<&'static str> {
+    sidecar_verify::invariants::ALL
+        .iter()
+        .map(|id| id.name())
+        .filter(|n| !violated.contains(*n))
+        .collect()
+}
+
+/// Every invariant of the catalog has a broken ruleset in `corpus/broken/` that must violate it
+/// (verify/tests/check.rs proves each against the TOML beside it), so none can be added that
+/// nothing shows failing.
+#[test]
+fn every_invariant_has_a_ruleset_that_breaks_it() {
+    let mut violated = BTreeSet::new();
+    let dir = root().join("corpus/broken");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let v: toml::Value = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            for id in v
+                .get("violated")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                violated.insert(id.as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(never_broken(&violated), Vec::<&str>::new());
+    // The check sees an invariant no ruleset breaks.
+    violated.remove("metrics-bypass");
+    assert_eq!(never_broken(&violated), ["metrics-bypass"]);
+}

@@ -8,7 +8,7 @@
 //! Each step is enforced by the compiler or by a test.
 //!
 //! 1. **Name the form**: add a variant to the `formats!` list in `parse/mod.rs` (its kebab-case
-//!    name is what `parse --json` prints as `format`). The compiler then asks for the rest:
+//!    name is the form's name in README.md's "Input forms"). The compiler then asks for the rest:
 //!    `front_end` in `parse/mod.rs` (which type reads the form), `described` in `parse/detect.rs`
 //!    (how an error names the form) and `sample` in the tests of `parse/mod.rs` (a small input in
 //!    the form).
@@ -27,7 +27,9 @@
 //!    common sits in `parse/iptables.rs`).
 //! 4. **Refuse what it cannot say** with a located message, and add each refusal as a case of
 //!    `verify/tests/bad_input/` (the `bad_input` test runs every file there against the binary).
-//! 5. **Say so** in README.md's "Input forms" and in docs/model-and-parser.md.
+//! 5. **Say so** in README.md's "Input forms", a bullet led by the form's name (`` `restore`: ``;
+//!    `the_readme_names_every_input_form` in `verify/tests/architecture.rs` fails until it is
+//!    there), and in docs/model-and-parser.md.
 
 use std::collections::HashMap;
 
