@@ -192,6 +192,31 @@ fn prove(
     Ok((id, Status::Violated, Some((w, j)), None))
 }
 
+/// An invariant whose violation is unsatisfiable: `holds` when some connection in scope meets
+/// its premise, `vacuous` when none does, and `unknown` when the solver cannot tell (a premise
+/// left undecided must not pass as holds: nothing says anything was checked).
+fn premise_met(s: &Solver, premise: &Bool) -> (Status, Option<String>) {
+    s.push();
+    s.assert(premise);
+    let r = s.check();
+    let why = (r == SatResult::Unknown).then(|| unknown_reason(s));
+    s.pop(1);
+    match r {
+        SatResult::Sat => (Status::Holds, None),
+        SatResult::Unsat => (
+            Status::Vacuous,
+            Some("no connection in scope is one it speaks about (its premise is unsatisfiable): nothing to check".into()),
+        ),
+        SatResult::Unknown => (
+            Status::Unknown,
+            Some(format!(
+                "no connection violates it, but whether any meets its premise is undecided ({})",
+                why.unwrap_or_default()
+            )),
+        ),
+    }
+}
+
 fn check_family(
     rs: &Ruleset,
     fam: Family,
@@ -228,7 +253,13 @@ fn check_family(
                 rs, fam, &enc, &s, &v, &first, &outside, sim, pod, profile, id,
             );
             s.pop(1);
-            invariants.push(r?);
+            let mut r = r?;
+            if r.1 == Status::Holds {
+                let (st, reason) = premise_met(&s, &id.premise(&sym, profile));
+                r.1 = st;
+                r.3 = reason;
+            }
+            invariants.push(r);
         }
     }
 
@@ -476,7 +507,7 @@ pub fn ruleset(
             id: id.name(),
             statement: id.statement(profile),
             uses: id.uses(profile),
-            status: Status::Holds,
+            status: Status::Vacuous,
             family: None,
             witness: None,
             journey: None,
@@ -488,12 +519,9 @@ pub fn ruleset(
     for fam in families(pod) {
         let fr = check_family(rs, fam, pod, profile, opts, &sim)?;
         for (res, (_, st, w, reason)) in invariants.iter_mut().zip(fr.invariants) {
-            let rank = |s: Status| match s {
-                Status::Holds => 0,
-                Status::Unknown => 1,
-                Status::Violated => 2,
-            };
-            if rank(st) > rank(res.status) {
+            // The first family sets it (so a vacuous one keeps its reason); later ones only
+            // when worse.
+            if res.family.is_none() || st.rank() > res.status.rank() {
                 res.status = st;
                 res.family = Some(fam);
                 res.reason = reason;

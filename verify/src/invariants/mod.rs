@@ -55,6 +55,10 @@ pub trait Invariant {
     fn uses(p: &Profile) -> Vec<String>;
     /// The condition under which the connection violates the invariant.
     fn violation<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B;
+    /// The connections the invariant speaks about: the violation implies it. When no
+    /// connection in scope meets it, the invariant is `vacuous` rather than `holds` (it has
+    /// nothing to check: no captured inbound port, no metrics port, …).
+    fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B;
 }
 
 /// Declares the catalog from one list of `Variant in module` lines, in report order: the
@@ -116,6 +120,14 @@ macro_rules! catalog {
                 let c = Conditions::new(d, p);
                 match self {
                     $(Id::$variant => <$module::$variant as Invariant>::violation(d, p, &c),)+
+                }
+            }
+
+            /// The connections the invariant speaks about ([`Invariant::premise`]).
+            pub fn premise<D: Dom>(self, d: &D, p: &Profile) -> D::B {
+                let c = Conditions::new(d, p);
+                match self {
+                    $(Id::$variant => <$module::$variant as Invariant>::premise(d, p, &c),)+
                 }
             }
         }
