@@ -523,7 +523,8 @@ pub fn ruleset(
             // when worse.
             if res.family.is_none() || st.rank() > res.status.rank() {
                 res.status = st;
-                res.family = Some(fam);
+                // The family named is the one that decided a failure.
+                res.family = (!st.passes()).then_some(fam);
                 res.reason = reason;
                 if let Some((w, j)) = w {
                     res.witness = Some(w);

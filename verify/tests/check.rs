@@ -480,6 +480,41 @@ fn an_invariant_with_nothing_to_check_is_vacuous_not_holds() {
     assert_eq!(inv["status"], "vacuous", "{inv}");
 }
 
+/// A proxy known by its uid alone: `corpus/profiles/uid-only.toml` is the profile the uid-only
+/// ruleset's TOML gives inline (the corpus test proves every invariant holds with it, and its
+/// broken variants fail); with the same values but identified by uid or gid (what every profile
+/// meant before `proxy_identity`), an application whose gid is 5678 "violates"
+/// proxy-not-recaptured: the false alarm the key removes.
+#[test]
+fn a_uid_only_proxy_passes_only_as_a_uid_only_profile() {
+    let c = load(&workspace().join("corpus/rulesets/uid-only.rules"));
+    let file = Profile::load(
+        &workspace()
+            .join("corpus/profiles/uid-only.toml")
+            .display()
+            .to_string(),
+    )
+    .unwrap();
+    assert_eq!(file, c.profile);
+    assert!(run(&c).invariants.iter().all(|i| i.status == Status::Holds));
+    let uid_or_gid = Profile {
+        proxy_identity: None,
+        ..file
+    };
+    let canonical = print_ruleset(&c.rs);
+    let r = check(&c.rs, &canonical, &c.pod, &uid_or_gid, &Options::default()).unwrap();
+    let bad: Vec<_> = r
+        .invariants
+        .iter()
+        .filter(|i| i.status != Status::Holds)
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].id, "proxy-not-recaptured");
+    let w = bad[0].witness.as_ref().unwrap();
+    assert_ne!(w.uid, 5678, "{w:?}");
+    assert_eq!(w.gid, 5678, "{w:?}");
+}
+
 /// A group name the profile cannot resolve leaves the owner match undecided: the invariants that
 /// depend on it come out unknown, never as a pass; with the name resolved they are proved.
 #[test]
