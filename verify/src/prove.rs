@@ -541,3 +541,61 @@ pub fn ruleset(
         undecided,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sidecar_model::{parse, DEFAULT_RULESET};
+
+    /// Every invariant's violation implies its premise (so an unsatisfiable premise leaves
+    /// nothing to violate, and `vacuous` is never hiding a violation), over every connection in
+    /// scope, with the istio, ambient and a uid-only profile, on the classic ruleset and the
+    /// ambient one.
+    #[test]
+    fn every_violation_implies_its_premise() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+        let ambient_rules = std::fs::read(corpus.join("rulesets/ambient-inpod.rules")).unwrap();
+        let classic = parse("classic", DEFAULT_RULESET.as_bytes())
+            .unwrap()
+            .ruleset;
+        let ambient = parse("ambient", &ambient_rules).unwrap().ruleset;
+        let uid_only = Profile::from_toml(
+            "proxy_identity = [\"uid\"]\nproxy_uid = 5678\ninbound_ports = []\nmetrics_ports = []\n",
+        )
+        .unwrap();
+        let pod = Pod::new(&[]);
+        for (rs, profile) in [
+            (&classic, Profile::istio()),
+            (&classic, uid_only),
+            (&ambient, Profile::ambient()),
+        ] {
+            let mut enc = Encoder::new(rs, Family::Ipv4, &pod, &profile).unwrap();
+            let first = SymPacket::fresh("c", enc.width);
+            let outside = Bool::new_const("c_outside");
+            let journey = enc.journey(&first, &outside).unwrap();
+            let s = solver(30_000);
+            s.assert(&all(&[
+                enc.first_packet_facts(&first, &outside),
+                enc.routable(&first, &outside),
+            ]));
+            let sym = Symbolic {
+                enc: &enc,
+                first: &first,
+                outside: &outside,
+                journey: &journey,
+            };
+            for id in ALL {
+                let v = id.violation(&sym, &profile);
+                let p = id.premise(&sym, &profile);
+                let escapes = all(&[v, p.not()]);
+                assert_eq!(
+                    query(&s, &escapes).0,
+                    SatResult::Unsat,
+                    "{} with profile {}",
+                    id.name(),
+                    profile.name
+                );
+            }
+        }
+    }
+}
