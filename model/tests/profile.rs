@@ -212,18 +212,25 @@ fn the_proxy_identity_is_what_the_profile_says_and_nothing_else() {
 /// credential is refused by TOML with its position.
 #[test]
 fn a_contradictory_proxy_identity_is_refused_with_its_position() {
-    let e = Profile::from_toml("name = \"x\"\n\n  proxy_identity = [\"uid\", \"mark\"]\n").unwrap_err();
+    let e =
+        Profile::from_toml("name = \"x\"\n\n  proxy_identity = [\"uid\", \"mark\"]\n").unwrap_err();
     assert!(matches!(e, ProfileError::Identity { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
         "line 3, column 3: `proxy_identity` names `mark` but the profile gives no `proxy_mark`"
     );
     let e = Profile::from_toml("proxy_identity = []\n").unwrap_err();
-    assert!(e.to_string().starts_with("line 1, column 1: `proxy_identity` is empty"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("line 1, column 1: `proxy_identity` is empty"),
+        "{e}"
+    );
     let e = Profile::from_toml("proxy_identity = [\"pid\"]\n").unwrap_err();
     assert!(matches!(e, ProfileError::Toml(_)), "{e:?}");
     assert!(e.to_string().contains("line 1, column 19"), "{e}");
     assert!(e.to_string().contains("unknown variant `pid`"), "{e}");
     // With a mark to name, the same list is fine (the ambient base gives one).
-    assert!(Profile::from_toml("base = \"ambient\"\nproxy_identity = [\"uid\", \"mark\"]\n").is_ok());
+    assert!(
+        Profile::from_toml("base = \"ambient\"\nproxy_identity = [\"uid\", \"mark\"]\n").is_ok()
+    );
 }

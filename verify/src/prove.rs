@@ -574,7 +574,7 @@ mod tests {
             let outside = Bool::new_const("c_outside");
             let journey = enc.journey(&first, &outside).unwrap();
             let s = solver(30_000);
-            s.assert(&all(&[
+            s.assert(all(&[
                 enc.first_packet_facts(&first, &outside),
                 enc.routable(&first, &outside),
             ]));

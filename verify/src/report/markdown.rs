@@ -121,11 +121,8 @@ pub fn markdown(doc: &Document<'_>) -> String {
 
 fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -> String {
     let mut out = String::new();
-    let violated: Vec<&InvariantResult> = r
-        .invariants
-        .iter()
-        .filter(|i| !i.status.passes())
-        .collect();
+    let violated: Vec<&InvariantResult> =
+        r.invariants.iter().filter(|i| !i.status.passes()).collect();
     let vacuous = r
         .invariants
         .iter()

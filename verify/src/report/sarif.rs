@@ -353,7 +353,9 @@ fn check_results(report: &check::Report, source: Source<'_>, pod: &Pod) -> Vec<F
                     "{}: {}. Vacuous: {}",
                     inv.id,
                     inv.statement,
-                    inv.reason.as_deref().unwrap_or("no connection meets its premise")
+                    inv.reason
+                        .as_deref()
+                        .unwrap_or("no connection meets its premise")
                 ),
                 location: Location::file(source),
             }),
