@@ -219,7 +219,16 @@ fn check_one(dir: &Path, job: &Job, verbose: bool) -> Vec<String> {
             job.file, job.violated
         ));
     } else if verbose {
-        println!("{}: as expected, violated {got:?}", job.file);
+        let vacuous: Vec<&str> = report
+            .invariants
+            .iter()
+            .filter(|i| i.status == Status::Vacuous)
+            .map(|i| i.id)
+            .collect();
+        println!(
+            "{}: as expected, violated {got:?}, vacuous {vacuous:?}",
+            job.file
+        );
     }
     problems
 }
