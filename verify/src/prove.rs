@@ -10,7 +10,10 @@
 //! unsatisfiable the result is `unknown` (it depends on matches the model cannot interpret);
 //! otherwise the witness is steered toward values a person recognises (the profile's uids,
 //! addresses, ports) and replayed through [`Simulator::journey_packet`], which must violate the
-//! invariant too.
+//! invariant too. An unsatisfiable violation is asked about the invariant's premise in the
+//! same scope: `holds` when a connection meets it, `vacuous` when none does, `unknown` when the
+//! solver cannot tell (an undecided premise is no evidence that anything was checked). Across
+//! families the worst wins: violated > unknown > holds > vacuous.
 //!
 //! Reachability ranges over two scopes: routable first packets (as above), and any packet at
 //! all (any interface, source, conntrack state, marks, flags: plain iptables semantics). A rule

@@ -18,6 +18,10 @@
 //! other ports; outbound exclusions concern connections leaving the pod, so the outbound half of
 //! `exclusions-respected` ranges over non-local destinations.
 //!
+//! Each invariant also gives its premise, the connections it speaks about (its violation
+//! implies it): when the violation is unsatisfiable and so is the premise, the invariant is
+//! `vacuous` (nothing was checked), never `holds` (see `crate::prove`).
+//!
 //! # Adding an invariant
 //! Write `NAME.rs` here (its id with `_` for `-`) with a unit struct implementing [`Invariant`],
 //! add one line to the `catalog!` list, and name the id in the README's list of invariants.
