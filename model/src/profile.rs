@@ -166,7 +166,8 @@ pub struct Profile {
     /// Outbound destinations never captured (`-x`).
     pub exclude_outbound_cidrs: Vec<ipnet::IpNet>,
     /// Further uids the proxy's processes run as (istio-iptables `-u 3,4`): they count as the
-    /// proxy in the invariants; the proxy re-connects as `proxy_uid`. Empty: `proxy_uid` only.
+    /// proxy in the invariants when uids identify it (`proxy_identity`); the proxy re-connects
+    /// as `proxy_uid`. Empty: `proxy_uid` only.
     pub proxy_uids: Vec<u32>,
     /// Further gids the proxy's processes run as (`-g 1,2`), as `proxy_uids`.
     pub proxy_gids: Vec<u32>,
@@ -174,10 +175,10 @@ pub struct Profile {
     /// `ISTIO_META_DNS_CAPTURE`): a connection to port 53 redirected there counts as handled by
     /// the proxy. None (the istio profile): DNS is not captured.
     pub dns_capture_port: Option<u16>,
-    /// The proxy's identity by packet mark (`(mark & proxy_mark_mask) == proxy_mark`), as
-    /// ambient's ztunnel is recognised (SO_MARK 0x539): when given, the proxy is whoever opens a
-    /// connection with that mark (uid and gid no longer count), and its re-connections carry
-    /// it. Applications' connections carry no mark. None: identity by owner uid/gid.
+    /// The proxy's packet mark (`(mark & proxy_mark_mask) == proxy_mark`), as ambient's ztunnel
+    /// sets it (SO_MARK 0x539): its re-connections carry it; it identifies the proxy when
+    /// `proxy_identity` names `mark`, or (`proxy_identity` absent) alone, uid and gid no longer
+    /// counting. Applications' connections carry no mark. None: the proxy sets no mark.
     pub proxy_mark: Option<u32>,
     /// The mask of `proxy_mark` (ambient: 0xfff).
     pub proxy_mark_mask: u32,
