@@ -2,6 +2,20 @@
 //! re-connects) and what the rules must capture, as data. Two profiles are built in
 //! ([`BUILTIN`]: `istio` and `ambient`); a TOML file overrides any value of the one its `base`
 //! key names.
+//!
+//! # Who the proxy is, and how it re-connects
+//! Two things are kept apart. *Who the rules must recognise as the proxy* is
+//! `proxy_identity`: which of the proxy's credentials identify it, any non-empty combination of
+//! `"uid"` (every uid of `proxy_uid` and `proxy_uids`), `"gid"` (every gid of `proxy_gid` and
+//! `proxy_gids`) and `"mark"` (`proxy_mark` under `proxy_mark_mask`). A connection opened with
+//! any one of them is the proxy's; nothing else is. *The credentials the proxy re-connects
+//! with* are `proxy_uid`, `proxy_gid` and, when given, `proxy_mark`, whatever identifies it.
+//! So Kuma's kuma-dp (uid 5678, the rules match `--uid-owner` only) is
+//! `proxy_uid = 5678`, `proxy_identity = ["uid"]`: an application whose gid happens to be 5678
+//! is not the proxy. Without `proxy_identity` the meaning is the one profiles had before the key
+//! existed: `["mark"]` when `proxy_mark` is given, else `["uid", "gid"]` (the `istio` profile:
+//! uid 1337 or gid 1337; `ambient`: mark 0x539/0xfff). A profile naming `"mark"` without a
+//! `proxy_mark`, or naming nothing, is refused ([`ProfileError::Identity`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -85,6 +99,15 @@ pub enum ProfileError {
         /// The system's reason.
         source: std::io::Error,
     },
+    /// `proxy_identity` contradicts the rest of the profile (at its line and column when the
+    /// text gives it).
+    #[error("{}{reason}", at.map_or_else(String::new, |(l, c)| format!("line {l}, column {c}: ")))]
+    Identity {
+        /// Line and column of the `proxy_identity` key, when the text has one.
+        at: Option<(usize, usize)>,
+        /// What is wrong.
+        reason: String,
+    },
     /// The file is not a profile.
     #[error("{path}: {source}")]
     File {
@@ -143,7 +166,8 @@ pub struct Profile {
     /// Outbound destinations never captured (`-x`).
     pub exclude_outbound_cidrs: Vec<ipnet::IpNet>,
     /// Further uids the proxy's processes run as (istio-iptables `-u 3,4`): they count as the
-    /// proxy in the invariants; the proxy re-connects as `proxy_uid`. Empty: `proxy_uid` only.
+    /// proxy in the invariants when uids identify it (`proxy_identity`); the proxy re-connects
+    /// as `proxy_uid`. Empty: `proxy_uid` only.
     pub proxy_uids: Vec<u32>,
     /// Further gids the proxy's processes run as (`-g 1,2`), as `proxy_uids`.
     pub proxy_gids: Vec<u32>,
@@ -151,13 +175,18 @@ pub struct Profile {
     /// `ISTIO_META_DNS_CAPTURE`): a connection to port 53 redirected there counts as handled by
     /// the proxy. None (the istio profile): DNS is not captured.
     pub dns_capture_port: Option<u16>,
-    /// The proxy's identity by packet mark (`(mark & proxy_mark_mask) == proxy_mark`), as
-    /// ambient's ztunnel is recognised (SO_MARK 0x539): when given, the proxy is whoever opens a
-    /// connection with that mark (uid and gid no longer count), and its re-connections carry
-    /// it. Applications' connections carry no mark. None: identity by owner uid/gid.
+    /// The proxy's packet mark (`(mark & proxy_mark_mask) == proxy_mark`), as ambient's ztunnel
+    /// sets it (SO_MARK 0x539): its re-connections carry it; it identifies the proxy when
+    /// `proxy_identity` names `mark`, or (`proxy_identity` absent) alone, uid and gid no longer
+    /// counting. Applications' connections carry no mark. None: the proxy sets no mark.
     pub proxy_mark: Option<u32>,
     /// The mask of `proxy_mark` (ambient: 0xfff).
     pub proxy_mark_mask: u32,
+    /// Which credentials identify the proxy to the rules: any non-empty combination of `uid`,
+    /// `gid` and `mark` (see the module doc). None: `mark` when `proxy_mark` is given, else
+    /// `uid` and `gid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_identity: Option<Vec<Credential>>,
     /// Where the inbound listener's re-connection to the application comes from.
     pub inbound_source: InboundSource,
     /// Inbound sources never captured (ambient: the node's probe address 169.254.7.127).
@@ -178,6 +207,20 @@ pub struct Profile {
     pub groups: std::collections::BTreeMap<String, u32>,
 }
 
+/// The 1-based line and column of the top-level key `key` in `text`, when it is there.
+fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    text.lines()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .enumerate()
+        .find_map(|(n, l)| {
+            let t = l.trim_start();
+            let rest = t.strip_prefix(key)?;
+            rest.trim_start()
+                .starts_with('=')
+                .then(|| (n + 1, l.len() - t.len() + 1))
+        })
+}
+
 /// `text` with its top-level `base = …` line blanked (line numbers stay), for error positions.
 fn blank_base(text: &str) -> String {
     let mut top = true;
@@ -196,6 +239,40 @@ fn blank_base(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A kind of credential a proxy can be recognised by (`proxy_identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Credential {
+    /// The opening process's uid.
+    Uid,
+    /// The opening process's gid.
+    Gid,
+    /// The socket's mark (SO_MARK).
+    Mark,
+}
+
+impl std::fmt::Display for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Uid => "uid",
+            Credential::Gid => "gid",
+            Credential::Mark => "mark",
+        })
+    }
+}
+
+/// Who the rules must recognise as the proxy: a connection opened with any of these uids, any
+/// of these gids, or the mark is the proxy's ([`Profile::identity`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity {
+    /// Uids that identify the proxy (empty: uids do not).
+    pub uids: Vec<u32>,
+    /// Gids that identify the proxy (empty: gids do not).
+    pub gids: Vec<u32>,
+    /// The mark and its mask, when the mark identifies the proxy.
+    pub mark: Option<(u32, u32)>,
 }
 
 /// Where the proxy's re-connection after the inbound listener comes from.
@@ -245,6 +322,7 @@ impl Profile {
             dns_capture_port: None,
             proxy_mark: None,
             proxy_mark_mask: u32::MAX,
+            proxy_identity: None,
             inbound_source: InboundSource::Passthrough,
             exclude_inbound_cidrs: Vec::new(),
             virtual_interfaces: Vec::new(),
@@ -302,6 +380,65 @@ impl Profile {
         self.proxy_mark.unwrap_or(0)
     }
 
+    /// The credentials that identify the proxy: `proxy_identity`, or (not given) `mark` when
+    /// `proxy_mark` is given, else `uid` and `gid`; sorted, without repeats.
+    pub fn identity_kinds(&self) -> Vec<Credential> {
+        let mut v = self.proxy_identity.clone().unwrap_or_else(|| {
+            if self.proxy_mark.is_some() {
+                vec![Credential::Mark]
+            } else {
+                vec![Credential::Uid, Credential::Gid]
+            }
+        });
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Who the rules must recognise as the proxy ([`Profile::identity_kinds`] with their
+    /// values). A `mark` without `proxy_mark` identifies nobody ([`Profile::from_toml`] refuses
+    /// such a profile).
+    pub fn identity(&self) -> Identity {
+        let kinds = self.identity_kinds();
+        Identity {
+            uids: if kinds.contains(&Credential::Uid) {
+                self.all_proxy_uids()
+            } else {
+                Vec::new()
+            },
+            gids: if kinds.contains(&Credential::Gid) {
+                self.all_proxy_gids()
+            } else {
+                Vec::new()
+            },
+            mark: self
+                .proxy_mark
+                .filter(|_| kinds.contains(&Credential::Mark))
+                .map(|m| (m, self.proxy_mark_mask)),
+        }
+    }
+
+    /// Whether `proxy_identity` is consistent: non-empty, and `mark` only with a `proxy_mark`.
+    fn check_identity(&self, text: &str) -> Result<(), ProfileError> {
+        let Some(kinds) = &self.proxy_identity else {
+            return Ok(());
+        };
+        let reason = if kinds.is_empty() {
+            Some("`proxy_identity` is empty: the rules could not recognise the proxy by anything (give `uid`, `gid` and/or `mark`)".to_string())
+        } else if kinds.contains(&Credential::Mark) && self.proxy_mark.is_none() {
+            Some("`proxy_identity` names `mark` but the profile gives no `proxy_mark`".to_string())
+        } else {
+            None
+        };
+        match reason {
+            None => Ok(()),
+            Some(reason) => Err(ProfileError::Identity {
+                at: key_position(text, "proxy_identity"),
+                reason,
+            }),
+        }
+    }
+
     /// Every uid that counts as the proxy: `proxy_uid`, then `proxy_uids`.
     pub fn all_proxy_uids(&self) -> Vec<u32> {
         let mut v = vec![self.proxy_uid];
@@ -344,8 +481,15 @@ impl Profile {
             Some(_) => return Err(ProfileError::BaseNotAName),
         };
         let mut merged = toml::Table::try_from(&base)?;
+        // A file giving `proxy_mark` without `proxy_identity` means what it meant before the key
+        // existed: the mark identifies the proxy (whatever its base said).
+        if given.contains_key("proxy_mark") && !given.contains_key("proxy_identity") {
+            merged.remove("proxy_identity");
+        }
         merged.extend(given);
-        Ok(toml::Table::try_into(merged)?)
+        let p: Profile = toml::Table::try_into(merged)?;
+        p.check_identity(text)?;
+        Ok(p)
     }
 
     /// The profile `--profile` names: a built-in profile's name, or the path of a TOML file

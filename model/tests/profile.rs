@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sidecar_model::ast::{IdSpec, Match};
 use sidecar_model::matches::Owner;
 use sidecar_model::parse;
-use sidecar_model::pod::{InboundSource, Profile};
+use sidecar_model::pod::{Credential, Identity, InboundSource, Profile};
 use sidecar_model::profile::{ProfileError, BUILTIN};
 
 #[test]
@@ -140,4 +140,97 @@ fn owner_names_resolve_from_the_maps_and_unknown_ones_are_reported() {
     let g = gid.as_ref().unwrap();
     assert!(g.negated);
     assert_eq!(g.value, IdSpec::Name("ftp".into()));
+}
+
+/// `proxy_identity` says which credentials identify the proxy; without it every profile means
+/// what it meant before the key: the built-in `istio` is uid 1337 or gid 1337, `ambient` is mark
+/// 0x539/0xfff, and a file giving `proxy_mark` is identified by the mark alone.
+#[test]
+fn the_proxy_identity_is_what_the_profile_says_and_nothing_else() {
+    let id = |p: &Profile| p.identity();
+    assert_eq!(
+        id(&Profile::istio()),
+        Identity {
+            uids: vec![1337],
+            gids: vec![1337],
+            mark: None
+        }
+    );
+    assert_eq!(
+        id(&Profile::ambient()),
+        Identity {
+            uids: vec![],
+            gids: vec![],
+            mark: Some((0x539, 0xfff))
+        }
+    );
+    let legacy_mark = Profile::from_toml("proxy_mark = 0x10\nproxy_mark_mask = 0xff\n").unwrap();
+    assert_eq!(legacy_mark.identity().mark, Some((0x10, 0xff)));
+    assert!(legacy_mark.identity().uids.is_empty() && legacy_mark.identity().gids.is_empty());
+    let more = Profile::from_toml("proxy_uids = [3, 1337]\nproxy_gids = [4]\n").unwrap();
+    assert_eq!(
+        id(&more),
+        Identity {
+            uids: vec![1337, 3],
+            gids: vec![1337, 4],
+            mark: None
+        }
+    );
+    // Kuma's kuma-dp: uid 5678 alone; it still re-connects with gid 5678.
+    let kuma = Profile::from_toml(
+        "proxy_identity = [\"uid\"]\nproxy_uid = 5678\nproxy_gid = 5678\nproxy_uids = [5679]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        id(&kuma),
+        Identity {
+            uids: vec![5678, 5679],
+            gids: vec![],
+            mark: None
+        }
+    );
+    assert_eq!(kuma.proxy_gid, 5678);
+    let gid_and_mark = Profile::from_toml(
+        "base = \"ambient\"\nproxy_identity = [\"mark\", \"gid\", \"mark\"]\nproxy_gid = 7\n",
+    )
+    .unwrap();
+    assert_eq!(
+        gid_and_mark.identity_kinds(),
+        vec![Credential::Gid, Credential::Mark]
+    );
+    assert_eq!(
+        id(&gid_and_mark),
+        Identity {
+            uids: vec![],
+            gids: vec![7],
+            mark: Some((0x539, 0xfff))
+        }
+    );
+}
+
+/// A `proxy_identity` that contradicts the profile is refused where it stands; an unknown
+/// credential is refused by TOML with its position.
+#[test]
+fn a_contradictory_proxy_identity_is_refused_with_its_position() {
+    let e =
+        Profile::from_toml("name = \"x\"\n\n  proxy_identity = [\"uid\", \"mark\"]\n").unwrap_err();
+    assert!(matches!(e, ProfileError::Identity { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "line 3, column 3: `proxy_identity` names `mark` but the profile gives no `proxy_mark`"
+    );
+    let e = Profile::from_toml("proxy_identity = []\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("line 1, column 1: `proxy_identity` is empty"),
+        "{e}"
+    );
+    let e = Profile::from_toml("proxy_identity = [\"pid\"]\n").unwrap_err();
+    assert!(matches!(e, ProfileError::Toml(_)), "{e:?}");
+    assert!(e.to_string().contains("line 1, column 19"), "{e}");
+    assert!(e.to_string().contains("unknown variant `pid`"), "{e}");
+    // With a mark to name, the same list is fine (the ambient base gives one).
+    assert!(
+        Profile::from_toml("base = \"ambient\"\nproxy_identity = [\"uid\", \"mark\"]\n").is_ok()
+    );
 }

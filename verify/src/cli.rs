@@ -1,7 +1,7 @@
 //! The command line: `sidecar-verify <parse|trace|scenarios|check|diff|kernel> [RULES] …`.
 //!
-//! Exit codes everywhere: 0 ok / holds / no change; 1 violation / behaviour change / disagreement;
-//! 2 bad input or usage.
+//! Exit codes everywhere: 0 ok / holds / vacuous / no change; 1 violation / unknown / behaviour
+//! change / disagreement; 2 bad input or usage.
 
 use std::io::Write as _;
 use std::net::IpAddr;

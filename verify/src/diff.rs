@@ -212,16 +212,17 @@ fn shape(
                 n => format!("protocol {n}"),
             }),
             "uid" | "gid" => {
+                let id = enc.profile.identity();
                 let (ids, width) = if *name == "uid" {
-                    (enc.profile.all_proxy_uids(), UID_BITS)
+                    (id.uids, UID_BITS)
                 } else {
-                    (enc.profile.all_proxy_gids(), GID_BITS)
+                    (id.gids, GID_BITS)
                 };
                 let not_proxy = all(&ids
                     .iter()
                     .map(|i| (**term).eq(bv(u128::from(*i), width)).not())
                     .collect::<Vec<_>>());
-                (truth(m, &not_proxy) && covers(name, &not_proxy)).then(|| {
+                (!ids.is_empty() && truth(m, &not_proxy) && covers(name, &not_proxy)).then(|| {
                     let l: Vec<String> = ids.iter().map(ToString::to_string).collect();
                     format!("{name} not {}", l.join(" or "))
                 })

@@ -10,7 +10,10 @@
 //! unsatisfiable the result is `unknown` (it depends on matches the model cannot interpret);
 //! otherwise the witness is steered toward values a person recognises (the profile's uids,
 //! addresses, ports) and replayed through [`Simulator::journey_packet`], which must violate the
-//! invariant too.
+//! invariant too. An unsatisfiable violation is asked about the invariant's premise in the
+//! same scope: `holds` when a connection meets it, `vacuous` when none does, `unknown` when the
+//! solver cannot tell (an undecided premise is no evidence that anything was checked). Across
+//! families the worst wins: violated > unknown > holds > vacuous.
 //!
 //! Reachability ranges over two scopes: routable first packets (as above), and any packet at
 //! all (any interface, source, conntrack state, marks, flags: plain iptables semantics). A rule
@@ -192,6 +195,31 @@ fn prove(
     Ok((id, Status::Violated, Some((w, j)), None))
 }
 
+/// An invariant whose violation is unsatisfiable: `holds` when some connection in scope meets
+/// its premise, `vacuous` when none does, and `unknown` when the solver cannot tell (a premise
+/// left undecided must not pass as holds: nothing says anything was checked).
+fn premise_met(s: &Solver, premise: &Bool) -> (Status, Option<String>) {
+    s.push();
+    s.assert(premise);
+    let r = s.check();
+    let why = (r == SatResult::Unknown).then(|| unknown_reason(s));
+    s.pop(1);
+    match r {
+        SatResult::Sat => (Status::Holds, None),
+        SatResult::Unsat => (
+            Status::Vacuous,
+            Some("no connection in scope is one it speaks about (its premise is unsatisfiable): nothing to check".into()),
+        ),
+        SatResult::Unknown => (
+            Status::Unknown,
+            Some(format!(
+                "no connection violates it, but whether any meets its premise is undecided ({})",
+                why.unwrap_or_default()
+            )),
+        ),
+    }
+}
+
 fn check_family(
     rs: &Ruleset,
     fam: Family,
@@ -228,7 +256,13 @@ fn check_family(
                 rs, fam, &enc, &s, &v, &first, &outside, sim, pod, profile, id,
             );
             s.pop(1);
-            invariants.push(r?);
+            let mut r = r?;
+            if r.1 == Status::Holds {
+                let (st, reason) = premise_met(&s, &id.premise(&sym, profile));
+                r.1 = st;
+                r.3 = reason;
+            }
+            invariants.push(r);
         }
     }
 
@@ -476,7 +510,7 @@ pub fn ruleset(
             id: id.name(),
             statement: id.statement(profile),
             uses: id.uses(profile),
-            status: Status::Holds,
+            status: Status::Vacuous,
             family: None,
             witness: None,
             journey: None,
@@ -488,14 +522,12 @@ pub fn ruleset(
     for fam in families(pod) {
         let fr = check_family(rs, fam, pod, profile, opts, &sim)?;
         for (res, (_, st, w, reason)) in invariants.iter_mut().zip(fr.invariants) {
-            let rank = |s: Status| match s {
-                Status::Holds => 0,
-                Status::Unknown => 1,
-                Status::Violated => 2,
-            };
-            if rank(st) > rank(res.status) {
+            // The first family sets it (so a vacuous one keeps its reason); later ones only
+            // when worse.
+            if res.family.is_none() || st.rank() > res.status.rank() {
                 res.status = st;
-                res.family = Some(fam);
+                // The family named is the one that decided a failure.
+                res.family = (!st.passes()).then_some(fam);
                 res.reason = reason;
                 if let Some((w, j)) = w {
                     res.witness = Some(w);
@@ -511,4 +543,62 @@ pub fn ruleset(
         rules,
         undecided,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sidecar_model::{parse, DEFAULT_RULESET};
+
+    /// Every invariant's violation implies its premise (so an unsatisfiable premise leaves
+    /// nothing to violate, and `vacuous` is never hiding a violation), over every connection in
+    /// scope, with the istio, ambient and a uid-only profile, on the classic ruleset and the
+    /// ambient one.
+    #[test]
+    fn every_violation_implies_its_premise() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+        let ambient_rules = std::fs::read(corpus.join("rulesets/ambient-inpod.rules")).unwrap();
+        let classic = parse("classic", DEFAULT_RULESET.as_bytes())
+            .unwrap()
+            .ruleset;
+        let ambient = parse("ambient", &ambient_rules).unwrap().ruleset;
+        let uid_only = Profile::from_toml(
+            "proxy_identity = [\"uid\"]\nproxy_uid = 5678\ninbound_ports = []\nmetrics_ports = []\n",
+        )
+        .unwrap();
+        let pod = Pod::new(&[]);
+        for (rs, profile) in [
+            (&classic, Profile::istio()),
+            (&classic, uid_only),
+            (&ambient, Profile::ambient()),
+        ] {
+            let mut enc = Encoder::new(rs, Family::Ipv4, &pod, &profile).unwrap();
+            let first = SymPacket::fresh("c", enc.width);
+            let outside = Bool::new_const("c_outside");
+            let journey = enc.journey(&first, &outside).unwrap();
+            let s = solver(30_000);
+            s.assert(all(&[
+                enc.first_packet_facts(&first, &outside),
+                enc.routable(&first, &outside),
+            ]));
+            let sym = Symbolic {
+                enc: &enc,
+                first: &first,
+                outside: &outside,
+                journey: &journey,
+            };
+            for id in ALL {
+                let v = id.violation(&sym, &profile);
+                let p = id.premise(&sym, &profile);
+                let escapes = all(&[v, p.not()]);
+                assert_eq!(
+                    query(&s, &escapes).0,
+                    SatResult::Unsat,
+                    "{} with profile {}",
+                    id.name(),
+                    profile.name
+                );
+            }
+        }
+    }
 }

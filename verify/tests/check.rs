@@ -4,6 +4,7 @@
 //! Each `corpus/**/NAME.rules` may have `NAME.toml` beside it:
 //! ```toml
 //! violated = ["proxy-not-recaptured"]  # exactly these are violated, every other one holds
+//! vacuous = ["metrics-bypass"]          # exactly these are vacuous (nothing to check)
 //! sidecar = false                      # not a sidecar ruleset: only run check to completion
 //! pod_ips = ["10.1.0.5", "fd00::5"]    # the pod (default 10.1.0.5)
 //! [profile]                            # overrides of the istio profile
@@ -30,6 +31,8 @@ use sidecar_verify::report::text::check as text;
 struct Expect {
     #[serde(default)]
     violated: Vec<String>,
+    #[serde(default)]
+    vacuous: Vec<String>,
     #[serde(default = "yes")]
     sidecar: bool,
     #[serde(default)]
@@ -130,13 +133,20 @@ fn every_corpus_ruleset_meets_its_expected_invariants() {
         let got: BTreeSet<&str> = report
             .invariants
             .iter()
-            .filter(|i| i.status != Status::Holds)
+            .filter(|i| !i.status.passes())
             .map(|i| i.id)
             .collect();
         let want: BTreeSet<&str> = c.expect.violated.iter().map(String::as_str).collect();
-        if got != want {
+        let got_vacuous: BTreeSet<&str> = report
+            .invariants
+            .iter()
+            .filter(|i| i.status == Status::Vacuous)
+            .map(|i| i.id)
+            .collect();
+        let want_vacuous: BTreeSet<&str> = c.expect.vacuous.iter().map(String::as_str).collect();
+        if got != want || got_vacuous != want_vacuous {
             failures.push(format!(
-                "{}: expected violated {want:?}, got {got:?}\n{}",
+                "{}: expected violated {want:?} and vacuous {want_vacuous:?}, got {got:?} and {got_vacuous:?}\n{}",
                 c.path.display(),
                 text(&report, &c.rs, &c.path.display().to_string(), &c.pod)
             ));
@@ -388,7 +398,7 @@ mod sampled {
                     let (entry, first) = sim.first_packet(k);
                     let d = Concrete { entry, first, journey: &j, pod: &c.pod };
                     for (id, st) in ALL.iter().zip(statuses) {
-                        if *st == Status::Holds {
+                        if st.passes() {
                             prop_assert!(!id.violation(&d, &c.profile),
                                 "{}: `{}` proved but {:?} violates it", c.path.display(), id.name(), k);
                         }
@@ -397,6 +407,112 @@ mod sampled {
             }
         }
     }
+}
+
+/// An invariant whose premise no connection meets is `vacuous`, never `holds`: with no inbound
+/// port captured, `inbound-captured` has nothing to check, with no metrics port neither has
+/// `metrics-bypass`; `check` still exits 0, and JSON says `"status": "vacuous"`. On the classic
+/// ruleset with the istio profile every invariant speaks about some connection.
+#[test]
+fn an_invariant_with_nothing_to_check_is_vacuous_not_holds() {
+    let rs = parse("classic", DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset;
+    let canonical = print_ruleset(&rs);
+    let pod = Pod::new(&[]);
+    let status = |p: &Profile| -> Vec<(&'static str, Status)> {
+        check(&rs, &canonical, &pod, p, &Options::default())
+            .unwrap()
+            .invariants
+            .iter()
+            .map(|i| (i.id, i.status))
+            .collect()
+    };
+    let classic = status(&Profile::istio());
+    assert!(
+        classic.iter().all(|(_, s)| *s == Status::Holds),
+        "{classic:?}"
+    );
+    let none_in = Profile {
+        inbound_ports: Some(Vec::new()),
+        ..Profile::istio()
+    };
+    for (id, s) in status(&none_in) {
+        let want = if id == "inbound-captured" {
+            Status::Vacuous
+        } else {
+            Status::Holds
+        };
+        assert_eq!(s, want, "{id} with inbound_ports = []");
+    }
+    let no_metrics = Profile {
+        metrics_ports: Vec::new(),
+        ..Profile::istio()
+    };
+    for (id, s) in status(&no_metrics) {
+        let want = if id == "metrics-bypass" {
+            Status::Vacuous
+        } else {
+            Status::Holds
+        };
+        assert_eq!(s, want, "{id} with metrics_ports = []");
+    }
+
+    let dir = std::env::temp_dir().join(format!("sv-vacuous-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prof = dir.join("p.toml");
+    std::fs::write(&prof, "inbound_ports = []\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sidecar-verify"))
+        .args(["check", "--format", "json", "--profile"])
+        .arg(&prof)
+        .arg(workspace().join("corpus/istio-classic.rules"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inv = json["invariants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "inbound-captured")
+        .unwrap();
+    assert_eq!(inv["status"], "vacuous", "{inv}");
+}
+
+/// A proxy known by its uid alone: `corpus/profiles/uid-only.toml` is the profile the uid-only
+/// ruleset's TOML gives inline (the corpus test proves every invariant holds with it, and its
+/// broken variants fail); with the same values but identified by uid or gid (what every profile
+/// meant before `proxy_identity`), an application whose gid is 5678 "violates"
+/// proxy-not-recaptured: the false alarm the key removes.
+#[test]
+fn a_uid_only_proxy_passes_only_as_a_uid_only_profile() {
+    let c = load(&workspace().join("corpus/rulesets/uid-only.rules"));
+    let file = Profile::load(
+        &workspace()
+            .join("corpus/profiles/uid-only.toml")
+            .display()
+            .to_string(),
+    )
+    .unwrap();
+    assert_eq!(file, c.profile);
+    assert!(run(&c).invariants.iter().all(|i| i.status == Status::Holds));
+    let uid_or_gid = Profile {
+        proxy_identity: None,
+        ..file
+    };
+    let canonical = print_ruleset(&c.rs);
+    let r = check(&c.rs, &canonical, &c.pod, &uid_or_gid, &Options::default()).unwrap();
+    let bad: Vec<_> = r
+        .invariants
+        .iter()
+        .filter(|i| i.status != Status::Holds)
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].id, "proxy-not-recaptured");
+    let w = bad[0].witness.as_ref().unwrap();
+    assert_ne!(w.uid, 5678, "{w:?}");
+    assert_eq!(w.gid, 5678, "{w:?}");
 }
 
 /// A group name the profile cannot resolve leaves the owner match undecided: the invariants that

@@ -190,7 +190,7 @@ fn check_one(dir: &Path, job: &Job, verbose: bool) -> Vec<String> {
     let got: BTreeSet<String> = report
         .invariants
         .iter()
-        .filter(|i| i.status != Status::Holds)
+        .filter(|i| !i.status.passes())
         .map(|i| {
             if i.status == Status::Unknown {
                 format!("{} (unknown)", i.id)
@@ -219,7 +219,16 @@ fn check_one(dir: &Path, job: &Job, verbose: bool) -> Vec<String> {
             job.file, job.violated
         ));
     } else if verbose {
-        println!("{}: as expected, violated {got:?}", job.file);
+        let vacuous: Vec<&str> = report
+            .invariants
+            .iter()
+            .filter(|i| i.status == Status::Vacuous)
+            .map(|i| i.id)
+            .collect();
+        println!(
+            "{}: as expected, violated {got:?}, vacuous {vacuous:?}",
+            job.file
+        );
     }
     problems
 }

@@ -86,17 +86,17 @@ pub trait Dom {
                 .collect()),
         ])
     }
-    /// The connection is the proxy's: by mark when the profile identifies the proxy by mark,
-    /// else by uid or gid.
+    /// The connection is the proxy's: opened with one of the credentials the profile
+    /// identifies the proxy by ([`Profile::identity`]: any of its uids, any of its gids, its
+    /// mark), and nothing else.
     fn proxy(&self, p: &Profile) -> Self::B {
-        match p.proxy_mark {
-            Some(m) => self.mark_is(m, p.proxy_mark_mask),
-            None => self.or(p
-                .all_proxy_uids()
-                .into_iter()
-                .map(|u| self.uid_is(u))
-                .chain(p.all_proxy_gids().into_iter().map(|g| self.gid_is(g)))
-                .collect()),
-        }
+        let id = p.identity();
+        self.or(id
+            .uids
+            .iter()
+            .map(|u| self.uid_is(*u))
+            .chain(id.gids.iter().map(|g| self.gid_is(*g)))
+            .chain(id.mark.map(|(m, k)| self.mark_is(m, k)))
+            .collect())
     }
 }

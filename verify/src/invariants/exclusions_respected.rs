@@ -89,4 +89,29 @@ impl Invariant for ExclusionsRespected {
             ]),
         ])
     }
+
+    /// Connections the profile excludes: from outside to an excluded port or (TCP) from an
+    /// excluded source; opened in the pod for a non-local destination with an excluded port,
+    /// address or group (none when the profile excludes nothing).
+    fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.or(vec![
+            d.and(vec![
+                c.inbound.clone(),
+                d.or(vec![
+                    d.dport_in(&p.exclude_inbound_ports),
+                    d.and(vec![d.tcp(), d.src_in_any(&p.exclude_inbound_cidrs)]),
+                ]),
+            ]),
+            d.and(vec![
+                c.local.clone(),
+                d.not(d.dst_local()),
+                d.not(c.dns_ok.clone()),
+                d.or(vec![
+                    d.dport_in(&p.exclude_outbound_ports),
+                    d.dst_in_any(&p.exclude_outbound_cidrs),
+                    d.gid_in(&p.exclude_outbound_gids),
+                ]),
+            ]),
+        ])
+    }
 }

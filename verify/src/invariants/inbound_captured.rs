@@ -46,4 +46,9 @@ impl Invariant for InboundCaptured {
             d.not(d.and(vec![d.redirected(), d.delivered(p.inbound_port)])),
         ])
     }
+
+    /// The inbound connections capture concerns (none when `inbound_ports` is empty).
+    fn premise<D: Dom>(_: &D, _: &Profile, c: &Conditions<D::B>) -> D::B {
+        c.inbound_pre.clone()
+    }
 }

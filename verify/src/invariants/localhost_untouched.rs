@@ -38,4 +38,15 @@ impl Invariant for LocalhostUntouched {
             d.not(c.dns_ok.clone()),
         ])
     }
+
+    /// Non-proxy connections opened in the pod to loopback (but DNS the profile lets the
+    /// proxy take).
+    fn premise<D: Dom>(d: &D, _: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.and(vec![
+            c.local.clone(),
+            c.non_proxy.clone(),
+            d.dst_loopback(),
+            d.not(c.dns_ok.clone()),
+        ])
+    }
 }

@@ -46,4 +46,15 @@ impl Invariant for MetricsBypass {
             .collect();
         d.and(vec![c.inbound.clone(), d.tcp(), d.dst_local(), d.or(per_port)])
     }
+
+    /// TCP connections from outside, on the pod's own interfaces, to a metrics port of a pod
+    /// address (none when `metrics_ports` is empty).
+    fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.and(vec![
+            c.inbound.clone(),
+            d.tcp(),
+            d.dst_local(),
+            d.dport_in(&p.metrics_ports),
+        ])
+    }
 }

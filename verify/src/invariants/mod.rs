@@ -18,6 +18,10 @@
 //! other ports; outbound exclusions concern connections leaving the pod, so the outbound half of
 //! `exclusions-respected` ranges over non-local destinations.
 //!
+//! Each invariant also gives its premise, the connections it speaks about (its violation
+//! implies it): when the violation is unsatisfiable and so is the premise, the invariant is
+//! `vacuous` (nothing was checked), never `holds` (see `crate::prove`).
+//!
 //! # Adding an invariant
 //! Write `NAME.rs` here (its id with `_` for `-`) with a unit struct implementing [`Invariant`],
 //! add one line to the `catalog!` list, and name the id in the README's list of invariants.
@@ -55,6 +59,10 @@ pub trait Invariant {
     fn uses(p: &Profile) -> Vec<String>;
     /// The condition under which the connection violates the invariant.
     fn violation<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B;
+    /// The connections the invariant speaks about: the violation implies it. When no
+    /// connection in scope meets it, the invariant is `vacuous` rather than `holds` (it has
+    /// nothing to check: no captured inbound port, no metrics port, …).
+    fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B;
 }
 
 /// Declares the catalog from one list of `Variant in module` lines, in report order: the
@@ -116,6 +124,14 @@ macro_rules! catalog {
                 let c = Conditions::new(d, p);
                 match self {
                     $(Id::$variant => <$module::$variant as Invariant>::violation(d, p, &c),)+
+                }
+            }
+
+            /// The connections the invariant speaks about ([`Invariant::premise`]).
+            pub fn premise<D: Dom>(self, d: &D, p: &Profile) -> D::B {
+                let c = Conditions::new(d, p);
+                match self {
+                    $(Id::$variant => <$module::$variant as Invariant>::premise(d, p, &c),)+
                 }
             }
         }

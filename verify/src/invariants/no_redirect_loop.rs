@@ -32,4 +32,9 @@ impl Invariant for NoRedirectLoop {
     fn violation<D: Dom>(d: &D, p: &Profile, _: &Conditions<D::B>) -> D::B {
         d.and(vec![d.not(d.dport_in(&capture_ports(p))), d.loops()])
     }
+
+    /// Connections to a port other than the capture listeners.
+    fn premise<D: Dom>(d: &D, p: &Profile, _: &Conditions<D::B>) -> D::B {
+        d.not(d.dport_in(&capture_ports(p)))
+    }
 }

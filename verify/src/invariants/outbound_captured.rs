@@ -64,4 +64,9 @@ impl Invariant for OutboundCaptured {
             d.not(d.and(vec![d.redirected(), d.delivered(p.outbound_port)])),
         ])
     }
+
+    /// The outbound connections capture concerns.
+    fn premise<D: Dom>(_: &D, _: &Profile, c: &Conditions<D::B>) -> D::B {
+        c.outbound_pre.clone()
+    }
 }

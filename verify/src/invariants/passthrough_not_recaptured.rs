@@ -57,4 +57,17 @@ impl Invariant for PassthroughNotRecaptured {
             d.redirected(),
         ])
     }
+
+    /// Connections opened in the pod from the passthrough source (or, re-connecting from the
+    /// original client, the proxy's from a non-local source) leaving by lo.
+    fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.and(vec![
+            c.local.clone(),
+            match p.inbound_source {
+                InboundSource::Passthrough => d.src_is(p.passthrough(d.family())),
+                InboundSource::Original => d.and(vec![c.proxy.clone(), d.not(d.src_local())]),
+            },
+            d.out_lo(),
+        ])
+    }
 }

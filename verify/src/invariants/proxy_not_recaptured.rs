@@ -39,4 +39,9 @@ impl Invariant for ProxyNotRecaptured {
             d.delivered(p.outbound_port),
         ])
     }
+
+    /// The proxy's connections opened in the pod.
+    fn premise<D: Dom>(d: &D, _: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.and(vec![c.local.clone(), c.proxy.clone()])
+    }
 }

@@ -2,7 +2,7 @@
 //! is, what counts as inbound, the preconditions of capture), the words their statements give
 //! the profile's values, and the profile values they may use.
 
-use sidecar_model::pod::{InboundSource, Profile};
+use sidecar_model::pod::{Credential, InboundSource, Profile};
 
 use super::Dom;
 
@@ -121,9 +121,9 @@ pub fn capture_ports(p: &Profile) -> [u16; 2] {
 
 /// The profile's values as the statements word them.
 pub struct Words {
-    /// Who the proxy is: `mark M/K`, or `uid U, or gid G`.
+    /// Who the proxy is, as the profile identifies it: `uid U`, `uid U, or gid G`, `mark M/K`…
     pub who: String,
-    /// Who is not: `mark ≠ M/K`, or `uid ≠ U and gid ≠ G`.
+    /// Who is not: `uid ≠ U`, `uid ≠ U and gid ≠ G`, `mark ≠ M/K`…
     pub non_proxy: String,
     /// The groups outbound capture is limited to, when it is: ` in groups … excluding …`.
     pub groups: String,
@@ -138,16 +138,25 @@ pub struct Words {
 impl Words {
     /// The words for the profile `p`.
     pub fn new(p: &Profile) -> Words {
-        let (u, g) = (list(&p.all_proxy_uids()), list(&p.all_proxy_gids()));
-        let (who, non_proxy) = match p.proxy_mark {
-            Some(m) => (
-                format!("mark {m:#x}/{:#x}", p.proxy_mark_mask),
-                format!("mark ≠ {m:#x}/{:#x}", p.proxy_mark_mask),
-            ),
-            None => (
-                format!("uid {u}, or gid {g}"),
-                format!("uid ≠ {u} and gid ≠ {g}"),
-            ),
+        let id = p.identity();
+        let mut is = Vec::new();
+        let mut is_not = Vec::new();
+        if !id.uids.is_empty() {
+            is.push(format!("uid {}", list(&id.uids)));
+            is_not.push(format!("uid ≠ {}", list(&id.uids)));
+        }
+        if !id.gids.is_empty() {
+            is.push(format!("gid {}", list(&id.gids)));
+            is_not.push(format!("gid ≠ {}", list(&id.gids)));
+        }
+        if let Some((m, k)) = id.mark {
+            is.push(format!("mark {m:#x}/{k:#x}"));
+            is_not.push(format!("mark ≠ {m:#x}/{k:#x}"));
+        }
+        let (who, non_proxy) = if is.is_empty() {
+            ("nobody".to_string(), "anyone".to_string())
+        } else {
+            (is.join(", or "), is_not.join(" and "))
         };
         let groups = match (&p.outbound_gids, p.exclude_outbound_gids.is_empty()) {
             (None, true) => String::new(),
@@ -189,23 +198,33 @@ impl Words {
     }
 }
 
-/// The lines that identify the proxy: its mark and mask, or its uids and gids.
+/// The lines that identify the proxy ([`Profile::identity`]): `proxy_identity` when the
+/// profile gives it, then the uids, gids and mark it names.
 pub fn proxy_uses(p: &Profile) -> Vec<String> {
-    let mut proxy = match p.proxy_mark {
-        Some(m) => vec![
-            format!("proxy_mark = {m:#x}"),
-            format!("proxy_mark_mask = {:#x}", p.proxy_mark_mask),
-        ],
-        None => vec![
-            format!("proxy_uid = {}", p.proxy_uid),
-            format!("proxy_gid = {}", p.proxy_gid),
-        ],
-    };
-    if p.proxy_mark.is_none() && !p.proxy_uids.is_empty() {
+    let kinds = p.identity_kinds();
+    let mut proxy = Vec::new();
+    if let Some(k) = &p.proxy_identity {
+        proxy.push(format!("proxy_identity = [{}]", list(k)));
+    }
+    let (uid, gid) = (
+        kinds.contains(&Credential::Uid),
+        kinds.contains(&Credential::Gid),
+    );
+    if uid {
+        proxy.push(format!("proxy_uid = {}", p.proxy_uid));
+    }
+    if gid {
+        proxy.push(format!("proxy_gid = {}", p.proxy_gid));
+    }
+    if uid && !p.proxy_uids.is_empty() {
         proxy.push(format!("proxy_uids = [{}]", list(&p.proxy_uids)));
     }
-    if p.proxy_mark.is_none() && !p.proxy_gids.is_empty() {
+    if gid && !p.proxy_gids.is_empty() {
         proxy.push(format!("proxy_gids = [{}]", list(&p.proxy_gids)));
+    }
+    if let (Some(m), true) = (p.proxy_mark, kinds.contains(&Credential::Mark)) {
+        proxy.push(format!("proxy_mark = {m:#x}"));
+        proxy.push(format!("proxy_mark_mask = {:#x}", p.proxy_mark_mask));
     }
     proxy
 }

@@ -59,4 +59,13 @@ impl Invariant for SinglePass {
             ]),
         ])
     }
+
+    /// Connections capture concerns (outbound or inbound) to a port other than the capture
+    /// listeners.
+    fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.and(vec![
+            d.not(d.dport_in(&capture_ports(p))),
+            d.or(vec![c.outbound_pre.clone(), c.inbound_pre.clone()]),
+        ])
+    }
 }

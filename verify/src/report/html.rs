@@ -29,7 +29,7 @@ pub fn esc(s: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#1b1f23}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;vertical-align:top}\
-th{background:#f6f8fa}.holds{color:#1a7f37}.violated{color:#cf222e;font-weight:bold}.unknown{color:#9a6700;font-weight:bold}\
+th{background:#f6f8fa}.holds{color:#1a7f37}.violated{color:#cf222e;font-weight:bold}.unknown{color:#9a6700;font-weight:bold}.vacuous{color:#57606a;font-style:italic}\
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}code{font-size:.9em}\
 section{border-top:1px solid #d0d7de;margin-top:1.5em}.charts{display:flex;gap:2em;flex-wrap:wrap}\
 svg text{font-family:ui-monospace,monospace;font-size:12px}";
@@ -39,6 +39,7 @@ fn status(s: Status) -> (&'static str, &'static str) {
         Status::Holds => ("holds", "holds"),
         Status::Violated => ("violated", "violated"),
         Status::Unknown => ("unknown", "unknown"),
+        Status::Vacuous => ("vacuous", "vacuous"),
     }
 }
 
@@ -181,13 +182,24 @@ fn check_html(r: &check::Report, src: Source<'_>) -> String {
         .iter()
         .filter(|i| i.status != Status::Holds)
         .count();
+    let vacuous = r
+        .invariants
+        .iter()
+        .filter(|i| i.status == Status::Vacuous)
+        .count();
+    let vacuous_words = if vacuous == 0 {
+        String::new()
+    } else {
+        format!(" ({vacuous} vacuous: nothing to check)")
+    };
     let title = format!("sidecar-verify check {}", src.name);
     let _ = write!(
         b,
-        "<h1>{}</h1><p id=\"summary\">{} of {} invariants hold; ruleset sha256 <code>{}</code>; profile {}</p>",
+        "<h1>{}</h1><p id=\"summary\">{} of {} invariants hold{}; ruleset sha256 <code>{}</code>; profile {}</p>",
         esc(&title),
         r.invariants.len() - bad,
         r.invariants.len(),
+        esc(&vacuous_words),
         esc(&r.ruleset.sha256),
         esc(&r.profile)
     );

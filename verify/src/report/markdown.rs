@@ -18,6 +18,7 @@ fn status(s: Status) -> &'static str {
         Status::Holds => "✅ holds",
         Status::Violated => "❌ violated",
         Status::Unknown => "⚠️ unknown",
+        Status::Vacuous => "➖ vacuous",
     }
 }
 
@@ -120,17 +121,24 @@ pub fn markdown(doc: &Document<'_>) -> String {
 
 fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -> String {
     let mut out = String::new();
-    let violated: Vec<&InvariantResult> = r
+    let violated: Vec<&InvariantResult> =
+        r.invariants.iter().filter(|i| !i.status.passes()).collect();
+    let vacuous = r
         .invariants
         .iter()
-        .filter(|i| i.status != Status::Holds)
-        .collect();
+        .filter(|i| i.status == Status::Vacuous)
+        .count();
     let dead = r
         .rules
         .iter()
         .filter(|x| x.status != RuleStatus::Live)
         .count();
-    let head = if violated.is_empty() {
+    let head = if violated.is_empty() && vacuous > 0 {
+        format!(
+            "✅ no invariant violated: {} hold, {vacuous} vacuous (nothing to check)",
+            r.invariants.len() - vacuous
+        )
+    } else if violated.is_empty() {
         format!("✅ all {} invariants hold", r.invariants.len())
     } else {
         format!(
@@ -145,7 +153,7 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
         src.name
     );
     invariant_rows(&mut out, &r.invariants);
-    for i in &violated {
+    for i in r.invariants.iter().filter(|i| i.status != Status::Holds) {
         let _ = writeln!(out, "\n#### `{}`: {}\n", i.id, status(i.status));
         if let Some(reason) = &i.reason {
             let _ = writeln!(out, "{reason}\n");
@@ -190,7 +198,7 @@ fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
         .old
         .iter()
         .zip(&r.invariants.new)
-        .filter(|(o, n)| o.status == Status::Holds && n.status != Status::Holds)
+        .filter(|(o, n)| o.status.passes() && !n.status.passes())
         .map(|(o, _)| o.id)
         .collect();
     let head = if r.changes.is_empty() {

@@ -346,6 +346,19 @@ fn check_results(report: &check::Report, source: Source<'_>, pod: &Pod) -> Vec<F
                 ),
                 location: Location::file(source),
             }),
+            Status::Vacuous => out.push(Finding {
+                rule: inv.id,
+                level: "note",
+                text: format!(
+                    "{}: {}. Vacuous: {}",
+                    inv.id,
+                    inv.statement,
+                    inv.reason
+                        .as_deref()
+                        .unwrap_or("no connection meets its premise")
+                ),
+                location: Location::file(source),
+            }),
         }
     }
     for r in &report.rules {
@@ -413,7 +426,7 @@ fn diff_results(
             .invariants
             .old
             .iter()
-            .any(|o| o.id == inv.id && o.status == Status::Holds);
+            .any(|o| o.id == inv.id && o.status.passes());
         if held && inv.status == Status::Violated {
             let lead = "holds on the old ruleset, violated on the new one: ";
             out.push(violation(inv, new, pod, lead).unwrap_or_else(|| Finding {

@@ -64,6 +64,7 @@ pub fn check(report: &check::Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -
             Status::Holds => "holds",
             Status::Violated => "VIOLATED",
             Status::Unknown => "UNKNOWN",
+            Status::Vacuous => "vacuous",
         };
         let _ = writeln!(s, "  {st:<9} {:<27} {}", i.id, i.statement);
         if let Some(r) = &i.reason {
@@ -161,11 +162,21 @@ pub fn check(report: &check::Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -
         .iter()
         .filter(|i| i.status == Status::Violated)
         .count();
+    let vacuous = report
+        .invariants
+        .iter()
+        .filter(|i| i.status == Status::Vacuous)
+        .count();
+    let vacuous_words = if vacuous == 0 {
+        String::new()
+    } else {
+        format!(", {vacuous} vacuous (nothing to check)")
+    };
     let _ = writeln!(
         s,
-        "\n{} invariants: {held} hold, {violated} violated, {} unknown",
+        "\n{} invariants: {held} hold, {violated} violated, {} unknown{vacuous_words}",
         report.invariants.len(),
-        report.invariants.len() - held - violated
+        report.invariants.len() - held - violated - vacuous
     );
     s
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sidecar_model::eval::Packet;
 use sidecar_model::{Family, TableKind};
 
-use super::{InvariantResult, Status};
+use super::InvariantResult;
 
 /// A rule's reachability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,8 +95,8 @@ pub struct RuleAtTable {
 }
 
 impl Report {
-    /// Whether every invariant holds.
+    /// Whether every invariant holds or is vacuous (nothing violated, nothing unknown).
     pub fn all_hold(&self) -> bool {
-        self.invariants.iter().all(|i| i.status == Status::Holds)
+        self.invariants.iter().all(|i| i.status.passes())
     }
 }

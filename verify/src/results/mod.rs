@@ -21,6 +21,27 @@ pub enum Status {
     Violated,
     /// The solver gave up, or the answer depends on matches the model cannot interpret.
     Unknown,
+    /// No connection in scope is one it speaks about (its premise is unsatisfiable): nothing
+    /// was checked. Not a failure (exit 0, as for holds), but never reported as holds.
+    Vacuous,
+}
+
+impl Status {
+    /// How bad it is, to combine families: violated > unknown > holds > vacuous (an invariant
+    /// is vacuous only when it is vacuous in every family).
+    pub fn rank(self) -> u8 {
+        match self {
+            Status::Vacuous => 0,
+            Status::Holds => 1,
+            Status::Unknown => 2,
+            Status::Violated => 3,
+        }
+    }
+
+    /// Not a failure: holds or vacuous.
+    pub fn passes(self) -> bool {
+        matches!(self, Status::Holds | Status::Vacuous)
+    }
 }
 
 /// A concrete connection: what `trace` and `kernel` replay (its source bound as given).
