@@ -1,0 +1,148 @@
+//! `dns`: when the profile captures DNS (`dns_capture_port`), the applications' queries reach
+//! the proxy's DNS listener and nobody else's are captured back into it.
+//!
+//! - An application's DNS query (port 53, UDP or TCP, opened in the pod by a process that is
+//!   neither the proxy nor the local resolver) to one of the profile's nameservers
+//!   (`dns_servers`; none given: any address outside the pod) is redirected to the DNS
+//!   listener.
+//! - The proxy's own queries (any of its identities) are never redirected to the DNS listener:
+//!   the listener forwards what it cannot answer as the proxy, and a forward captured back
+//!   comes round again.
+//! - A local resolver's (`dns_resolver_uid`: systemd-resolved, dnsmasq) queries to addresses
+//!   that are not the pod's nameservers, its upstream, are never redirected to the DNS
+//!   listener: the application asks the resolver through the proxy, the resolver asks upstream,
+//!   and a capture of that upstream query sends it back to the proxy, which asks the resolver
+//!   again (istio/istio #30309, fixed in Istio 1.9 by capturing only the resolv.conf
+//!   nameservers).
+//!
+//! Those two are what keeps a DNS query from looping: the model ends a journey at the DNS
+//! listener (it does not follow the forward), so the loop is stated on the first hops that
+//! would close it. Without DNS capture the invariant speaks about no connection.
+
+use sidecar_model::pod::Profile;
+
+use super::shared::list;
+use super::{Conditions, Dom, Invariant, Part, Words};
+
+/// DNS queries reach the DNS listener when they should and never when they must not.
+///
+/// These assertions are unsatisfiable if and only if, when the profile captures DNS on port
+/// `L`: every UDP or TCP connection to port 53 opened in the pod by a process that is not the
+/// proxy and not the local resolver, to one of `dns_servers` (none given: to a non-local
+/// address), has its first hop redirected and delivered to `L`; and no connection to port 53
+/// opened in the pod by the proxy, or by the local resolver to an address not among
+/// `dns_servers`, has its first hop redirected and delivered to `L`. Without DNS capture they
+/// are unsatisfiable (nothing to check).
+pub struct Dns;
+
+impl Dns {
+    /// The nameservers' condition on the destination.
+    fn to_nameserver<D: Dom>(d: &D, p: &Profile) -> D::B {
+        match &p.dns_servers {
+            Some(v) => d.or(v.iter().map(|a| d.dst_in(&(*a).into())).collect()),
+            None => d.not(d.dst_local()),
+        }
+    }
+
+    /// The local resolver's upstream queries: to an address that is not a nameserver.
+    fn resolver<D: Dom>(d: &D, p: &Profile) -> D::B {
+        p.dns_resolver_uid.map_or_else(
+            || d.lit(false),
+            |u| {
+                let named = p
+                    .dns_servers
+                    .iter()
+                    .flatten()
+                    .map(|a| d.dst_in(&(*a).into()))
+                    .collect();
+                d.and(vec![d.uid_is(u), d.not(d.or(named))])
+            },
+        )
+    }
+
+    /// An application's query the first part speaks about.
+    fn app_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        let resolver = p
+            .dns_resolver_uid
+            .map_or_else(|| d.lit(false), |u| d.uid_is(u));
+        d.and(vec![
+            c.non_proxy.clone(),
+            d.not(resolver),
+            Self::to_nameserver(d, p),
+        ])
+    }
+
+    /// The queries that must not be captured back: the proxy's, the resolver's upstream.
+    fn back_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.or(vec![
+            c.proxy.clone(),
+            d.and(vec![c.non_proxy.clone(), Self::resolver(d, p)]),
+        ])
+    }
+
+    /// The connections the invariant speaks about: DNS queries opened in the pod (UDP or TCP
+    /// to port 53) by an application to a nameserver, by the proxy, or by the local resolver
+    /// upstream; none without DNS capture.
+    pub fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        if p.dns_capture_port.is_none() {
+            return d.lit(false);
+        }
+        d.and(vec![
+            c.local.clone(),
+            d.dport_is(53),
+            d.or(vec![d.tcp(), d.udp()]),
+            d.or(vec![Self::app_premise(d, p, c), Self::back_premise(d, p, c)]),
+        ])
+    }
+}
+
+impl Invariant for Dns {
+    const ID: &'static str = "dns";
+    const NEEDS_JOURNEY: bool = false;
+    const ALSO_USES: &'static [Part] = &[];
+
+    fn statement(p: &Profile, w: &Words) -> String {
+        let Some(port) = p.dns_capture_port else {
+            return "DNS is not captured (the profile sets no dns_capture_port): nothing to check"
+                .into();
+        };
+        let servers = p.dns_servers.as_ref().map_or_else(
+            || "any address outside the pod".to_string(),
+            |v| format!("the nameservers {}", list(v)),
+        );
+        let resolver = p.dns_resolver_uid.map_or_else(String::new, |u| {
+            format!(", nor the local resolver's (uid {u}) queries to other addresses")
+        });
+        format!(
+            "applications' DNS queries (UDP and TCP port 53) to {servers} are redirected to the DNS listener {port}; the proxy's own queries ({}){resolver} are never redirected there (no DNS query comes back round)",
+            w.who
+        )
+    }
+
+    fn uses(p: &Profile) -> Vec<String> {
+        let Some(port) = p.dns_capture_port else {
+            return vec!["dns_capture_port = none".into()];
+        };
+        let mut v = super::shared::proxy_uses(p);
+        v.push(format!("dns_capture_port = {port}"));
+        if let Some(s) = &p.dns_servers {
+            v.push(format!("dns_servers = [{}]", list(s)));
+        }
+        if let Some(u) = p.dns_resolver_uid {
+            v.push(format!("dns_resolver_uid = {u}"));
+        }
+        v
+    }
+
+    fn violation<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        let Some(port) = p.dns_capture_port else {
+            return d.lit(false);
+        };
+        let to_listener = d.and(vec![d.redirected(), d.delivered(port)]);
+        let ok = d.and(vec![
+            d.or(vec![d.not(Self::app_premise(d, p, c)), to_listener.clone()]),
+            d.or(vec![d.not(Self::back_premise(d, p, c)), d.not(to_listener)]),
+        ]);
+        d.and(vec![Self::premise(d, p, c), d.not(ok)])
+    }
+}
