@@ -2,9 +2,9 @@
 //! the proxy's DNS listener and nobody else's are captured back into it.
 //!
 //! - An application's DNS query (port 53, UDP or TCP, opened in the pod by a process that is
-//!   neither the proxy nor the local resolver) to one of the profile's nameservers
-//!   (`dns_servers`; none given: any address outside the pod) is redirected to the DNS
-//!   listener.
+//!   neither the proxy nor the local resolver, and not from the passthrough address) to one of the profile's nameservers
+//!   (`dns_servers`; none given: any address outside the pod the profile does not exclude,
+//!   as ambient's probe address) is redirected to the DNS listener.
 //! - The proxy's own queries (any of its identities) are never redirected to the DNS listener:
 //!   the listener forwards what it cannot answer as the proxy, and a forward captured back
 //!   comes round again.
@@ -19,7 +19,7 @@
 //! listener (it does not follow the forward), so the loop is stated on the first hops that
 //! would close it. Without DNS capture the invariant speaks about no connection.
 
-use sidecar_model::pod::Profile;
+use sidecar_model::pod::{InboundSource, Profile};
 
 use super::shared::list;
 use super::{Conditions, Dom, Invariant, Part, Words};
@@ -28,8 +28,8 @@ use super::{Conditions, Dom, Invariant, Part, Words};
 ///
 /// These assertions are unsatisfiable if and only if, when the profile captures DNS on port
 /// `L`: every UDP or TCP connection to port 53 opened in the pod by a process that is not the
-/// proxy and not the local resolver, to one of `dns_servers` (none given: to a non-local
-/// address), has its first hop redirected and delivered to `L`; and no connection to port 53
+/// proxy and not the local resolver, not from the inbound re-connection's source, to one of
+/// `dns_servers` (none given: to a non-local address not in `exclude_outbound_cidrs`), has its first hop redirected and delivered to `L`; and no connection to port 53
 /// opened in the pod by the proxy, or by the local resolver to an address not among
 /// `dns_servers`, has its first hop redirected and delivered to `L`. Without DNS capture they
 /// are unsatisfiable (nothing to check).
@@ -40,7 +40,10 @@ impl Dns {
     fn to_nameserver<D: Dom>(d: &D, p: &Profile) -> D::B {
         match &p.dns_servers {
             Some(v) => d.or(v.iter().map(|a| d.dst_in(&(*a).into())).collect()),
-            None => d.not(d.dst_local()),
+            None => d.and(vec![
+                d.not(d.dst_local()),
+                d.not(d.dst_in_any(&p.exclude_outbound_cidrs)),
+            ]),
         }
     }
 
@@ -65,9 +68,15 @@ impl Dns {
         let resolver = p
             .dns_resolver_uid
             .map_or_else(|| d.lit(false), |u| d.uid_is(u));
+        // The inbound listener's re-connection is the proxy's, whoever the profile says opens it.
+        let not_reconnection = match p.inbound_source {
+            InboundSource::Passthrough => d.not(d.src_is(p.passthrough(d.family()))),
+            InboundSource::Original => d.src_local(),
+        };
         d.and(vec![
             c.non_proxy.clone(),
             d.not(resolver),
+            not_reconnection,
             Self::to_nameserver(d, p),
         ])
     }
@@ -107,14 +116,19 @@ impl Invariant for Dns {
                 .into();
         };
         let servers = p.dns_servers.as_ref().map_or_else(
-            || "any address outside the pod".to_string(),
+            || "any address outside the pod not excluded".to_string(),
             |v| format!("the nameservers {}", list(v)),
         );
         let resolver = p.dns_resolver_uid.map_or_else(String::new, |u| {
-            format!(", nor the local resolver's (uid {u}) queries to other addresses")
+            format!(" nor the local resolver's (uid {u}) queries to other addresses")
         });
+        let (either, never) = if resolver.is_empty() {
+            ("", "never")
+        } else {
+            ("neither ", "ever")
+        };
         format!(
-            "applications' DNS queries (UDP and TCP port 53) to {servers} are redirected to the DNS listener {port}; the proxy's own queries ({}){resolver} are never redirected there (no DNS query comes back round)",
+            "applications' DNS queries (UDP and TCP port 53, not from the inbound re-connection's source) to {servers} are redirected to the DNS listener {port}; {either}the proxy's own queries ({}){resolver} are {never} redirected there (no DNS query comes back round)",
             w.who
         )
     }
@@ -125,8 +139,13 @@ impl Invariant for Dns {
         };
         let mut v = super::shared::proxy_uses(p);
         v.push(format!("dns_capture_port = {port}"));
-        if let Some(s) = &p.dns_servers {
-            v.push(format!("dns_servers = [{}]", list(s)));
+        match &p.dns_servers {
+            Some(s) => v.push(format!("dns_servers = [{}]", list(s))),
+            None if !p.exclude_outbound_cidrs.is_empty() => v.push(format!(
+                "exclude_outbound_cidrs = [{}]",
+                list(&p.exclude_outbound_cidrs)
+            )),
+            None => {}
         }
         if let Some(u) = p.dns_resolver_uid {
             v.push(format!("dns_resolver_uid = {u}"));
