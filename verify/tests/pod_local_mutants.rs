@@ -330,3 +330,86 @@ fn istios_cni_default_pod_local_mutants_are_killed() {
     let failures = run("CNI default", &text, &profile, &mutants);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+const DNS_TCP: &str =
+    "-A ISTIO_OUTPUT_DNS -d 127.0.0.53/32 -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 15053";
+const DNS_UDP: &str =
+    "-A ISTIO_OUTPUT_DNS -d 127.0.0.53/32 -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053";
+const DNS_UID: &str = "-A ISTIO_OUTPUT_DNS -m owner --uid-owner 1337 -j RETURN";
+
+/// The DNS rules of `corpus/rulesets/dns-servers.rules` (capture for the nameserver 127.0.0.53
+/// only, a local resolver of uid 101): each mutant that changes behaviour is killed by `dns`,
+/// and the witness of a break of the UDP rule alone is a UDP query (so `Dom::udp` is what the
+/// evaluator replays, or `check` would have failed with a disagreement).
+#[test]
+fn the_dns_rules_mutants_are_killed() {
+    use Expect::*;
+    let root = sidecar_verify::corpus::workspace();
+    let text = std::fs::read_to_string(root.join("corpus/rulesets/dns-servers.rules")).unwrap();
+    let profile = Profile::from_toml(
+        "dns_capture_port = 15053\ndns_servers = [\"127.0.0.53\"]\ndns_resolver_uid = 101\n",
+    )
+    .unwrap();
+    let mutants = [
+        Mutant {
+            name: "delete the TCP DNS redirect",
+            line: DNS_TCP,
+            edit: Edit::Delete,
+            expect: Killed("dns"),
+        },
+        Mutant {
+            name: "delete the UDP DNS redirect",
+            line: DNS_UDP,
+            edit: Edit::Delete,
+            expect: Killed("dns"),
+        },
+        Mutant {
+            name: "the UDP DNS redirect for every nameserver (#30309)",
+            line: DNS_UDP,
+            edit: Edit::Replace(
+                "-A ISTIO_OUTPUT_DNS -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053",
+            ),
+            expect: Killed("dns"),
+        },
+        Mutant {
+            name: "the UDP DNS redirect port 52",
+            line: DNS_UDP,
+            edit: Edit::Replace(
+                "-A ISTIO_OUTPUT_DNS -d 127.0.0.53/32 -p udp -m udp --dport 52 -j REDIRECT --to-ports 15053",
+            ),
+            expect: Killed("dns"),
+        },
+        Mutant {
+            name: "the UDP DNS redirect to 15054",
+            line: DNS_UDP,
+            edit: Edit::Replace(
+                "-A ISTIO_OUTPUT_DNS -d 127.0.0.53/32 -p udp -m udp --dport 53 -j REDIRECT --to-ports 15054",
+            ),
+            expect: Killed("dns"),
+        },
+        Mutant {
+            name: "the proxy's DNS RETURN uid 1338",
+            line: DNS_UID,
+            edit: Edit::Replace("-A ISTIO_OUTPUT_DNS -m owner --uid-owner 1338 -j RETURN"),
+            expect: Killed("dns"),
+        },
+    ];
+    let failures = run("dns-servers", &text, &profile, &mutants);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The UDP rule alone broken: the witness is a UDP query, replayed by the evaluator.
+    let m = &mutants[1];
+    let rs = load(&apply(&text, m));
+    let r = sidecar_verify::check::check(
+        &rs,
+        &sidecar_model::print_ruleset(&rs),
+        &Pod::default(),
+        &profile,
+        &sidecar_verify::check::Options::default(),
+    )
+    .unwrap();
+    let dns = r.invariants.iter().find(|i| i.id == "dns").unwrap();
+    assert_eq!(dns.status, Status::Violated);
+    let w = dns.witness.as_ref().unwrap();
+    assert_eq!((w.proto.as_str(), w.dport), ("udp", 53), "{w:?}");
+}
