@@ -107,6 +107,9 @@ impl Invariant for PodLocal {
 
     fn statement(p: &Profile, w: &Words) -> String {
         let who = reconnecting_words(p);
+        let mut aside = capture_ports(p).to_vec();
+        aside.extend(exempt(p));
+        aside.dedup();
         let proxy = match p.pod_local_proxy {
             PodLocalProxy::Inbound => format!(
                 "pass the inbound listener {} exactly once and the outbound listener {} never",
@@ -119,10 +122,8 @@ impl Invariant for PodLocal {
             InboundSource::Original => String::new(),
         };
         format!(
-            "the proxy's TCP connections ({who}) from the pod{from} to its own pod IP {proxy} (ports {}, {}, {} aside); connections from non-proxy processes ({}) to the pod IP are never redirected{}",
-            p.outbound_port,
-            p.inbound_port,
-            list(&exempt(p)).replace("none", "no other"),
+            "the proxy's TCP connections ({who}) from the pod{from} to its own pod IP {proxy} (ports {} aside); connections from non-proxy processes ({}) to the pod IP are never redirected{}",
+            list(&aside),
             w.non_proxy,
             w.dns
         )
