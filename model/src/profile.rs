@@ -205,6 +205,37 @@ pub struct Profile {
     pub users: std::collections::BTreeMap<String, u32>,
     /// Group names as the pod's image resolves them, for `-m owner --gid-owner NAME`.
     pub groups: std::collections::BTreeMap<String, u32>,
+    /// What the proxy's own TCP connections to its pod address (a pod IP, not loopback) do
+    /// (invariant `pod-local`): `inbound` (Istio's sidecar: ISTIO_OUTPUT's
+    /// `! -d 127.0.0.1/32 -o lo -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT` sends them
+    /// through the inbound listener once, so that a call to a service of the pod itself gets
+    /// the inbound policy) or `direct` (ambient: ztunnel's connections into the pod are not
+    /// captured).
+    pub pod_local_proxy: PodLocalProxy,
+    /// Ports of the pod address the `pod-local` invariant makes no claim about for the proxy's
+    /// connections (istio: 15008, HBONE, which Istio's rules leave to the proxy since 1.18
+    /// (`! --dport 15008`) and captured before; the profile's `exclude_outbound_ports` and,
+    /// with DNS capture, port 53 are aside too).
+    pub pod_local_exempt_ports: Vec<u16>,
+    /// The nameservers of the pod's resolv.conf whose DNS queries the rules capture
+    /// (istio-iptables `DNS_SERVERS`, the `-d` of ISTIO_OUTPUT_DNS): an application's query to
+    /// one of them must reach the DNS listener (invariant `dns`). None: every DNS query to an
+    /// address outside the pod is captured (`ISTIO_META_DNS_CAPTURE` capture-all, ambient).
+    pub dns_servers: Option<Vec<IpAddr>>,
+    /// The uid of a resolver running in the pod or VM (systemd-resolved, dnsmasq) whose
+    /// upstream queries, to addresses that are not among `dns_servers`, must not be captured
+    /// back into the DNS listener (istio/istio #30309). None: the pod runs no local resolver.
+    pub dns_resolver_uid: Option<u32>,
+}
+
+/// What the proxy's own connections to its pod address do ([`Profile::pod_local_proxy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodLocalProxy {
+    /// Through the inbound listener exactly once (and never the outbound one).
+    Inbound,
+    /// Not captured: the first hop is not redirected.
+    Direct,
 }
 
 /// The 1-based line and column of the top-level key `key` in `text`, when it is there.
@@ -294,7 +325,9 @@ impl Default for Profile {
 impl Profile {
     /// Istio's sidecar as the classic ruleset was generated: proxy uid/gid 1337, outbound 15001,
     /// inbound 15006, passthrough from 127.0.0.6 / ::6, every inbound port captured but 15008
-    /// (HBONE), 22, 15090, 15021 and 15020, every outbound destination captured.
+    /// (HBONE), 22, 15090, 15021 and 15020, every outbound destination captured; the proxy's
+    /// own connections to its pod IP go through the inbound listener once (15008 aside), no DNS
+    /// capture, no local resolver.
     pub fn istio() -> Profile {
         Profile {
             name: "istio".into(),
@@ -330,6 +363,10 @@ impl Profile {
             exclude_outbound_gids: Vec::new(),
             users: std::collections::BTreeMap::new(),
             groups: std::collections::BTreeMap::new(),
+            pod_local_proxy: PodLocalProxy::Inbound,
+            pod_local_exempt_ports: vec![15008],
+            dns_servers: None,
+            dns_resolver_uid: None,
         }
     }
 
@@ -337,8 +374,9 @@ impl Profile {
     /// 0x539/0xfff, listens on 15001 (outbound), 15006 (inbound, re-connecting from the client's
     /// own address), 15008 (HBONE) and 15053 (DNS); every inbound port but 15008 is captured,
     /// except from the node's probe addresses (169.254.7.127, e9ac:…:3164), which outbound
-    /// connections also leave alone. DNS capture is off here; profiles that capture it set
-    /// `dns_capture_port`.
+    /// connections also leave alone. ztunnel's own connections to the pod IP are not captured
+    /// (`! -d 127.0.0.1/32 -o lo -j ACCEPT`). DNS capture is off here; profiles that capture it
+    /// set `dns_capture_port` (ambient captures every query to an address outside the pod).
     pub fn ambient() -> Profile {
         // Istio's ambient probe SNAT addresses (cni/pkg/iptables: ProbeIP, ProbeIPv6).
         let probes: Vec<ipnet::IpNet> = [
@@ -360,6 +398,8 @@ impl Profile {
             proxy_mark: Some(0x539),
             proxy_mark_mask: 0xfff,
             inbound_source: InboundSource::Original,
+            pod_local_proxy: PodLocalProxy::Direct,
+            pod_local_exempt_ports: Vec::new(),
             ..Profile::istio()
         }
     }

@@ -101,7 +101,7 @@ fn check_page_renders() {
         "the page must not load anything"
     );
     insta::assert_snapshot!(page);
-    rendered("check", &page, 9, 1);
+    rendered("check", &page, sidecar_verify::invariants::ALL.len(), 1);
 }
 
 #[test]
@@ -112,5 +112,10 @@ fn diff_page_renders() {
     );
     let page = html(&d.document());
     insta::assert_snapshot!(page);
-    rendered("diff", &page, 9, 2 * d.report.changes.len());
+    rendered(
+        "diff",
+        &page,
+        sidecar_verify::invariants::ALL.len(),
+        2 * d.report.changes.len(),
+    );
 }

@@ -51,6 +51,9 @@ impl Dom for Concrete<'_> {
     fn tcp(&self) -> bool {
         self.first.proto == 6
     }
+    fn udp(&self) -> bool {
+        self.first.proto == 17
+    }
     fn uid_is(&self, v: u32) -> bool {
         self.first.uid == v
     }

@@ -26,6 +26,8 @@ pub trait Dom {
     fn outside(&self) -> Self::B;
     /// It is TCP.
     fn tcp(&self) -> Self::B;
+    /// It is UDP.
+    fn udp(&self) -> Self::B;
     /// The opening process's uid is `v`.
     fn uid_is(&self, v: u32) -> Self::B;
     /// The opening process's gid is `v`.
@@ -59,6 +61,10 @@ pub trait Dom {
     /// Exactly `n` hops of the journey reach the proxy listener `port`.
     fn passes(&self, port: u16, n: u8) -> Self::B;
 
+    /// The destination is one of the pod's IPs (local, not in the loopback range).
+    fn dst_pod_ip(&self) -> Self::B {
+        self.and(vec![self.dst_local(), self.not(self.dst_loopback())])
+    }
     /// The destination port is one of `ports`.
     fn dport_in(&self, ports: &[u16]) -> Self::B {
         self.or(ports.iter().map(|p| self.dport_is(*p)).collect())

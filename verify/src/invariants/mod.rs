@@ -148,6 +148,8 @@ catalog! {
     NoRedirectLoop in no_redirect_loop,
     SinglePass in single_pass,
     ExclusionsRespected in exclusions_respected,
+    PodLocal in pod_local,
+    Dns in dns,
 }
 
 impl Id {

@@ -53,6 +53,9 @@ impl Dom for Symbolic<'_, '_> {
     fn tcp(&self) -> Bool {
         self.first.proto.eq(bv(6, PROTO_BITS))
     }
+    fn udp(&self) -> Bool {
+        self.first.proto.eq(bv(17, PROTO_BITS))
+    }
     fn uid_is(&self, v: u32) -> Bool {
         self.first.uid.eq(bv(u128::from(v), UID_BITS))
     }

@@ -1,0 +1,171 @@
+//! `dns`: when the profile captures DNS (`dns_capture_port`), the applications' queries reach
+//! the proxy's DNS listener and nobody else's are captured back into it.
+//!
+//! - An application's DNS query (port 53, UDP or TCP, opened in the pod by a process that is
+//!   neither the proxy nor the local resolver, and not from the passthrough address) to one of the profile's nameservers
+//!   (`dns_servers`; none given: any address outside the pod the profile does not exclude,
+//!   as ambient's probe address) is redirected to the DNS listener.
+//! - The proxy's own queries (any of its identities) are never redirected to the DNS listener:
+//!   the listener forwards what it cannot answer as the proxy, and a forward captured back
+//!   comes round again.
+//! - A local resolver's (`dns_resolver_uid`: systemd-resolved, dnsmasq) queries to addresses
+//!   that are not the pod's nameservers, its upstream, are never redirected to the DNS
+//!   listener: the application asks the resolver through the proxy, the resolver asks upstream,
+//!   and a capture of that upstream query sends it back to the proxy, which asks the resolver
+//!   again (istio/istio #30309, fixed in Istio 1.9 by capturing only the resolv.conf
+//!   nameservers).
+//!
+//! Those two are what keeps a DNS query from looping: the model ends a journey at the DNS
+//! listener (it does not follow the forward), so the loop is stated on the first hops that
+//! would close it. Without DNS capture the invariant speaks about no connection.
+
+use sidecar_model::pod::{InboundSource, Profile};
+
+use super::shared::list;
+use super::{Conditions, Dom, Invariant, Part, Words};
+
+/// DNS queries reach the DNS listener when they should and never when they must not.
+///
+/// These assertions are unsatisfiable if and only if, when the profile captures DNS on port
+/// `L`: every UDP or TCP connection to port 53 opened in the pod by a process that is not the
+/// proxy and not the local resolver, not from the inbound re-connection's source, to one of
+/// `dns_servers` (none given: to a non-local address not in `exclude_outbound_cidrs`), has its first hop redirected and delivered to `L`; and no connection to port 53
+/// opened in the pod by the proxy, or by the local resolver to an address not among
+/// `dns_servers`, has its first hop redirected and delivered to `L`. Without DNS capture they
+/// are unsatisfiable (nothing to check).
+pub struct Dns;
+
+impl Dns {
+    /// The nameservers' condition on the destination.
+    fn to_nameserver<D: Dom>(d: &D, p: &Profile) -> D::B {
+        match &p.dns_servers {
+            Some(v) => d.or(v.iter().map(|a| d.dst_in(&(*a).into())).collect()),
+            None => d.and(vec![
+                d.not(d.dst_local()),
+                d.not(d.dst_in_any(&p.exclude_outbound_cidrs)),
+            ]),
+        }
+    }
+
+    /// The local resolver's upstream queries: to an address that is not a nameserver.
+    fn resolver<D: Dom>(d: &D, p: &Profile) -> D::B {
+        p.dns_resolver_uid.map_or_else(
+            || d.lit(false),
+            |u| {
+                let named = p
+                    .dns_servers
+                    .iter()
+                    .flatten()
+                    .map(|a| d.dst_in(&(*a).into()))
+                    .collect();
+                d.and(vec![d.uid_is(u), d.not(d.or(named))])
+            },
+        )
+    }
+
+    /// An application's query the first part speaks about.
+    fn app_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        let resolver = p
+            .dns_resolver_uid
+            .map_or_else(|| d.lit(false), |u| d.uid_is(u));
+        // The inbound listener's re-connection is the proxy's, whoever the profile says opens it.
+        let not_reconnection = match p.inbound_source {
+            InboundSource::Passthrough => d.not(d.src_is(p.passthrough(d.family()))),
+            InboundSource::Original => d.src_local(),
+        };
+        d.and(vec![
+            c.non_proxy.clone(),
+            d.not(resolver),
+            not_reconnection,
+            Self::to_nameserver(d, p),
+        ])
+    }
+
+    /// The queries that must not be captured back: the proxy's, the resolver's upstream.
+    fn back_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.or(vec![
+            c.proxy.clone(),
+            d.and(vec![c.non_proxy.clone(), Self::resolver(d, p)]),
+        ])
+    }
+
+    /// The connections the invariant speaks about: DNS queries opened in the pod (UDP or TCP
+    /// to port 53) by an application to a nameserver, by the proxy, or by the local resolver
+    /// upstream; none without DNS capture.
+    fn scope<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        if p.dns_capture_port.is_none() {
+            return d.lit(false);
+        }
+        d.and(vec![
+            c.local.clone(),
+            d.dport_is(53),
+            d.or(vec![d.tcp(), d.udp()]),
+            d.or(vec![Self::app_premise(d, p, c), Self::back_premise(d, p, c)]),
+        ])
+    }
+}
+
+impl Invariant for Dns {
+    const ID: &'static str = "dns";
+    const NEEDS_JOURNEY: bool = false;
+    const ALSO_USES: &'static [Part] = &[];
+
+    fn statement(p: &Profile, w: &Words) -> String {
+        let Some(port) = p.dns_capture_port else {
+            return "DNS is not captured (the profile sets no dns_capture_port): nothing to check"
+                .into();
+        };
+        let servers = p.dns_servers.as_ref().map_or_else(
+            || "any address outside the pod not excluded".to_string(),
+            |v| format!("the nameservers {}", list(v)),
+        );
+        let resolver = p.dns_resolver_uid.map_or_else(String::new, |u| {
+            format!(" nor the local resolver's (uid {u}) queries to other addresses")
+        });
+        let (either, never) = if resolver.is_empty() {
+            ("", "never")
+        } else {
+            ("neither ", "ever")
+        };
+        format!(
+            "applications' DNS queries (UDP and TCP port 53, not from the inbound re-connection's source) to {servers} are redirected to the DNS listener {port}; {either}the proxy's own queries ({}){resolver} are {never} redirected there (no DNS query comes back round)",
+            w.who
+        )
+    }
+
+    fn uses(p: &Profile) -> Vec<String> {
+        let Some(port) = p.dns_capture_port else {
+            return vec!["dns_capture_port = none".into()];
+        };
+        let mut v = super::shared::proxy_uses(p);
+        v.push(format!("dns_capture_port = {port}"));
+        match &p.dns_servers {
+            Some(s) => v.push(format!("dns_servers = [{}]", list(s))),
+            None if !p.exclude_outbound_cidrs.is_empty() => v.push(format!(
+                "exclude_outbound_cidrs = [{}]",
+                list(&p.exclude_outbound_cidrs)
+            )),
+            None => {}
+        }
+        if let Some(u) = p.dns_resolver_uid {
+            v.push(format!("dns_resolver_uid = {u}"));
+        }
+        v
+    }
+
+    fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        Self::scope(d, p, c)
+    }
+
+    fn violation<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        let Some(port) = p.dns_capture_port else {
+            return d.lit(false);
+        };
+        let to_listener = d.and(vec![d.redirected(), d.delivered(port)]);
+        let ok = d.and(vec![
+            d.or(vec![d.not(Self::app_premise(d, p, c)), to_listener.clone()]),
+            d.or(vec![d.not(Self::back_premise(d, p, c)), d.not(to_listener)]),
+        ]);
+        d.and(vec![Self::scope(d, p, c), d.not(ok)])
+    }
+}

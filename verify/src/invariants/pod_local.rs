@@ -1,0 +1,188 @@
+//! `pod-local`: what happens to the connections that stay inside the pod, addressed to its own
+//! pod IP (not loopback: that is `localhost-untouched`'s), as the profile says.
+//!
+//! - The proxy's own TCP connections (as it re-connects: `proxy_uid` and `proxy_gid`, or its
+//!   mark) to a pod IP: with `pod_local_proxy = inbound` (Istio's sidecar) they pass the inbound
+//!   listener exactly once and the outbound one never. This is the article's type 4 (an
+//!   application calls a service of its own pod: 15001, then the proxy's connection to the pod
+//!   IP goes through 15006 once, ISTIO_OUTPUT rule 2, then to the application); a ruleset
+//!   without rule 2 sends it straight to the application, past the inbound policy, and one that
+//!   captures it twice loops (istio/istio #14443). With `direct` (ambient) they are not
+//!   captured. Aside: the capture ports themselves, the profile's `pod_local_exempt_ports`
+//!   (15008), its excluded outbound ports, port 53 when DNS is captured (the `dns` invariant's),
+//!   and the inbound re-connection (from the passthrough address, or ambient's from a source
+//!   outside the pod: `passthrough-not-recaptured`'s).
+//! - An application's (non-proxy) connection to a pod IP is not captured (ISTIO_OUTPUT rule 3,
+//!   `-o lo -m owner ! --uid-owner 1337 -j RETURN`; ambient's `! -d 127.0.0.1/32 -o lo -j
+//!   ACCEPT`), a DNS query the profile's DNS listener takes aside (ambient and Istio's DNS
+//!   capture send TCP to the pod IP's port 53 there). Both built-in profiles say so.
+//!
+//! Which proxy identity: the one the proxy re-connects as ([`reconnecting_proxy`]). Whether
+//! its other identities (a further uid, the gid alone) are treated alike is identity symmetry's
+//! question, not this one's: in the classic ruleset a process of gid 1337 and another uid is
+//! returned by rule 3 before the gid rules, so it is not captured to its own pod IP.
+
+use sidecar_model::pod::{InboundSource, PodLocalProxy, Profile};
+
+use super::shared::{capture_ports, list};
+use super::{Conditions, Dom, Invariant, Part, Words};
+
+/// The proxy's connections to its pod IP do what the profile says; the applications' are not
+/// captured.
+///
+/// These assertions are unsatisfiable if and only if (1) every TCP connection the proxy opens
+/// in the pod as it re-connects ([`reconnecting_proxy`]), from a pod address, to a pod IP, on a
+/// port that is not a capture port, not exempt (`pod_local_exempt_ports`,
+/// `exclude_outbound_ports`, 53 with DNS capture) and, for Istio's passthrough, not from the
+/// passthrough address, passes the inbound listener exactly once and the outbound listener never
+/// (`pod_local_proxy = inbound`) or has its first hop not redirected (`direct`); and (2) no
+/// connection opened in the pod by a non-proxy process to a pod IP has its first hop redirected,
+/// DNS the proxy's DNS listener takes aside.
+pub struct PodLocal;
+
+/// The proxy as it opens its own connections: the identity it re-connects as (`proxy_uid` and
+/// `proxy_gid` together, or its mark). The one place this invariant decides who the proxy is.
+pub fn reconnecting_proxy<D: Dom>(d: &D, p: &Profile) -> D::B {
+    match p.proxy_mark {
+        Some(m) => d.mark_is(m, p.proxy_mark_mask),
+        None => d.and(vec![d.uid_is(p.proxy_uid), d.gid_is(p.proxy_gid)]),
+    }
+}
+
+/// `reconnecting_proxy` in words.
+fn reconnecting_words(p: &Profile) -> String {
+    match p.proxy_mark {
+        Some(m) => format!("mark {m:#x}/{:#x}", p.proxy_mark_mask),
+        None => format!("uid {} and gid {}", p.proxy_uid, p.proxy_gid),
+    }
+}
+
+/// The ports of the pod IP the proxy's part makes no claim about, besides the capture ports.
+fn exempt(p: &Profile) -> Vec<u16> {
+    let mut v = p.pod_local_exempt_ports.clone();
+    v.extend(&p.exclude_outbound_ports);
+    if p.dns_capture_port.is_some() {
+        v.push(53);
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl PodLocal {
+    /// The proxy's connections the first part speaks about.
+    fn proxy_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        let not_reconnection = match p.inbound_source {
+            InboundSource::Passthrough => d.not(d.src_is(p.passthrough(d.family()))),
+            InboundSource::Original => d.lit(true),
+        };
+        d.and(vec![
+            c.local.clone(),
+            reconnecting_proxy(d, p),
+            d.tcp(),
+            d.src_local(),
+            not_reconnection,
+            d.dst_pod_ip(),
+            d.not(d.dport_in(&capture_ports(p))),
+            d.not(d.dport_in(&exempt(p))),
+        ])
+    }
+
+    /// The applications' connections the second part speaks about.
+    fn app_premise<D: Dom>(d: &D, c: &Conditions<D::B>) -> D::B {
+        d.and(vec![c.local.clone(), c.non_proxy.clone(), d.dst_pod_ip()])
+    }
+
+    /// The connections the invariant speaks about: the proxy's (as it re-connects) and the
+    /// applications' to a pod IP, as the first and second parts of the contract range.
+    fn scope<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        d.or(vec![Self::proxy_premise(d, p, c), Self::app_premise(d, c)])
+    }
+}
+
+impl Invariant for PodLocal {
+    const ID: &'static str = "pod-local";
+    const NEEDS_JOURNEY: bool = true;
+    const ALSO_USES: &'static [Part] = &[Part::DnsCapturePort];
+
+    fn statement(p: &Profile, w: &Words) -> String {
+        let who = reconnecting_words(p);
+        let mut aside = capture_ports(p).to_vec();
+        aside.extend(exempt(p));
+        aside.dedup();
+        let proxy = match p.pod_local_proxy {
+            PodLocalProxy::Inbound => format!(
+                "pass the inbound listener {} exactly once and the outbound listener {} never",
+                p.inbound_port, p.outbound_port
+            ),
+            PodLocalProxy::Direct => "are never redirected".to_string(),
+        };
+        let from = match p.inbound_source {
+            InboundSource::Passthrough => format!(" (not from {})", p.passthrough_v4),
+            InboundSource::Original => String::new(),
+        };
+        format!(
+            "the proxy's TCP connections ({who}) from the pod{from} to its own pod IP {proxy} (ports {} aside); connections from non-proxy processes ({}) to the pod IP are never redirected{}",
+            list(&aside),
+            w.non_proxy,
+            w.dns
+        )
+    }
+
+    fn uses(p: &Profile) -> Vec<String> {
+        let mut v = match p.proxy_mark {
+            Some(m) => vec![
+                format!("proxy_mark = {m:#x}"),
+                format!("proxy_mark_mask = {:#x}", p.proxy_mark_mask),
+            ],
+            None => vec![
+                format!("proxy_uid = {}", p.proxy_uid),
+                format!("proxy_gid = {}", p.proxy_gid),
+            ],
+        };
+        v.push(format!(
+            "pod_local_proxy = {}",
+            match p.pod_local_proxy {
+                PodLocalProxy::Inbound => "inbound",
+                PodLocalProxy::Direct => "direct",
+            }
+        ));
+        v.push(format!(
+            "pod_local_exempt_ports = [{}]",
+            list(&p.pod_local_exempt_ports)
+        ));
+        if !p.exclude_outbound_ports.is_empty() {
+            v.push(format!(
+                "exclude_outbound_ports = [{}]",
+                list(&p.exclude_outbound_ports)
+            ));
+        }
+        v.push(format!("inbound_port = {}", p.inbound_port));
+        v.push(format!("outbound_port = {}", p.outbound_port));
+        if p.inbound_source == InboundSource::Passthrough {
+            v.push(format!("passthrough_v4 = {}", p.passthrough_v4));
+            v.push(format!("passthrough_v6 = {}", p.passthrough_v6));
+        }
+        v
+    }
+
+    fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        Self::scope(d, p, c)
+    }
+
+    fn violation<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        let proxy_ok = match p.pod_local_proxy {
+            PodLocalProxy::Inbound => d.and(vec![
+                d.passes(p.inbound_port, 1),
+                d.passes(p.outbound_port, 0),
+            ]),
+            PodLocalProxy::Direct => d.not(d.redirected()),
+        };
+        let app_ok = d.or(vec![d.not(d.redirected()), c.dns_ok.clone()]);
+        let ok = d.and(vec![
+            d.or(vec![d.not(Self::proxy_premise(d, p, c)), proxy_ok]),
+            d.or(vec![d.not(Self::app_premise(d, c)), app_ok]),
+        ]);
+        d.and(vec![Self::scope(d, p, c), d.not(ok)])
+    }
+}
