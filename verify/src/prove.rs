@@ -27,6 +27,8 @@ use sidecar_model::{Family, Hook, Ruleset, Target};
 use z3::ast::{Bool, BV};
 use z3::{SatResult, Solver};
 
+mod relations;
+
 use crate::invariants::{Concrete, Id, Symbolic, ALL};
 use crate::results::check::{RuleAt, RuleAtTable, RuleResult, RuleStatus};
 use crate::results::{InvariantResult, Status, Witness};
@@ -222,6 +224,11 @@ fn check_family(
             journey: &journey,
         };
         for id in ALL {
+            // A relation is proved over pairs ([`relations`]), after the families.
+            if id.is_relation() {
+                invariants.push((id, Status::Holds, None, None));
+                continue;
+            }
             let v = id.violation(&sym, profile);
             s.push();
             let r = prove(
@@ -481,6 +488,7 @@ pub fn ruleset(
             witness: None,
             journey: None,
             reason: None,
+            pair: None,
         })
         .collect();
     let mut rules = Vec::new();
@@ -505,6 +513,11 @@ pub fn ruleset(
         }
         rules.extend(fr.rules);
         undecided.extend(fr.undecided);
+    }
+    for (id, res) in ALL.iter().zip(invariants.iter_mut()) {
+        if id.is_relation() {
+            relations::prove_relation(rs, pod, profile, opts, &sim, *id, res)?;
+        }
     }
     Ok(Proofs {
         invariants,

@@ -42,6 +42,7 @@ pub mod concretize;
 pub mod encode;
 mod error;
 mod matches;
+pub mod shape;
 pub mod solve;
 pub mod sorts;
 
