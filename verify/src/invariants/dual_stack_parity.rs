@@ -9,6 +9,7 @@ use sidecar_model::{Family, Ruleset};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::pair::{Field, Pair, Relation};
+use super::shared::capture_ports;
 use super::{Dom, Part, Words};
 
 /// Which address of a connection.
@@ -20,14 +21,19 @@ enum End {
 
 /// The addresses that play a role in the pod, IPv4 with its IPv6 counterpart: the pod's
 /// addresses (the n-th of one family with the n-th of the other), loopback (127.0.0.1, ::1)
-/// and the proxy's passthrough source. (The profile names no nameserver today; one would be a
-/// role here.) Every other non-local address is a remote one, paired by the profile's ranges.
+/// the proxy's passthrough source, and the profile's nameservers (the n-th of one family with the
+/// n-th of the other: Istio's `::127.0.0.53` is the counterpart of `127.0.0.53`, though it is no
+/// loopback address). Every other non-local address is a remote one, paired by the profile's
+/// ranges.
 pub fn roles(pod: &Pod, p: &Profile) -> Vec<(IpAddr, IpAddr)> {
     let v4 = pod.ips.iter().filter(|a| a.is_ipv4());
     let v6 = pod.ips.iter().filter(|a| a.is_ipv6());
     let mut v: Vec<(IpAddr, IpAddr)> = v4.zip(v6).map(|(a, b)| (*a, *b)).collect();
     v.push((Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()));
     v.push((p.passthrough(Family::Ipv4), p.passthrough(Family::Ipv6)));
+    let ns4 = p.nameservers.iter().filter(|a| a.is_ipv4());
+    let ns6 = p.nameservers.iter().filter(|a| a.is_ipv6());
+    v.extend(ns4.zip(ns6).map(|(a, b)| (*a, *b)));
     v
 }
 
@@ -105,7 +111,8 @@ fn counterparts<P: Pair>(pr: &P, e: End, pod: &Pod, p: &Profile) -> <P::D as Dom
 /// connection, alike in protocol, ports, owner, mark, interfaces and direction, whose
 /// addresses are counterparts ([`roles`]; remote ones in the same ranges of the profile),
 /// whose journeys differ in shape ([`crate::smt::shape`]; where a hop leaves the pod compared
-/// as "to the connection's own destination" or not).
+/// as "to the connection's own destination" or not); connections to the proxy's capture ports
+/// aside.
 pub struct DualStackParity;
 
 impl DualStackParity {
@@ -128,6 +135,8 @@ impl Relation for DualStackParity {
         let a = pr.a();
         a.and(vec![
             Self::premise(pr, p),
+            // A journey to the proxy's capture listeners is the proxy's business.
+            a.not(a.dport_in(&capture_ports(p))),
             pr.same_all(&[
                 Field::Outside,
                 Field::Proto,
@@ -146,9 +155,12 @@ impl Relation for DualStackParity {
 
     fn statement(p: &Profile, _w: &Words) -> String {
         format!(
-            "an IPv4 connection and its IPv6 counterpart (the same protocol, ports, owner, mark and interfaces; addresses mapped by role: the pod's address to the pod's, 127.0.0.1 to ::1, the passthrough source {} to {}, a remote address to one in the same profile ranges) have journeys of the same shape (hop by hop: dropped, delivered to which port, leaving for the destination asked or elsewhere, looping); a range the profile gives for one family only is a declared asymmetry",
+            "an IPv4 connection and its IPv6 counterpart (the same protocol, ports, owner, mark and interfaces; addresses mapped by role: the pod's address to the pod's, 127.0.0.1 to ::1, the passthrough source {} to {}, the nameservers {}, a remote address to one in the same profile ranges) have journeys of the same shape (hop by hop: dropped, delivered to which port, leaving for the destination asked or elsewhere, looping); a range the profile gives for one family only is a declared asymmetry; ports {} and {} themselves aside",
             p.passthrough(Family::Ipv4),
-            p.passthrough(Family::Ipv6)
+            p.passthrough(Family::Ipv6),
+            super::shared::list(&p.nameservers),
+            p.outbound_port,
+            p.inbound_port
         )
     }
 
@@ -174,6 +186,12 @@ impl Relation for DualStackParity {
             format!("passthrough_v4 = {}", p.passthrough_v4),
             format!("passthrough_v6 = {}", p.passthrough_v6),
         ];
+        if !p.nameservers.is_empty() {
+            v.push(format!(
+                "nameservers = [{}]",
+                super::shared::list(&p.nameservers)
+            ));
+        }
         if let Some(c) = &p.outbound_cidrs {
             v.push(format!("outbound_cidrs = [{}]", super::shared::list(c)));
         }

@@ -8,6 +8,7 @@ use sidecar_model::Ruleset;
 
 use super::pair::{Field, Pair, Relation};
 use super::shared::{list, proxy_uses};
+use super::shared::capture_ports;
 use super::{Dom, Part, Words};
 
 /// One identity of the proxy.
@@ -76,7 +77,7 @@ fn words(id: Identity) -> String {
 /// the pod, alike in protocol, addresses, ports and interfaces, the first opened as one of the
 /// proxy's identities and the second as another ([`proxy_identities`]; the credentials the
 /// identity does not set are an application's, the same in both), whose journeys differ in
-/// shape ([`crate::smt::shape`]).
+/// shape ([`crate::smt::shape`]); connections to the proxy's capture ports aside.
 pub struct IdentitySymmetry;
 
 impl IdentitySymmetry {
@@ -99,8 +100,10 @@ impl Relation for IdentitySymmetry {
     fn statement(p: &Profile, _w: &Words) -> String {
         let ids: Vec<String> = proxy_identities(p).into_iter().map(words).collect();
         format!(
-            "every identity of the proxy ({}) is treated alike: a connection opened in the pod as one of them has a journey of the same shape (hop by hop: dropped, delivered to which port, leaving for which address and port, looping) as the same connection opened as another (as a uid with an application's gid, as a gid with an application's uid, as the mark with an application's uid and gid)",
-            list(&ids)
+            "every identity of the proxy ({}) is treated alike: a connection opened in the pod as one of them has a journey of the same shape (hop by hop: dropped, delivered to which port, leaving for which address and port, looping) as the same connection opened as another (as a uid with an application's gid, as a gid with an application's uid, as the mark with an application's uid and gid; ports {} and {} themselves aside)",
+            list(&ids),
+            p.outbound_port,
+            p.inbound_port
         )
     }
 
@@ -142,6 +145,8 @@ impl Relation for IdentitySymmetry {
         }
         a.and(vec![
             Self::premise(pr, p),
+            // A journey to the proxy's capture listeners is the proxy's business.
+            a.not(a.dport_in(&capture_ports(p))),
             pr.same_all(&[
                 Field::Outside,
                 Field::Proto,
