@@ -167,7 +167,15 @@ fn classic_reachability_finds_the_dead_and_the_unroutable_rules() {
         &Options::default(),
     )
     .unwrap();
-    assert!(r.all_hold());
+    // Every invariant but identity-symmetry (a real asymmetry: the gid rules 5-7 come after the
+    // uid rules 2-4, the shadowed rules found below).
+    let bad: Vec<&str> = r
+        .invariants
+        .iter()
+        .filter(|i| i.status != Status::Holds)
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(bad, ["identity-symmetry"]);
     let find = |chain: &str, n: u32| {
         r.rules
             .iter()
