@@ -10,12 +10,13 @@ mod common;
 use common::{Checked, Diffed};
 use sidecar_verify::report::markdown::markdown;
 
-fn structure(md: &str, invariants: usize, sections: usize) {
+/// `sections` witnesses, `charts` Mermaid journeys (a relational invariant's pair has two).
+fn structure(md: &str, invariants: usize, sections: usize, charts: usize) {
     let first = md.lines().next().unwrap();
     assert!(first.starts_with("### sidecar-verify "), "{first}");
     let rows = md.lines().filter(|l| l.starts_with("| `")).count();
     assert!(rows >= invariants, "{rows} table rows:\n{md}");
-    assert_eq!(md.matches("```mermaid").count(), sections, "{md}");
+    assert_eq!(md.matches("```mermaid").count(), charts, "{md}");
     assert_eq!(
         md.matches("```").count() % 2,
         0,
@@ -32,8 +33,10 @@ fn structure(md: &str, invariants: usize, sections: usize) {
 fn check_markdown() {
     let c = Checked::new("corpus/broken/no-uid-return.rules");
     let md = markdown(&c.document());
-    structure(&md, 9, 1);
-    assert!(md.contains("❌ 1 of 9 invariants do not hold"));
+    // proxy-not-recaptured, and identity-symmetry (as on the classic ruleset) with its pair.
+    structure(&md, 11, 2, 3);
+    assert!(md.contains("❌ 2 of 11 invariants do not hold"));
+    assert_eq!(md.matches("Paired with: ").count(), 1);
     insta::assert_snapshot!(md);
     // The JSON renderer is the report model itself.
     insta::assert_json_snapshot!("check_json", c.report);
@@ -46,7 +49,7 @@ fn diff_markdown() {
         "corpus/broken/no-uid-return.rules",
     );
     let md = markdown(&d.document());
-    structure(&md, 9, d.report.changes.len());
+    structure(&md, 11, d.report.changes.len(), d.report.changes.len());
     assert!(md.contains("newly violated: proxy-not-recaptured"));
     insta::assert_snapshot!(md);
     insta::assert_json_snapshot!("diff_json", d.report);
