@@ -26,7 +26,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let r = check(&rs, &canonical, &pod, &profile, &opts).expect("check runs");
             // Every invariant but identity-symmetry (the classic gid rules after its uid rules).
-            assert!(r.invariants.iter().filter(|i| i.status != Status::Holds).count() == 1);
+            assert!(
+                r.invariants
+                    .iter()
+                    .filter(|i| i.status != Status::Holds)
+                    .count()
+                    == 1
+            );
             r
         });
     });

@@ -125,7 +125,13 @@ fn every_corpus_ruleset_meets_its_expected_invariants() {
             .map(|i| i.id)
             .collect();
         if !c.expect.sidecar {
-            if unknown != c.expect.unknown.iter().map(String::as_str).collect::<Vec<_>>() {
+            if unknown
+                != c.expect
+                    .unknown
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+            {
                 failures.push(format!("{}: unknown: {unknown:?}", c.path.display()));
             }
             continue;

@@ -164,11 +164,13 @@ fn check_no_uid_return_sarif() {
         .filter(|x| x["level"] == "error" && x["ruleId"] != "identity-symmetry")
         .collect();
     assert_eq!(errors.len(), 1, "{log:#}");
-    assert!(results(&log).iter().any(|x| x["ruleId"] == "identity-symmetry"
-        && x["message"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Paired with")));
+    assert!(results(&log)
+        .iter()
+        .any(|x| x["ruleId"] == "identity-symmetry"
+            && x["message"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Paired with")));
     let e = errors[0];
     assert_eq!(e["ruleId"], "proxy-not-recaptured");
     assert_eq!(uri(e), NO_UID_RETURN);

@@ -12,8 +12,8 @@ use sidecar_model::Ruleset;
 use z3::ast::Bool;
 
 use super::{Concrete, Dom, Part, Symbolic, Words};
-use crate::smt::shape::{differs, same_shape, Dest};
 use crate::smt::all;
+use crate::smt::shape::{differs, same_shape, Dest};
 
 /// A field of the first packet two connections can agree on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -125,8 +125,8 @@ fn prove_pair(
         }
     };
     let s = solver(opts.timeout_ms);
-    s.assert(&scope(&ea, &sa));
-    s.assert(&scope(eb, &sb));
+    s.assert(scope(&ea, &sa));
+    s.assert(scope(eb, &sb));
     let sym = SymPair {
         a: Symbolic {
             enc: &ea,
