@@ -311,6 +311,11 @@ fn every_witness_is_confirmed_by_the_kernel() {
             r.disagreements
         );
         confirmed += r.compared;
+        println!(
+            "{}: {} witness hop(s) confirmed in the kernel",
+            c.path.display(),
+            r.compared
+        );
         // What the oracle cannot open yet (kernel::unsupported): a VM's virtual interface.
         if r.skipped_unsupported > 0 {
             println!(
