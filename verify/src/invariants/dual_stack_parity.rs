@@ -204,3 +204,43 @@ impl Relation for DualStackParity {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{roles, DualStackParity, Relation};
+    use sidecar_model::pod::{Pod, Profile};
+    use sidecar_model::{parse, DEFAULT_RULESET};
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn roles_pair_the_pod_loopback_passthrough_and_nameservers() {
+        let pod = Pod::new(&[ip("10.1.0.5"), ip("fd00::5")]);
+        let p = Profile {
+            nameservers: vec![ip("127.0.0.53"), ip("::127.0.0.53"), ip("10.96.0.10")],
+            ..Profile::istio()
+        };
+        assert_eq!(
+            roles(&pod, &p),
+            [
+                (ip("10.1.0.5"), ip("fd00::5")),
+                (ip("127.0.0.1"), ip("::1")),
+                (ip("127.0.0.6"), ip("::6")),
+                (ip("127.0.0.53"), ip("::127.0.0.53")),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_family_is_nothing_to_compare() {
+        let classic = parse("classic", DEFAULT_RULESET.as_bytes()).unwrap().ruleset;
+        let dual = Pod::new(&[ip("10.1.0.5"), ip("fd00::5")]);
+        let p = Profile::istio();
+        // IPv4 tables only, whatever the pod.
+        assert!(DualStackParity::vacuous(&classic, &dual, &p).is_some());
+        assert!(DualStackParity::vacuous(&classic, &Pod::default(), &p).is_some());
+    }
+}

@@ -161,3 +161,36 @@ impl Relation for IdentitySymmetry {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{proxy_identities, IdentitySymmetry, Identity, Relation};
+    use sidecar_model::pod::{Pod, Profile};
+    use sidecar_model::Ruleset;
+
+    #[test]
+    fn identities_come_from_the_profile_and_one_is_vacuous() {
+        let istio = Profile::istio();
+        assert_eq!(
+            proxy_identities(&istio),
+            [Identity::Uid(1337), Identity::Gid(1337)]
+        );
+        let rs = Ruleset::default();
+        assert_eq!(IdentitySymmetry::vacuous(&rs, &Pod::default(), &istio), None);
+        let several = Profile {
+            proxy_uids: vec![3, 4],
+            proxy_gids: vec![1, 2],
+            proxy_uid: 3,
+            proxy_gid: 1,
+            ..Profile::istio()
+        };
+        assert_eq!(proxy_identities(&several).len(), 4);
+        let ambient = Profile::ambient();
+        assert_eq!(
+            proxy_identities(&ambient),
+            [Identity::Mark(0x539, 0xfff)]
+        );
+        let why = IdentitySymmetry::vacuous(&rs, &Pod::default(), &ambient).unwrap();
+        assert!(why.starts_with("vacuous"), "{why}");
+    }
+}
