@@ -155,10 +155,17 @@ impl Relation for DualStackParity {
 
     fn statement(p: &Profile, _w: &Words) -> String {
         format!(
-            "an IPv4 connection and its IPv6 counterpart (the same protocol, ports, owner, mark and interfaces; addresses mapped by role: the pod's address to the pod's, 127.0.0.1 to ::1, the passthrough source {} to {}, the nameservers {}, a remote address to one in the same profile ranges) have journeys of the same shape (hop by hop: dropped, delivered to which port, leaving for the destination asked or elsewhere, looping); a range the profile gives for one family only is a declared asymmetry; ports {} and {} themselves aside",
+            "an IPv4 connection and its IPv6 counterpart (the same protocol, ports, owner, mark and interfaces; addresses mapped by role: the pod's address to the pod's, 127.0.0.1 to ::1, the passthrough source {} to {}{}, a remote address to one in the same profile ranges) have journeys of the same shape (hop by hop: dropped, delivered to which port, leaving for the destination asked or elsewhere, looping); a range the profile gives for one family only is a declared asymmetry; ports {} and {} themselves aside",
             p.passthrough(Family::Ipv4),
             p.passthrough(Family::Ipv6),
-            super::shared::list(&p.nameservers),
+            if p.nameservers.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", the nameservers {} n-th to n-th",
+                    super::shared::list(&p.nameservers)
+                )
+            },
             p.outbound_port,
             p.inbound_port
         )
