@@ -191,6 +191,9 @@ pub struct Profile {
     pub inbound_source: InboundSource,
     /// Inbound sources never captured (ambient: the node's probe address 169.254.7.127).
     pub exclude_inbound_cidrs: Vec<ipnet::IpNet>,
+    /// The pod's nameservers (istio-iptables `DNS_SERVERS`), of either family: the n-th IPv4
+    /// one and the n-th IPv6 one are counterparts for `dual-stack-parity`. Empty: none named.
+    pub nameservers: Vec<IpAddr>,
     /// Interfaces whose incoming traffic is outbound traffic of the pod's workload (KubeVirt
     /// VMs; istio-iptables `-k`): TCP arriving on them must go to the outbound listener, and
     /// only traffic arriving on other interfaces counts as inbound.
@@ -358,6 +361,7 @@ impl Profile {
             proxy_identity: None,
             inbound_source: InboundSource::Passthrough,
             exclude_inbound_cidrs: Vec::new(),
+            nameservers: Vec::new(),
             virtual_interfaces: Vec::new(),
             outbound_gids: None,
             exclude_outbound_gids: Vec::new(),

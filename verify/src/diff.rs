@@ -18,10 +18,11 @@ use z3::SatResult;
 use crate::journey_text::outcome_words;
 use crate::prove::{self, families, ProveError};
 use crate::results::Witness;
+use crate::smt::shape::{differs, same_shape, Dest};
 use crate::smt::solve::{guard, hints, solver, steer};
 use crate::smt::{
-    addr_width, all, any, bits_addr, bv, truth, value, Concretize, EncodeError, Encoder, Ifaces,
-    SymHop, SymJourney, SymPacket, GID_BITS, UID_BITS,
+    addr_width, all, bits_addr, bv, truth, value, Concretize, EncodeError, Encoder, Ifaces,
+    SymJourney, SymPacket, GID_BITS, UID_BITS,
 };
 
 pub use crate::results::diff::{Change, Invariants, Report};
@@ -56,48 +57,6 @@ pub enum DiffError {
     /// Z3 found a change the evaluator does not confirm.
     #[error("internal error: the SMT encoding and the evaluator disagree: the connection {0} behaves the same on both rulesets in the evaluator")]
     Disagreement(String),
-}
-
-fn ne_bool(a: &Bool, b: &Bool) -> Bool {
-    a.xor(b)
-}
-
-fn hop_same(a: &SymHop, b: &SymHop) -> Bool {
-    let remote_a = all(&[a.dropped.not(), a.local.not()]);
-    all(&[
-        a.dropped.iff(&b.dropped),
-        a.local.iff(&b.local),
-        a.local.implies(a.port.eq(&b.port)),
-        remote_a.implies(all(&[
-            a.final_dst.eq(&b.final_dst),
-            a.final_dport.eq(&b.final_dport),
-        ])),
-    ])
-}
-
-/// The journeys differ in what happens.
-fn differs(a: &SymJourney, b: &SymJourney) -> Bool {
-    let mut d = Vec::new();
-    for n in 0..a.hops.len().min(b.hops.len()) {
-        let (Some(ha), Some(hb), Some(ea), Some(eb)) = (
-            a.hops.get(n),
-            b.hops.get(n),
-            a.exists.get(n),
-            b.exists.get(n),
-        ) else {
-            continue;
-        };
-        let f = || Bool::from_bool(false);
-        let la = a.loops.get(n).cloned().unwrap_or_else(f);
-        let lb = b.loops.get(n).cloned().unwrap_or_else(f);
-        d.push(ne_bool(ea, eb));
-        d.push(all(&[
-            ea.clone(),
-            eb.clone(),
-            any(&[hop_same(ha, hb).not(), ne_bool(&la, &lb)]),
-        ]));
-    }
-    any(&d)
 }
 
 fn path(j: &Journey) -> String {
@@ -318,7 +277,7 @@ fn diff_family(
     };
     let facts = a.enc.first_packet_facts(&first, &outside);
     let routable = a.enc.routable(&first, &outside);
-    let differ = differs(&a.journey, &b.journey);
+    let differ = differs(&a.journey, &b.journey, Dest::Address);
 
     let s = solver(opts.timeout_ms);
     s.assert(&facts);
@@ -364,7 +323,7 @@ fn diff_family(
             let jo = a.sim.journey_packet(entry, pkt);
             let jn = b.sim.journey_packet(entry, pkt);
             let w = Witness::of_packet(entry, &pkt);
-            if same_behaviour(&jo, &jn) {
+            if same_shape(&jo, &jn, Dest::Address) {
                 return Err(DiffError::Disagreement(
                     serde_json::to_string(&w).unwrap_or_default(),
                 ));
@@ -424,14 +383,4 @@ fn diff_family(
         }
     }
     Ok(())
-}
-
-/// The evaluator's view: the journeys agree hop by hop in what happens.
-fn same_behaviour(a: &Journey, b: &Journey) -> bool {
-    a.outcome == b.outcome
-        && a.hops.len() == b.hops.len()
-        && a.hops
-            .iter()
-            .zip(&b.hops)
-            .all(|(x, y)| x.delivered_to == y.delivered_to)
 }

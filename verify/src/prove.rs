@@ -30,6 +30,8 @@ use sidecar_model::{Family, Hook, Ruleset, Target};
 use z3::ast::{Bool, BV};
 use z3::{SatResult, Solver};
 
+mod relations;
+
 use crate::invariants::{Concrete, Id, Symbolic, ALL};
 use crate::results::check::{RuleAt, RuleAtTable, RuleResult, RuleStatus};
 use crate::results::{InvariantResult, Status, Witness};
@@ -250,6 +252,11 @@ fn check_family(
             journey: &journey,
         };
         for id in ALL {
+            // A relation is proved over pairs ([`relations`]), after the families.
+            if id.is_relation() {
+                invariants.push((id, Status::Holds, None, None));
+                continue;
+            }
             let v = id.violation(&sym, profile);
             s.push();
             let r = prove(
@@ -515,16 +522,17 @@ pub fn ruleset(
             witness: None,
             journey: None,
             reason: None,
+            pair: None,
         })
         .collect();
     let mut rules = Vec::new();
     let mut undecided = Vec::new();
-    for fam in families(pod) {
+    for (n, fam) in families(pod).into_iter().enumerate() {
         let fr = check_family(rs, fam, pod, profile, opts, &sim)?;
         for (res, (_, st, w, reason)) in invariants.iter_mut().zip(fr.invariants) {
             // The first family sets it (so a vacuous one keeps its reason); later ones only
-            // when worse.
-            if res.family.is_none() || st.rank() > res.status.rank() {
+            // when worse (holds in one family and vacuous in the other is holds).
+            if n == 0 || st.rank() > res.status.rank() {
                 res.status = st;
                 // The family named is the one that decided a failure.
                 res.family = (!st.passes()).then_some(fam);
@@ -537,6 +545,11 @@ pub fn ruleset(
         }
         rules.extend(fr.rules);
         undecided.extend(fr.undecided);
+    }
+    for (id, res) in ALL.iter().zip(invariants.iter_mut()) {
+        if id.is_relation() {
+            relations::prove_relation(rs, pod, profile, opts, &sim, *id, res)?;
+        }
     }
     Ok(Proofs {
         invariants,

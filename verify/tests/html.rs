@@ -101,7 +101,8 @@ fn check_page_renders() {
         "the page must not load anything"
     );
     insta::assert_snapshot!(page);
-    rendered("check", &page, sidecar_verify::invariants::ALL.len(), 1);
+    // One chart for proxy-not-recaptured's witness, two for identity-symmetry's pair.
+    rendered("check", &page, sidecar_verify::invariants::ALL.len(), 3);
 }
 
 #[test]

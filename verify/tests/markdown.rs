@@ -10,12 +10,13 @@ mod common;
 use common::{Checked, Diffed};
 use sidecar_verify::report::markdown::markdown;
 
-fn structure(md: &str, invariants: usize, sections: usize) {
+/// `sections` witnesses, `charts` Mermaid journeys (a relational invariant's pair has two).
+fn structure(md: &str, invariants: usize, sections: usize, charts: usize) {
     let first = md.lines().next().unwrap();
     assert!(first.starts_with("### sidecar-verify "), "{first}");
     let rows = md.lines().filter(|l| l.starts_with("| `")).count();
     assert!(rows >= invariants, "{rows} table rows:\n{md}");
-    assert_eq!(md.matches("```mermaid").count(), sections, "{md}");
+    assert_eq!(md.matches("```mermaid").count(), charts, "{md}");
     assert_eq!(
         md.matches("```").count() % 2,
         0,
@@ -32,9 +33,11 @@ fn structure(md: &str, invariants: usize, sections: usize) {
 fn check_markdown() {
     let c = Checked::new("corpus/broken/no-uid-return.rules");
     let md = markdown(&c.document());
+    // proxy-not-recaptured, and identity-symmetry (as on the classic ruleset) with its pair.
     let n = sidecar_verify::invariants::ALL.len();
-    structure(&md, n, 1);
-    assert!(md.contains(&format!("❌ 1 of {n} invariants do not hold")));
+    structure(&md, n, 2, 3);
+    assert!(md.contains(&format!("❌ 2 of {n} invariants do not hold")));
+    assert_eq!(md.matches("Paired with: ").count(), 1);
     insta::assert_snapshot!(md);
     // The JSON renderer is the report model itself.
     insta::assert_json_snapshot!("check_json", c.report);
@@ -47,7 +50,7 @@ fn diff_markdown() {
         "corpus/broken/no-uid-return.rules",
     );
     let md = markdown(&d.document());
-    structure(&md, 9, d.report.changes.len());
+    structure(&md, 11, d.report.changes.len(), d.report.changes.len());
     assert!(md.contains("newly violated: proxy-not-recaptured"));
     insta::assert_snapshot!(md);
     insta::assert_json_snapshot!("diff_json", d.report);

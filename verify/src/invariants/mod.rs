@@ -21,22 +21,30 @@
 //! Each invariant also gives its premise, the connections it speaks about (its violation
 //! implies it): when the violation is unsatisfiable and so is the premise, the invariant is
 //! `vacuous` (nothing was checked), never `holds` (see `crate::prove`).
+//! Relational invariants (identity symmetry, dual-stack parity) speak of two connections and
+//! their journeys: they implement [`Relation`] over [`Pair`] (see [`pair`]) and are listed
+//! after `relations:` in the catalog; one connection alone never violates them
+//! ([`Id::violation`] is false), the proof asks for a pair ([`Id::pair_violation`]).
 //!
 //! # Adding an invariant
-//! Write `NAME.rs` here (its id with `_` for `-`) with a unit struct implementing [`Invariant`],
-//! add one line to the `catalog!` list, and name the id in the README's list of invariants.
+//! Write `NAME.rs` here (its id with `_` for `-`) with a unit struct implementing [`Invariant`]
+//! (or [`Relation`]), add one line to the `catalog!` list, and name the id in the README's list
+//! of invariants.
 
 mod concrete;
 mod dom;
+pub mod pair;
 mod shared;
 mod symbolic;
 
 pub use concrete::Concrete;
 pub use dom::Dom;
+pub use pair::{ConcPair, Pair, Relation, SymPair};
 pub use shared::{Conditions, Part, Words};
 pub use symbolic::Symbolic;
 
-use sidecar_model::pod::Profile;
+use sidecar_model::pod::{Pod, Profile};
+use sidecar_model::Ruleset;
 
 /// One invariant of the catalog: its id, its statement and the profile values it uses, and its
 /// violation over [`Dom`].
@@ -66,11 +74,14 @@ pub trait Invariant {
 }
 
 /// Declares the catalog from one list of `Variant in module` lines, in report order: the
-/// modules, [`Id`], [`ALL`] and the dispatch of [`Id`]'s methods to each module's
-/// [`Invariant`] (a unit struct named like its variant).
+/// invariants of one connection ([`Invariant`]), then, after `; relations:`, those of two
+/// ([`pair::Relation`]). It builds the modules, [`Id`], [`ALL`] and the dispatch of [`Id`]'s
+/// methods to each module's unit struct (named like its variant).
 macro_rules! catalog {
-    ($($variant:ident in $module:ident),+ $(,)?) => {
+    ($($variant:ident in $module:ident),+ $(,)?
+     ; relations: $($rvariant:ident in $rmodule:ident),+ $(,)?) => {
         $(pub mod $module;)+
+        $(pub mod $rmodule;)+
 
         /// The invariants, by id.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -79,29 +90,54 @@ macro_rules! catalog {
                 #[doc = concat!("See [`", stringify!($module), "`].")]
                 $variant,
             )+
+            $(
+                #[doc = concat!("See [`", stringify!($rmodule), "`].")]
+                $rvariant,
+            )+
         }
 
         /// Every invariant, in report order.
-        pub const ALL: [Id; [$(stringify!($variant)),+].len()] = [$(Id::$variant),+];
+        pub const ALL: [Id; [$(stringify!($variant)),+ , $(stringify!($rvariant)),+].len()] =
+            [$(Id::$variant,)+ $(Id::$rvariant),+];
 
         impl Id {
             /// The stable id.
             pub fn name(self) -> &'static str {
                 match self {
                     $(Id::$variant => <$module::$variant as Invariant>::ID,)+
+                    $(Id::$rvariant => <$rmodule::$rvariant as Relation>::ID,)+
                 }
             }
 
-            /// Whether the invariant looks past the first hop.
+            /// Whether the invariant looks past the first hop (a relation compares journeys).
             pub fn needs_journey(self) -> bool {
                 match self {
                     $(Id::$variant => <$module::$variant as Invariant>::NEEDS_JOURNEY,)+
+                    $(Id::$rvariant => true,)+
+                }
+            }
+
+            /// Whether it relates two connections ([`pair::Relation`]) instead of speaking
+            /// of one.
+            pub fn is_relation(self) -> bool {
+                match self {
+                    $(Id::$variant => false,)+
+                    $(Id::$rvariant => true,)+
+                }
+            }
+
+            /// Whether its two connections are of different families (IPv4, then IPv6).
+            pub fn cross_family(self) -> bool {
+                match self {
+                    $(Id::$variant => false,)+
+                    $(Id::$rvariant => <$rmodule::$rvariant as Relation>::CROSS_FAMILY,)+
                 }
             }
 
             fn also_uses(self) -> &'static [Part] {
                 match self {
                     $(Id::$variant => <$module::$variant as Invariant>::ALSO_USES,)+
+                    $(Id::$rvariant => <$rmodule::$rvariant as Relation>::ALSO_USES,)+
                 }
             }
 
@@ -110,28 +146,56 @@ macro_rules! catalog {
                 let w = Words::new(p);
                 match self {
                     $(Id::$variant => <$module::$variant as Invariant>::statement(p, &w),)+
+                    $(Id::$rvariant => <$rmodule::$rvariant as Relation>::statement(p, &w),)+
                 }
             }
 
             fn own_uses(self, p: &Profile) -> Vec<String> {
                 match self {
                     $(Id::$variant => <$module::$variant as Invariant>::uses(p),)+
+                    $(Id::$rvariant => <$rmodule::$rvariant as Relation>::uses(p),)+
                 }
             }
 
-            /// The condition under which the connection violates the invariant.
+            /// The condition under which the connection violates the invariant (false for a
+            /// relation: one connection alone never violates it; see [`Id::pair_violation`]).
             pub fn violation<D: Dom>(self, d: &D, p: &Profile) -> D::B {
                 let c = Conditions::new(d, p);
                 match self {
                     $(Id::$variant => <$module::$variant as Invariant>::violation(d, p, &c),)+
+                    $(Id::$rvariant => d.lit(false),)+
                 }
             }
 
-            /// The connections the invariant speaks about ([`Invariant::premise`]).
+            /// For a relation, why no pair can meet its premise (nothing to compare), if so.
+            pub fn vacuous(self, rs: &Ruleset, pod: &Pod, p: &Profile) -> Option<String> {
+                match self {
+                    $(Id::$variant => None,)+
+                    $(Id::$rvariant => <$rmodule::$rvariant as Relation>::vacuous(rs, pod, p),)+
+                }
+            }
+
+            /// For a relation, the condition under which the pair violates it in `pod`; none
+            /// for an invariant of one connection.
+            pub fn pair_violation<P: Pair>(
+                self,
+                pr: &P,
+                p: &Profile,
+                pod: &Pod,
+            ) -> Option<<P::D as Dom>::B> {
+                match self {
+                    $(Id::$variant => None,)+
+                    $(Id::$rvariant => Some(<$rmodule::$rvariant as Relation>::violation(pr, p, pod)),)+
+                }
+            }
+
+            /// The connections the invariant speaks about ([`Invariant::premise`]); none for a
+            /// relation, whose premise is over a pair ([`Id::vacuous`]).
             pub fn premise<D: Dom>(self, d: &D, p: &Profile) -> D::B {
                 let c = Conditions::new(d, p);
                 match self {
                     $(Id::$variant => <$module::$variant as Invariant>::premise(d, p, &c),)+
+                    $(Id::$rvariant => d.lit(false),)+
                 }
             }
         }
@@ -150,6 +214,9 @@ catalog! {
     ExclusionsRespected in exclusions_respected,
     PodLocal in pod_local,
     Dns in dns,
+    ; relations:
+    IdentitySymmetry in identity_symmetry,
+    DualStackParity in dual_stack_parity,
 }
 
 impl Id {
@@ -179,7 +246,7 @@ mod tests {
     use super::{Id, ALL};
 
     /// The files of this folder that are not invariants.
-    const MACHINERY: [&str; 5] = ["mod", "dom", "concrete", "symbolic", "shared"];
+    const MACHINERY: [&str; 6] = ["mod", "dom", "concrete", "symbolic", "shared", "pair"];
 
     #[test]
     fn every_file_here_is_in_the_catalog_under_its_id() {

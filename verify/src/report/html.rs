@@ -225,6 +225,15 @@ fn check_html(r: &check::Report, src: Source<'_>) -> String {
                 trace_pre(src.ruleset, j)
             );
         }
+        if let Some(pw) = &i.pair {
+            let _ = write!(
+                b,
+                "<p>Paired with: <code>{}</code></p><div class=\"charts\">{}</div>{}",
+                witness(&pw.witness),
+                journey_svg("paired journey", &pw.journey),
+                trace_pre(src.ruleset, &pw.journey)
+            );
+        }
         b.push_str("</section>\n");
     }
     let dead: Vec<_> = r

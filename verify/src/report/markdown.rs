@@ -168,6 +168,18 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
             let _ = writeln!(out, "```\n");
             journey_block(&mut out, "journey", src.ruleset, j);
         }
+        if let Some(pw) = &i.pair {
+            let _ = writeln!(out, "Paired with: {}\n", witness(&pw.witness));
+            let _ = writeln!(
+                out,
+                "Replay: `{}`\n",
+                replay_command(src.name, pod, &pw.witness)
+            );
+            let _ = writeln!(out, "```mermaid\nflowchart TD");
+            mermaid_nodes(&mut out, "p", &pw.journey);
+            let _ = writeln!(out, "```\n");
+            journey_block(&mut out, "paired journey", src.ruleset, &pw.journey);
+        }
     }
     if dead > 0 {
         let _ = writeln!(

@@ -304,6 +304,13 @@ fn violation(inv: &InvariantResult, source: Source<'_>, pod: &Pod, lead: &str) -
         ". Replay: {}",
         replay_command(source.name, pod, w)
     ));
+    if let Some(pw) = &inv.pair {
+        text.push_str(&format!(
+            ". Paired with {}, whose journey differs. Replay: {}",
+            witness_words(&pw.witness),
+            replay_command(source.name, pod, &pw.witness)
+        ));
+    }
     let location = d.map_or_else(
         || Location::file(source),
         |d| Location::rule(source, d.rule),

@@ -83,6 +83,18 @@ pub fn check(report: &check::Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -
                 let _ = writeln!(s, "              {line}");
             }
         }
+        if let Some(pw) = &i.pair {
+            let w = &pw.witness;
+            let _ = writeln!(s, "            paired with: {}", witness_text(w));
+            let _ = writeln!(
+                s,
+                "            replay:  {}",
+                replay_command(rules_arg, pod, w)
+            );
+            for line in journey_text(rs, &pw.journey).lines() {
+                let _ = writeln!(s, "              {line}");
+            }
+        }
     }
     let _ = writeln!(s, "\nrules");
     let mut counts = [0usize; 5];

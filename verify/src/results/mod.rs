@@ -183,6 +183,21 @@ pub struct InvariantResult {
     /// Why the result is unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a relational invariant: the other connection of the violating pair (the first is
+    /// [`InvariantResult::witness`]) and its journey, which differs from the first's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairWitness>,
+}
+
+/// The second connection of a pair that violates a relational invariant.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairWitness {
+    /// Its family.
+    pub family: Family,
+    /// The connection.
+    pub witness: Witness,
+    /// Its journey, as `trace --json` prints it.
+    pub journey: Journey,
 }
 
 /// The `sidecar-verify` arguments that replay a witness: `trace RULES …` with the same

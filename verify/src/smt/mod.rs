@@ -34,7 +34,8 @@
 //! By phase, one module each: [`sorts`] (the widths, [`SymPacket`], [`Ifaces`], the term
 //! helpers), [`encode`] (ruleset → terms: [`Encoder`], the chains, a hop, a journey; the match
 //! modules' encodings beside it in `matches.rs`), [`solve`] (solvers, queries, steering),
-//! [`concretize`] (values out of models, through [`Concretize`]). [`agree`] runs the encoding on
+//! [`concretize`] (values out of models, through [`Concretize`]), [`shape`] (when two journeys
+//! differ, symbolically and concretely, for `diff` and the relational invariants). [`agree`] runs the encoding on
 //! one fixed packet against the evaluator. The items callers use are re-exported here.
 
 pub mod agree;
@@ -42,6 +43,7 @@ pub mod concretize;
 pub mod encode;
 mod error;
 mod matches;
+pub mod shape;
 pub mod solve;
 pub mod sorts;
 

@@ -1,0 +1,225 @@
+//! Proofs of the relational invariants ([`crate::invariants::pair`]): two symbolic connections,
+//! each with its journey (both of one family from one encoder, or an IPv4 one and an IPv6 one
+//! from an encoder each), the scope asserted for both, and the relation's violation asserted
+//! over the pair. A satisfiable query gives a pair; both are replayed through the evaluator,
+//! whose journeys must violate the relation too ([`ConcPair`]), or the encoding is wrong
+//! ([`ProveError::Disagreement`]). A relation no pair can meet the premise of (one proxy
+//! identity, one family) is not solved: it is `vacuous`, with the reason.
+
+use sidecar_model::pod::{Pod, Profile, Simulator};
+use sidecar_model::{Family, Hook, Ruleset};
+use z3::ast::Bool;
+use z3::SatResult;
+
+use super::{families, Options, ProveError};
+use crate::invariants::{ConcPair, Concrete, Id, SymPair, Symbolic};
+use crate::results::{InvariantResult, PairWitness, Status, Witness};
+use crate::smt::solve::{guard, hints, solver, steer, unknown_reason};
+use crate::smt::{all, truth, Encoder, SymPacket};
+
+/// One side of a pair: its encoder's family, packet, direction and journey.
+struct Side {
+    family: Family,
+    first: SymPacket,
+    outside: Bool,
+}
+
+/// Proves the relation `id` about `rs` (names resolved) and fills in `res`.
+pub(super) fn prove_relation(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    sim: &Simulator,
+    id: Id,
+    res: &mut InvariantResult,
+) -> Result<(), ProveError> {
+    if let Some(why) = id.vacuous(rs, pod, profile) {
+        res.status = Status::Vacuous;
+        res.reason = Some(why);
+        return Ok(());
+    }
+    let pairs: Vec<(Family, Family)> = if id.cross_family() {
+        vec![(Family::Ipv4, Family::Ipv6)]
+    } else {
+        families(pod).into_iter().map(|f| (f, f)).collect()
+    };
+    for (fa, fb) in pairs {
+        let r = prove_pair(rs, pod, profile, opts, sim, id, fa, fb)?;
+        if r.status.rank() > res.status.rank() {
+            res.status = r.status;
+            res.family = Some(fa);
+            res.reason = r.reason;
+            res.witness = r.witness;
+            res.journey = r.journey;
+            res.pair = r.pair;
+        }
+    }
+    Ok(())
+}
+
+struct PairResult {
+    status: Status,
+    reason: Option<String>,
+    witness: Option<Witness>,
+    journey: Option<sidecar_model::pod::Journey>,
+    pair: Option<PairWitness>,
+}
+
+impl PairResult {
+    fn with(status: Status, reason: Option<String>) -> PairResult {
+        PairResult {
+            status,
+            reason,
+            witness: None,
+            journey: None,
+            pair: None,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prove_pair(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    sim: &Simulator,
+    id: Id,
+    fa: Family,
+    fb: Family,
+) -> Result<PairResult, ProveError> {
+    let mut ea = Encoder::new(rs, fa, pod, profile)?;
+    let mut eb_own = if fa == fb {
+        None
+    } else {
+        Some(Encoder::new(rs, fb, pod, profile)?)
+    };
+    let sa = Side {
+        family: fa,
+        first: SymPacket::fresh("a", ea.width),
+        outside: Bool::new_const("a_outside"),
+    };
+    let sb = Side {
+        family: fb,
+        first: SymPacket::fresh("b", eb_own.as_ref().map_or(ea.width, |e| e.width)),
+        outside: Bool::new_const("b_outside"),
+    };
+    let ja = ea.journey(&sa.first, &sa.outside)?;
+    let jb = match eb_own.as_mut() {
+        Some(e) => e.journey(&sb.first, &sb.outside)?,
+        None => ea.journey(&sb.first, &sb.outside)?,
+    };
+    let eb: &Encoder<'_> = eb_own.as_ref().unwrap_or(&ea);
+    let scope = |e: &Encoder<'_>, side: &Side| {
+        let facts = e.first_packet_facts(&side.first, &side.outside);
+        if opts.routing {
+            all(&[facts, e.routable(&side.first, &side.outside)])
+        } else {
+            facts
+        }
+    };
+    let s = solver(opts.timeout_ms);
+    s.assert(scope(&ea, &sa));
+    s.assert(scope(eb, &sb));
+    let sym = SymPair {
+        a: Symbolic {
+            enc: &ea,
+            first: &sa.first,
+            outside: &sa.outside,
+            journey: &ja,
+        },
+        b: Symbolic {
+            enc: eb,
+            first: &sb.first,
+            outside: &sb.outside,
+            journey: &jb,
+        },
+    };
+    let Some(v) = id.pair_violation(&sym, profile, pod) else {
+        return Ok(PairResult::with(Status::Holds, None));
+    };
+    s.assert(&v);
+    let unknown = |s: &z3::Solver| PairResult::with(Status::Unknown, Some(unknown_reason(s)));
+    match s.check() {
+        SatResult::Unsat => return Ok(PairResult::with(Status::Holds, None)),
+        SatResult::Unknown => return Ok(unknown(&s)),
+        SatResult::Sat => {}
+    }
+    // As the evaluator takes them: every match the model cannot interpret as not matching.
+    let mut free: Vec<Bool> = ea.free.iter().map(|(_, b)| b.not()).collect();
+    if let Some(e) = &eb_own {
+        free.extend(e.free.iter().map(|(_, b)| b.not()));
+    }
+    let mut assume = vec![guard(&s, &all(&free))];
+    match s.check_assumptions(&assume) {
+        SatResult::Sat => {}
+        SatResult::Unknown => return Ok(unknown(&s)),
+        SatResult::Unsat => {
+            return Ok(PairResult::with(
+                Status::Unknown,
+                Some("violated only if a match the model cannot interpret holds".to_string()),
+            ))
+        }
+    }
+    let mut hs: Vec<Bool> = hints(&ea, &sa.first, &sa.outside);
+    hs.extend(hints(eb, &sb.first, &sb.outside));
+    let lits: Vec<Bool> = hs.iter().map(|h| guard(&s, h)).collect();
+    let Some(m) = steer(&s, &mut assume, lits) else {
+        return Ok(unknown(&s));
+    };
+    let read = |e: &Encoder<'_>, side: &Side| {
+        let pkt = side.first.read(&m, &e.ifaces, side.family);
+        let entry = if truth(&m, &side.outside) {
+            Hook::Prerouting
+        } else {
+            Hook::Output
+        };
+        (entry, pkt)
+    };
+    let (entry_a, pa) = read(&ea, &sa);
+    let (entry_b, pb) = read(eb, &sb);
+    let (ja, jb) = (
+        sim.journey_packet(entry_a, pa),
+        sim.journey_packet(entry_b, pb),
+    );
+    let (wa, wb) = (
+        Witness::of_packet(entry_a, &pa),
+        Witness::of_packet(entry_b, &pb),
+    );
+    let conc = ConcPair {
+        a: Concrete {
+            entry: entry_a,
+            first: pa,
+            journey: &ja,
+            pod,
+        },
+        b: Concrete {
+            entry: entry_b,
+            first: pb,
+            journey: &jb,
+            pod,
+        },
+    };
+    if id.pair_violation(&conc, profile, pod) != Some(true) {
+        return Err(ProveError::Disagreement {
+            id: id.name(),
+            witness: format!(
+                "{} and {}",
+                serde_json::to_string(&wa).unwrap_or_default(),
+                serde_json::to_string(&wb).unwrap_or_default()
+            ),
+        });
+    }
+    Ok(PairResult {
+        status: Status::Violated,
+        reason: None,
+        witness: Some(wa),
+        journey: Some(ja),
+        pair: Some(PairWitness {
+            family: fb,
+            witness: wb,
+            journey: jb,
+        }),
+    })
+}
