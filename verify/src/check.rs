@@ -33,7 +33,9 @@ pub fn check(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Report, ProveError> {
-    let proofs = prove::ruleset(rs, pod, profile, opts)?;
+    let mut proofs = prove::ruleset(rs, pod, profile, opts)?;
+    // Why each invariant that holds holds: after the proofs, on terms of its own.
+    prove::support::supports(rs, pod, profile, opts, &mut proofs.invariants)?;
     Ok(Report {
         ruleset: RulesetInfo {
             sha256: sha256_hex(canonical),

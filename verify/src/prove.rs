@@ -19,6 +19,8 @@
 //! it. For the last two, `by` names the earlier rules of the chain responsible: a minimal set
 //! whose matches, taken as intercepting, leave nothing for the rule (an unsat core).
 
+pub mod support;
+
 use std::net::IpAddr;
 
 use sidecar_model::pod::{Journey, Pod, Profile, Simulator};
@@ -481,6 +483,7 @@ pub fn ruleset(
             witness: None,
             journey: None,
             reason: None,
+            support: None,
         })
         .collect();
     let mut rules = Vec::new();

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod support;
 
 use std::net::IpAddr;
 
@@ -162,6 +163,10 @@ pub struct InvariantResult {
     /// Why the result is unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For an invariant that holds: the rules it rests on (filled in by
+    /// `prove::support`; absent when not computed or undecided).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub support: Option<support::Support>,
 }
 
 /// The `sidecar-verify` arguments that replay a witness: `trace RULES …` with the same
