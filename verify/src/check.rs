@@ -33,9 +33,7 @@ pub fn check(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Report, ProveError> {
-    let mut proofs = prove::ruleset(rs, pod, profile, opts)?;
-    // Why each invariant that holds holds: after the proofs, on terms of its own.
-    prove::support::supports(rs, pod, profile, opts, &mut proofs.invariants)?;
+    let proofs = prove::ruleset(rs, pod, profile, opts)?;
     Ok(Report {
         ruleset: RulesetInfo {
             sha256: sha256_hex(canonical),
@@ -47,6 +45,20 @@ pub fn check(
         rules: proofs.rules,
         undecided: proofs.undecided,
     })
+}
+
+/// Why each invariant of `report` (as [`check`] made it for `rs`) that holds holds: fills in
+/// its support, the rules its proof rests on ([`prove::support`]). Asked for with `check --why`:
+/// it runs after the proofs, on terms of its own, so the rest of the report is unchanged, and
+/// it costs several times the proofs themselves (see docs/proofs.md).
+pub fn explain(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    report: &mut Report,
+) -> Result<(), ProveError> {
+    prove::support::supports(rs, pod, profile, opts, &mut report.invariants)
 }
 
 fn sha256_hex(text: &str) -> String {

@@ -1,13 +1,13 @@
-#![cfg(test)]
-
 //! "Why it holds": the supports `check` reports, tested against what they claim. An invariant
 //! holds whatever the rules outside its support match, so deleting any one of them, or making
 //! it match every packet, must leave the invariant holding; and the supports of the classic
 //! ruleset must name the rules the article says each invariant rests on.
 
+#![cfg(test)]
+
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, print_ruleset, Family, Rule, Ruleset, DEFAULT_RULESET};
-use sidecar_verify::check::{check, Status};
+use sidecar_verify::check::{check, explain, Status};
 use sidecar_verify::prove;
 use sidecar_verify::results::support::Support;
 
@@ -18,14 +18,13 @@ fn classic() -> Ruleset {
 }
 
 fn supports(rs: &Ruleset) -> Vec<(&'static str, Support)> {
-    let r = check(
-        rs,
-        &print_ruleset(rs),
-        &Pod::default(),
-        &Profile::istio(),
-        &Default::default(),
-    )
-    .unwrap();
+    let (pod, profile) = (Pod::default(), Profile::istio());
+    let mut r = check(rs, &print_ruleset(rs), &pod, &profile, &Default::default()).unwrap();
+    assert!(
+        r.invariants.iter().all(|i| i.support.is_none()),
+        "only on demand"
+    );
+    explain(rs, &pod, &profile, &Default::default(), &mut r).unwrap();
     r.invariants
         .iter()
         .map(|i| {
