@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use criterion::{criterion_main, Criterion};
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, print_ruleset, DEFAULT_RULESET};
-use sidecar_verify::check::{check, Options};
+use sidecar_verify::check::{check, explain, Options};
 
 #[expect(
     clippy::expect_used,
@@ -26,6 +26,15 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let r = check(&rs, &canonical, &pod, &profile, &opts).expect("check runs");
             assert!(r.all_hold());
+            r
+        });
+    });
+    // `check --why`: the proofs and then every holding invariant's support, minimised.
+    g.bench_function("classic-why", |b| {
+        b.iter(|| {
+            let mut r = check(&rs, &canonical, &pod, &profile, &opts).expect("check runs");
+            explain(&rs, &pod, &profile, &opts, &mut r).expect("the supports are computed");
+            assert!(r.invariants.iter().all(|i| i.support.is_some()));
             r
         });
     });
