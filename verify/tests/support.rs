@@ -169,3 +169,40 @@ fn a_rule_of_a_minimal_support_matters_when_its_match_is_free() {
         .unwrap();
     assert_eq!(i.status, Status::Violated);
 }
+
+#[test]
+fn diff_names_the_invariants_whose_supporting_rules_the_change_touches() {
+    let old = classic();
+    let broken = std::fs::read_to_string(
+        sidecar_verify::corpus::workspace().join("corpus/broken/no-uid-return.rules"),
+    )
+    .unwrap();
+    let new = parse("no-uid-return", broken.as_bytes()).unwrap().ruleset;
+    let (pod, profile) = (Pod::default(), Profile::istio());
+    let r = sidecar_verify::diff::diff(&old, &new, &pod, &profile, &Default::default()).unwrap();
+    let t = r
+        .touched
+        .iter()
+        .find(|t| t.id == "proxy-not-recaptured")
+        .expect("the uid-1337 RETURN is gone");
+    assert_eq!(
+        t.rules.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
+        ["-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN"]
+    );
+    // Every touched rule is one the change removed: no rule of the new ruleset has its text.
+    let new_text = print_ruleset(&new);
+    for t in &r.touched {
+        for x in &t.rules {
+            assert!(
+                !new_text.lines().any(|l| l == x.text),
+                "{}: {}",
+                t.id,
+                x.text
+            );
+        }
+    }
+    // The same ruleset on both sides touches nothing.
+    let same = sidecar_verify::diff::diff(&old, &old, &pod, &profile, &Default::default()).unwrap();
+    assert!(same.touched.is_empty());
+    assert!(same.invariants.old.iter().all(|i| i.support.is_some()));
+}
