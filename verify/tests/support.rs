@@ -145,7 +145,7 @@ fn a_rule_outside_the_support_does_not_matter() {
 }
 
 #[test]
-fn a_rule_of_a_minimal_support_matters_when_its_match_is_free() {
+fn deleting_both_supporting_returns_breaks_proxy_not_recaptured() {
     // The other direction is not a property of deletions (deleting a needed rule may keep the
     // invariant by luck), but on the classic ruleset deleting the uid-1337 and gid-1337 RETURNs
     // together breaks proxy-not-recaptured.
