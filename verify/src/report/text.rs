@@ -245,7 +245,11 @@ fn why_text(s: &mut String, invariants: &[InvariantResult]) {
             " (not minimal: the minimisation ran out of time)"
         };
         if sup.rules.is_empty() {
-            let _ = writeln!(s, "  {}: no rule{note}", i.id);
+            let _ = writeln!(
+                s,
+                "  {}: no rule (it holds whatever every rule matches){note}",
+                i.id
+            );
             continue;
         }
         let _ = writeln!(s, "  {}: {} rule(s){note}", i.id, sup.rules.len());
