@@ -50,6 +50,20 @@ pub fn check(
     })
 }
 
+/// Why each invariant of `report` (as [`check`] made it for `rs`) that holds holds: fills in
+/// its support, the rules its proof rests on ([`prove::support`]). Asked for with `check --why`:
+/// it runs after the proofs, on terms of its own, so the rest of the report is unchanged, and
+/// it costs several times the proofs themselves (see docs/proofs.md).
+pub fn explain(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    report: &mut Report,
+) -> Result<(), ProveError> {
+    prove::support::supports(rs, pod, profile, opts, &mut report.invariants)
+}
+
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest as _;
     let d = sha2::Sha256::digest(text.as_bytes());

@@ -191,6 +191,10 @@ pub struct CheckArgs {
     /// Per-query solver timeout in milliseconds (a timeout is reported as unknown).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u32,
+    /// Also say why each invariant that holds holds: the rules its proof rests on (it holds
+    /// whatever the other rules match). Costs several times the proofs.
+    #[arg(long)]
+    pub why: bool,
 }
 
 /// Arguments of `diff`.
@@ -384,7 +388,14 @@ fn check(a: &CheckArgs) -> u8 {
         timeout_ms: a.timeout_ms,
     };
     let canonical = sidecar_model::print_ruleset(rs);
-    let report = match crate::check::check(rs, &canonical, &sim.pod, &sim.profile, &opts) {
+    let report = match crate::check::check(rs, &canonical, &sim.pod, &sim.profile, &opts).and_then(
+        |mut r| {
+            if a.why {
+                crate::check::explain(rs, &sim.pod, &sim.profile, &opts, &mut r)?;
+            }
+            Ok(r)
+        },
+    ) {
         Ok(r) => r,
         Err(e @ crate::check::ProveError::Disagreement { .. }) => {
             eprintln!("error: {e}");

@@ -238,10 +238,15 @@ pub fn diff(
         },
         truncated: false,
         unknown: false,
+        touched: Vec::new(),
     };
     for fam in families(pod) {
         diff_family(old, new, fam, pod, profile, opts, &mut report)?;
     }
+    // Last, so that nothing above depends on it: the old side's supports, and the invariants
+    // whose supporting rules the change touches.
+    prove::support::supports(old, pod, profile, &popts, &mut report.invariants.old)?;
+    report.touched = prove::support::touched(old, new, &report.invariants.old);
     Ok(report)
 }
 

@@ -22,6 +22,8 @@
 //! it. For the last two, `by` names the earlier rules of the chain responsible: a minimal set
 //! whose matches, taken as intercepting, leave nothing for the rule (an unsat core).
 
+pub mod support;
+
 use std::net::IpAddr;
 
 use sidecar_model::pod::{Journey, Pod, Profile, Simulator};
@@ -523,6 +525,7 @@ pub fn ruleset(
             journey: None,
             reason: None,
             pair: None,
+            support: None,
         })
         .collect();
     let mut rules = Vec::new();

@@ -236,6 +236,7 @@ fn check_html(r: &check::Report, src: Source<'_>) -> String {
         }
         b.push_str("</section>\n");
     }
+    why_html(&mut b, &r.invariants);
     let dead: Vec<_> = r
         .rules
         .iter()
@@ -282,6 +283,7 @@ fn diff_html(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
         );
     }
     b.push_str("</table>\n");
+    touched_html(&mut b, &r.touched);
     for (k, c) in r.changes.iter().enumerate() {
         let _ = writeln!(
             b,
@@ -315,4 +317,55 @@ fn diff_html(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
         b.push_str("</ul></section>\n");
     }
     page(&title, &b)
+}
+
+/// Why each invariant that holds holds (when `check --why` computed it).
+fn why_html(b: &mut String, invs: &[InvariantResult]) {
+    let with: Vec<&InvariantResult> = invs.iter().filter(|i| i.support.is_some()).collect();
+    if with.is_empty() {
+        return;
+    }
+    b.push_str("<section id=\"why\"><h2>Why each invariant holds</h2><p>The rules each proof rests on; the invariant holds whatever the other rules match.</p>");
+    for i in with {
+        let Some(sup) = &i.support else { continue };
+        let note = if sup.minimal { "" } else { " (not minimal)" };
+        let _ = write!(
+            b,
+            "<details><summary><code>{}</code>: {} rule(s){note}</summary><ul>",
+            esc(i.id),
+            sup.rules.len()
+        );
+        for r in &sup.rules {
+            let _ = write!(
+                b,
+                "<li>{}: <code>{}</code></li>",
+                esc(&r.place()),
+                esc(&r.text)
+            );
+        }
+        b.push_str("</ul></details>");
+    }
+    b.push_str("</section>\n");
+}
+
+/// `diff`: the invariants whose supporting rules (on the old ruleset) the change touches.
+fn touched_html(b: &mut String, touched: &[crate::results::support::Touched]) {
+    if touched.is_empty() {
+        return;
+    }
+    b.push_str("<section id=\"touched\"><h2>Invariants whose supporting rules this change touches</h2><ul>");
+    for t in touched {
+        let rules: Vec<String> = t
+            .rules
+            .iter()
+            .map(|r| format!("{}: <code>{}</code>", esc(&r.place()), esc(&r.text)))
+            .collect();
+        let _ = write!(
+            b,
+            "<li>this change touches rules that <code>{}</code> rests on: {}</li>",
+            esc(t.id),
+            rules.join("; ")
+        );
+    }
+    b.push_str("</ul></section>\n");
 }

@@ -181,6 +181,7 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
             journey_block(&mut out, "paired journey", src.ruleset, &pw.journey);
         }
     }
+    why_md(&mut out, &r.invariants);
     if dead > 0 {
         let _ = writeln!(
             out,
@@ -255,6 +256,7 @@ fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
         journey_block(&mut out, "old journey", old.ruleset, &c.old);
         journey_block(&mut out, "new journey", new.ruleset, &c.new);
     }
+    touched_md(&mut out, &r.touched);
     if !r.unroutable_changes.is_empty() {
         let _ = writeln!(
             out,
@@ -273,4 +275,58 @@ fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
         let _ = writeln!(out, "\n</details>");
     }
     out
+}
+
+/// Why each invariant that holds holds (when `check --why` computed it): a collapsed section
+/// per invariant with the rules its proof rests on.
+fn why_md(out: &mut String, invs: &[InvariantResult]) {
+    let with: Vec<&InvariantResult> = invs.iter().filter(|i| i.support.is_some()).collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n#### Why each invariant holds\n\nThe rules each proof rests on; the invariant holds whatever the other rules match.\n"
+    );
+    for i in with {
+        let Some(sup) = &i.support else { continue };
+        let note = if sup.minimal { "" } else { ", not minimal" };
+        let _ = writeln!(
+            out,
+            "<details><summary><code>{}</code>: {} rule(s){note}</summary>\n",
+            i.id,
+            sup.rules.len()
+        );
+        for r in &sup.rules {
+            let _ = writeln!(out, "- {}: `{}`", r.place(), r.text);
+        }
+        if sup.rules.is_empty() {
+            let _ = writeln!(out, "- no rule: it holds whatever the rules match");
+        }
+        let _ = writeln!(out, "\n</details>\n");
+    }
+}
+
+/// `diff`: the invariants whose supporting rules (on the old ruleset) the change touches.
+fn touched_md(out: &mut String, touched: &[crate::results::support::Touched]) {
+    if touched.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n#### Invariants whose supporting rules this change touches\n"
+    );
+    for t in touched {
+        let rules: Vec<String> = t
+            .rules
+            .iter()
+            .map(|r| format!("{} `{}`", r.place(), r.text))
+            .collect();
+        let _ = writeln!(
+            out,
+            "- this change touches rules that `{}` rests on: {}",
+            t.id,
+            rules.join("; ")
+        );
+    }
 }

@@ -70,6 +70,10 @@ pub fn sarif(doc: &Document<'_>) -> Value {
             }),
         ),
     };
+    let mut properties = properties;
+    if let (Some(p), Some(why)) = (properties.as_object_mut(), why_property(doc)) {
+        p.insert("support".into(), why);
+    }
     let descriptors = descriptors(&statements);
     let results: Vec<Value> = results
         .into_iter()
@@ -445,4 +449,46 @@ fn diff_results(
         }
     }
     out
+}
+
+/// Why each invariant holds (when computed): the run's `support` property, per invariant id the
+/// rules its proof rests on (place, text, and the line they were read from when known), and for
+/// `diff` the invariants whose supporting rules the change touches (`touched`).
+fn why_property(doc: &Document<'_>) -> Option<Value> {
+    let (invs, source, touched) = match *doc {
+        Document::Check { report, source, .. } => (&report.invariants, source, None),
+        Document::Diff { report, old, .. } => (&report.invariants.old, old, Some(&report.touched)),
+    };
+    let mut m = Map::new();
+    for i in invs {
+        let Some(sup) = &i.support else { continue };
+        let rules: Vec<Value> = sup
+            .rules
+            .iter()
+            .map(|r| {
+                let line = find_rule(source, r.family, r.table, &r.chain, r.rule)
+                    .map_or(0, |x| x.origin.line);
+                json!({ "at": r.place(), "text": r.text, "line": line })
+            })
+            .collect();
+        m.insert(
+            i.id.into(),
+            json!({ "minimal": sup.minimal, "rules": rules }),
+        );
+    }
+    let mut out = Map::new();
+    if !m.is_empty() {
+        out.insert("invariants".into(), Value::Object(m));
+    }
+    if let Some(t) = touched.filter(|t| !t.is_empty()) {
+        let v: Vec<Value> = t
+            .iter()
+            .map(|x| {
+                let at: Vec<String> = x.rules.iter().map(|r| r.place()).collect();
+                json!({ "invariant": x.id, "rules": at })
+            })
+            .collect();
+        out.insert("touched".into(), Value::Array(v));
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }

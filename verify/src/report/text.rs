@@ -164,6 +164,7 @@ pub fn check(report: &check::Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -
             let _ = writeln!(s, "  {fam} {} {} {}", u.table.name(), u.chain, u.rule);
         }
     }
+    why_text(&mut s, &report.invariants);
     let held = report
         .invariants
         .iter()
@@ -245,5 +246,52 @@ pub fn diff(r: &diff::Report) -> String {
         let mark = if o.status == n.status { " " } else { "*" };
         let _ = writeln!(s, " {mark} {:<27} {} → {}", o.id, st(o), st(n));
     }
+    touched_text(&mut s, &r.touched);
     s
+}
+
+/// `check`'s "why each invariant holds": per invariant that holds, the rules it rests on.
+fn why_text(s: &mut String, invariants: &[InvariantResult]) {
+    let with: Vec<&InvariantResult> = invariants.iter().filter(|i| i.support.is_some()).collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nwhy each invariant holds (the rules its proof rests on; it holds whatever the others match)"
+    );
+    for i in with {
+        let Some(sup) = &i.support else { continue };
+        let note = if sup.minimal {
+            ""
+        } else {
+            " (not minimal: the minimisation ran out of time)"
+        };
+        if sup.rules.is_empty() {
+            let _ = writeln!(
+                s,
+                "  {}: no rule (it holds whatever every rule matches){note}",
+                i.id
+            );
+            continue;
+        }
+        let _ = writeln!(s, "  {}: {} rule(s){note}", i.id, sup.rules.len());
+        for r in &sup.rules {
+            let _ = writeln!(s, "    {:<26} {}", r.place(), r.text);
+        }
+    }
+}
+
+/// `diff`'s list of the invariants whose supporting rules the change touches.
+fn touched_text(s: &mut String, touched: &[crate::results::support::Touched]) {
+    for t in touched {
+        let _ = writeln!(
+            s,
+            "\nthis change touches rules that {} rests on (on the old ruleset):",
+            t.id
+        );
+        for r in &t.rules {
+            let _ = writeln!(s, "  {:<26} {}", r.place(), r.text);
+        }
+    }
 }

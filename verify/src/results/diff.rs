@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sidecar_model::pod::Journey;
 
+use super::support::Touched;
 use super::{InvariantResult, Witness};
 
 /// One class of connections whose journey changed.
@@ -44,4 +45,7 @@ pub struct Report {
     pub truncated: bool,
     /// A query the solver could not decide: the list may be incomplete.
     pub unknown: bool,
+    /// The invariants whose supporting rules on the old ruleset the change touches (changes or
+    /// removes), whether or not they still hold.
+    pub touched: Vec<Touched>,
 }

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod support;
 
 use std::net::IpAddr;
 
@@ -187,6 +188,10 @@ pub struct InvariantResult {
     /// [`InvariantResult::witness`]) and its journey, which differs from the first's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pair: Option<PairWitness>,
+    /// For an invariant that holds: the rules it rests on (filled in by
+    /// `prove::support`; absent when not computed or undecided).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub support: Option<support::Support>,
 }
 
 /// The second connection of a pair that violates a relational invariant.

@@ -185,6 +185,7 @@ impl Encoder<'_> {
                 rule: ri,
             };
             let m = self.rule_matches(rule, p, id);
+            let m = self.tracked_match(id, m);
             let fires = and2(&live, &m);
             hits.push(SymHit {
                 id,

@@ -17,6 +17,7 @@ use super::{
 pub mod chain;
 pub mod hop;
 pub mod journey;
+pub mod track;
 
 /// Builds the terms for one family of a ruleset in a pod.
 pub struct Encoder<'a> {
@@ -39,6 +40,8 @@ pub struct Encoder<'a> {
     pub undecided_rules: Vec<RuleId>,
     budget: usize,
     frames: usize,
+    /// The tracked mode's literals and ties ([`track`]); `None` in the normal mode.
+    tracking: Option<track::Tracking>,
 }
 
 /// The default budget of rule instances per encoder.
@@ -77,6 +80,7 @@ impl<'a> Encoder<'a> {
             undecided_rules: Vec::new(),
             budget: BUDGET,
             frames: 0,
+            tracking: None,
         })
     }
 
