@@ -52,7 +52,9 @@ fn constructed() -> (Ruleset, Ruleset) {
         )
         .replace(
             first,
-            &format!("-A ISTIO_OUTPUT -o lo -p tcp -m tcp --dport 15001 -j ISTIO_IN_REDIRECT\n{first}"),
+            &format!(
+                "-A ISTIO_OUTPUT -o lo -p tcp -m tcp --dport 15001 -j ISTIO_IN_REDIRECT\n{first}"
+            ),
         );
     (ruleset("old", &old), ruleset("new", &new))
 }
@@ -75,7 +77,10 @@ fn application_capture_comes_first_and_capture_port_loops_fold() {
         "{}",
         top.description
     );
-    assert_eq!(top.before, "captured by 15001, then leaves the pod to 10.1.0.99:8080");
+    assert_eq!(
+        top.before,
+        "captured by 15001, then leaves the pod to 10.1.0.99:8080"
+    );
     assert_eq!(top.after, "leaves the pod uncaptured, to 10.1.0.99:8080");
     // Folded: every connection addressed to 15001 or 15006, looping on both sides.
     let (shown, folded) = r.shown_and_folded();
@@ -83,7 +88,10 @@ fn application_capture_comes_first_and_capture_port_loops_fold() {
     for c in &folded {
         assert_eq!(c.impact, Impact::CapturePortLoop);
         assert!([15001, 15006].contains(&c.witness.dport), "{c:#?}");
-        assert_eq!((c.old.outcome, c.new.outcome), (Outcome::Loop, Outcome::Loop));
+        assert_eq!(
+            (c.old.outcome, c.new.outcome),
+            (Outcome::Loop, Outcome::Loop)
+        );
         assert!(c.before.starts_with("loops: ") && c.after.starts_with("loops: "));
     }
     // Every class the edits make is a capture change or a folded loop.
@@ -164,21 +172,32 @@ fn inbound_port_sets_are_named_exactly() {
     let own = r
         .changes
         .iter()
-        .find(|c| !c.witness.from_outside && c.witness.uid == 1000 && c.witness.src.to_string() == "10.1.0.5")
+        .find(|c| {
+            !c.witness.from_outside
+                && c.witness.uid == 1000
+                && c.witness.src.to_string() == "10.1.0.5"
+        })
         .unwrap_or_else(|| panic!("{:#?}", r.changes));
     for want in [
         "from a local source other than 127.0.0.6",
         "to a local destination other than 127.0.0.1",
         "uid not 1337",
     ] {
-        assert!(own.description.contains(want), "`{want}` missing from {}", own.description);
+        assert!(
+            own.description.contains(want),
+            "`{want}` missing from {}",
+            own.description
+        );
     }
 }
 
 /// The dport words of a description as a membership test, when they list a set: "any dport",
 /// "dport 15090", "dport 15001 or 15006", "dport not 22, 15001 or 15090".
 fn dport_set(description: &str) -> Option<Box<dyn Fn(u16) -> bool>> {
-    let part = description.split(", dport ").nth(1).map(|p| format!("dport {p}"));
+    let part = description
+        .split(", dport ")
+        .nth(1)
+        .map(|p| format!("dport {p}"));
     let part = match description.rsplit(", ").next()? {
         "any dport" => return Some(Box::new(|_| true)),
         _ => part?,
@@ -207,7 +226,12 @@ fn listed_port_sets_agree_with_the_evaluator() {
     use sidecar_model::pod::{Journey, Simulator};
     let (co, cn) = constructed();
     let mut pairs = vec![(co, cn)];
-    for f in ["wrong-inbound-port", "no-metrics-exclusion", "redirect-first", "no-output-jump"] {
+    for f in [
+        "wrong-inbound-port",
+        "no-metrics-exclusion",
+        "redirect-first",
+        "no-output-jump",
+    ] {
         pairs.push((
             file("corpus/istio-classic.rules"),
             file(&format!("corpus/broken/{f}.rules")),

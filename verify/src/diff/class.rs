@@ -154,8 +154,7 @@ impl<'a, 'e> Class<'a, 'e> {
 
     fn net(&self, term: &BV, v: u128, len: u32) -> Bool {
         let prefix = u8::try_from(len).unwrap_or(128);
-        self.enc
-            .in_net(term, bits_addr(v, self.enc.family), prefix)
+        self.enc.in_net(term, bits_addr(v, self.enc.family), prefix)
     }
 
     /// The values of `term` in `within` (and `base`) on the class's side (`inside`) or off it,
@@ -206,7 +205,9 @@ impl<'a, 'e> Class<'a, 'e> {
             while lo < hi {
                 let mid = (lo + hi) / 2;
                 let net = self.net(term, v, mid);
-                let clean = self.check(&[base.clone(), within.clone(), other.clone(), net]).0
+                let clean = self
+                    .check(&[base.clone(), within.clone(), other.clone(), net])
+                    .0
                     == SatResult::Unsat;
                 if clean {
                     hi = mid;
@@ -283,7 +284,11 @@ impl<'a, 'e> Class<'a, 'e> {
                 continue;
             }
             // The kind holds every value of the class.
-            if self.check(&[base.clone(), kind.not(), self.class.clone()]).0 != SatResult::Unsat {
+            if self
+                .check(&[base.clone(), kind.not(), self.class.clone()])
+                .0
+                != SatResult::Unsat
+            {
                 continue;
             }
             let whole = if word.is_empty() {
