@@ -25,7 +25,7 @@ use crate::smt::{
 
 mod class;
 
-pub use class::{capture_ports, MAX_LIST};
+pub use class::{capture_ports, MAX_LIST, MAX_PREFIXES};
 
 pub use crate::results::diff::{Change, Impact, Invariants, Report};
 

@@ -273,3 +273,39 @@ fn listed_port_sets_agree_with_the_evaluator() {
     }
     assert!(checked >= 300, "only {checked} ports checked");
 }
+
+/// A class of IPv6 connections says so; an IPv4 class goes without (Istio 1.17.0 → 1.18.0 of
+/// `ipv6-inbound-ports`: the proxy's connections to its own 15008 stop being captured, in both
+/// families).
+#[test]
+fn ipv6_classes_say_ipv6() {
+    let Some(dir) = sidecar_verify::corpus::istio_dir() else {
+        println!("skipping: Istio's corpus (../shared/corpus/istio) is not here");
+        return;
+    };
+    let golden = "tools/istio-iptables/pkg/capture/testdata/ipv6-inbound-ports.golden";
+    let load = |v: &str| {
+        let p = dir.join(format!("history/{v}/{golden}"));
+        parse(&p.display().to_string(), &std::fs::read(&p).unwrap())
+            .unwrap()
+            .ruleset
+    };
+    let pod = Pod::new(&["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()]);
+    let r = diff(
+        &load("1.17.0"),
+        &load("1.18.0"),
+        &pod,
+        &Profile::istio(),
+        &Options::default(),
+    )
+    .unwrap();
+    let mut families = [false, false];
+    for c in &r.changes {
+        let v6 = c.witness.dst.is_ipv6();
+        families[usize::from(v6)] = true;
+        assert_eq!(c.description.contains(", IPv6, "), v6, "{}", c.description);
+        assert_eq!(c.witness.dport, 15008);
+        assert_eq!(c.after, "reaches proxy port 15008 uncaptured");
+    }
+    assert_eq!(families, [true, true], "{:#?}", r.changes);
+}

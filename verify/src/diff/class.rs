@@ -24,11 +24,14 @@ use crate::invariants::{Dom, Symbolic};
 use crate::results::diff::Impact;
 use crate::smt::solve::solver;
 use crate::smt::{
-    all, any, bits_addr, bv, truth, value, Concretize, Encoder, SymJourney, SymPacket,
+    all, any, bits_addr, bv, truth, value, Concretize, Encoder, SymJourney, SymPacket, PORT_BITS,
 };
 
-/// The longest list of values or prefixes the words name.
+/// The longest list of values the words name.
 pub const MAX_LIST: usize = 8;
+
+/// The longest list of address prefixes the words name (each costs a search for its length).
+pub const MAX_PREFIXES: usize = 4;
 
 /// A class around its witness, for questions about its values.
 pub(super) struct Class<'a, 'e> {
@@ -119,7 +122,7 @@ impl<'a, 'e> Class<'a, 'e> {
     pub(super) fn addressed_to(&self, ports: &[u16]) -> bool {
         let to = any(&ports
             .iter()
-            .map(|p| self.first.dport.eq(bv(u128::from(*p), 16)))
+            .map(|p| self.first.dport.eq(bv(u128::from(*p), PORT_BITS)))
             .collect::<Vec<_>>());
         !ports.is_empty() && self.all_of(&to)
     }
@@ -280,7 +283,8 @@ impl<'a, 'e> Class<'a, 'e> {
         let base = self.fixed(name);
         let mut best: Option<(usize, String)> = None;
         for (kind, word) in self.kinds(name, term) {
-            if !truth(self.m, &kind) {
+            // A narrower kind's words are as short as any address's without a kind.
+            if !truth(self.m, &kind) || (addr && word.is_empty() && best.is_some()) {
                 continue;
             }
             // The kind holds every value of the class.
@@ -296,7 +300,8 @@ impl<'a, 'e> Class<'a, 'e> {
             } else {
                 word.to_string()
             };
-            let limit = best.as_ref().map_or(MAX_LIST, |(n, _)| n.saturating_sub(1));
+            let most = if addr { MAX_PREFIXES } else { MAX_LIST };
+            let limit = best.as_ref().map_or(most, |(n, _)| n.saturating_sub(1));
             let out = self.pieces(&base, &kind, term, addr, false, limit);
             if out.as_ref().is_some_and(Vec::is_empty) {
                 return whole;
@@ -314,6 +319,10 @@ impl<'a, 'e> Class<'a, 'e> {
                 if best.as_ref().is_none_or(|(b, _)| n < *b) {
                     best = Some((n, w));
                 }
+            }
+            // One entry is as short as words with a list get.
+            if best.as_ref().is_some_and(|(n, _)| *n <= 1) {
+                break;
             }
         }
         if let Some((_, w)) = best {
@@ -367,6 +376,10 @@ impl<'a, 'e> Class<'a, 'e> {
         } else {
             "opened in the pod".to_string()
         }];
+        // IPv4 goes without saying; an IPv6 class says so.
+        if self.enc.family == sidecar_model::Family::Ipv6 {
+            parts.push("IPv6".into());
+        }
         for (name, term) in self.fields() {
             if from_outside && matches!(name, "uid" | "gid") {
                 continue;
