@@ -309,3 +309,49 @@ fn ipv6_classes_say_ipv6() {
     }
     assert_eq!(families, [true, true], "{:#?}", r.changes);
 }
+
+/// Outbound capture that spares 10.0.0.0/8: exactly the applications' connections to non-local
+/// destinations in 10.0.0.0/8 change, which the words say with the kind kept (the pod's own
+/// 10.1.0.5 is in the prefix but not in the class), and the evaluator agrees on addresses inside,
+/// at the edges of and outside the prefix.
+#[test]
+fn an_excluded_prefix_is_named_with_its_kind() {
+    use sidecar_model::pod::{Journey, Simulator};
+    let old = classic_text();
+    let redirect = "-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n";
+    let new = old.replace(
+        redirect,
+        "-A ISTIO_OUTPUT ! -d 10.0.0.0/8 -j ISTIO_REDIRECT\n",
+    );
+    let (old, new) = (ruleset("old", &old), ruleset("new", &new));
+    let r = run(&old, &new);
+    assert_eq!(r.changes.len(), 1, "{:#?}", r.changes);
+    let c = &r.changes[0];
+    assert_eq!(c.impact, Impact::Capture);
+    assert!(
+        c.description
+            .contains(", to a non-local destination in 10.0.0.0/8, "),
+        "{}",
+        c.description
+    );
+    let so = Simulator::new(&old, Pod::default(), Profile::istio());
+    let sn = Simulator::new(&new, Pod::default(), Profile::istio());
+    let sig = |j: &Journey| (j.hops.first().map(|h| h.matched.clone()), j.outcome);
+    let want = (sig(&c.old), sig(&c.new));
+    for (dst, inside) in [
+        ("10.0.0.0", true),
+        ("10.255.255.255", true),
+        ("10.1.0.99", true),
+        ("9.255.255.255", false),
+        ("11.0.0.0", false),
+        ("192.168.0.1", false),
+    ] {
+        let mut w = c.witness.clone();
+        w.dst = dst.parse().unwrap();
+        let got = (
+            sig(&so.journey(&w.connection())),
+            sig(&sn.journey(&w.connection())),
+        );
+        assert_eq!(got == want, inside, "{dst}");
+    }
+}

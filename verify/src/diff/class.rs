@@ -310,8 +310,10 @@ impl<'a, 'e> Class<'a, 'e> {
             let inn = self.pieces(&base, &kind, term, addr, true, limit);
             let head = if word.is_empty() { name } else { word };
             let words = match (out, inn) {
-                (Some(o), Some(i)) if i.len() <= o.len() => Some((i.len(), self.set(name, i))),
-                (None, Some(i)) => Some((i.len(), self.set(name, i))),
+                (Some(o), Some(i)) if i.len() <= o.len() => {
+                    Some((i.len(), self.set(name, head, i)))
+                }
+                (None, Some(i)) => Some((i.len(), self.set(name, head, i))),
                 (Some(o), _) => Some((o.len(), format!("{head} {}", self.not_set(name, o)))),
                 (None, None) => None,
             };
@@ -344,15 +346,18 @@ impl<'a, 'e> Class<'a, 'e> {
         }
     }
 
-    /// "dport 15001 or 15006", "dst in 10.0.0.0/8", "tcp".
-    fn set(&self, name: &str, v: Vec<Piece>) -> String {
+    /// "dport 15001 or 15006", "dst in 10.0.0.0/8", "to a non-local destination in
+    /// 10.0.0.0/8", "tcp": the values of the class within the kind `head` (a prefix may hold
+    /// values outside the kind, so the kind stays in the words; a single value speaks for
+    /// itself).
+    fn set(&self, name: &str, head: &str, v: Vec<Piece>) -> String {
         let width = self.enc.width;
         let whole = v.iter().all(|p| self.single(p, width));
         let list = self.list(name, v);
         match name {
             "proto" => list,
             _ if whole => format!("{name} {list}"),
-            _ => format!("{name} in {list}"),
+            _ => format!("{head} in {list}"),
         }
     }
 
