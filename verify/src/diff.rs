@@ -9,7 +9,7 @@
 //! first hop hits on each side and the two outcomes, and that class is excluded before solving
 //! again, up to a bound. Changes only unroutable packets can see are searched for separately
 //! (with routing off and the routable ones excluded) and listed apart; they do not count.
-//! Each class is put in words and ranked by impact in [`class`] (docs/diff.md); the changes are
+//! Each class is put in words and ranked by impact in `diff/class.rs` (docs/diff.md); the changes are
 //! listed most impact first.
 
 use sidecar_model::pod::{Journey, Pod, Profile, Simulator};
