@@ -9,23 +9,26 @@
 //! first hop hits on each side and the two outcomes, and that class is excluded before solving
 //! again, up to a bound. Changes only unroutable packets can see are searched for separately
 //! (with routing off and the routable ones excluded) and listed apart; they do not count.
+//! Each class is put in words and ranked by impact in `diff/class.rs` (docs/diff.md); the changes are
+//! listed most impact first.
 
 use sidecar_model::pod::{Journey, Pod, Profile, Simulator};
 use sidecar_model::{Family, Hook, Ruleset};
 use z3::ast::Bool;
 use z3::SatResult;
 
-use crate::journey_text::outcome_words;
+use crate::journey_text::journey_words;
 use crate::prove::{self, families, ProveError};
 use crate::results::Witness;
 use crate::smt::shape::{differs, same_shape, Dest};
 use crate::smt::solve::{guard, hints, solver, steer};
-use crate::smt::{
-    addr_width, all, bits_addr, bv, truth, value, Concretize, EncodeError, Encoder, Ifaces,
-    SymJourney, SymPacket, GID_BITS, UID_BITS,
-};
+use crate::smt::{addr_width, all, truth, EncodeError, Encoder, Ifaces, SymJourney, SymPacket};
 
-pub use crate::results::diff::{Change, Invariants, Report};
+mod class;
+
+pub use class::{capture_ports, MAX_LIST, MAX_PREFIXES};
+
+pub use crate::results::diff::{Change, Impact, Invariants, Report};
 
 /// How to diff.
 #[derive(Debug, Clone)]
@@ -59,152 +62,22 @@ pub enum DiffError {
     Disagreement(String),
 }
 
-fn path(j: &Journey) -> String {
-    let mut hops = Vec::new();
-    for h in &j.hops {
-        let rules: Vec<String> = h
-            .matched
-            .iter()
-            .filter(|r| r.table == sidecar_model::TableKind::Nat || h.matched.len() < 6)
-            .map(|r| format!("{} {}", r.chain, r.rule))
-            .collect();
-        let to = match h.delivered_to {
-            sidecar_model::pod::Delivery::Listener(p) => format!("listener {p}"),
-            sidecar_model::pod::Delivery::App(p) => format!("port {p}"),
-            sidecar_model::pod::Delivery::Remote(a) => format!("remote {a}"),
-            sidecar_model::pod::Delivery::Dropped => "dropped".into(),
-        };
-        hops.push(format!("[{}] → {to}", rules.join(", ")));
-    }
-    hops.join("; ")
-}
-
-fn describe(w: &Witness, pod: &Pod, old: &Journey, new: &Journey) -> String {
-    let who = w.who();
-    let dst = if w.dst.is_loopback() {
-        "a loopback address".to_string()
-    } else if pod.ips.contains(&w.dst) {
-        "the pod IP".to_string()
+/// The rules a journey's first hop hits (nat, or all when few), as "OUTPUT 1, ISTIO_OUTPUT 9".
+fn first_rules(j: &Journey) -> String {
+    let Some(h) = j.hops.first() else {
+        return "no hop".into();
+    };
+    let rules: Vec<String> = h
+        .matched
+        .iter()
+        .filter(|r| r.table == sidecar_model::TableKind::Nat || h.matched.len() < 6)
+        .map(|r| format!("{} {}", r.chain, r.rule))
+        .collect();
+    if rules.is_empty() {
+        "no rule".into()
     } else {
-        "a remote address".to_string()
-    };
-    format!(
-        "{} {who} to {dst} port {}: was {} ({}), now {} ({})",
-        w.proto,
-        w.dport,
-        outcome_words(old.outcome),
-        path(old),
-        outcome_words(new.outcome),
-        path(new)
-    )
-}
-
-/// The class around a witness in words: field by field (the others fixed at the witness's
-/// values), whether every value stays in the class, or which kind of values do.
-fn shape(
-    enc: &Encoder<'_>,
-    p: &SymPacket,
-    outside: &Bool,
-    m: &z3::Model,
-    class: &Bool,
-    scope: &Bool,
-    opts: &Options,
-) -> String {
-    let d = solver(opts.timeout_ms);
-    d.assert(scope);
-    let from_outside = truth(m, outside);
-    let fields: Vec<(&str, &z3::ast::BV)> = vec![
-        ("proto", &p.proto),
-        ("uid", &p.uid),
-        ("gid", &p.gid),
-        ("src", &p.src),
-        ("dst", &p.dst),
-        ("sport", &p.sport),
-        ("dport", &p.dport),
-    ];
-    let fixed = |skip: &str| -> Vec<Bool> {
-        let mut v = vec![if from_outside {
-            outside.clone()
-        } else {
-            outside.not()
-        }];
-        for (n, t) in &fields {
-            if *n != skip {
-                v.push((**t).eq(t.constant(m)));
-            }
-        }
-        v
-    };
-    // Every value of the field that satisfies `pred` (and the scope) stays in the class, and
-    // there is one.
-    let covers = |name: &str, pred: &Bool| -> bool {
-        let base = all(&fixed(name));
-        d.push();
-        d.assert(&base);
-        d.assert(pred);
-        let some = d.check() == SatResult::Sat;
-        d.assert(class.not());
-        let none_out = d.check() == SatResult::Unsat;
-        d.pop(1);
-        some && none_out
-    };
-    let t = Bool::from_bool(true);
-    let fam = enc.family;
-    let mut parts = vec![if from_outside {
-        "from outside".to_string()
-    } else {
-        "opened in the pod".to_string()
-    }];
-    for (name, term) in &fields {
-        if from_outside && matches!(*name, "uid" | "gid") {
-            continue;
-        }
-        if covers(name, &t) {
-            parts.push(format!("any {name}"));
-            continue;
-        }
-        let v = value(m, term);
-        let word = match *name {
-            "proto" => Some(match v {
-                6 => "tcp".to_string(),
-                17 => "udp".to_string(),
-                n => format!("protocol {n}"),
-            }),
-            "uid" | "gid" => {
-                let id = enc.profile.identity();
-                let (ids, width) = if *name == "uid" {
-                    (id.uids, UID_BITS)
-                } else {
-                    (id.gids, GID_BITS)
-                };
-                let not_proxy = all(&ids
-                    .iter()
-                    .map(|i| (**term).eq(bv(u128::from(*i), width)).not())
-                    .collect::<Vec<_>>());
-                (!ids.is_empty() && truth(m, &not_proxy) && covers(name, &not_proxy)).then(|| {
-                    let l: Vec<String> = ids.iter().map(ToString::to_string).collect();
-                    format!("{name} not {}", l.join(" or "))
-                })
-            }
-            "dst" => {
-                let kinds = [
-                    (enc.is_local(term).not(), "a non-local destination"),
-                    (enc.is_loopback(term), "a loopback destination"),
-                    (enc.is_pod_ip(term), "a pod IP"),
-                ];
-                kinds
-                    .iter()
-                    .find(|(pred, _)| truth(m, pred) && covers(name, pred))
-                    .map(|(_, w)| format!("to {w}"))
-            }
-            _ => None,
-        };
-        parts.push(word.unwrap_or_else(|| match *name {
-            "src" | "dst" => format!("{name} {}", bits_addr(v, fam)),
-            _ => format!("{name} {v}"),
-        }));
+        rules.join(", ")
     }
-    parts.join(", ")
 }
 
 struct Side<'a> {
@@ -236,6 +109,7 @@ pub fn diff(
             old: inv_old,
             new: inv_new,
         },
+        capture_ports: capture_ports(profile),
         truncated: false,
         unknown: false,
         touched: Vec::new(),
@@ -243,6 +117,9 @@ pub fn diff(
     for fam in families(pod) {
         diff_family(old, new, fam, pod, profile, opts, &mut report)?;
     }
+    // Most impact first; found order within an impact.
+    report.changes.sort_by_key(|c| c.impact);
+    report.unroutable_changes.sort_by_key(|c| c.impact);
     // Last, so that nothing above depends on it: the old side's supports, and the invariants
     // whose supporting rules the change touches.
     prove::support::supports(old, pod, profile, &popts, &mut report.invariants.old)?;
@@ -356,21 +233,35 @@ fn diff_family(
             } else {
                 routable.not()
             };
-            let shape = shape(
+            let found_class = class::Class::new(
                 &a.enc,
                 &first,
                 &outside,
+                &a.journey,
                 &m,
                 &class,
                 &all(&[facts.clone(), scope]),
-                opts,
+                opts.timeout_ms,
             );
+            let shape = found_class.words();
+            let impact = class::rank(
+                found_class.has_application(profile),
+                found_class.addressed_to(&capture_ports(profile)),
+                &jo,
+                &jn,
+            );
+            drop(found_class);
             let block = class.not();
             s.assert(&block);
             blocks.push(block);
+            let (before, after) = (journey_words(&jo), journey_words(&jn));
             let change = Change {
+                impact,
                 description: shape,
-                effect: describe(&w, pod, &jo, &jn),
+                effect: format!("before: {before}; after: {after}"),
+                before,
+                after,
+                rules: format!("before {}; after {}", first_rules(&jo), first_rules(&jn)),
                 witness: w,
                 old: jo,
                 new: jn,

@@ -136,3 +136,47 @@ pub fn outcome_words(o: Outcome) -> &'static str {
         Outcome::Loop => "loops",
     }
 }
+
+/// A journey in a few words, as `diff` tells what happens before and after a change:
+/// "captured by 15001, then leaves the pod to 10.1.0.99:80", "leaves the pod uncaptured, to
+/// 10.1.0.99:80", "reaches port 53 uncaptured", "captured by 15006, then reaches port 80",
+/// "loops: 15001 → 15006 → 15001 → …", "dropped".
+pub fn journey_words(j: &Journey) -> String {
+    let arrives = |d: &Delivery| match d {
+        Delivery::Listener(p) | Delivery::App(p) => p.to_string(),
+        Delivery::Remote(a) => a.to_string(),
+        Delivery::Dropped => "dropped".into(),
+    };
+    if j.outcome == Outcome::Loop {
+        let mut steps: Vec<String> = j.hops.iter().map(|h| arrives(&h.delivered_to)).collect();
+        steps.push("…".into());
+        return format!("loops: {}", steps.join(" → "));
+    }
+    let mut parts = Vec::new();
+    for (n, h) in j.hops.iter().enumerate() {
+        let first = n == 0;
+        let redirected = match (h.verdict, h.delivered_to) {
+            (HopVerdict::Redirect(p) | HopVerdict::Tproxy(p), _) => Some(p),
+            (HopVerdict::Dnat(_), Delivery::Listener(p)) => Some(p),
+            _ => None,
+        };
+        let again = if first { "captured" } else { "recaptured" };
+        let uncaptured = if first { " uncaptured" } else { "" };
+        parts.push(match (redirected, h.delivered_to) {
+            (_, Delivery::Dropped) => match h.verdict {
+                HopVerdict::Reject => "rejected".to_string(),
+                _ => "dropped".to_string(),
+            },
+            (Some(p), Delivery::Listener(_)) => format!("{again} by {p}"),
+            (Some(p), _) => format!("{again} to port {p}, where no proxy listens"),
+            (None, Delivery::Listener(p)) => format!("reaches proxy port {p}{uncaptured}"),
+            (None, Delivery::App(p)) => format!("reaches port {p}{uncaptured}"),
+            (None, Delivery::Remote(a)) if first => format!("leaves the pod uncaptured, to {a}"),
+            (None, Delivery::Remote(a)) => format!("leaves the pod to {a}"),
+        });
+    }
+    if parts.is_empty() {
+        return "no hop".into();
+    }
+    parts.join(", then ")
+}

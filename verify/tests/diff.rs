@@ -238,6 +238,7 @@ fn a_change_class_is_described_symbolically() {
         "opened in the pod",
         "uid 1337",
         "gid not 1337",
+        "from a pod IP",
         "to a non-local destination",
         "any dport",
         "any sport",

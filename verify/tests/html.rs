@@ -113,10 +113,14 @@ fn diff_page_renders() {
     );
     let page = html(&d.document());
     insta::assert_snapshot!(page);
+    // Capture-port loops are folded into one line, without charts.
+    let (shown, folded) = d.report.shown_and_folded();
+    assert!(!folded.is_empty() && !shown.is_empty());
+    assert_eq!(page.matches("<p id=\"folded\">").count(), 1);
     rendered(
         "diff",
         &page,
         sidecar_verify::invariants::ALL.len(),
-        2 * d.report.changes.len(),
+        2 * shown.len(),
     );
 }

@@ -284,19 +284,29 @@ fn diff_html(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
     }
     b.push_str("</table>\n");
     touched_html(&mut b, &r.touched);
-    for (k, c) in r.changes.iter().enumerate() {
+    let (shown, folded) = r.shown_and_folded();
+    for (k, c) in shown.iter().enumerate() {
         let _ = writeln!(
             b,
-            "<section class=\"change\"><h2>{}. {}</h2><p>{}</p><p>Witness: <code>{}</code></p><div class=\"charts\">{}{}</div>\
+            "<section class=\"change\"><h2>{}. {}: {}</h2><p>before: {}<br>after: {}</p><p>Witness: <code>{}</code></p><div class=\"charts\">{}{}</div>\
              <h3>old journey</h3>{}<h3>new journey</h3>{}</section>",
             k + 1,
+            esc(c.impact.words()),
             esc(&c.description),
-            esc(&c.effect),
+            esc(&c.before),
+            esc(&c.after),
             witness(&c.witness),
             journey_svg(&format!("old: {}", old.name), &c.old),
             journey_svg(&format!("new: {}", new.name), &c.new),
             trace_pre(old.ruleset, &c.old),
             trace_pre(new.ruleset, &c.new)
+        );
+    }
+    if !folded.is_empty() {
+        let _ = writeln!(
+            b,
+            "<p id=\"folded\">{}</p>",
+            esc(&super::text::folded_line(r, folded.len()))
         );
     }
     if !r.unroutable_changes.is_empty() {

@@ -243,8 +243,17 @@ fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
             status(n.status)
         );
     }
-    for (k, c) in r.changes.iter().enumerate() {
-        let _ = writeln!(out, "\n#### {}. {}\n\n{}\n", k + 1, c.description, c.effect);
+    let (shown, folded) = r.shown_and_folded();
+    for (k, c) in shown.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\n#### {}. {}: {}\n\n- before: {}\n- after: {}\n",
+            k + 1,
+            c.impact.words(),
+            c.description,
+            c.before,
+            c.after
+        );
         let _ = writeln!(out, "Witness: {}\n", witness(&c.witness));
         let _ = writeln!(out, "```mermaid\nflowchart TD");
         let _ = writeln!(out, "  subgraph old [\"old: {}\"]", label(old.name));
@@ -257,6 +266,9 @@ fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
         journey_block(&mut out, "new journey", new.ruleset, &c.new);
     }
     touched_md(&mut out, &r.touched);
+    if !folded.is_empty() {
+        let _ = writeln!(out, "\n➕ {}", super::text::folded_line(r, folded.len()));
+    }
     if !r.unroutable_changes.is_empty() {
         let _ = writeln!(
             out,

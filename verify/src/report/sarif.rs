@@ -23,7 +23,7 @@ use sidecar_model::{Family, Rule, TableKind};
 use super::{Document, Source};
 use crate::invariants::ALL;
 use crate::results::check::{self, RuleResult, RuleStatus};
-use crate::results::diff::{self, Change};
+use crate::results::diff::{self, Change, Impact};
 use crate::results::{replay_command, InvariantResult, Status, Witness};
 
 /// The schema the log declares.
@@ -413,10 +413,22 @@ fn change_result(c: &Change, old: Source<'_>, new: Source<'_>) -> Finding {
         .map(|d| Location::rule(new, d.rule))
         .or_else(|| decider(old, family, &c.old).map(|d| Location::rule(old, d.rule)))
         .unwrap_or_else(|| Location::file(new));
+    // Loops of connections addressed to the proxy's own capture ports that loop on both sides
+    // are a note; every other change a warning.
+    let level = if c.impact == Impact::CapturePortLoop {
+        "note"
+    } else {
+        "warning"
+    };
     Finding {
         rule: BEHAVIOUR_CHANGE,
-        level: "warning",
-        text: format!("{}: {}", c.description, c.effect),
+        level,
+        text: format!(
+            "{}: {} (impact: {})",
+            c.description,
+            c.effect,
+            c.impact.words()
+        ),
         location,
     }
 }

@@ -194,6 +194,16 @@ pub fn check(report: &check::Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -
     s
 }
 
+/// The one line the classes of [`diff::Impact::CapturePortLoop`] fold into.
+pub fn folded_line(r: &diff::Report, folded: usize) -> String {
+    let ports: Vec<String> = r.capture_ports.iter().map(ToString::to_string).collect();
+    format!(
+        "{folded} class(es) of connections addressed to the proxy's own capture ports ({}) loop \
+         before and after, only differently (folded; --format json lists them)",
+        ports.join(", ")
+    )
+}
+
 /// `diff`'s report for a person.
 pub fn diff(r: &diff::Report) -> String {
     let mut s = String::new();
@@ -212,10 +222,23 @@ pub fn diff(r: &diff::Report) -> String {
             ""
         }
     );
-    for (i, c) in r.changes.iter().enumerate() {
-        let _ = writeln!(s, "\n{}. {}\n   {}", i + 1, c.description, c.effect);
+    let (shown, folded) = r.shown_and_folded();
+    for (i, c) in shown.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "\n{}. [{}] {}\n   before: {}\n   after:  {}\n   rules:  {}",
+            i + 1,
+            c.impact.words(),
+            c.description,
+            c.before,
+            c.after,
+            c.rules
+        );
         let w = &c.witness;
         let _ = writeln!(s, "   witness: {} ({})", w.connection_words(), w.who());
+    }
+    if !folded.is_empty() {
+        let _ = writeln!(s, "\n+ {}", folded_line(r, folded.len()));
     }
     if !r.unroutable_changes.is_empty() {
         let _ = writeln!(
