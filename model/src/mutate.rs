@@ -104,7 +104,7 @@ pub struct Mutation {
     /// The kind of edit.
     pub operator: Operator,
     /// The edit in words: ``drop `!` of `-d` ``, `` `--dport` 15008 → 15009 ``, `delete`.
-    pub change: String,
+    pub edit: String,
     /// The rule as `iptables-save` prints it (without counters), before the edit.
     pub before: String,
     /// What stands at its place after the edit (for a swap, the next rule); none when deleted.
@@ -135,7 +135,7 @@ pub fn mutants(rs: &Ruleset) -> Vec<(Mutation, Ruleset)> {
                             chain: c.name.clone(),
                             rule: u32::try_from(ri + 1).unwrap_or(u32::MAX),
                             operator,
-                            change,
+                            edit: change,
                             before: before.clone(),
                             after,
                         };

@@ -20,7 +20,7 @@ fn made(rules: &[&str], op: Operator) -> Vec<(u32, String, Option<String>)> {
     mutants(&ruleset(rules))
         .into_iter()
         .filter(|(m, _)| m.operator == op)
-        .map(|(m, _)| (m.rule, m.change, m.after))
+        .map(|(m, _)| (m.rule, m.edit, m.after))
         .collect()
 }
 

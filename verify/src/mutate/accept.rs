@@ -8,7 +8,7 @@
 //! chain = "ISTIO_OUTPUT"
 //! operator = "delete-rule"
 //! rule = "-A ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN"
-//! # change = "delete"          # only needed when the operator makes several mutants of the rule
+//! # edit = "delete"            # only needed when the operator makes several mutants of the rule
 //! reason = "…"
 //! ```
 //!
@@ -30,10 +30,10 @@ pub struct Acceptance {
     pub operator: Operator,
     /// The rule's text before the edit, as `iptables-save` prints it.
     pub rule: String,
-    /// The edit in words (the report's `change`), when the operator makes several mutants of
+    /// The edit in words (the report's `edit`), when the operator makes several mutants of
     /// the rule; without it the entry accepts all of them.
     #[serde(default)]
-    pub change: Option<String>,
+    pub edit: Option<String>,
     /// Why this survivor is acceptable.
     pub reason: String,
     /// Where the entry starts in the file (line, column; 1-based).
@@ -47,7 +47,7 @@ impl Acceptance {
         self.chain == m.chain
             && self.operator == m.operator
             && self.rule == m.before
-            && self.change.as_ref().is_none_or(|c| *c == m.change)
+            && self.edit.as_ref().is_none_or(|c| *c == m.edit)
     }
 }
 
@@ -132,9 +132,7 @@ pub fn refuse_stale<'a>(
                     "stale acceptance: no mutant of the ruleset is `{}` of `{}`{} in chain `{}`",
                     a.operator.name(),
                     a.rule,
-                    a.change
-                        .as_ref()
-                        .map_or(String::new(), |c| format!(" ({c})")),
+                    a.edit.as_ref().map_or(String::new(), |c| format!(" ({c})")),
                     a.chain
                 ),
             });

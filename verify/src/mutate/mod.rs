@@ -13,7 +13,7 @@ pub mod accept;
 
 use std::time::Instant;
 
-use sidecar_model::mutate::mutants;
+use sidecar_model::mutate::{mutants, Mutation};
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, print_ruleset, Ruleset};
 
@@ -59,6 +59,19 @@ pub fn mutate(
     opts: &Options,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report, ProveError> {
+    run(rs, mutants(rs), pod, profile, accepts, opts, progress)
+}
+
+/// [`mutate`] on the mutants given (a part of [`mutants`]`(rs)`, say those of one rule).
+pub fn run(
+    rs: &Ruleset,
+    all: Vec<(Mutation, Ruleset)>,
+    pod: &Pod,
+    profile: &Profile,
+    accepts: &[Acceptance],
+    opts: &Options,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Report, ProveError> {
     let start = Instant::now();
     let popts = prove::Options {
         routing: true,
@@ -69,7 +82,6 @@ pub fn mutate(
         timeout_ms: opts.timeout_ms,
     };
     let original = prove::invariants(rs, pod, profile, &popts)?;
-    let all = mutants(rs);
     let total = all.len();
     let mut results = Vec::with_capacity(total);
     for (n, (mutation, mutant)) in all.into_iter().enumerate() {

@@ -26,7 +26,7 @@ fn place(m: &MutantResult) -> String {
         x.chain,
         x.rule,
         x.operator.name(),
-        x.change
+        x.edit
     )
 }
 
