@@ -367,12 +367,15 @@ fn port_shifted(p: PortRange) -> Vec<(String, PortRange)> {
         .collect()
 }
 
+/// Puts a new port range back into a match.
+type PutPort = Box<dyn Fn(&mut Match, PortRange)>;
+
 /// Each port of a match or target ±1.
 fn port_shifts(r: &Rule, out: &mut Edits) {
     let op = Operator::PortShift;
     for (mi, m) in r.matches.iter().enumerate() {
         // (option, the port range, how to put a new one back)
-        let mut slots: Vec<(String, PortRange, Box<dyn Fn(&mut Match, PortRange)>)> = Vec::new();
+        let mut slots: Vec<(String, PortRange, PutPort)> = Vec::new();
         match m {
             Match::Tcp(Tcp { sport, dport, .. }) | Match::Udp(Udp { sport, dport }) => {
                 if let Some(p) = sport {
@@ -588,6 +591,9 @@ fn prefixes(family: Family, r: &Rule, out: &mut Edits) {
     }
 }
 
+/// Takes one option out of a match.
+type TakeOption = fn(&mut Match);
+
 /// Each match removed, one at a time: `-s`, `-d`, `-i`, `-o`, `-p`, each option of `-m tcp`,
 /// `-m udp` and `-m owner` (the module itself when it was its only one), each other module but
 /// `comment`.
@@ -610,7 +616,7 @@ fn removals(r: &Rule, out: &mut Edits) {
     }
     for (mi, m) in r.matches.iter().enumerate() {
         // (option, how to take it out of a copy of the match)
-        let options: Vec<(&str, fn(&mut Match))> = match m {
+        let options: Vec<(&str, TakeOption)> = match m {
             Match::Tcp(t) => [
                 (
                     t.sport.is_some(),

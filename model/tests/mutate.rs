@@ -1,6 +1,8 @@
 //! The mutation operators of `sidecar_model::mutate`, one test per operator on a small ruleset,
 //! asserting the exact mutants (the edit in words and the rule's text after it).
 
+#![cfg(test)]
+
 use sidecar_model::mutate::{mutants, Operator};
 use sidecar_model::{parse, print_ruleset};
 

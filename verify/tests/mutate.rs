@@ -2,6 +2,8 @@
 //! codes, formats and acceptance file (accepted survivors, a stale acceptance refused, a file
 //! that does not parse refused with its position).
 
+#![cfg(test)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
