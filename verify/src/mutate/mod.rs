@@ -134,6 +134,18 @@ fn classify(
     dopts: &diff::Options,
     r: &mut MutantResult,
 ) {
+    // A family the pod has no address of is not looked at by `diff` or the proofs: its mutants
+    // would all look equivalent. Not a pass.
+    if !prove::families(pod).contains(&r.mutation.family) {
+        r.reason = Some(format!(
+            "the pod has no {} address, so its tables are not examined (add a `--pod-ip`)",
+            match r.mutation.family {
+                sidecar_model::Family::Ipv4 => "IPv4",
+                sidecar_model::Family::Ipv6 => "IPv6",
+            }
+        ));
+        return;
+    }
     // What the kernel would load: the mutant's print, through the parser's and the kernel's
     // load-time checks.
     let mutant = match parse("mutant", print_ruleset(mutant).as_bytes()) {

@@ -40,7 +40,7 @@ pub fn summary(r: &Report) -> String {
     )
 }
 
-/// The killed mutants by the invariant that kills each first, in catalog order of first kill.
+/// The killed mutants by the invariant that kills each first (catalog order), the ids sorted.
 fn killed_by(r: &Report) -> BTreeMap<&'static str, Vec<&MutantResult>> {
     let mut by: BTreeMap<&'static str, Vec<&MutantResult>> = BTreeMap::new();
     for m in r.of(Class::Killed) {
