@@ -296,6 +296,29 @@ pub fn first_change(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Report, DiffError> {
+    behaviour(old, new, pod, profile, opts, true)
+}
+
+/// Every class of connections that behaves differently (up to the bound), as [`diff`] finds
+/// them, without proving either side's invariants.
+pub fn changes(
+    old: &Ruleset,
+    new: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+) -> Result<Report, DiffError> {
+    behaviour(old, new, pod, profile, opts, false)
+}
+
+fn behaviour(
+    old: &Ruleset,
+    new: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    first_only: bool,
+) -> Result<Report, DiffError> {
     let (old, new) = (profile.resolve_names(old), profile.resolve_names(new));
     let mut report = Report {
         changes: Vec::new(),
@@ -308,8 +331,8 @@ pub fn first_change(
         unknown: false,
     };
     for fam in families(pod) {
-        diff_family(&old, &new, fam, pod, profile, opts, true, &mut report)?;
-        if !report.changes.is_empty() {
+        diff_family(&old, &new, fam, pod, profile, opts, first_only, &mut report)?;
+        if first_only && !report.changes.is_empty() {
             break;
         }
     }

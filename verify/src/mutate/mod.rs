@@ -202,7 +202,37 @@ fn classify(
         .collect();
     if undecided.is_empty() {
         r.class = Class::Survivor;
+        // Show the class that matters most: the first found may be a loop that stays a loop
+        // (a connection addressed to the proxy's own capture port), rarely what the edit is about.
+        if let Some(c) = telling_change(rs, &mutant, pod, profile, dopts) {
+            r.change = Some(c);
+        }
     } else {
         r.reason = Some(format!("check: unknown for {}", undecided.join(", ")));
     }
+}
+
+/// Among the first classes of changed connections (at most 8), the first that is not a loop on
+/// both sides; `None` when there is none or the search fails (the first class found stays).
+fn telling_change(
+    rs: &Ruleset,
+    mutant: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    dopts: &diff::Options,
+) -> Option<Change> {
+    use sidecar_model::pod::Outcome;
+    let opts = diff::Options {
+        max_classes: 8,
+        ..dopts.clone()
+    };
+    let d = diff::changes(rs, mutant, pod, profile, &opts).ok()?;
+    d.changes
+        .into_iter()
+        .find(|c| !(c.old.outcome == Outcome::Loop && c.new.outcome == Outcome::Loop))
+        .map(|c| Change {
+            description: c.description,
+            effect: c.effect,
+            witness: c.witness,
+        })
 }
