@@ -54,7 +54,7 @@ fn killed_by(r: &Report) -> BTreeMap<&'static str, Vec<&MutantResult>> {
 fn not_holding(r: &Report) -> Vec<String> {
     r.original
         .iter()
-        .filter(|i| i.status != Status::Holds)
+        .filter(|i| matches!(i.status, Status::Violated | Status::Unknown))
         .map(|i| format!("{} ({:?})", i.id, i.status).to_lowercase())
         .collect()
 }
