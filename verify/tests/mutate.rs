@@ -12,6 +12,7 @@ use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, DEFAULT_RULESET};
 use sidecar_verify::mutate::{run, Options};
 use sidecar_verify::results::mutate::Class;
+use sidecar_verify::results::Status;
 
 /// A rule no invariant speaks about: an application's UDP to 10.9.9.9:5000 is sent to
 /// 10.9.9.10 instead. Moving it elsewhere (or deleting it) changes where those connections go,
@@ -81,7 +82,7 @@ fn a_planted_weakness_is_found() {
     assert!(
         r.original
             .iter()
-            .all(|i| i.status == sidecar_verify::results::Status::Holds),
+            .all(|i| !matches!(i.status, Status::Violated | Status::Unknown)),
         "{:?}",
         r.original
     );
