@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod gen;
 pub mod matches;
+pub mod mutate;
 pub mod parse;
 pub mod pod;
 pub mod print;

@@ -1,4 +1,4 @@
-//! The command line: `sidecar-verify <parse|trace|scenarios|check|diff|kernel> [RULES] …`.
+//! The command line: `sidecar-verify <parse|trace|scenarios|check|diff|mutate|kernel> [RULES] …`.
 //!
 //! Exit codes everywhere: 0 ok / holds / vacuous / no change; 1 violation / unknown / behaviour
 //! change / disagreement; 2 bad input or usage.
@@ -52,6 +52,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Show which connections behave differently between two rulesets, one witness per class.
     Diff(DiffArgs),
+    /// Prove every single-rule mutant of the ruleset: which ones the invariants kill, which
+    /// change nothing, and which change behaviour unnoticed (survivors: where the catalog is
+    /// blind). Survivors may be accepted with a reason in `RULES.mutate.toml` beside the ruleset.
+    Mutate(MutateArgs),
     /// Compare the model with Linux netfilter: run flows in a pod made of network namespaces and
     /// check, flow by flow, the rules each first packet hit (nftables tracing) and where it arrived.
     Kernel(KernelArgs),
@@ -221,6 +225,28 @@ pub struct DiffArgs {
     pub timeout_ms: u32,
 }
 
+/// Arguments of `mutate`.
+#[derive(Debug, clap::Args)]
+pub struct MutateArgs {
+    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    pub rules: Option<String>,
+    /// Where the pod is and what mesh it runs.
+    #[command(flatten)]
+    pub pod: PodArgs,
+    /// The accepted survivors (default: `RULES.mutate.toml` beside the ruleset, when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub accept: Option<std::path::PathBuf>,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown"])]
+    pub format: String,
+    /// Write the report here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Per-query solver timeout in milliseconds (a timeout makes the mutant unknown).
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u32,
+}
+
 /// Arguments of `kernel`.
 #[derive(Debug, clap::Args)]
 pub struct KernelArgs {
@@ -251,6 +277,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Scenarios(a) => scenarios(&a),
         Command::Check(a) => check(&a),
         Command::Diff(a) => diff(&a),
+        Command::Mutate(a) => mutate(&a),
         Command::Kernel(a) => kernel(&a),
         Command::Agent { ports } => crate::kernel::agent::agent(&ports),
         Command::Connect {
@@ -517,6 +544,85 @@ fn diff(a: &DiffArgs) -> u8 {
         return 2;
     }
     u8::from(!r.changes.is_empty() || r.unknown)
+}
+
+fn mutate(a: &MutateArgs) -> u8 {
+    use crate::mutate::accept;
+    let (loaded, sim) = match simulator(a.rules.as_deref(), &a.pod) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let rs = &loaded.parsed.ruleset;
+    // The acceptance file: given, or beside a ruleset read from a file.
+    let accept_path = a.accept.clone().or_else(|| {
+        a.rules
+            .as_deref()
+            .filter(|r| *r != "-")
+            .map(|r| accept::beside(std::path::Path::new(r)))
+            .filter(|p| p.exists())
+    });
+    let accepts = match &accept_path {
+        None => Vec::new(),
+        Some(p) => {
+            let text = match std::fs::read_to_string(p) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read `{}`: {e}", p.display());
+                    return 2;
+                }
+            };
+            let parsed = accept::parse(p, &text).and_then(|v| {
+                let all = sidecar_model::mutate::mutants(rs);
+                accept::refuse_stale(p, &v, all.iter().map(|(m, _)| m))?;
+                Ok(v)
+            });
+            match parsed {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            }
+        }
+    };
+    let opts = crate::mutate::Options {
+        timeout_ms: a.timeout_ms,
+    };
+    // Progress on stderr, only for a person watching a terminal.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut progress = |done: usize, total: usize| {
+        if tty {
+            eprint!("\rmutant {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let report =
+        match crate::mutate::mutate(rs, &sim.pod, &sim.profile, &accepts, &opts, &mut progress) {
+            Ok(r) => r,
+            Err(e @ crate::check::ProveError::Disagreement { .. }) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", loaded.name);
+                return 2;
+            }
+        };
+    let rules_arg = a.rules.clone().unwrap_or_default();
+    let out = match a.format.as_str() {
+        "json" => match to_json(&report, "the report") {
+            Ok(o) => o,
+            Err(code) => return code,
+        },
+        "markdown" => crate::report::mutate::markdown(&report, &loaded.name),
+        _ => crate::report::mutate::text(&report, &loaded.name, &rules_arg, &sim.pod),
+    };
+    if deliver(a.output.as_deref(), &out) != 0 {
+        return 2;
+    }
+    u8::from(!report.passes())
 }
 
 fn trace(a: &TraceArgs) -> u8 {

@@ -115,7 +115,61 @@ pub fn diff(
         touched: Vec::new(),
     };
     for fam in families(pod) {
-        diff_family(old, new, fam, pod, profile, opts, &mut report)?;
+        diff_family(old, new, fam, pod, profile, opts, false, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// The first class of routable connections that behaves differently between `old` and `new`
+/// (family by family), without proving either side's invariants or looking further: what
+/// `mutate` needs to tell an equivalent mutant from one that changes behaviour. `unknown` in the
+/// report says a query was undecided (so no class found does not mean none exists).
+pub fn first_change(
+    old: &Ruleset,
+    new: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+) -> Result<Report, DiffError> {
+    behaviour(old, new, pod, profile, opts, true)
+}
+
+/// Every class of connections that behaves differently (up to the bound), as [`diff`] finds
+/// them, without proving either side's invariants.
+pub fn changes(
+    old: &Ruleset,
+    new: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+) -> Result<Report, DiffError> {
+    behaviour(old, new, pod, profile, opts, false)
+}
+
+fn behaviour(
+    old: &Ruleset,
+    new: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    first_only: bool,
+) -> Result<Report, DiffError> {
+    let (old, new) = (profile.resolve_names(old), profile.resolve_names(new));
+    let mut report = Report {
+        changes: Vec::new(),
+        unroutable_changes: Vec::new(),
+        invariants: Invariants {
+            old: Vec::new(),
+            new: Vec::new(),
+        },
+        truncated: false,
+        unknown: false,
+    };
+    for fam in families(pod) {
+        diff_family(&old, &new, fam, pod, profile, opts, first_only, &mut report)?;
+        if first_only && !report.changes.is_empty() {
+            break;
+        }
     }
     // Most impact first; found order within an impact.
     report.changes.sort_by_key(|c| c.impact);
@@ -135,6 +189,7 @@ fn diff_family(
     pod: &Pod,
     profile: &Profile,
     opts: &Options,
+    first_only: bool,
     report: &mut Report,
 ) -> Result<(), DiffError> {
     let first = SymPacket::fresh("c", addr_width(fam));
@@ -167,6 +222,9 @@ fn diff_family(
     // Classes found among routable connections are excluded from the unroutable search too.
     let mut blocks: Vec<Bool> = Vec::new();
     for scope_routable in [true, false] {
+        if first_only && !scope_routable {
+            break;
+        }
         s.push();
         if scope_routable {
             s.assert(&routable);
@@ -272,6 +330,9 @@ fn diff_family(
                 report.unroutable_changes.push(change);
             }
             found += 1;
+            if first_only {
+                break;
+            }
         }
         s.pop(1);
         for b in &blocks {

@@ -231,6 +231,7 @@ fn check_family(
     profile: &Profile,
     opts: &Options,
     sim: &Simulator,
+    with_rules: bool,
 ) -> Result<FamilyResult, ProveError> {
     let mut enc = Encoder::new(rs, fam, pod, profile)?;
     let first = SymPacket::fresh("c", enc.width);
@@ -280,7 +281,11 @@ fn check_family(
         .first()
         .map(|h| h.hits.clone())
         .unwrap_or_default();
-    let rules = reachability(rs, fam, &mut enc, &s, &routed_hits, opts)?;
+    let rules = if with_rules {
+        reachability(rs, fam, &mut enc, &s, &routed_hits, opts)?
+    } else {
+        Vec::new()
+    };
     let undecided = enc
         .undecided_rules
         .iter()
@@ -510,6 +515,27 @@ pub fn ruleset(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Proofs, ProveError> {
+    proofs(rs, pod, profile, opts, true)
+}
+
+/// Proves every invariant of the catalog about `rs`, as [`ruleset`] does, without the rules'
+/// reachability (what `mutate` needs of each mutant).
+pub fn invariants(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+) -> Result<Vec<InvariantResult>, ProveError> {
+    Ok(proofs(rs, pod, profile, opts, false)?.invariants)
+}
+
+fn proofs(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    with_rules: bool,
+) -> Result<Proofs, ProveError> {
     let resolved = profile.resolve_names(rs);
     let rs: &Ruleset = &resolved;
     let sim = Simulator::new(rs, pod.clone(), profile.clone());
@@ -531,7 +557,7 @@ pub fn ruleset(
     let mut rules = Vec::new();
     let mut undecided = Vec::new();
     for (n, fam) in families(pod).into_iter().enumerate() {
-        let fr = check_family(rs, fam, pod, profile, opts, &sim)?;
+        let fr = check_family(rs, fam, pod, profile, opts, &sim, with_rules)?;
         for (res, (_, st, w, reason)) in invariants.iter_mut().zip(fr.invariants) {
             // The first family sets it (so a vacuous one keeps its reason); later ones only
             // when worse (holds in one family and vacuous in the other is holds).

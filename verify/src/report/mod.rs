@@ -8,6 +8,7 @@
 
 pub mod html;
 pub mod markdown;
+pub mod mutate;
 pub mod sarif;
 pub mod text;
 

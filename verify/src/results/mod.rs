@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod mutate;
 pub mod support;
 
 use std::net::IpAddr;

@@ -1,0 +1,238 @@
+//! `mutate`: where the invariant catalog is blind. Every single-rule mutant of the ruleset
+//! ([`sidecar_model::mutate::mutants`]) is reloaded (the kernel's load-time checks: a refused
+//! one is *invalid*), diffed against the ruleset ([`crate::diff::first_change`]: no routable
+//! change makes it *equivalent*), and only then proved ([`crate::prove::invariants`]): an
+//! invariant that holds on the ruleset and is violated on the mutant *kills* it; a mutant that
+//! changes behaviour while every invariant holds *survives*, unless the acceptance file
+//! ([`accept`]) accepts it with a reason. A mutant neither killed nor shown equivalent (an
+//! undecided query, an internal error) is *unknown* and fails the run like a survivor.
+//!
+//! All mutants run in this one process, sharing Z3's thread-local context.
+
+pub mod accept;
+
+use std::time::Instant;
+
+use sidecar_model::mutate::{mutants, Mutation};
+use sidecar_model::pod::{Pod, Profile};
+use sidecar_model::{parse, print_ruleset, Ruleset};
+
+use crate::diff;
+use crate::prove::{self, ProveError};
+use crate::results::mutate::{Change, Class, Counts, Kill, MutantResult, Report};
+use crate::results::Status;
+
+pub use accept::{AcceptError, Acceptance};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Per-query solver timeout in milliseconds (a timeout makes the mutant unknown).
+    pub timeout_ms: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { timeout_ms: 30_000 }
+    }
+}
+
+/// Runs every mutant of `rs` in `pod` with `profile`; `accepts` are the accepted survivors;
+/// `progress` is told (done, total) after each mutant.
+///
+/// # Example
+/// ```
+/// use sidecar_model::pod::{Pod, Profile};
+/// use sidecar_model::parse;
+/// use sidecar_verify::mutate::{mutate, Options};
+///
+/// let text = "*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p tcp -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001\nCOMMIT\n";
+/// let rs = parse("r", text.as_bytes()).unwrap().ruleset;
+/// let report = mutate(&rs, &Pod::default(), &Profile::istio(), &[], &Options::default(), &mut |_, _| {}).unwrap();
+/// assert_eq!(report.counts.mutants, report.mutants.len());
+/// ```
+pub fn mutate(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    accepts: &[Acceptance],
+    opts: &Options,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Report, ProveError> {
+    run(rs, mutants(rs), pod, profile, accepts, opts, progress)
+}
+
+/// [`mutate`] on the mutants given (a part of [`mutants`]`(rs)`, say those of one rule).
+pub fn run(
+    rs: &Ruleset,
+    all: Vec<(Mutation, Ruleset)>,
+    pod: &Pod,
+    profile: &Profile,
+    accepts: &[Acceptance],
+    opts: &Options,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Report, ProveError> {
+    let start = Instant::now();
+    let popts = prove::Options {
+        routing: true,
+        timeout_ms: opts.timeout_ms,
+    };
+    let dopts = diff::Options {
+        max_classes: 1,
+        timeout_ms: opts.timeout_ms,
+    };
+    let original = prove::invariants(rs, pod, profile, &popts)?;
+    let total = all.len();
+    let mut results = Vec::with_capacity(total);
+    for (n, (mutation, mutant)) in all.into_iter().enumerate() {
+        let mut r = MutantResult {
+            mutation,
+            class: Class::Unknown,
+            change: None,
+            killed_by: Vec::new(),
+            reason: None,
+        };
+        classify(rs, &mutant, pod, profile, &original, &popts, &dopts, &mut r);
+        if r.class == Class::Survivor {
+            if let Some(a) = accepts.iter().find(|a| a.matches(&r.mutation)) {
+                r.class = Class::Accepted;
+                r.reason = Some(a.reason.clone());
+            }
+        }
+        results.push(r);
+        progress(n + 1, total);
+    }
+    let count = |c: Class| results.iter().filter(|m| m.class == c).count();
+    let counts = Counts {
+        mutants: results.len(),
+        invalid: count(Class::Invalid),
+        equivalent: count(Class::Equivalent),
+        killed: count(Class::Killed),
+        accepted: count(Class::Accepted),
+        survivors: count(Class::Survivor),
+        unknown: count(Class::Unknown),
+    };
+    Ok(Report {
+        profile: profile.name.clone(),
+        pod_ips: pod.ips.clone(),
+        counts,
+        seconds: start.elapsed().as_secs_f64(),
+        original,
+        mutants: results,
+    })
+}
+
+/// Classifies one mutant into `r` (survivors before acceptance).
+#[allow(clippy::too_many_arguments)]
+fn classify(
+    rs: &Ruleset,
+    mutant: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    original: &[crate::results::InvariantResult],
+    popts: &prove::Options,
+    dopts: &diff::Options,
+    r: &mut MutantResult,
+) {
+    // A family the pod has no address of is not looked at by `diff` or the proofs: its mutants
+    // would all look equivalent. Not a pass.
+    if !prove::families(pod).contains(&r.mutation.family) {
+        r.reason = Some(format!(
+            "the pod has no {} address, so its tables are not examined (add a `--pod-ip`)",
+            match r.mutation.family {
+                sidecar_model::Family::Ipv4 => "IPv4",
+                sidecar_model::Family::Ipv6 => "IPv6",
+            }
+        ));
+        return;
+    }
+    // What the kernel would load: the mutant's print, through the parser's and the kernel's
+    // load-time checks.
+    let mutant = match parse("mutant", print_ruleset(mutant).as_bytes()) {
+        Ok(p) => p.ruleset,
+        Err(e) => {
+            r.class = Class::Invalid;
+            r.reason = Some(e.to_string());
+            return;
+        }
+    };
+    let d = match diff::first_change(rs, &mutant, pod, profile, dopts) {
+        Ok(d) => d,
+        Err(e) => {
+            r.reason = Some(format!("diff: {e}"));
+            return;
+        }
+    };
+    let Some(c) = d.changes.into_iter().next() else {
+        if d.unknown {
+            r.reason = Some("diff: a query was undecided (timeout?)".into());
+        } else {
+            r.class = Class::Equivalent;
+        }
+        return;
+    };
+    r.change = Some(Change {
+        description: c.description,
+        effect: c.effect,
+        witness: c.witness,
+    });
+    let invs = match prove::invariants(&mutant, pod, profile, popts) {
+        Ok(i) => i,
+        Err(e) => {
+            r.reason = Some(format!("check: {e}"));
+            return;
+        }
+    };
+    for (i, o) in invs.iter().zip(original) {
+        if i.status == Status::Violated && o.status != Status::Violated {
+            r.killed_by.push(Kill {
+                id: i.id,
+                witness: i.witness.clone(),
+            });
+        }
+    }
+    if !r.killed_by.is_empty() {
+        r.class = Class::Killed;
+        return;
+    }
+    let undecided: Vec<&str> = invs
+        .iter()
+        .filter(|i| i.status == Status::Unknown)
+        .map(|i| i.id)
+        .collect();
+    if undecided.is_empty() {
+        r.class = Class::Survivor;
+        // Show the class that matters most: the first found may be a loop that stays a loop
+        // (a connection addressed to the proxy's own capture port), rarely what the edit is about.
+        if let Some(c) = telling_change(rs, &mutant, pod, profile, dopts) {
+            r.change = Some(c);
+        }
+    } else {
+        r.reason = Some(format!("check: unknown for {}", undecided.join(", ")));
+    }
+}
+
+/// Among the first classes of changed connections (at most 8), the first that is not a loop on
+/// both sides; `None` when there is none or the search fails (the first class found stays).
+fn telling_change(
+    rs: &Ruleset,
+    mutant: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    dopts: &diff::Options,
+) -> Option<Change> {
+    use sidecar_model::pod::Outcome;
+    let opts = diff::Options {
+        max_classes: 8,
+        ..dopts.clone()
+    };
+    let d = diff::changes(rs, mutant, pod, profile, &opts).ok()?;
+    d.changes
+        .into_iter()
+        .find(|c| !(c.old.outcome == Outcome::Loop && c.new.outcome == Outcome::Loop))
+        .map(|c| Change {
+            description: c.description,
+            effect: c.effect,
+            witness: c.witness,
+        })
+}

@@ -1,0 +1,231 @@
+//! `mutate`'s reports for a person (text) and for a pull-request comment (Markdown); its JSON
+//! is the model itself ([`crate::results::mutate::Report`]). Both lead with the counts, then
+//! the survivors (each with the first class of connections whose journey it changes and a
+//! `trace` replay of its witness on the ruleset), the accepted ones with their reasons, the
+//! unknown ones with why, and the killed ones grouped by the invariant that kills them first.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use sidecar_model::pod::Pod;
+use sidecar_model::Family;
+
+use crate::results::mutate::{Class, MutantResult, Report};
+use crate::results::{replay_command, Status};
+
+/// `iptables nat ISTIO_OUTPUT rule 2: delete-rule (delete)`.
+fn place(m: &MutantResult) -> String {
+    let x = &m.mutation;
+    let tool = match x.family {
+        Family::Ipv4 => "iptables",
+        Family::Ipv6 => "ip6tables",
+    };
+    format!(
+        "{tool} {} {} rule {}: {} ({})",
+        x.table.name(),
+        x.chain,
+        x.rule,
+        x.operator.name(),
+        x.edit
+    )
+}
+
+/// The counts line: `N mutants: I invalid, E equivalent, K killed, A accepted, S survivors, U
+/// unknown (T s)`.
+pub fn summary(r: &Report) -> String {
+    let c = &r.counts;
+    format!(
+        "{} mutants: {} invalid, {} equivalent, {} killed, {} accepted, {} survivors, {} unknown ({:.1} s)",
+        c.mutants, c.invalid, c.equivalent, c.killed, c.accepted, c.survivors, c.unknown, r.seconds
+    )
+}
+
+/// The killed mutants by the invariant that kills each first (catalog order), the ids sorted.
+fn killed_by(r: &Report) -> BTreeMap<&'static str, Vec<&MutantResult>> {
+    let mut by: BTreeMap<&'static str, Vec<&MutantResult>> = BTreeMap::new();
+    for m in r.of(Class::Killed) {
+        if let Some(k) = m.killed_by.first() {
+            by.entry(k.id).or_default().push(m);
+        }
+    }
+    by
+}
+
+fn not_holding(r: &Report) -> Vec<String> {
+    r.original
+        .iter()
+        .filter(|i| matches!(i.status, Status::Violated | Status::Unknown))
+        .map(|i| format!("{} ({:?})", i.id, i.status).to_lowercase())
+        .collect()
+}
+
+/// `mutate`'s report for a person; `rules_arg` is the RULES argument as given (for the replay
+/// commands, which trace the witness on the ruleset: the mutant's journey is the report's
+/// "now").
+pub fn text(r: &Report, name: &str, rules_arg: &str, pod: &Pod) -> String {
+    let mut s = String::new();
+    let ips: Vec<String> = r.pod_ips.iter().map(ToString::to_string).collect();
+    let _ = writeln!(s, "{name}: {}", summary(r));
+    let _ = writeln!(s, "profile {}; pod {}", r.profile, ips.join(", "));
+    let bad = not_holding(r);
+    if !bad.is_empty() {
+        let _ = writeln!(
+            s,
+            "the ruleset itself does not satisfy {} (these cannot kill a mutant)",
+            bad.join(", ")
+        );
+    }
+    let detail = |s: &mut String, m: &MutantResult| {
+        let _ = writeln!(s, "  {}", place(m));
+        let _ = writeln!(s, "    before: {}", m.mutation.before);
+        let _ = writeln!(
+            s,
+            "    after:  {}",
+            m.mutation.after.as_deref().unwrap_or("(deleted)")
+        );
+        if let Some(c) = &m.change {
+            let _ = writeln!(s, "    class:  {}", c.description);
+            let _ = writeln!(s, "    effect: {}", c.effect);
+            let _ = writeln!(
+                s,
+                "    witness: {} ({})",
+                c.witness.connection_words(),
+                c.witness.context_words()
+            );
+            let _ = writeln!(
+                s,
+                "    replay (on the ruleset): {}",
+                replay_command(rules_arg, pod, &c.witness)
+            );
+        }
+        if let Some(why) = &m.reason {
+            let _ = writeln!(s, "    reason: {why}");
+        }
+    };
+    for (class, title) in [
+        (
+            Class::Survivor,
+            "survivors (behaviour changes, every invariant holds)",
+        ),
+        (
+            Class::Unknown,
+            "unknown (neither killed nor shown equivalent)",
+        ),
+        (Class::Accepted, "accepted survivors"),
+    ] {
+        let list: Vec<&MutantResult> = r.of(class).collect();
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{title}: {}", list.len());
+        for m in list {
+            detail(&mut s, m);
+        }
+    }
+    let by = killed_by(r);
+    if !by.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nkilled: {}, by the first invariant each violates",
+            r.counts.killed
+        );
+        for (id, ms) in &by {
+            let _ = writeln!(
+                s,
+                "  {id:<27} {:>3}  e.g. {}",
+                ms.len(),
+                ms.first().map_or(String::new(), |m| place(m))
+            );
+        }
+    }
+    s
+}
+
+fn cell(t: &str) -> String {
+    t.replace('|', "\\|").replace('\n', " ")
+}
+
+/// `mutate`'s report as Markdown, made to be posted as a pull-request comment.
+pub fn markdown(r: &Report, name: &str) -> String {
+    let mut s = String::new();
+    let verdict = if r.passes() {
+        "✅ no unaccepted survivor"
+    } else {
+        "❌ the invariants miss some mutants"
+    };
+    let _ = writeln!(s, "### `sidecar-verify mutate` {}: {verdict}\n", cell(name));
+    let c = &r.counts;
+    let _ = writeln!(
+        s,
+        "| mutants | invalid | equivalent | killed | accepted | survivors | unknown | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
+        c.mutants, c.invalid, c.equivalent, c.killed, c.accepted, c.survivors, c.unknown, r.seconds
+    );
+    let bad = not_holding(r);
+    if !bad.is_empty() {
+        let _ = writeln!(
+            s,
+            "The ruleset itself does not satisfy {}: these cannot kill a mutant.\n",
+            bad.join(", ")
+        );
+    }
+    for (class, title) in [
+        (Class::Survivor, "Survivors"),
+        (Class::Unknown, "Unknown"),
+        (Class::Accepted, "Accepted survivors"),
+    ] {
+        let list: Vec<&MutantResult> = r.of(class).collect();
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "#### {title} ({})\n", list.len());
+        let _ = writeln!(s, "| mutant | rule before → after | changed connections | witness | reason |\n|---|---|---|---|---|");
+        for m in list {
+            let (class_words, witness) =
+                m.change
+                    .as_ref()
+                    .map_or((String::new(), String::new()), |c| {
+                        (
+                            format!("{}: {}", c.description, c.effect),
+                            format!(
+                                "`{}` ({})",
+                                c.witness.connection_words(),
+                                c.witness.context_words()
+                            ),
+                        )
+                    });
+            let _ = writeln!(
+                s,
+                "| {} | `{}` → {} | {} | {} | {} |",
+                cell(&place(m)),
+                cell(&m.mutation.before),
+                m.mutation
+                    .after
+                    .as_deref()
+                    .map_or("(deleted)".to_string(), |a| format!("`{}`", cell(a))),
+                cell(&class_words),
+                cell(&witness),
+                cell(m.reason.as_deref().unwrap_or(""))
+            );
+        }
+        s.push('\n');
+    }
+    let by = killed_by(r);
+    if !by.is_empty() {
+        let _ = writeln!(
+            s,
+            "<details><summary>Killed ({}) by invariant</summary>\n",
+            c.killed
+        );
+        let _ = writeln!(s, "| invariant | mutants | e.g. |\n|---|---:|---|");
+        for (id, ms) in &by {
+            let _ = writeln!(
+                s,
+                "| `{id}` | {} | {} |",
+                ms.len(),
+                cell(&ms.first().map_or(String::new(), |m| place(m)))
+            );
+        }
+        s.push_str("\n</details>\n");
+    }
+    s
+}

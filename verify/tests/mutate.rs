@@ -1,0 +1,297 @@
+//! `sidecar-verify mutate`: a weakness planted by hand is found, and the command line's exit
+//! codes, formats and acceptance file (accepted survivors, a stale acceptance refused, a file
+//! that does not parse refused with its position).
+
+#![cfg(test)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sidecar_model::mutate::{mutants, Operator};
+use sidecar_model::pod::{Pod, Profile};
+use sidecar_model::{parse, DEFAULT_RULESET};
+use sidecar_verify::mutate::{run, Options};
+use sidecar_verify::results::mutate::Class;
+use sidecar_verify::results::Status;
+
+/// A rule no invariant speaks about: an application's UDP to 10.9.9.9:5000 is sent to
+/// 10.9.9.10 instead. Moving it elsewhere (or deleting it) changes where those connections go,
+/// which no invariant of the catalog promises anything about.
+const PLANTED: &str =
+    "-A OUTPUT -d 10.9.9.9/32 -p udp -m udp --dport 5000 -j DNAT --to-destination 10.9.9.10";
+
+/// The planted rule alone in a nat table: few mutants, a fast run.
+fn small() -> String {
+    format!(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n{PLANTED}\nCOMMIT\n"
+    )
+}
+
+/// A fresh directory for one test's files.
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sidecar-mutate-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn mutate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sidecar-verify"))
+        .arg("mutate")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The planted rule at the top of the classic ruleset's nat OUTPUT: of its mutants, the ones
+/// that move or drop the DNAT survive (every invariant holds on the ruleset and on them), the
+/// swap with the next rule (`-p tcp -j ISTIO_OUTPUT`, which no UDP packet matches) is
+/// equivalent, and removing `-p` leaves `-m udp --dport` without `-p udp`, which iptables
+/// refuses.
+#[test]
+fn a_planted_weakness_is_found() {
+    let text = DEFAULT_RULESET.replace(
+        "-A OUTPUT -p tcp -j ISTIO_OUTPUT",
+        &format!("{PLANTED}\n-A OUTPUT -p tcp -j ISTIO_OUTPUT"),
+    );
+    let rs = parse("planted", text.as_bytes()).unwrap().ruleset;
+    let ms: Vec<_> = mutants(&rs)
+        .into_iter()
+        .filter(|(m, _)| m.before == PLANTED)
+        .collect();
+    let r = run(
+        &rs,
+        ms,
+        &Pod::default(),
+        &Profile::istio(),
+        &[],
+        &Options::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(
+        r.original
+            .iter()
+            .all(|i| !matches!(i.status, Status::Violated | Status::Unknown)),
+        "{:?}",
+        r.original
+    );
+    let class = |op: Operator, change: &str| {
+        r.mutants
+            .iter()
+            .find(|m| m.mutation.operator == op && m.mutation.edit == change)
+            .unwrap_or_else(|| panic!("no mutant {op:?} {change}: {:#?}", r.mutants))
+    };
+    let deleted = class(Operator::DeleteRule, "delete");
+    assert_eq!(deleted.class, Class::Survivor, "{deleted:#?}");
+    let w = &deleted.change.as_ref().unwrap().witness;
+    assert_eq!(
+        (w.proto.as_str(), w.dst.to_string().as_str(), w.dport),
+        ("udp", "10.9.9.9", 5000)
+    );
+    let moved = class(
+        Operator::AddressBit,
+        "`--to-destination` 10.9.9.10 → 10.9.9.11",
+    );
+    assert_eq!(moved.class, Class::Survivor, "{moved:#?}");
+    assert_eq!(
+        class(Operator::SwapWithNext, "swap with rule 2").class,
+        Class::Equivalent
+    );
+    let no_proto = class(Operator::RemoveMatch, "remove `-p`");
+    assert_eq!(no_proto.class, Class::Invalid);
+    assert!(no_proto.reason.is_some());
+    assert!(!r.passes());
+}
+
+/// Exit 1 with survivors; the same run with every survivor accepted (in `RULES.mutate.toml`
+/// beside the ruleset) exits 0 and lists them as accepted with their reasons.
+#[test]
+fn survivors_fail_the_run_until_accepted() {
+    let d = dir("accept");
+    let rules = d.join("planted.rules");
+    std::fs::write(&rules, small()).unwrap();
+    let r = rules.to_str().unwrap();
+    let out = mutate(&[r, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let c = &v["counts"];
+    let n = |k: &str| c[k].as_u64().unwrap();
+    assert_eq!(
+        n("invalid")
+            + n("equivalent")
+            + n("killed")
+            + n("accepted")
+            + n("survivors")
+            + n("unknown"),
+        n("mutants")
+    );
+    assert_eq!(n("mutants"), v["mutants"].as_array().unwrap().len() as u64);
+    assert!(n("survivors") >= 2, "{v:#}");
+    assert_eq!(n("unknown"), 0);
+    // Accept each survivor by its chain, operator, rule and edit.
+    let mut toml = String::new();
+    for m in v["mutants"].as_array().unwrap() {
+        if m["class"] == "survivor" {
+            assert!(m["change"]["witness"]["dst"].is_string(), "{m:#}");
+            toml.push_str(&format!(
+                "[[accept]]\nchain = {}\noperator = {}\nrule = {}\nedit = {}\nreason = \"a test: where the packet goes after the DNAT is the rule's business\"\n\n",
+                m["chain"], m["operator"], m["before"], m["edit"]
+            ));
+        }
+    }
+    std::fs::write(d.join("planted.rules.mutate.toml"), &toml).unwrap();
+    let out = mutate(&[r, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w = json(&out);
+    assert_eq!(w["counts"]["survivors"], 0);
+    assert_eq!(w["counts"]["accepted"], c["survivors"]);
+    // The text report lists them apart, with the reason.
+    let out = mutate(&[r]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(" 0 survivors"), "{text}");
+    assert!(text.contains("accepted survivors:"), "{text}");
+    assert!(
+        text.contains("reason: a test: where the packet goes"),
+        "{text}"
+    );
+    // `--accept` names another file: here, none at all (an empty one).
+    let empty = d.join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let out = mutate(&[r, "--accept", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    // Markdown for a pull request.
+    let out = mutate(&[r, "--format", "markdown"]);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        md.contains(
+            "| mutants | invalid | equivalent | killed | accepted | survivors | unknown | time |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("#### Accepted survivors"), "{md}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+fn refused(d: &Path, toml: &str) -> String {
+    let rules = d.join("r.rules");
+    std::fs::write(&rules, small()).unwrap();
+    std::fs::write(d.join("r.rules.mutate.toml"), toml).unwrap();
+    let out = mutate(&[rules.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{toml}");
+    assert!(out.stdout.is_empty());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// An acceptance that matches no mutant (its rule changed) is refused, at its line.
+#[test]
+fn a_stale_acceptance_is_refused() {
+    let d = dir("stale");
+    let err = refused(
+        &d,
+        &format!(
+            "# accepted\n\n[[accept]]\nchain = \"OUTPUT\"\noperator = \"delete-rule\"\nrule = \"{}\"\nreason = \"x\"\n",
+            PLANTED.replace("5000", "5001")
+        ),
+    );
+    assert!(
+        err.contains("r.rules.mutate.toml:3:1: stale acceptance"),
+        "{err}"
+    );
+    // The right rule with an edit the operator does not make is stale too.
+    let err = refused(
+        &d,
+        &format!(
+            "[[accept]]\nchain = \"OUTPUT\"\noperator = \"port-shift\"\nrule = \"{PLANTED}\"\nedit = \"`--dport` 5000 → 5002\"\nreason = \"x\"\n"
+        ),
+    );
+    assert!(
+        err.contains("r.rules.mutate.toml:1:1: stale acceptance"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A file that does not parse, an unknown operator or key, a missing reason: exit 2 with the
+/// position.
+#[test]
+fn a_bad_acceptance_file_is_refused_with_its_position() {
+    let d = dir("bad");
+    let err = refused(&d, "[[accept]]\nchain = \"OUTPUT\n");
+    assert!(err.contains("r.rules.mutate.toml:2:"), "{err}");
+    let err = refused(
+        &d,
+        &format!("[[accept]]\nchain = \"OUTPUT\"\noperator = \"delete\"\nrule = \"{PLANTED}\"\nreason = \"x\"\n"),
+    );
+    assert!(err.contains("r.rules.mutate.toml:3:12:"), "{err}");
+    assert!(err.contains("delete-rule"), "{err}");
+    let err = refused(
+        &d,
+        &format!("[[accept]]\nchain = \"OUTPUT\"\noperator = \"delete-rule\"\nrule = \"{PLANTED}\"\nreason = \" \"\n"),
+    );
+    assert!(
+        err.contains("r.rules.mutate.toml:1:1: an accepted survivor needs a `reason`"),
+        "{err}"
+    );
+    let err = refused(&d, "[[accept]]\nchian = \"OUTPUT\"\n");
+    assert!(err.contains("r.rules.mutate.toml:2:1:"), "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Mutants of a family the pod has no address of are unknown, never equivalent: neither `diff`
+/// nor the proofs look at that family's tables.
+#[test]
+fn a_family_without_a_pod_address_is_not_a_pass() {
+    let d = dir("family");
+    let rules = d.join("v6.rules");
+    std::fs::write(
+        &rules,
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A OUTPUT -p tcp -j REDIRECT --to-ports 15001\nCOMMIT\n# Generated by ip6tables-save\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A OUTPUT -p tcp -j REDIRECT --to-ports 15001\nCOMMIT\n",
+    )
+    .unwrap();
+    let out = mutate(&[
+        rules.to_str().unwrap(),
+        "--pod-ip",
+        "10.1.0.5",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let v6: Vec<&serde_json::Value> = v["mutants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["family"] == "ipv6")
+        .collect();
+    assert!(!v6.is_empty());
+    for m in v6 {
+        assert_eq!(m["class"], "unknown", "{m:#}");
+        assert!(
+            m["reason"].as_str().unwrap().contains("no IPv6 address"),
+            "{m:#}"
+        );
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
