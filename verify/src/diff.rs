@@ -117,6 +117,11 @@ pub fn diff(
     for fam in families(pod) {
         diff_family(old, new, fam, pod, profile, opts, false, &mut report)?;
     }
+    rank(&mut report);
+    // Last, so that nothing above depends on it: the old side's supports, and the invariants
+    // whose supporting rules the change touches.
+    prove::support::supports(old, pod, profile, &popts, &mut report.invariants.old)?;
+    report.touched = prove::support::touched(old, new, &report.invariants.old);
     Ok(report)
 }
 
@@ -162,8 +167,10 @@ fn behaviour(
             old: Vec::new(),
             new: Vec::new(),
         },
+        capture_ports: capture_ports(profile),
         truncated: false,
         unknown: false,
+        touched: Vec::new(),
     };
     for fam in families(pod) {
         diff_family(&old, &new, fam, pod, profile, opts, first_only, &mut report)?;
@@ -171,14 +178,14 @@ fn behaviour(
             break;
         }
     }
-    // Most impact first; found order within an impact.
+    rank(&mut report);
+    Ok(report)
+}
+
+/// Most impact first; found order within an impact.
+fn rank(report: &mut Report) {
     report.changes.sort_by_key(|c| c.impact);
     report.unroutable_changes.sort_by_key(|c| c.impact);
-    // Last, so that nothing above depends on it: the old side's supports, and the invariants
-    // whose supporting rules the change touches.
-    prove::support::supports(old, pod, profile, &popts, &mut report.invariants.old)?;
-    report.touched = prove::support::touched(old, new, &report.invariants.old);
-    Ok(report)
 }
 
 #[allow(clippy::too_many_arguments)]
