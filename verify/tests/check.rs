@@ -5,7 +5,8 @@
 //! ```toml
 //! violated = ["proxy-not-recaptured"]  # exactly these are violated, every other one holds
 //! sidecar = false                      # not a sidecar ruleset: only run check to completion
-//! pod_ips = ["10.1.0.5", "fd00::5"]    # the pod (default 10.1.0.5)
+//! pod_ips = ["10.1.0.5", "fd00::5"]    # the pod (default: 10.1.0.5 and fd00::5 for each family
+//!                                      # the ruleset holds tables of, as `check` without --pod-ip)
 //! [profile]                            # overrides of the istio profile
 //! exclude_inbound_ports = [15008]
 //! ```
@@ -81,7 +82,9 @@ fn load(path: &Path) -> Case {
     };
     Case {
         path: path.to_path_buf(),
-        pod: Pod::new(&expect.pod_ips),
+        // As the command builds it: every family the ruleset holds, at its default address when
+        // `pod_ips` gives none of that family.
+        pod: Pod::for_rulesets(&expect.pod_ips, &[&rs]),
         rs,
         profile,
         expect,
