@@ -62,10 +62,11 @@ pub struct Scenario {
 pub const SELF_SERVICE_VIP: &str = "10.96.0.20";
 /// Istiod's service address.
 pub const ISTIOD: &str = "10.96.0.1";
-/// [`SELF_SERVICE_VIP`] of the IPv6 scenarios.
-pub const SELF_SERVICE_VIP_V6: &str = "fd00:96::20";
+/// [`SELF_SERVICE_VIP`] of the IPv6 scenarios (in 2001:db8::/32, which the kernel oracle's peer
+/// answers for).
+pub const SELF_SERVICE_VIP_V6: &str = "2001:db8:96::20";
 /// [`ISTIOD`] of the IPv6 scenarios.
-pub const ISTIOD_V6: &str = "fd00:96::1";
+pub const ISTIOD_V6: &str = "2001:db8:96::1";
 
 fn ip(s: &str) -> IpAddr {
     s.parse()
@@ -100,19 +101,15 @@ fn addrs(sim: &Simulator, fam: Family) -> Addrs {
     }
 }
 
-/// The scenarios' families: those of the pod (every family the ruleset holds tables for, when
-/// the pod is the commands' [`sidecar_model::pod::Pod::for_rulesets`]); the IPv4 ones, the
-/// article's, even for a pod without an IPv4 address, as ever.
+/// The scenarios' families: those the pod has an address of (every family the ruleset holds
+/// tables for, when the pod is the commands' [`sidecar_model::pod::Pod::for_rulesets`]). A pod
+/// without an IPv4 address has no IPv4 scenarios: their connections could not leave it.
 fn families(sim: &Simulator) -> Vec<Family> {
-    let mut f = vec![Family::Ipv4];
-    if sim.pod.primary(Family::Ipv6).is_some() {
-        f.push(Family::Ipv6);
-    }
-    f
+    sim.pod.families()
 }
 
 /// The scenarios for a simulator's pod and profile: the article's over IPv4, and their IPv6
-/// counterparts when the pod has an IPv6 address.
+/// counterparts, in each family the pod has an address of.
 pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
     families(sim)
         .into_iter()
