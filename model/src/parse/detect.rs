@@ -94,7 +94,7 @@ fn bare_save_line(trimmed: &str) -> Option<Family> {
 /// unmarked input naming one can only be ip6tables'. (With a header, the header decides: the
 /// loader's family switch.)
 pub(super) fn unmarked_family(text: &str) -> Family {
-    let (mut v6, mut v4) = (false, false);
+    let mut v6 = false;
     for line in text.lines() {
         let t = line.trim();
         if let Some(c) = t.strip_prefix('#') {
@@ -110,11 +110,15 @@ pub(super) fn unmarked_family(text: &str) -> Family {
             return Family::Ipv4;
         }
         if t.starts_with('-') || t.starts_with('[') {
-            v6 |= t.split_whitespace().any(|a| names_address(a, true));
-            v4 |= t.split_whitespace().any(|a| names_address(a, false));
+            for a in t.split_whitespace() {
+                if names_address(a, false) {
+                    return Family::Ipv4;
+                }
+                v6 = v6 || names_address(a, true);
+            }
         }
     }
-    if v6 && !v4 {
+    if v6 {
         Family::Ipv6
     } else {
         Family::Ipv4
@@ -126,6 +130,14 @@ pub(super) fn unmarked_family(text: &str) -> Family {
 /// An IPv4 address inside an IPv6 one (`::ffff:10.0.0.1`) is IPv6.
 fn names_address(arg: &str, v6: bool) -> bool {
     let arg = arg.trim_start_matches('!');
+    // Most arguments are neither (options, ports, names): leave them at once.
+    let digit = arg
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_hexdigit() || b == b':' || b == b'[');
+    if !digit || !arg.bytes().any(|b| b == b':' || b == b'.') {
+        return false;
+    }
     arg.split(',').any(|one| {
         let addr = match one.strip_prefix('[') {
             Some(rest) => rest.split(']').next().unwrap_or(""),
