@@ -9,7 +9,9 @@ use std::sync::LazyLock;
 
 use clap::{Parser, Subcommand};
 use sidecar_model::eval::IfName;
-use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
+use sidecar_model::pod::{
+    family_of, Connection, Pod, Profile, Simulator, DEFAULT_IPV4, DEFAULT_IPV6,
+};
 use sidecar_model::profile::{builtin_list, BUILTIN};
 
 use crate::input;
@@ -95,7 +97,9 @@ pub enum Command {
 /// Where the pod is and what mesh it runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PodArgs {
-    /// The pod's IP; repeat for several (IPv4 and IPv6). Default 10.1.0.5.
+    /// The pod's IP; repeat for several (IPv4 and IPv6). Every family the ruleset holds tables
+    /// for is checked: one no `--pod-ip` is of gets its default address (IPv4 10.1.0.5, IPv6
+    /// fd00::5).
     #[arg(long = "pod-ip", value_name = "IP")]
     pub pod_ip: Vec<IpAddr>,
     /// The mesh profile: a built-in one or a TOML file (the help, `PROFILE_HELP`, lists the
@@ -261,7 +265,7 @@ pub struct KernelArgs {
     /// Flows per counter read (a batch that does not add up is re-run flow by flow).
     #[arg(long, default_value_t = 50)]
     pub batch: usize,
-    /// Where the pod is and what mesh it runs (the oracle's pod is 10.1.0.5).
+    /// Where the pod is and what mesh it runs (the oracle's pod is 10.1.0.5 and fd00::5).
     #[command(flatten)]
     pub pod: PodArgs,
     /// Print the report as JSON.
@@ -384,12 +388,17 @@ fn simulator(rules: Option<&str>, pod: &PodArgs) -> Result<(input::Loaded, Simul
         report(&e);
         2u8
     })?;
-    let profile = Profile::load(&pod.profile).map_err(|e| {
+    let profile = load_profile(pod)?;
+    let rs = &loaded.parsed.ruleset;
+    let sim = Simulator::new(rs, Pod::for_rulesets(&pod.pod_ip, &[rs]), profile);
+    Ok((loaded, sim))
+}
+
+fn load_profile(pod: &PodArgs) -> Result<Profile, u8> {
+    Profile::load(&pod.profile).map_err(|e| {
         eprintln!("error: {e}");
         2u8
-    })?;
-    let sim = Simulator::new(&loaded.parsed.ruleset, Pod::new(&pod.pod_ip), profile);
-    Ok((loaded, sim))
+    })
 }
 
 fn emit(text: &str) -> u8 {
@@ -492,8 +501,15 @@ fn diff(a: &DiffArgs) -> u8 {
         eprintln!("error: only one of OLD and NEW can be read from stdin");
         return 2;
     }
-    let (old, sim) = match simulator(Some(&a.old), &a.pod) {
-        Ok(x) => x,
+    let old = match input::load(Some(&a.old)) {
+        Ok(l) => l,
+        Err(e) => {
+            report(&e);
+            return 2;
+        }
+    };
+    let profile = match load_profile(&a.pod) {
+        Ok(p) => p,
         Err(code) => return code,
     };
     let new = match input::load(Some(&a.new)) {
@@ -503,6 +519,8 @@ fn diff(a: &DiffArgs) -> u8 {
             return 2;
         }
     };
+    // Every family either side holds: a family captured on one side only is a change.
+    let pod = Pod::for_rulesets(&a.pod.pod_ip, &[&old.parsed.ruleset, &new.parsed.ruleset]);
     let opts = crate::diff::Options {
         max_classes: a.max_classes,
         timeout_ms: a.timeout_ms,
@@ -510,8 +528,8 @@ fn diff(a: &DiffArgs) -> u8 {
     let r = match crate::diff::diff(
         &old.parsed.ruleset,
         &new.parsed.ruleset,
-        &sim.pod,
-        &sim.profile,
+        &pod,
+        &profile,
         &opts,
     ) {
         Ok(r) => r,
@@ -534,9 +552,18 @@ fn diff(a: &DiffArgs) -> u8 {
             name: &new.name,
             ruleset: &new.parsed.ruleset,
         },
-        pod: &sim.pod,
+        pod: &pod,
     };
-    let out = match render(&a.format, &r, &doc, || crate::report::text::diff(&r)) {
+    let out = match render(&a.format, &r, &doc, || {
+        // The pod's addresses when they are not the classic 10.1.0.5 alone: which families were
+        // compared, and which addresses are defaults.
+        let text = crate::report::text::diff(&r);
+        if pod.is_classic_default() {
+            text
+        } else {
+            format!("pod {}\n{text}", pod.header())
+        }
+    }) {
         Ok(o) => o,
         Err(code) => return code,
     };
@@ -630,6 +657,18 @@ fn trace(a: &TraceArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if sim.pod.primary(family_of(a.dst)).is_none() {
+        let (fam, example) = if a.dst.is_ipv4() {
+            ("IPv4", DEFAULT_IPV4.to_string())
+        } else {
+            ("IPv6", DEFAULT_IPV6.to_string())
+        };
+        eprintln!(
+            "error: `--dst {}` is {fam} and the pod has no {fam} address (the ruleset holds no {fam} tables and no --pod-ip is {fam}); add `--pod-ip` with the pod's {fam} address, e.g. `--pod-ip {example}`",
+            a.dst
+        );
+        return 2;
+    }
     if let Some(src) = a.src {
         if src.is_ipv4() != a.dst.is_ipv4() {
             eprintln!(
@@ -684,7 +723,7 @@ fn kernel(a: &KernelArgs) -> u8 {
         pod_ip: k::POD_IPS.to_vec(),
         ..a.pod.clone()
     };
-    let (loaded, mut sim) = match simulator(a.rules.as_deref(), &pod) {
+    let (loaded, sim) = match simulator(a.rules.as_deref(), &pod) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -694,7 +733,16 @@ fn kernel(a: &KernelArgs) -> u8 {
     }
     let mut rng = k::SplitMix::new(a.seed);
     let mut ports = k::ports(&sim, &mut rng);
-    let mut flows = crate::scenarios::scenario_flows(&mut sim);
+    // The scenarios of the families the other commands check (Pod::for_rulesets): their IPv6
+    // counterparts when the ruleset holds IPv6 tables. (The random flows are a quarter IPv6
+    // whatever the ruleset: the oracle's pod has both addresses.)
+    let rs = &loaded.parsed.ruleset;
+    let mut scenario_sim = Simulator::new(
+        rs,
+        Pod::for_rulesets(&a.pod.pod_ip, &[rs]),
+        sim.profile.clone(),
+    );
+    let mut flows = crate::scenarios::scenario_flows(&mut scenario_sim);
     flows.extend(k::random_flows(&sim, &ports, a.flows, &mut rng));
     // A listener for every port a flow goes to (the scenarios' Envoy ports under another profile).
     ports.extend(flows.iter().map(|f| f.dport));

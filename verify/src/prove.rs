@@ -24,8 +24,6 @@
 
 pub mod support;
 
-use std::net::IpAddr;
-
 use sidecar_model::pod::{Journey, Pod, Profile, Simulator};
 use sidecar_model::print::print_rule;
 use sidecar_model::{Family, Hook, Ruleset, Target};
@@ -77,16 +75,10 @@ pub enum ProveError {
     },
 }
 
-/// The families the pod has addresses of.
+/// The families the pod has addresses of ([`Pod::families`]; the commands' pod has every family
+/// its rulesets hold tables for, [`Pod::for_rulesets`]).
 pub fn families(pod: &Pod) -> Vec<Family> {
-    let mut v = Vec::new();
-    if pod.ips.iter().any(IpAddr::is_ipv4) {
-        v.push(Family::Ipv4);
-    }
-    if pod.ips.iter().any(IpAddr::is_ipv6) {
-        v.push(Family::Ipv6);
-    }
-    v
+    pod.families()
 }
 
 fn chain_name(rs: &Ruleset, fam: Family, id: RuleId) -> String {

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use sidecar_model::pod::{Connection, Delivery, HopReport, Journey, Outcome, Simulator};
+use sidecar_model::Family;
 
 /// Where the article says a hop arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,26 +51,77 @@ pub struct Scenario {
     /// The connection.
     #[serde(skip)]
     pub connection: Connection,
+    /// `ipv6` for the IPv6 counterpart of a scenario (the same traffic, over the pod's IPv6
+    /// address, `::1`, the profile's IPv6 peer and IPv6 service addresses); absent for the
+    /// article's IPv4 ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
 }
 
 /// The service VIP the scenarios use for "call a service whose endpoint is this pod".
 pub const SELF_SERVICE_VIP: &str = "10.96.0.20";
 /// Istiod's service address.
 pub const ISTIOD: &str = "10.96.0.1";
+/// [`SELF_SERVICE_VIP`] of the IPv6 scenarios (in 2001:db8::/32, which the kernel oracle's peer
+/// answers for).
+pub const SELF_SERVICE_VIP_V6: &str = "2001:db8:96::20";
+/// [`ISTIOD`] of the IPv6 scenarios.
+pub const ISTIOD_V6: &str = "2001:db8:96::1";
 
 fn ip(s: &str) -> IpAddr {
     s.parse()
         .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
-/// The scenarios for a simulator's pod and profile.
+/// The addresses a family's scenarios use.
+struct Addrs {
+    pod_ip: IpAddr,
+    remote: IpAddr,
+    loopback: IpAddr,
+    self_vip: IpAddr,
+    istiod: IpAddr,
+}
+
+fn addrs(sim: &Simulator, fam: Family) -> Addrs {
+    match fam {
+        Family::Ipv4 => Addrs {
+            pod_ip: sim.pod.primary(Family::Ipv4).unwrap_or(ip("10.1.0.5")),
+            remote: sim.profile.remote_peer,
+            loopback: ip("127.0.0.1"),
+            self_vip: ip(SELF_SERVICE_VIP),
+            istiod: ip(ISTIOD),
+        },
+        Family::Ipv6 => Addrs {
+            pod_ip: sim.pod.primary(Family::Ipv6).unwrap_or(ip("fd00::5")),
+            remote: IpAddr::V6(sim.profile.remote_peer_v6),
+            loopback: ip("::1"),
+            self_vip: ip(SELF_SERVICE_VIP_V6),
+            istiod: ip(ISTIOD_V6),
+        },
+    }
+}
+
+/// The scenarios' families: those the pod has an address of (every family the ruleset holds
+/// tables for, when the pod is the commands' [`sidecar_model::pod::Pod::for_rulesets`]). A pod
+/// without an IPv4 address has no IPv4 scenarios: their connections could not leave it.
+fn families(sim: &Simulator) -> Vec<Family> {
+    sim.pod.families()
+}
+
+/// The scenarios for a simulator's pod and profile: the article's over IPv4, and their IPv6
+/// counterparts, in each family the pod has an address of.
 pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
+    families(sim)
+        .into_iter()
+        .flat_map(|f| family_scenarios(sim, f))
+        .collect()
+}
+
+fn family_scenarios(sim: &Simulator, fam: Family) -> Vec<Scenario> {
     let pf = &sim.profile;
-    let pod_ip = sim
-        .pod
-        .primary(sidecar_model::Family::Ipv4)
-        .unwrap_or(ip("10.1.0.5"));
-    let remote = pf.remote_peer;
+    let a = addrs(sim, fam);
+    let pod_ip = a.pod_ip;
+    let remote = a.remote;
     let app =
         |dst: IpAddr, dport: u16, uid: u32, gid: u32| Connection::tcp(dst, 40000, dport, uid, gid);
     let outside = |dport: u16| Connection {
@@ -82,13 +134,14 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
         arrives,
     };
     use ClaimedArrival::*;
-    vec![
+    let list = vec![
         Scenario {
             id: "1-remote-to-local",
             title: "remote pod -> local pod (inbound)",
             article_path: "PREROUTING -> ISTIO_INBOUND -> ISTIO_IN_REDIRECT -> Envoy 15006 -> OUTPUT -> ISTIO_OUTPUT rule 1 -> POSTROUTING -> app",
             claim: Some(vec![hop(None, Listener(pf.inbound_port)), hop(Some(1), App)]),
             connection: outside(8080),
+            family: None,
         },
         Scenario {
             id: "2-local-to-remote",
@@ -96,6 +149,7 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
             article_path: "OUTPUT -> ISTIO_OUTPUT rule 9 -> ISTIO_REDIRECT -> Envoy 15001 -> OUTPUT -> ISTIO_OUTPUT rule 4 -> POSTROUTING -> remote",
             claim: Some(vec![hop(Some(9), Listener(pf.outbound_port)), hop(Some(4), Remote)]),
             connection: app(remote, 8080, pf.app_uid, pf.app_gid),
+            family: None,
         },
         Scenario {
             id: "3-prometheus-scrape",
@@ -103,6 +157,7 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
             article_path: "PREROUTING -> ISTIO_INBOUND (15090 goes to INPUT) -> INPUT -> OUTPUT -> ISTIO_OUTPUT rule 3 -> POSTROUTING -> local pod",
             claim: Some(vec![hop(None, Listener(15090)), hop(Some(3), App)]),
             connection: outside(15090),
+            family: None,
         },
         Scenario {
             id: "4-local-to-local",
@@ -113,21 +168,24 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
                 hop(Some(2), Listener(pf.inbound_port)),
                 hop(Some(1), App),
             ]),
-            connection: app(ip(SELF_SERVICE_VIP), 8080, pf.app_uid, pf.app_gid),
+            connection: app(a.self_vip, 8080, pf.app_uid, pf.app_gid),
+            family: None,
         },
         Scenario {
             id: "5-envoy-localhost",
             title: "Envoy inter-process traffic over localhost (uid 1337 -> 127.0.0.1:15000)",
             article_path: "OUTPUT -> ISTIO_OUTPUT rule 8 -> POSTROUTING -> Envoy process",
             claim: Some(vec![hop(Some(8), Listener(15000))]),
-            connection: app(ip("127.0.0.1"), 15000, pf.proxy_uid, pf.proxy_gid),
+            connection: app(a.loopback, 15000, pf.proxy_uid, pf.proxy_gid),
+            family: None,
         },
         Scenario {
             id: "6-sidecar-to-istiod",
             title: "pilot-agent (uid 1337) -> istiod",
             article_path: "OUTPUT -> ISTIO_OUTPUT rule 9 -> Envoy 15001 -> OUTPUT -> ISTIO_OUTPUT rule 4 -> POSTROUTING -> istiod",
             claim: Some(vec![hop(Some(9), Listener(pf.outbound_port)), hop(Some(4), Remote)]),
-            connection: app(ip(ISTIOD), 15012, pf.proxy_uid, pf.proxy_gid),
+            connection: app(a.istiod, 15012, pf.proxy_uid, pf.proxy_gid),
+            family: None,
         },
         Scenario {
             id: "x-own-pod-ip",
@@ -135,6 +193,7 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
             article_path: "",
             claim: None,
             connection: app(pod_ip, 8080, pf.app_uid, pf.app_gid),
+            family: None,
         },
         Scenario {
             id: "x-gid-1337",
@@ -142,6 +201,7 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
             article_path: "",
             claim: None,
             connection: app(remote, 8080, 1_000_670_000, pf.proxy_gid),
+            family: None,
         },
         Scenario {
             id: "x-root",
@@ -149,27 +209,36 @@ pub fn scenarios(sim: &Simulator) -> Vec<Scenario> {
             article_path: "",
             claim: None,
             connection: app(remote, 8080, 0, 0),
+            family: None,
         },
         Scenario {
             id: "x-app-localhost",
             title: "app -> 127.0.0.1:8080 (a sidecar of its own, e.g. a local cache)",
             article_path: "",
             claim: None,
-            connection: app(ip("127.0.0.1"), 8080, pf.app_uid, pf.app_gid),
+            connection: app(a.loopback, 8080, pf.app_uid, pf.app_gid),
+            family: None,
         },
-    ]
+    ];
+    let family = (fam == Family::Ipv6).then_some(fam);
+    list.into_iter()
+        .map(|sc| Scenario { family, ..sc })
+        .collect()
 }
 
-/// The services the scenarios need the proxy to resolve: the self-service VIP → this pod.
+/// The services the scenarios need the proxy to resolve: the self-service VIP → this pod, in
+/// each of the scenarios' families.
 pub fn scenario_services(sim: &Simulator) -> Vec<(SocketAddr, SocketAddr)> {
-    let pod_ip = sim
-        .pod
-        .primary(sidecar_model::Family::Ipv4)
-        .unwrap_or(ip("10.1.0.5"));
-    vec![(
-        SocketAddr::new(ip(SELF_SERVICE_VIP), 8080),
-        SocketAddr::new(pod_ip, 8080),
-    )]
+    families(sim)
+        .into_iter()
+        .map(|f| {
+            let a = addrs(sim, f);
+            (
+                SocketAddr::new(a.self_vip, 8080),
+                SocketAddr::new(a.pod_ip, 8080),
+            )
+        })
+        .collect()
 }
 
 /// The model's path in the claim's vocabulary: per hop, the ISTIO_OUTPUT rule that decided it
@@ -335,7 +404,12 @@ pub fn text(results: &[ScenarioResult]) -> String {
             Some(false) => "DISAGREE",
             None => "(not in the article)",
         };
-        out.push_str(&format!("{} — {}\n", r.scenario.id, r.scenario.title));
+        let fam = if r.scenario.family == Some(Family::Ipv6) {
+            " [IPv6]"
+        } else {
+            ""
+        };
+        out.push_str(&format!("{}{fam} — {}\n", r.scenario.id, r.scenario.title));
         if !r.scenario.article_path.is_empty() {
             out.push_str(&format!("  article: {}\n", r.scenario.article_path));
         }

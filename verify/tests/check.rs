@@ -6,7 +6,8 @@
 //! violated = ["proxy-not-recaptured"]  # exactly these are violated, every other one holds
 //! vacuous = ["metrics-bypass"]          # exactly these are vacuous (nothing to check)
 //! sidecar = false                      # not a sidecar ruleset: only run check to completion
-//! pod_ips = ["10.1.0.5", "fd00::5"]    # the pod (default 10.1.0.5)
+//! pod_ips = ["10.1.0.5", "fd00::5"]    # the pod (default: 10.1.0.5 and fd00::5 for each family
+//!                                      # the ruleset holds tables of, as `check` without --pod-ip)
 //! [profile]                            # overrides of the istio profile
 //! exclude_inbound_ports = [15008]
 //! ```
@@ -87,7 +88,9 @@ fn load(path: &Path) -> Case {
     };
     Case {
         path: path.to_path_buf(),
-        pod: Pod::new(&expect.pod_ips),
+        // As the command builds it: every family the ruleset holds, at its default address when
+        // `pod_ips` gives none of that family.
+        pod: Pod::for_rulesets(&expect.pod_ips, &[&rs]),
         rs,
         profile,
         expect,

@@ -179,6 +179,12 @@ impl<'t> Loader<'t> {
         }
     }
 
+    /// The family the save file's tables load into until a marker says otherwise (IPv6 for
+    /// unmarked `ip6tables-save` output: `parse/detect.rs`'s `unmarked_family`).
+    pub fn start_in(&mut self, family: Family) {
+        self.family = family;
+    }
+
     /// A bare `iptables-save` or `ip6tables-save` line (Istio's golden files): after the IPv6 one,
     /// a table begun again starts the IPv6 block.
     pub fn save_line(&mut self, family: Family) {

@@ -83,6 +83,7 @@ pub struct Parsed {
 pub fn parse(source_name: &str, input: &[u8]) -> Result<Parsed, ParseError> {
     let text = bytes::text(source_name, input)?;
     let mut loader = Loader::new(source_name, text);
+    loader.start_in(detect::unmarked_family(text));
     let mut detector = Detector::default();
     // Chosen by the first line of a form; a line of another form is refused by the detector.
     let mut reader: Option<Box<dyn FrontEnd>> = None;

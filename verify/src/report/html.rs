@@ -168,14 +168,18 @@ fn invariant_table(out: &mut String, invs: &[InvariantResult]) {
 /// The document as a self-contained HTML page.
 pub fn html(doc: &Document<'_>) -> String {
     match doc {
-        Document::Check { report, source, .. } => check_html(report, *source),
+        Document::Check {
+            report,
+            source,
+            pod,
+        } => check_html(report, *source, pod),
         Document::Diff {
             report, old, new, ..
         } => diff_html(report, *old, *new),
     }
 }
 
-fn check_html(r: &check::Report, src: Source<'_>) -> String {
+fn check_html(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -> String {
     let mut b = String::new();
     let bad = r
         .invariants
@@ -195,13 +199,18 @@ fn check_html(r: &check::Report, src: Source<'_>) -> String {
     let title = format!("sidecar-verify check {}", src.name);
     let _ = write!(
         b,
-        "<h1>{}</h1><p id=\"summary\">{} of {} invariants hold{}; ruleset sha256 <code>{}</code>; profile {}</p>",
+        "<h1>{}</h1><p id=\"summary\">{} of {} invariants hold{}; ruleset sha256 <code>{}</code>; profile {}{}</p>",
         esc(&title),
         r.invariants.len() - bad,
         r.invariants.len(),
         esc(&vacuous_words),
         esc(&r.ruleset.sha256),
-        esc(&r.profile)
+        esc(&r.profile),
+        if pod.is_classic_default() {
+            String::new()
+        } else {
+            format!("; pod {}", esc(&pod.header()))
+        }
     );
     invariant_table(&mut b, &r.invariants);
     for i in r.invariants.iter().filter(|i| i.status != Status::Holds) {

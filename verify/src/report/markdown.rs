@@ -152,6 +152,9 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
         "### sidecar-verify check `{}`: {head}; {dead} rule(s) never decide a routable connection\n",
         src.name
     );
+    if !pod.is_classic_default() {
+        let _ = writeln!(out, "Pod {}\n", pod.header());
+    }
     invariant_rows(&mut out, &r.invariants);
     for i in r.invariants.iter().filter(|i| i.status != Status::Holds) {
         let _ = writeln!(out, "\n#### `{}`: {}\n", i.id, status(i.status));

@@ -45,13 +45,12 @@ fn packet_text(p: &Packet) -> String {
 /// commands).
 pub fn check(report: &check::Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -> String {
     let mut s = String::new();
-    let ips: Vec<String> = report.pod_ips.iter().map(ToString::to_string).collect();
     let _ = writeln!(
         s,
         "ruleset sha256 {}; profile {}; pod {}; {}",
         report.ruleset.sha256,
         report.profile,
-        ips.join(", "),
+        pod.header(),
         if report.routing {
             "routable connections"
         } else {

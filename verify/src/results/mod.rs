@@ -207,7 +207,8 @@ pub struct PairWitness {
 }
 
 /// The `sidecar-verify` arguments that replay a witness: `trace RULES …` with the same
-/// connection (and the pod's addresses when they are not the default).
+/// connection (and the pod's `--pod-ip` addresses, unless 10.1.0.5 alone: the addresses it had
+/// by default `trace` gives it again from the same ruleset).
 pub fn replay_args(rules: &str, pod: &Pod, w: &Witness) -> Vec<String> {
     let mut opts: Vec<(&str, String)> = Vec::new();
     if w.from_outside {
@@ -228,8 +229,11 @@ pub fn replay_args(rules: &str, pod: &Pod, w: &Witness) -> Vec<String> {
     if w.proto != "tcp" {
         opts.push(("--proto", w.proto.clone()));
     }
-    if pod.ips != Pod::default().ips {
-        opts.extend(pod.ips.iter().map(|ip| ("--pod-ip", ip.to_string())));
+    // The addresses `--pod-ip` gave; the defaults come back by themselves, as `trace` builds its
+    // pod from the same ruleset (Pod::for_rulesets).
+    let given = pod.given();
+    if given != Pod::default().ips {
+        opts.extend(given.iter().map(|ip| ("--pod-ip", ip.to_string())));
     }
     let mut a = vec!["trace".to_string(), rules.to_string()];
     if w.from_outside {
