@@ -105,16 +105,25 @@ fn run(label: &str, text: &str, profile: &Profile, mutants: &[Mutant]) -> Vec<St
             "{label} {}: the solver could not decide",
             m.name
         );
+        // The original passes every invariant but identity-symmetry (Istio's gid rules after
+        // its uid rules, a finding of its own): a mutant is killed by what the original passes.
+        let old_bad: Vec<&str> = r
+            .invariants
+            .old
+            .iter()
+            .filter(|i| !i.status.passes())
+            .map(|i| i.id)
+            .collect();
         assert!(
-            r.invariants.old.iter().all(|i| i.status == Status::Holds),
-            "{label}: the original must pass"
+            old_bad.iter().all(|id| *id == "identity-symmetry"),
+            "{label}: the original must pass, but {old_bad:?}"
         );
         let changed = !r.changes.is_empty();
         let violated: Vec<&str> = r
             .invariants
             .new
             .iter()
-            .filter(|i| i.status == Status::Violated)
+            .filter(|i| i.status == Status::Violated && !old_bad.contains(&i.id))
             .map(|i| i.id)
             .collect();
         println!(
