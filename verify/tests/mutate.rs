@@ -291,3 +291,19 @@ fn a_family_without_a_pod_address_is_not_a_pass() {
         );
     }
 }
+
+/// The classic ruleset: every behaviour-changing mutant is killed by an invariant or accepted in
+/// `corpus/istio-classic.rules.mutate.toml` with its reason (issue 13's bar), and every
+/// acceptance there still names a survivor.
+#[test]
+fn the_classic_ruleset_has_no_unaccepted_survivor() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/istio-classic.rules");
+    let out = mutate(&[rules.to_str().unwrap(), "--format", "json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let counts = &v["counts"];
+    assert_eq!(counts["survivors"], 0, "{counts}");
+    assert_eq!(counts["unknown"], 0, "{counts}");
+    assert_eq!(counts["accepted"], 5, "{counts}");
+    assert!(counts["killed"].as_u64().unwrap() > 50, "{counts}");
+}
