@@ -558,15 +558,15 @@ fn a_uid_only_proxy_passes_only_as_a_uid_only_profile() {
     };
     let canonical = print_ruleset(&c.rs);
     let r = check(&c.rs, &canonical, &c.pod, &uid_or_gid, &Options::default()).unwrap();
-    let bad: Vec<_> = r
-        .invariants
-        .iter()
-        .filter(|i| !i.status.passes())
-        .collect();
+    let bad: Vec<_> = r.invariants.iter().filter(|i| !i.status.passes()).collect();
     // identity-symmetry fails too: the rules know uid 5678 only, so "gid 5678" is an identity
     // they treat unlike the uid.
     let ids: Vec<&str> = bad.iter().map(|i| i.id).collect();
-    assert_eq!(ids, ["proxy-not-recaptured", "identity-symmetry"], "{bad:?}");
+    assert_eq!(
+        ids,
+        ["proxy-not-recaptured", "identity-symmetry"],
+        "{bad:?}"
+    );
     let w = bad[0].witness.as_ref().unwrap();
     assert_ne!(w.uid, 5678, "{w:?}");
     assert_eq!(w.gid, 5678, "{w:?}");

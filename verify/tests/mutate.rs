@@ -286,7 +286,10 @@ fn a_family_without_a_pod_address_is_not_a_pass() {
     for m in &r.mutants {
         assert_eq!(m.class, Class::Unknown, "{m:#?}");
         assert!(
-            m.reason.as_deref().unwrap_or("").contains("no IPv6 address"),
+            m.reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("no IPv6 address"),
             "{m:#?}"
         );
     }

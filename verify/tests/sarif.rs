@@ -144,7 +144,12 @@ fn notes_match_reachability(log: &Value, r: &Report, rel: &str) {
     let notes: Vec<&Value> = results(log)
         .iter()
         .filter(|x| x["level"] == "note")
-        .filter(|x| matches!(x["ruleId"].as_str(), Some("shadowed-rule" | "unreachable-rule")))
+        .filter(|x| {
+            matches!(
+                x["ruleId"].as_str(),
+                Some("shadowed-rule" | "unreachable-rule")
+            )
+        })
         .collect();
     let dead: Vec<_> = r
         .rules
