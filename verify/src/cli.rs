@@ -573,6 +573,9 @@ fn diff(a: &DiffArgs) -> u8 {
     u8::from(!r.changes.is_empty() || r.unknown)
 }
 
+/// The acceptance file of the embedded classic ruleset (`corpus/istio-classic.rules.mutate.toml`).
+const DEFAULT_ACCEPT: &str = include_str!("../../corpus/istio-classic.rules.mutate.toml");
+
 fn mutate(a: &MutateArgs) -> u8 {
     use crate::mutate::accept;
     let (loaded, sim) = match simulator(a.rules.as_deref(), &a.pod) {
@@ -588,17 +591,26 @@ fn mutate(a: &MutateArgs) -> u8 {
             .map(|r| accept::beside(std::path::Path::new(r)))
             .filter(|p| p.exists())
     });
-    let accepts = match &accept_path {
+    // The acceptance file's name and text: the one given or beside the ruleset's file, or for
+    // the embedded classic ruleset its own, embedded too.
+    let source = match &accept_path {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => Some((p.clone(), t)),
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", p.display());
+                return 2;
+            }
+        },
+        None if a.rules.is_none() => Some((
+            std::path::PathBuf::from("<default: istio-classic.rules.mutate.toml>"),
+            DEFAULT_ACCEPT.to_string(),
+        )),
+        None => None,
+    };
+    let accepts = match &source {
         None => Vec::new(),
-        Some(p) => {
-            let text = match std::fs::read_to_string(p) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: cannot read `{}`: {e}", p.display());
-                    return 2;
-                }
-            };
-            let parsed = accept::parse(p, &text).and_then(|v| {
+        Some((p, text)) => {
+            let parsed = accept::parse(p, text).and_then(|v| {
                 let all = sidecar_model::mutate::mutants(rs);
                 accept::refuse_stale(p, &v, all.iter().map(|(m, _)| m))?;
                 Ok(v)
