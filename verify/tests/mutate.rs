@@ -310,3 +310,41 @@ fn the_classic_ruleset_has_no_unaccepted_survivor() {
     assert_eq!(counts["accepted"], 5, "{counts}");
     assert!(counts["killed"].as_u64().unwrap() > 50, "{counts}");
 }
+
+/// An acceptance whose mutants are all killed (or equivalent) accepts nothing: the run names it
+/// and fails, so an outdated acceptance does not linger once an invariant covers its mutant.
+#[test]
+fn an_acceptance_that_accepts_nothing_fails_the_run() {
+    const JUMP: &str = "-A OUTPUT -p tcp -j ISTIO_OUTPUT";
+    let rs = parse("classic", DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset;
+    let ms: Vec<_> = mutants(&rs)
+        .into_iter()
+        .filter(|(m, _)| m.before == JUMP && m.operator == Operator::DeleteRule)
+        .collect();
+    assert_eq!(ms.len(), 1);
+    let text = format!(
+        "[[accept]]\nchain = \"OUTPUT\"\noperator = \"delete-rule\"\nrule = \"{JUMP}\"\nreason = \"outdated\"\n"
+    );
+    let accepts = sidecar_verify::mutate::accept::parse(Path::new("x.mutate.toml"), &text).unwrap();
+    let r = run(
+        &rs,
+        ms,
+        &Pod::default(),
+        &Profile::istio(),
+        &accepts,
+        &Options::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    // Deleting the jump to ISTIO_OUTPUT leaves outbound traffic uncaptured: killed.
+    assert_eq!(r.mutants[0].class, Class::Killed, "{:#?}", r.mutants[0]);
+    assert_eq!(
+        r.unneeded,
+        [format!("1:1: OUTPUT delete-rule `{JUMP}`")],
+        "{:?}",
+        r.unneeded
+    );
+    assert!(!r.passes());
+}

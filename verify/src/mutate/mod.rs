@@ -112,6 +112,31 @@ pub fn run(
         survivors: count(Class::Survivor),
         unknown: count(Class::Unknown),
     };
+    // An acceptance that names mutants of this run and accepts none of them is outdated (its
+    // survivors are killed now, or equivalent): the run says so rather than carry it silently.
+    let unneeded = accepts
+        .iter()
+        .filter(|a| {
+            let named = results.iter().filter(|r| a.matches(&r.mutation));
+            let mut any = false;
+            let mut accepted = false;
+            for r in named {
+                any = true;
+                accepted |= r.class == Class::Accepted;
+            }
+            any && !accepted
+        })
+        .map(|a| {
+            format!(
+                "{}:{}: {} {} `{}`",
+                a.at.0,
+                a.at.1,
+                a.chain,
+                a.operator.name(),
+                a.rule
+            )
+        })
+        .collect();
     Ok(Report {
         profile: profile.name.clone(),
         pod_ips: pod.ips.clone(),
@@ -119,6 +144,7 @@ pub fn run(
         seconds: start.elapsed().as_secs_f64(),
         original,
         mutants: results,
+        unneeded,
     })
 }
 

@@ -122,6 +122,16 @@ pub fn text(r: &Report, name: &str, rules_arg: &str, pod: &Pod) -> String {
             detail(&mut s, m);
         }
     }
+    if !r.unneeded.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nacceptances that accept no survivor (their mutants are killed or equivalent now; remove them): {}",
+            r.unneeded.len()
+        );
+        for u in &r.unneeded {
+            let _ = writeln!(s, "  {u}");
+        }
+    }
     let by = killed_by(r);
     if !by.is_empty() {
         let _ = writeln!(
@@ -167,6 +177,16 @@ pub fn markdown(r: &Report, name: &str) -> String {
             "The ruleset itself does not satisfy {}: these cannot kill a mutant.\n",
             bad.join(", ")
         );
+    }
+    if !r.unneeded.is_empty() {
+        let _ = writeln!(
+            s,
+            "Acceptances that accept no survivor (their mutants are killed or equivalent now; remove them):\n"
+        );
+        for u in &r.unneeded {
+            let _ = writeln!(s, "- `{}`", u.replace('`', "'"));
+        }
+        let _ = writeln!(s);
     }
     for (class, title) in [
         (Class::Survivor, "Survivors"),

@@ -101,12 +101,18 @@ pub struct Report {
     pub original: Vec<InvariantResult>,
     /// Every mutant, in the order the operators made them.
     pub mutants: Vec<MutantResult>,
+    /// Acceptances that name mutants of this run but accept none of them (each is killed,
+    /// equivalent or invalid now): outdated, to be removed. `line:column: chain operator
+    /// `rule``.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unneeded: Vec<String>,
 }
 
 impl Report {
-    /// Whether the run passes: no unaccepted survivor and no unknown.
+    /// Whether the run passes: no unaccepted survivor, no unknown, and no acceptance that no
+    /// longer accepts anything.
     pub fn passes(&self) -> bool {
-        self.counts.survivors == 0 && self.counts.unknown == 0
+        self.counts.survivors == 0 && self.counts.unknown == 0 && self.unneeded.is_empty()
     }
 
     /// The mutants of one class.
