@@ -235,7 +235,11 @@ pub fn replay_args(rules: &str, pod: &Pod, w: &Witness) -> Vec<String> {
     if given != Pod::default().ips {
         opts.extend(given.iter().map(|ip| ("--pod-ip", ip.to_string())));
     }
-    let mut a = vec!["trace".to_string(), rules.to_string()];
+    // No RULES (the embedded classic ruleset): `trace` without one replays on the same.
+    let mut a = vec!["trace".to_string()];
+    if !rules.is_empty() {
+        a.push(rules.to_string());
+    }
     if w.from_outside {
         a.push("--from-outside".into());
     }
