@@ -229,12 +229,7 @@ fn check_family(
     let first = SymPacket::fresh("c", enc.width);
     let outside = Bool::new_const("c_outside");
     let journey = enc.journey(&first, &outside)?;
-    let facts = enc.first_packet_facts(&first, &outside);
-    let scope = if opts.routing {
-        all(&[facts, enc.routable(&first, &outside)])
-    } else {
-        facts
-    };
+    let scope = enc.scope(&first, &outside, opts.routing);
     let s = solver(opts.timeout_ms);
     s.assert(&scope);
 

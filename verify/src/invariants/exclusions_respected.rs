@@ -66,28 +66,8 @@ impl Invariant for ExclusionsRespected {
     }
 
     fn violation<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
-        d.and(vec![
-            d.redirected(),
-            d.or(vec![
-                d.and(vec![
-                    c.inbound.clone(),
-                    d.or(vec![
-                        d.dport_in(&p.exclude_inbound_ports),
-                        d.and(vec![d.tcp(), d.src_in_any(&p.exclude_inbound_cidrs)]),
-                    ]),
-                ]),
-                d.and(vec![
-                    c.local.clone(),
-                    d.not(d.dst_local()),
-                    d.not(c.dns_ok.clone()),
-                    d.or(vec![
-                        d.dport_in(&p.exclude_outbound_ports),
-                        d.dst_in_any(&p.exclude_outbound_cidrs),
-                        d.gid_in(&p.exclude_outbound_gids),
-                    ]),
-                ]),
-            ]),
-        ])
+        // An excluded connection (the premise) that is redirected.
+        d.and(vec![d.redirected(), Self::premise(d, p, c)])
     }
 
     /// Connections the profile excludes: from outside to an excluded port or (TCP) from an

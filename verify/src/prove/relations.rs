@@ -111,14 +111,7 @@ fn prove_pair(
         None => ea.journey(&sb.first, &sb.outside)?,
     };
     let eb: &Encoder<'_> = eb_own.as_ref().unwrap_or(&ea);
-    let scope = |e: &Encoder<'_>, side: &Side| {
-        let facts = e.first_packet_facts(&side.first, &side.outside);
-        if opts.routing {
-            all(&[facts, e.routable(&side.first, &side.outside)])
-        } else {
-            facts
-        }
-    };
+    let scope = |e: &Encoder<'_>, side: &Side| e.scope(&side.first, &side.outside, opts.routing);
     let s = solver(opts.timeout_ms);
     s.assert(scope(&ea, &sa));
     s.assert(scope(eb, &sb));

@@ -30,7 +30,7 @@ use crate::invariants::{Symbolic, ALL};
 use crate::results::support::{Support, SupportRule, Touched};
 use crate::results::{InvariantResult, Status};
 use crate::smt::solve::solver;
-use crate::smt::{all, Encoder, RuleId, SymPacket};
+use crate::smt::{Encoder, RuleId, SymPacket};
 
 /// How long the minimisation of one invariant's support in one family may take, in
 /// milliseconds; past it the support found so far is reported, marked not minimal.
@@ -120,12 +120,7 @@ fn family_supports(
     let first = SymPacket::fresh("why", enc.width);
     let outside = Bool::new_const("why_outside");
     let journey = enc.journey(&first, &outside)?;
-    let facts = enc.first_packet_facts(&first, &outside);
-    let scope = if opts.routing {
-        all(&[facts, enc.routable(&first, &outside)])
-    } else {
-        facts
-    };
+    let scope = enc.scope(&first, &outside, opts.routing);
     let s = solver(opts.timeout_ms);
     s.assert(&scope);
     let (rules, lits): (Vec<RuleId>, Vec<Bool>) = match enc.tracking() {

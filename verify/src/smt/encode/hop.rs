@@ -208,6 +208,17 @@ impl Encoder<'_> {
         ])
     }
 
+    /// The scope of a proof about the first packet `p`: its facts, and routing
+    /// ([`Encoder::routable`]) when `routing` (the default; `--no-routing` leaves it out).
+    pub fn scope(&self, p: &SymPacket, outside: &Bool, routing: bool) -> Bool {
+        let facts = self.first_packet_facts(p, outside);
+        if routing {
+            super::super::all(&[facts, self.routable(p, outside)])
+        } else {
+            facts
+        }
+    }
+
     /// Routing: the packet is one the pod produces. Generated here: TCP or UDP, out by lo iff
     /// the destination is local, from a local address (a pod IP for a non-local destination;
     /// the passthrough source counts as local). From outside: on eth0, to a pod IP, from a
