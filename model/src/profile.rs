@@ -220,11 +220,29 @@ pub struct Profile {
     /// (`! --dport 15008`) and captured before; the profile's `exclude_outbound_ports` and,
     /// with DNS capture, port 53 are aside too).
     pub pod_local_exempt_ports: Vec<u16>,
+    /// The IPv4 addresses the rules treat as the pod's loopback, where the proxy's connections
+    /// end (Istio's `! -d 127.0.0.1/32 -o lo` pod-local rule and `-d 127.0.0.1/32 -j RETURN`;
+    /// istio-iptables' HostIPv4LoopbackCidr): the proxy's connections to another address of
+    /// 127.0.0.0/8 are pod-local like those to its pod IP (invariant `pod-local`). IPv6's is
+    /// ::1. Default 127.0.0.1/32.
+    pub loopback_cidr: ipnet::Ipv4Net,
+    /// Ports of the pod address the proxy's own connections reach directly, never through a
+    /// listener (invariant `pod-local`): Istio's sidecar rules since 1.18 leave the proxy's
+    /// connections to its own HBONE port 15008 alone (`! --dport 15008`), so a profile of such
+    /// rules says `pod_local_direct_ports = [15008]` and `pod_local_exempt_ports = []`. Built-in
+    /// profiles: none (the classic rules predate the exception). A port also in
+    /// `pod_local_exempt_ports` is exempt.
+    pub pod_local_direct_ports: Vec<u16>,
     /// The nameservers of the pod's resolv.conf whose DNS queries the rules capture
     /// (istio-iptables `DNS_SERVERS`, the `-d` of ISTIO_OUTPUT_DNS): an application's query to
     /// one of them must reach the DNS listener (invariant `dns`). None: every DNS query to an
     /// address outside the pod is captured (`ISTIO_META_DNS_CAPTURE` capture-all, ambient).
     pub dns_servers: Option<Vec<IpAddr>>,
+    /// Destinations whose DNS queries the DNS listener never takes, from any process (invariant
+    /// `dns`): ambient's rules leave a query to a resolver on the loopback address alone (UDP
+    /// over lo, TCP to 127.0.0.1/::1), so the built-in `ambient` profile names 127.0.0.1/32
+    /// and ::1/128. None: no claim.
+    pub dns_uncaptured_cidrs: Vec<ipnet::IpNet>,
     /// The uid of a resolver running in the pod or VM (systemd-resolved, dnsmasq) whose
     /// upstream queries, to addresses that are not among `dns_servers`, must not be captured
     /// back into the DNS listener (istio/istio #30309). None: the pod runs no local resolver.
@@ -369,7 +387,11 @@ impl Profile {
             groups: std::collections::BTreeMap::new(),
             pod_local_proxy: PodLocalProxy::Inbound,
             pod_local_exempt_ports: vec![15008],
+            pod_local_direct_ports: Vec::new(),
+            loopback_cidr: ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 1), 32)
+                .unwrap_or_default(),
             dns_servers: None,
+            dns_uncaptured_cidrs: Vec::new(),
             dns_resolver_uid: None,
         }
     }
@@ -380,7 +402,8 @@ impl Profile {
     /// except from the node's probe addresses (169.254.7.127, e9ac:…:3164), which outbound
     /// connections also leave alone. ztunnel's own connections to the pod IP are not captured
     /// (`! -d 127.0.0.1/32 -o lo -j ACCEPT`). DNS capture is off here; profiles that capture it
-    /// set `dns_capture_port` (ambient captures every query to an address outside the pod).
+    /// set `dns_capture_port` (ambient captures every query to an address outside the pod, and
+    /// none to the loopback address: `dns_uncaptured_cidrs` 127.0.0.1/32, ::1/128).
     pub fn ambient() -> Profile {
         // Istio's ambient probe SNAT addresses (cni/pkg/iptables: ProbeIP, ProbeIPv6).
         let probes: Vec<ipnet::IpNet> = [
@@ -404,6 +427,10 @@ impl Profile {
             inbound_source: InboundSource::Original,
             pod_local_proxy: PodLocalProxy::Direct,
             pod_local_exempt_ports: Vec::new(),
+            dns_uncaptured_cidrs: ["127.0.0.1/32", "::1/128"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
             ..Profile::istio()
         }
     }

@@ -115,7 +115,7 @@ pub fn diff(
         touched: Vec::new(),
     };
     for fam in families(pod) {
-        diff_family(old, new, fam, pod, profile, opts, false, &mut report)?;
+        diff_family(old, new, fam, pod, profile, opts, false, None, &mut report)?;
     }
     rank(&mut report);
     // Last, so that nothing above depends on it: the old side's supports, and the invariants
@@ -136,7 +136,32 @@ pub fn first_change(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Report, DiffError> {
-    behaviour(old, new, pod, profile, opts, true)
+    behaviour(old, new, pod, profile, opts, true, None)
+}
+
+/// Connections a search leaves out: a condition over the old side's encoder (which may encode
+/// further journeys), the first packet, its direction, and its old and new journeys. `mutate` leaves out the
+/// connections an invariant the old ruleset already violates reports, to tell a mutant that
+/// changes only those (*masked*) from one the catalog is blind to.
+pub type Exclude<'x> =
+    &'x dyn Fn(
+    &mut Encoder,
+    &SymPacket,
+    &Bool,
+    &SymJourney,
+    &SymJourney,
+) -> Result<Bool, EncodeError>;
+
+/// [`first_change`] among the connections `exclude` does not name.
+pub fn first_change_excluding(
+    old: &Ruleset,
+    new: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    exclude: Exclude,
+) -> Result<Report, DiffError> {
+    behaviour(old, new, pod, profile, opts, true, Some(exclude))
 }
 
 /// Every class of connections that behaves differently (up to the bound), as [`diff`] finds
@@ -148,7 +173,7 @@ pub fn changes(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Report, DiffError> {
-    behaviour(old, new, pod, profile, opts, false)
+    behaviour(old, new, pod, profile, opts, false, None)
 }
 
 fn behaviour(
@@ -158,6 +183,7 @@ fn behaviour(
     profile: &Profile,
     opts: &Options,
     first_only: bool,
+    exclude: Option<Exclude>,
 ) -> Result<Report, DiffError> {
     let (old, new) = (profile.resolve_names(old), profile.resolve_names(new));
     let mut report = Report {
@@ -173,7 +199,17 @@ fn behaviour(
         touched: Vec::new(),
     };
     for fam in families(pod) {
-        diff_family(&old, &new, fam, pod, profile, opts, first_only, &mut report)?;
+        diff_family(
+            &old,
+            &new,
+            fam,
+            pod,
+            profile,
+            opts,
+            first_only,
+            exclude,
+            &mut report,
+        )?;
         if first_only && !report.changes.is_empty() {
             break;
         }
@@ -197,11 +233,12 @@ fn diff_family(
     profile: &Profile,
     opts: &Options,
     first_only: bool,
+    exclude: Option<Exclude>,
     report: &mut Report,
 ) -> Result<(), DiffError> {
     let first = SymPacket::fresh("c", addr_width(fam));
     let outside = Bool::new_const("c_outside");
-    let mut sides = Vec::new();
+    let mut sides: Vec<Side> = Vec::new();
     // One interface enumeration for both sides: they share the symbolic first packet.
     let ifaces = Ifaces::with_names(&[old, new], &profile.virtual_interfaces)?;
     for rs in [old, new] {
@@ -216,6 +253,10 @@ fn diff_family(
             sim: Simulator::new(rs, pod.clone(), profile.clone()),
         });
     }
+    let excluded = match (exclude, sides.split_first_mut()) {
+        (Some(f), Some((a, [b]))) => Some(f(&mut a.enc, &first, &outside, &a.journey, &b.journey)?),
+        _ => None,
+    };
     let (Some(a), Some(b)) = (sides.first(), sides.get(1)) else {
         return Ok(());
     };
@@ -226,6 +267,9 @@ fn diff_family(
     let s = solver(opts.timeout_ms);
     s.assert(&facts);
     s.assert(&differ);
+    if let Some(x) = &excluded {
+        s.assert(x.not());
+    }
     // Classes found among routable connections are excluded from the unroutable search too.
     let mut blocks: Vec<Bool> = Vec::new();
     for scope_routable in [true, false] {

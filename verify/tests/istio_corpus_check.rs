@@ -40,12 +40,16 @@ struct Entry {
     /// of, as `check` without --pod-ip).
     #[serde(default)]
     pod_ips: Vec<IpAddr>,
-    /// Overrides of the istio profile.
+    /// Overrides of the istio profile (over the `"*"` entry's).
     #[serde(default)]
-    profile: Option<toml::Value>,
+    profile: Option<toml::Table>,
     /// Per history tag (`1.12.0`, …): a different expectation for that version's file.
     #[serde(default)]
     history: BTreeMap<String, Version>,
+    /// Survivors `mutate` accepts on this file (scripts/mutate-corpus; not read here).
+    #[serde(default)]
+    #[allow(dead_code, reason = "read by scripts/mutate-corpus")]
+    mutate_accept: Vec<toml::Value>,
 }
 
 /// A version whose file behaves differently from the current one.
@@ -57,6 +61,32 @@ struct Version {
     violated: Option<Vec<String>>,
     #[serde(default)]
     why: BTreeMap<String, String>,
+    /// Profile values of this version (over the entry's).
+    #[serde(default)]
+    profile: Option<toml::Table>,
+    /// Survivors `mutate` accepts on this version's file instead of the entry's.
+    #[serde(default)]
+    #[allow(dead_code, reason = "read by scripts/mutate-corpus")]
+    mutate_accept: Option<Vec<toml::Value>>,
+}
+
+/// The profile of `key` at `tag` (none: the current file): the `"*"` entry's values, then the
+/// entry's, then the `"*"` entry's for that tag, then the entry's for that tag.
+fn profile_of(defaults: Option<&Entry>, e: &Entry, tag: Option<&String>) -> toml::Table {
+    let mut t = toml::Table::new();
+    let version = |x: &Entry| tag.and_then(|g| x.history.get(g)).and_then(|v| v.profile.clone());
+    for layer in [
+        defaults.and_then(|d| d.profile.clone()),
+        e.profile.clone(),
+        defaults.and_then(version),
+        version(e),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        t.extend(layer);
+    }
+    t
 }
 
 fn profiles() -> BTreeMap<String, Entry> {
@@ -89,7 +119,9 @@ fn every_istio_configuration_meets_its_expected_invariants() {
         println!("skipping: Istio's corpus (../shared/corpus/istio) is not here");
         return;
     };
-    let entries = profiles();
+    let mut entries = profiles();
+    // Values every entry shares (per version too): not a file.
+    let defaults = entries.remove("*");
     let files = istio_iptables_files(&dir);
     assert!(files.len() >= 100, "INDEX.md lists {} files", files.len());
 
@@ -127,11 +159,9 @@ fn every_istio_configuration_meets_its_expected_invariants() {
                 "{file}: every violated invariant needs a `why` and only those: violated {violated:?}, why {explained:?}"
             ));
         }
-        let profile = match &e.profile {
-            Some(p) => Profile::from_toml(&toml::to_string(p).unwrap())
-                .unwrap_or_else(|err| panic!("{k}: profile: {err}")),
-            None => Profile::istio(),
-        };
+        let table = profile_of(defaults.as_ref(), e, tag.as_ref());
+        let profile = Profile::from_toml(&toml::to_string(&table).unwrap())
+            .unwrap_or_else(|err| panic!("{k}: profile: {err}"));
         jobs.push(Job {
             file: file.clone(),
             profile,

@@ -17,19 +17,35 @@ use sidecar_verify::check::{check, Options, Status};
 use sidecar_verify::corpus::{istio_dir, istio_iptables_files, workspace};
 use sidecar_verify::kernel::{self, unavailable, TestPod};
 
-/// The entry of `file` in corpus/istio-profiles.toml: its profile and pod addresses.
+/// The entry of `file` in corpus/istio-profiles.toml: its profile (the `"*"` entry's values,
+/// the entry's, then both for the file's history tag, as tests/istio_corpus_check.rs builds it)
+/// and pod addresses.
 fn entry(profiles: &toml::Table, file: &str) -> Option<(Profile, Vec<IpAddr>)> {
-    let key = file
+    let (tag, key) = file
         .strip_prefix("history/")
         .and_then(|r| r.split_once('/'))
-        .map_or(file, |(_, k)| k);
+        .map_or((None, file), |(t, k)| (Some(t), k));
     let e = profiles.get(key)?;
     if e.get("skip").is_some() {
         return None;
     }
-    let profile = e.get("profile").map_or_else(Profile::istio, |p| {
-        Profile::from_toml(&toml::to_string(p).unwrap()).unwrap()
-    });
+    let layer = |x: Option<&toml::Value>| {
+        x.and_then(|v| v.get("profile"))
+            .and_then(|p| p.as_table())
+            .cloned()
+    };
+    let version = |x: Option<&toml::Value>| {
+        tag.and_then(|t| layer(x.and_then(|v| v.get("history")).and_then(|h| h.get(t))))
+    };
+    let defaults = profiles.get("*");
+    let mut table = toml::Table::new();
+    for l in [layer(defaults), layer(Some(e)), version(defaults), version(Some(e))]
+        .into_iter()
+        .flatten()
+    {
+        table.extend(l);
+    }
+    let profile = Profile::from_toml(&toml::to_string(&table).unwrap()).unwrap();
     let ips = e
         .get("pod_ips")
         .and_then(|v| v.as_array())

@@ -15,7 +15,10 @@
 //!   again (istio/istio #30309, fixed in Istio 1.9 by capturing only the resolv.conf
 //!   nameservers).
 //!
-//! Those two are what keeps a DNS query from looping: the model ends a journey at the DNS
+//! - No query to one of the profile's `dns_uncaptured_cidrs` (ambient: the loopback address,
+//!   where a resolver of the pod's own listens) is redirected to the DNS listener.
+//!
+//! The proxy's and the resolver's are what keeps a DNS query from looping: the model ends a journey at the DNS
 //! listener (it does not follow the forward), so the loop is stated on the first hops that
 //! would close it. Without DNS capture the invariant speaks about no connection.
 
@@ -31,8 +34,9 @@ use super::{Conditions, Dom, Invariant, Part, Words};
 /// proxy and not the local resolver, not from the inbound re-connection's source, to one of
 /// `dns_servers` (none given: to a non-local address not in `exclude_outbound_cidrs`), has its first hop redirected and delivered to `L`; and no connection to port 53
 /// opened in the pod by the proxy, or by the local resolver to an address not among
-/// `dns_servers`, has its first hop redirected and delivered to `L`. Without DNS capture they
-/// are unsatisfiable (nothing to check).
+/// `dns_servers`, or by anyone to an address in `dns_uncaptured_cidrs`, has its first hop
+/// redirected and delivered to `L`. Without DNS capture they are unsatisfiable (nothing to
+/// check).
 pub struct Dns;
 
 impl Dns {
@@ -81,11 +85,13 @@ impl Dns {
         ])
     }
 
-    /// The queries that must not be captured back: the proxy's, the resolver's upstream.
+    /// The queries that must not be captured: the proxy's, the resolver's upstream, and any to
+    /// the profile's `dns_uncaptured_cidrs`.
     fn back_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
         d.or(vec![
             c.proxy.clone(),
             d.and(vec![c.non_proxy.clone(), Self::resolver(d, p)]),
+            d.dst_in_any(&p.dns_uncaptured_cidrs),
         ])
     }
 
@@ -127,8 +133,16 @@ impl Invariant for Dns {
         } else {
             ("neither ", "ever")
         };
+        let untouched = if p.dns_uncaptured_cidrs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; no query to {} (a resolver of the pod's own) is redirected there",
+                list(&p.dns_uncaptured_cidrs)
+            )
+        };
         format!(
-            "applications' DNS queries (UDP and TCP port 53, not from the inbound re-connection's source) to {servers} are redirected to the DNS listener {port}; {either}the proxy's own queries ({}){resolver} are {never} redirected there (no DNS query comes back round)",
+            "applications' DNS queries (UDP and TCP port 53, not from the inbound re-connection's source) to {servers} are redirected to the DNS listener {port}; {either}the proxy's own queries ({}){resolver} are {never} redirected there (no DNS query comes back round){untouched}",
             w.who
         )
     }
@@ -149,6 +163,12 @@ impl Invariant for Dns {
         }
         if let Some(u) = p.dns_resolver_uid {
             v.push(format!("dns_resolver_uid = {u}"));
+        }
+        if !p.dns_uncaptured_cidrs.is_empty() {
+            v.push(format!(
+                "dns_uncaptured_cidrs = [{}]",
+                list(&p.dns_uncaptured_cidrs)
+            ));
         }
         v
     }

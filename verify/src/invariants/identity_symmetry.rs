@@ -36,7 +36,8 @@ pub fn proxy_identities(p: &Profile) -> Vec<Identity> {
 
 /// A connection opened as `id` with an application's other credentials: as a uid, with a gid
 /// that is none of the proxy's; as a gid, with a uid that is none of the proxy's; as the mark,
-/// with an application's uid and gid. Only the mark identity carries a mark.
+/// with an application's uid and gid. A uid or gid identity's socket mark is an application's
+/// (none of the proxy's marks; any mark when the proxy has none).
 fn opened_as<D: Dom>(d: &D, id: Identity, ids: &[Identity]) -> D::B {
     let app_uid = d.not(d.or(ids
         .iter()
@@ -52,10 +53,16 @@ fn opened_as<D: Dom>(d: &D, id: Identity, ids: &[Identity]) -> D::B {
             _ => None,
         })
         .collect()));
-    let no_mark = d.mark_is(0, u32::MAX);
+    let app_mark = d.not(d.or(ids
+        .iter()
+        .filter_map(|i| match i {
+            Identity::Mark(m, k) => Some(d.mark_is(*m, *k)),
+            _ => None,
+        })
+        .collect()));
     match id {
-        Identity::Uid(u) => d.and(vec![d.uid_is(u), app_gid, no_mark]),
-        Identity::Gid(g) => d.and(vec![d.gid_is(g), app_uid, no_mark]),
+        Identity::Uid(u) => d.and(vec![d.uid_is(u), app_gid, app_mark]),
+        Identity::Gid(g) => d.and(vec![d.gid_is(g), app_uid, app_mark]),
         Identity::Mark(m, k) => d.and(vec![d.mark_is(m, k), app_uid, app_gid]),
     }
 }
@@ -130,12 +137,16 @@ impl Relation for IdentitySymmetry {
                 // The credentials neither identity sets are the same application's.
                 let leaves_gid = |id: &Identity| !matches!(id, Identity::Gid(_));
                 let leaves_uid = |id: &Identity| !matches!(id, Identity::Uid(_));
+                let leaves_mark = |id: &Identity| !matches!(id, Identity::Mark(..));
                 let mut v = vec![opened_as(a, *x, &ids), opened_as(b, *y, &ids)];
                 if leaves_gid(x) && leaves_gid(y) {
                     v.push(pr.same(Field::Gid));
                 }
                 if leaves_uid(x) && leaves_uid(y) {
                     v.push(pr.same(Field::Uid));
+                }
+                if leaves_mark(x) && leaves_mark(y) {
+                    v.push(pr.same(Field::Mark));
                 }
                 as_two.push(a.and(v));
             }

@@ -1,15 +1,18 @@
 //! `pod-local`: what happens to the connections that stay inside the pod, addressed to its own
-//! pod IP (not loopback: that is `localhost-untouched`'s), as the profile says.
+//! pod IP (an application's to loopback are `localhost-untouched`'s), as the profile says.
 //!
 //! - The proxy's own TCP connections (as it re-connects: `proxy_uid` and `proxy_gid`, or its
-//!   mark) to a pod IP: with `pod_local_proxy = inbound` (Istio's sidecar) they pass the inbound
+//!   mark) to an address of the pod other than the loopback address 127.0.0.1/::1 (a pod IP, or
+//!   another address of 127.0.0.0/8, which Istio's `! -d 127.0.0.1/32 -o lo` rule treats as
+//!   the pod IP; the loopback address itself is `proxy-not-recaptured`'s): with `pod_local_proxy = inbound` (Istio's sidecar) they pass the inbound
 //!   listener exactly once and the outbound one never. This is the article's type 4 (an
 //!   application calls a service of its own pod: 15001, then the proxy's connection to the pod
 //!   IP goes through 15006 once, ISTIO_OUTPUT rule 2, then to the application); a ruleset
 //!   without rule 2 sends it straight to the application, past the inbound policy, and one that
 //!   captures it twice loops (istio/istio #14443). With `direct` (ambient) they are not
-//!   captured. Aside: the capture ports themselves, the profile's `pod_local_exempt_ports`
-//!   (15008), its excluded outbound ports, port 53 when DNS is captured (the `dns` invariant's),
+//!   captured. To the profile's `pod_local_direct_ports` (Istio since 1.18: 15008, its HBONE
+//!   port, `! --dport 15008`) they are never captured. Aside: the capture ports themselves,
+//!   the profile's `pod_local_exempt_ports` (built-in istio: 15008), its excluded outbound ports, port 53 when DNS is captured (the `dns` invariant's),
 //!   and the inbound re-connection (from the passthrough address, or ambient's from a source
 //!   outside the pod: `passthrough-not-recaptured`'s).
 //! - An application's (non-proxy) connection to a pod IP is not captured (ISTIO_OUTPUT rule 3,
@@ -22,7 +25,10 @@
 //! question, not this one's: in the classic ruleset a process of gid 1337 and another uid is
 //! returned by rule 3 before the gid rules, so it is not captured to its own pod IP.
 
+use std::net::IpAddr;
+
 use sidecar_model::pod::{InboundSource, PodLocalProxy, Profile};
+use sidecar_model::Family;
 
 use super::shared::{capture_ports, list};
 use super::{Conditions, Dom, Invariant, Part, Words};
@@ -31,11 +37,13 @@ use super::{Conditions, Dom, Invariant, Part, Words};
 /// captured.
 ///
 /// These assertions are unsatisfiable if and only if (1) every TCP connection the proxy opens
-/// in the pod as it re-connects ([`reconnecting_proxy`]), from a pod address, to a pod IP, on a
-/// port that is not a capture port, not exempt (`pod_local_exempt_ports`,
-/// `exclude_outbound_ports`, 53 with DNS capture) and, for Istio's passthrough, not from the
-/// passthrough address, passes the inbound listener exactly once and the outbound listener never
-/// (`pod_local_proxy = inbound`) or has its first hop not redirected (`direct`); and (2) no
+/// in the pod as it re-connects ([`reconnecting_proxy`]), from a pod address, to a local
+/// address other than the loopback address (127.0.0.1, ::1), on a port that is not a capture
+/// port, not exempt (`pod_local_exempt_ports`, `exclude_outbound_ports`, 53 with DNS capture)
+/// and, for Istio's passthrough, not from the passthrough address, has its first hop not
+/// redirected when the port is one of `pod_local_direct_ports`, and otherwise passes the
+/// inbound listener exactly once and the outbound listener never (`pod_local_proxy =
+/// inbound`) or has its first hop not redirected (`direct`); and (2) no
 /// connection opened in the pod by a non-proxy process to a pod IP has its first hop redirected,
 /// DNS the proxy's DNS listener takes aside.
 pub struct PodLocal;
@@ -69,6 +77,27 @@ fn exempt(p: &Profile) -> Vec<u16> {
     v
 }
 
+/// The ports the proxy's pod-local connections reach directly: `pod_local_direct_ports` but
+/// the exempt ones.
+fn direct(p: &Profile) -> Vec<u16> {
+    let aside = exempt(p);
+    p.pod_local_direct_ports
+        .iter()
+        .copied()
+        .filter(|x| !aside.contains(x))
+        .collect()
+}
+
+/// An address of the pod other than its loopback (`loopback_cidr`, 127.0.0.1/32 by default;
+/// ::1): a pod IP, or another address of 127.0.0.0/8.
+fn to_pod<D: Dom>(d: &D, p: &Profile) -> D::B {
+    let lo: ipnet::IpNet = match d.family() {
+        Family::Ipv4 => p.loopback_cidr.into(),
+        Family::Ipv6 => ipnet::IpNet::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+    };
+    d.and(vec![d.dst_local(), d.not(d.dst_in(&lo))])
+}
+
 impl PodLocal {
     /// The proxy's connections the first part speaks about.
     fn proxy_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
@@ -82,7 +111,7 @@ impl PodLocal {
             d.tcp(),
             d.src_local(),
             not_reconnection,
-            d.dst_pod_ip(),
+            to_pod(d, p),
             d.not(d.dport_in(&capture_ports(p))),
             d.not(d.dport_in(&exempt(p))),
         ])
@@ -121,8 +150,15 @@ impl Invariant for PodLocal {
             InboundSource::Passthrough => format!(" (not from {})", p.passthrough_v4),
             InboundSource::Original => String::new(),
         };
+        let direct = direct(p);
+        let direct = if direct.is_empty() {
+            String::new()
+        } else {
+            format!(", those to ports {} are never redirected", list(&direct))
+        };
         format!(
-            "the proxy's TCP connections ({who}) from the pod{from} to its own pod IP {proxy} (ports {} aside); connections from non-proxy processes ({}) to the pod IP are never redirected{}",
+            "the proxy's TCP connections ({who}) from the pod{from} to its own pod IP or another loopback address (not {} or ::1) {proxy}{direct} (ports {} aside); connections from non-proxy processes ({}) to the pod IP are never redirected{}",
+            p.loopback_cidr,
             list(&aside),
             w.non_proxy,
             w.dns
@@ -151,11 +187,20 @@ impl Invariant for PodLocal {
             "pod_local_exempt_ports = [{}]",
             list(&p.pod_local_exempt_ports)
         ));
+        if !p.pod_local_direct_ports.is_empty() {
+            v.push(format!(
+                "pod_local_direct_ports = [{}]",
+                list(&p.pod_local_direct_ports)
+            ));
+        }
         if !p.exclude_outbound_ports.is_empty() {
             v.push(format!(
                 "exclude_outbound_ports = [{}]",
                 list(&p.exclude_outbound_ports)
             ));
+        }
+        if p.loopback_cidr != Profile::istio().loopback_cidr {
+            v.push(format!("loopback_cidr = {}", p.loopback_cidr));
         }
         v.push(format!("inbound_port = {}", p.inbound_port));
         v.push(format!("outbound_port = {}", p.outbound_port));
@@ -178,6 +223,11 @@ impl Invariant for PodLocal {
             ]),
             PodLocalProxy::Direct => d.not(d.redirected()),
         };
+        let direct = direct(p);
+        let proxy_ok = d.or(vec![
+            d.and(vec![d.dport_in(&direct), d.not(d.redirected())]),
+            d.and(vec![d.not(d.dport_in(&direct)), proxy_ok]),
+        ]);
         let app_ok = d.or(vec![d.not(d.redirected()), c.dns_ok.clone()]);
         let ok = d.and(vec![
             d.or(vec![d.not(Self::proxy_premise(d, p, c)), proxy_ok]),

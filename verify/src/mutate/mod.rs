@@ -10,6 +10,7 @@
 //! All mutants run in this one process, sharing Z3's thread-local context.
 
 pub mod accept;
+pub mod mask;
 
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, print_ruleset, Ruleset};
 
 use crate::diff;
+use crate::invariants::Id;
 use crate::prove::{self, ProveError};
 use crate::results::mutate::{Change, Class, Counts, Kill, MutantResult, Report};
 use crate::results::Status;
@@ -90,6 +92,7 @@ pub fn run(
             class: Class::Unknown,
             change: None,
             killed_by: Vec::new(),
+            masked_by: Vec::new(),
             reason: None,
         };
         classify(rs, &mutant, pod, profile, &original, &popts, &dopts, &mut r);
@@ -108,6 +111,7 @@ pub fn run(
         invalid: count(Class::Invalid),
         equivalent: count(Class::Equivalent),
         killed: count(Class::Killed),
+        masked: count(Class::Masked),
         accepted: count(Class::Accepted),
         survivors: count(Class::Survivor),
         unknown: count(Class::Unknown),
@@ -227,6 +231,40 @@ fn classify(
         .map(|i| i.id)
         .collect();
     if undecided.is_empty() {
+        // Masked: every change is one an invariant the ruleset violates already reports.
+        let violated: Vec<Id> = original
+            .iter()
+            .filter(|o| o.status == Status::Violated)
+            .filter_map(|o| Id::from_name(o.id))
+            .collect();
+        if !violated.is_empty() {
+            let is = |ids: &[Id]| mask::masked(rs, &mutant, pod, profile, ids, dopts);
+            match is(&violated) {
+                Ok(Some(true)) => {
+                    let alone: Vec<&'static str> = violated
+                        .iter()
+                        .filter(|i| matches!(is(&[**i]), Ok(Some(true))))
+                        .map(|i| i.name())
+                        .collect();
+                    r.masked_by = if alone.is_empty() {
+                        violated.iter().map(|i| i.name()).collect()
+                    } else {
+                        alone
+                    };
+                    r.class = Class::Masked;
+                    return;
+                }
+                Ok(Some(false)) => {}
+                Ok(None) => {
+                    r.reason = Some("masking: a query was undecided (timeout?)".into());
+                    return;
+                }
+                Err(e) => {
+                    r.reason = Some(format!("masking: {e}"));
+                    return;
+                }
+            }
+        }
         r.class = Class::Survivor;
         // Show the class that matters most: the first found may be a loop that stays a loop
         // (a connection addressed to the proxy's own capture port), rarely what the edit is about.

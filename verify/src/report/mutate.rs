@@ -30,14 +30,31 @@ fn place(m: &MutantResult) -> String {
     )
 }
 
-/// The counts line: `N mutants: I invalid, E equivalent, K killed, A accepted, S survivors, U
-/// unknown (T s)`.
+/// The counts line: `N mutants: I invalid, E equivalent, K killed, M masked, A accepted, S
+/// survivors, U unknown (T s)`.
 pub fn summary(r: &Report) -> String {
     let c = &r.counts;
     format!(
-        "{} mutants: {} invalid, {} equivalent, {} killed, {} accepted, {} survivors, {} unknown ({:.1} s)",
-        c.mutants, c.invalid, c.equivalent, c.killed, c.accepted, c.survivors, c.unknown, r.seconds
+        "{} mutants: {} invalid, {} equivalent, {} killed, {} masked, {} accepted, {} survivors, {} unknown ({:.1} s)",
+        c.mutants,
+        c.invalid,
+        c.equivalent,
+        c.killed,
+        c.masked,
+        c.accepted,
+        c.survivors,
+        c.unknown,
+        r.seconds
     )
+}
+
+/// The masked mutants by the invariants that mask them (joined with `+`), sorted.
+fn masked_by(r: &Report) -> BTreeMap<String, Vec<&MutantResult>> {
+    let mut by: BTreeMap<String, Vec<&MutantResult>> = BTreeMap::new();
+    for m in r.of(Class::Masked) {
+        by.entry(m.masked_by.join(" + ")).or_default().push(m);
+    }
+    by
 }
 
 /// The killed mutants by the invariant that kills each first (catalog order), the ids sorted.
@@ -132,6 +149,22 @@ pub fn text(r: &Report, name: &str, rules_arg: &str, pod: &Pod) -> String {
             let _ = writeln!(s, "  {u}");
         }
     }
+    let masked = masked_by(r);
+    if !masked.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nmasked: {}, each changing only connections that an invariant the ruleset already violates reports there (fix the ruleset or the profile and it can speak)",
+            r.counts.masked
+        );
+        for (ids, ms) in &masked {
+            let _ = writeln!(
+                s,
+                "  {ids:<27} {:>3}  e.g. {}",
+                ms.len(),
+                ms.first().map_or(String::new(), |m| place(m))
+            );
+        }
+    }
     let by = killed_by(r);
     if !by.is_empty() {
         let _ = writeln!(
@@ -167,8 +200,16 @@ pub fn markdown(r: &Report, name: &str) -> String {
     let c = &r.counts;
     let _ = writeln!(
         s,
-        "| mutants | invalid | equivalent | killed | accepted | survivors | unknown | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
-        c.mutants, c.invalid, c.equivalent, c.killed, c.accepted, c.survivors, c.unknown, r.seconds
+        "| mutants | invalid | equivalent | killed | masked | accepted | survivors | unknown | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
+        c.mutants,
+        c.invalid,
+        c.equivalent,
+        c.killed,
+        c.masked,
+        c.accepted,
+        c.survivors,
+        c.unknown,
+        r.seconds
     );
     let bad = not_holding(r);
     if !bad.is_empty() {
@@ -228,6 +269,24 @@ pub fn markdown(r: &Report, name: &str) -> String {
             );
         }
         s.push('\n');
+    }
+    let masked = masked_by(r);
+    if !masked.is_empty() {
+        let _ = writeln!(
+            s,
+            "<details><summary>Masked ({}): changing only connections an invariant the ruleset already violates reports</summary>\n",
+            c.masked
+        );
+        let _ = writeln!(s, "| masked by | mutants | e.g. |\n|---|---:|---|");
+        for (ids, ms) in &masked {
+            let _ = writeln!(
+                s,
+                "| `{ids}` | {} | {} |",
+                ms.len(),
+                cell(&ms.first().map_or(String::new(), |m| place(m)))
+            );
+        }
+        s.push_str("\n</details>\n\n");
     }
     let by = killed_by(r);
     if !by.is_empty() {

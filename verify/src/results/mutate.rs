@@ -19,6 +19,10 @@ pub enum Class {
     Killed,
     /// It changes behaviour, every invariant still holds, and the acceptance file accepts it.
     Accepted,
+    /// It changes behaviour, but only of connections an invariant the ruleset already violates
+    /// reports there (`masked_by`): no invariant can kill it until the ruleset is fixed, yet
+    /// the catalog is not blind to it ([`crate::mutate::mask`]).
+    Masked,
     /// It changes behaviour and every invariant still holds: the catalog is blind to it.
     Survivor,
     /// Neither killed nor shown equivalent: a query was undecided or failed. Not a pass.
@@ -61,6 +65,10 @@ pub struct MutantResult {
     /// The invariants that kill it, in catalog order (killed mutants).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub killed_by: Vec<Kill>,
+    /// The invariants, violated on the ruleset, whose violations cover every connection it
+    /// changes (masked mutants): each alone does, or, when none alone does, all together.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub masked_by: Vec<&'static str>,
     /// Why: the kernel's refusal (invalid), the undecided query (unknown), the acceptance's
     /// reason (accepted).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,6 +86,8 @@ pub struct Counts {
     pub equivalent: usize,
     /// Killed by an invariant.
     pub killed: usize,
+    /// Changes only what an invariant the ruleset violates already reports.
+    pub masked: usize,
     /// Survivors the acceptance file accepts.
     pub accepted: usize,
     /// Survivors not accepted.
