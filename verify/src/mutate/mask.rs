@@ -62,11 +62,6 @@ pub fn masked(
         Ok(any(&[loops_both, region(enc, first, outside, old, profile, pod, ids)?]))
     };
     let d = diff::first_change_excluding(rs, mutant, pod, profile, opts, &exclude)?;
-    if let Some(c) = d.changes.first() {
-        if std::env::var_os("MASK_DEBUG").is_some() {
-            eprintln!("mask {ids:?}: {} / {} / {:?}", c.description, c.effect, c.witness);
-        }
-    }
     Ok(if !d.changes.is_empty() {
         Some(false)
     } else if d.unknown {
