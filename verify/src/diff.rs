@@ -139,12 +139,13 @@ pub fn first_change(
     behaviour(old, new, pod, profile, opts, true, None)
 }
 
-/// Connections a search leaves out: a condition over the old side's encoder (which may encode
-/// further journeys), the first packet, its direction, and its old and new journeys. `mutate` leaves out the
-/// connections an invariant the old ruleset already violates reports, to tell a mutant that
-/// changes only those (*masked*) from one the catalog is blind to.
-pub type Exclude<'x> =
-    &'x dyn Fn(
+/// Connections a search leaves out: a condition over the two sides' encoders (old, new; either
+/// may encode further journeys), the first packet, its direction, and its old and new journeys.
+/// `mutate` leaves out the connections an invariant the old ruleset already violates reports,
+/// to tell a mutant that changes only those (*masked*) from one the catalog is blind to, and
+/// keeps only the new violations of such an invariant, to find one that kills the mutant.
+pub type Exclude<'x> = &'x dyn Fn(
+    &mut Encoder,
     &mut Encoder,
     &SymPacket,
     &Bool,
@@ -254,7 +255,14 @@ fn diff_family(
         });
     }
     let excluded = match (exclude, sides.split_first_mut()) {
-        (Some(f), Some((a, [b]))) => Some(f(&mut a.enc, &first, &outside, &a.journey, &b.journey)?),
+        (Some(f), Some((a, [b]))) => Some(f(
+            &mut a.enc,
+            &mut b.enc,
+            &first,
+            &outside,
+            &a.journey,
+            &b.journey,
+        )?),
         _ => None,
     };
     let (Some(a), Some(b)) = (sides.first(), sides.get(1)) else {

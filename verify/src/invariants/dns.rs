@@ -16,7 +16,10 @@
 //!   nameservers).
 //!
 //! - No query to one of the profile's `dns_uncaptured_cidrs` (ambient: the loopback address,
-//!   where a resolver of the pod's own listens) is redirected to the DNS listener.
+//!   where a resolver of the pod's own listens), and, when the profile names its nameservers
+//!   (`dns_servers`), no query to any other address, is redirected to the DNS listener.
+//! - Nothing but DNS is: no connection opened in the pod to a port other than 53 is redirected
+//!   to the DNS listener.
 //!
 //! The proxy's and the resolver's are what keeps a DNS query from looping: the model ends a journey at the DNS
 //! listener (it does not follow the forward), so the loop is stated on the first hops that
@@ -34,9 +37,10 @@ use super::{Conditions, Dom, Invariant, Part, Words};
 /// proxy and not the local resolver, not from the inbound re-connection's source, to one of
 /// `dns_servers` (none given: to a non-local address not in `exclude_outbound_cidrs`), has its first hop redirected and delivered to `L`; and no connection to port 53
 /// opened in the pod by the proxy, or by the local resolver to an address not among
-/// `dns_servers`, or by anyone to an address in `dns_uncaptured_cidrs`, has its first hop
-/// redirected and delivered to `L`. Without DNS capture they are unsatisfiable (nothing to
-/// check).
+/// `dns_servers`, or by anyone to an address in `dns_uncaptured_cidrs` or (when `dns_servers`
+/// is given) not among `dns_servers`, and no connection opened in the pod to another port than
+/// 53, has its first hop redirected and delivered to `L`. Without DNS capture they are
+/// unsatisfiable (nothing to check).
 pub struct Dns;
 
 impl Dns {
@@ -88,25 +92,39 @@ impl Dns {
     /// The queries that must not be captured: the proxy's, the resolver's upstream, and any to
     /// the profile's `dns_uncaptured_cidrs`.
     fn back_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        let not_named = p.dns_servers.as_ref().map_or_else(
+            || d.lit(false),
+            |v| d.not(d.or(v.iter().map(|a| d.dst_in(&(*a).into())).collect())),
+        );
         d.or(vec![
             c.proxy.clone(),
             d.and(vec![c.non_proxy.clone(), Self::resolver(d, p)]),
             d.dst_in_any(&p.dns_uncaptured_cidrs),
+            not_named,
         ])
     }
 
-    /// The connections the invariant speaks about: DNS queries opened in the pod (UDP or TCP
-    /// to port 53) by an application to a nameserver, by the proxy, or by the local resolver
-    /// upstream; none without DNS capture.
-    fn scope<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
-        if p.dns_capture_port.is_none() {
-            return d.lit(false);
-        }
+    /// The DNS queries the invariant speaks about: opened in the pod (UDP or TCP to port 53) by
+    /// an application to a nameserver, or one of those `back_premise` names.
+    fn queries<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
         d.and(vec![
             c.local.clone(),
             d.dport_is(53),
             d.or(vec![d.tcp(), d.udp()]),
             d.or(vec![Self::app_premise(d, p, c), Self::back_premise(d, p, c)]),
+        ])
+    }
+
+    /// The connections the invariant speaks about: its DNS queries, and every connection
+    /// opened in the pod to another port (none of which may reach the DNS listener); none
+    /// without DNS capture.
+    fn scope<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        if p.dns_capture_port.is_none() {
+            return d.lit(false);
+        }
+        d.or(vec![
+            Self::queries(d, p, c),
+            d.and(vec![c.local.clone(), d.not(d.dport_is(53))]),
         ])
     }
 }
@@ -141,8 +159,13 @@ impl Invariant for Dns {
                 list(&p.dns_uncaptured_cidrs)
             )
         };
+        let others = if p.dns_servers.is_some() {
+            ", nor a query to any other address"
+        } else {
+            ""
+        };
         format!(
-            "applications' DNS queries (UDP and TCP port 53, not from the inbound re-connection's source) to {servers} are redirected to the DNS listener {port}; {either}the proxy's own queries ({}){resolver} are {never} redirected there (no DNS query comes back round){untouched}",
+            "applications' DNS queries (UDP and TCP port 53, not from the inbound re-connection's source) to {servers} are redirected to the DNS listener {port}; {either}the proxy's own queries ({}){resolver} are {never} redirected there (no DNS query comes back round){untouched}{others}; nothing but port 53 is",
             w.who
         )
     }
@@ -184,8 +207,12 @@ impl Invariant for Dns {
         let to_listener = d.and(vec![d.redirected(), d.delivered(port)]);
         let ok = d.and(vec![
             d.or(vec![d.not(Self::app_premise(d, p, c)), to_listener.clone()]),
-            d.or(vec![d.not(Self::back_premise(d, p, c)), d.not(to_listener)]),
+            d.or(vec![d.not(Self::back_premise(d, p, c)), d.not(to_listener.clone())]),
         ]);
-        d.and(vec![Self::scope(d, p, c), d.not(ok)])
+        let other = d.and(vec![c.local.clone(), d.not(d.dport_is(53)), to_listener]);
+        d.or(vec![
+            d.and(vec![Self::queries(d, p, c), d.not(ok)]),
+            other,
+        ])
     }
 }

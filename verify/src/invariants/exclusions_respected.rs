@@ -3,7 +3,7 @@
 
 use sidecar_model::pod::Profile;
 
-use super::shared::list;
+use super::shared::{list, opt_list, within};
 use super::{Conditions, Dom, Invariant, Part, Words};
 
 /// Excluded ports, addresses, sources and groups are never redirected.
@@ -11,8 +11,9 @@ use super::{Conditions, Dom, Invariant, Part, Words};
 /// These assertions are unsatisfiable if and only if no connection has its first hop
 /// redirected while it arrives from outside on an interface of the pod's own for an excluded
 /// inbound port (or, TCP, from an excluded source), or is opened in the pod for a non-local
-/// destination on an excluded outbound port or address, or by a process of an excluded group
-/// (DNS the proxy's DNS listener takes aside).
+/// destination on an excluded outbound port or address, or by a process of an excluded group,
+/// or outside what the profile's include lists (`outbound_ports`, `outbound_cidrs`,
+/// `outbound_gids`, when given) name (DNS the proxy's DNS listener takes aside).
 pub struct ExclusionsRespected;
 
 impl Invariant for ExclusionsRespected {
@@ -45,11 +46,19 @@ impl Invariant for ExclusionsRespected {
                 list(&p.exclude_outbound_gids)
             ));
         }
+        if p.outbound_ports.is_some() || p.outbound_cidrs.is_some() || p.outbound_gids.is_some() {
+            s.push_str(&format!(
+                "; nor outbound connections outside what is included (ports {}, addresses {}, groups {})",
+                opt_list(&p.outbound_ports),
+                opt_list(&p.outbound_cidrs),
+                opt_list(&p.outbound_gids)
+            ));
+        }
         s
     }
 
     fn uses(p: &Profile) -> Vec<String> {
-        vec![
+        let mut v = vec![
             format!(
                 "exclude_inbound_ports = [{}]",
                 list(&p.exclude_inbound_ports)
@@ -62,7 +71,17 @@ impl Invariant for ExclusionsRespected {
                 "exclude_outbound_cidrs = [{}]",
                 list(&p.exclude_outbound_cidrs)
             ),
-        ]
+        ];
+        if p.outbound_ports.is_some() {
+            v.push(format!("outbound_ports = {}", opt_list(&p.outbound_ports)));
+        }
+        if p.outbound_cidrs.is_some() {
+            v.push(format!("outbound_cidrs = {}", opt_list(&p.outbound_cidrs)));
+        }
+        if p.outbound_gids.is_some() {
+            v.push(format!("outbound_gids = {}", opt_list(&p.outbound_gids)));
+        }
+        v
     }
 
     fn violation<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
@@ -72,7 +91,8 @@ impl Invariant for ExclusionsRespected {
 
     /// Connections the profile excludes: from outside to an excluded port or (TCP) from an
     /// excluded source; opened in the pod for a non-local destination with an excluded port,
-    /// address or group (none when the profile excludes nothing).
+    /// address or group, or one an include list leaves out (none when the profile excludes
+    /// nothing and includes everything).
     fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
         d.or(vec![
             d.and(vec![
@@ -90,6 +110,10 @@ impl Invariant for ExclusionsRespected {
                     d.dport_in(&p.exclude_outbound_ports),
                     d.dst_in_any(&p.exclude_outbound_cidrs),
                     d.gid_in(&p.exclude_outbound_gids),
+                    // Outside an include list (none given: everything is included).
+                    d.not(within(d, &p.outbound_ports, |v| d.dport_in(v))),
+                    d.not(within(d, &p.outbound_cidrs, |v| d.dst_in_any(v))),
+                    d.not(within(d, &p.outbound_gids, |v| d.gid_in(v))),
                 ]),
             ]),
         ])

@@ -110,7 +110,7 @@ impl<B: Clone> Conditions<B> {
 }
 
 /// `f` of the profile's list, or true when it gives none (every value counts).
-fn within<D: Dom, T>(d: &D, list: &Option<Vec<T>>, f: impl Fn(&[T]) -> D::B) -> D::B {
+pub fn within<D: Dom, T>(d: &D, list: &Option<Vec<T>>, f: impl Fn(&[T]) -> D::B) -> D::B {
     list.as_ref().map_or_else(|| d.lit(true), |v| f(v))
 }
 

@@ -1,41 +1,45 @@
-//! Masked mutants: a mutant whose every changed connection is one an invariant the ruleset
-//! already violates reports on the ruleset. No invariant can kill it (killing needs an
-//! invariant that holds on the ruleset), yet the catalog is not blind there: it already says
-//! these connections are wrong. Fix the ruleset (or the profile) and the invariant speaks again.
+//! What an invariant the ruleset already violates can still say about a mutant. Such an
+//! invariant cannot kill it the usual way (violated on the ruleset, violated on the mutant), yet
+//! the catalog is not blind to what it reports:
 //!
-//! The test is one `diff` search that leaves those connections out ([`diff::Exclude`]), and the
-//! connections to the proxy's own capture ports that loop before and after (every invariant
-//! sets those ports aside): no routable change outside them makes the mutant masked. The region of an invariant of one
-//! connection is its violation on the ruleset. For a relation of one family (identity
-//! symmetry), a connection is in the region when it and a *counterpart* break the relation on
-//! the ruleset; the counterpart is a function of the connection (the same connection opened as
-//! another of the proxy's identities, with its own application credentials where it has them
-//! and [`APP_UID`]/[`APP_GID`] where it has not), so the region is one quantifier-free term.
-//! A counterpart the relation would pick differently only makes the region smaller: the test
-//! can fail to show a mutant masked, never show one masked wrongly. Relations across families
-//! (dual-stack parity) give no region.
+//! - **masked**: every connection the mutant changes is one the invariant already reports on
+//!   the ruleset. Fix the ruleset (or the profile) and the invariant speaks again.
+//! - **killed by a new violation**: the mutant breaks the invariant at a connection where the
+//!   ruleset keeps it ([`new_violation`]).
+//!
+//! Both are one `diff` search over the two rulesets ([`diff::Exclude`]). The *report* of an
+//! invariant of one connection at a connection is its violation there. For a relation of one
+//! family (identity symmetry), it is the relation broken by the connection and a
+//! *counterpart*, a function of the connection (the same connection opened as another of the
+//! proxy's identities, with its own application credentials where it has them and
+//! [`APP_UID`]/[`APP_GID`] where it has not), so each report is one quantifier-free term, and
+//! the same counterparts serve both rulesets. A counterpart the relation would pick differently
+//! only makes a report smaller: masking can fail to show a mutant masked, never show one masked
+//! wrongly; a new violation is a pair the mutant breaks and the ruleset keeps, so it is one.
+//! Relations across families (dual-stack parity) report nothing here. Connections to the
+//! proxy's own capture ports that loop before and after are left out of masking's search too
+//! (every invariant sets those ports aside).
 
 use sidecar_model::pod::{Pod, Profile};
+use sidecar_model::Ruleset;
 use z3::ast::{Bool, BV};
 
-use crate::diff::{self, DiffError};
+use crate::diff::{self, capture_ports, DiffError};
 use crate::invariants::identity_symmetry::{proxy_identities, Identity};
 use crate::invariants::{Id, SymPair, Symbolic};
-use crate::diff::capture_ports;
+use crate::results::Witness;
 use crate::smt::{
     all, any, bv, EncodeError, Encoder, SymJourney, SymPacket, GID_BITS, MARK_BITS, PORT_BITS,
     UID_BITS,
 };
-
-use sidecar_model::Ruleset;
 
 /// The application uid a counterpart takes when the connection's uid is one of the proxy's.
 pub const APP_UID: u32 = 1000;
 /// The application gid a counterpart takes when the connection's gid is one of the proxy's.
 pub const APP_GID: u32 = 1000;
 
-/// Whether every routable change of `mutant` is in the region of the invariants `ids` (which
-/// `rs` violates): `Some(true)` masked, `Some(false)` a change outside them, `None` undecided.
+/// Whether every routable change of `mutant` is one the invariants `ids` (which `rs` violates)
+/// report on `rs`: `Some(true)` masked, `Some(false)` a change outside them, `None` undecided.
 pub fn masked(
     rs: &Ruleset,
     mutant: &Ruleset,
@@ -44,22 +48,23 @@ pub fn masked(
     ids: &[Id],
     opts: &diff::Options,
 ) -> Result<Option<bool>, DiffError> {
-    let exclude = |enc: &mut Encoder,
+    let exclude = |old_enc: &mut Encoder,
+                   _: &mut Encoder,
                    first: &SymPacket,
                    outside: &Bool,
                    old: &SymJourney,
                    new: &SymJourney|
      -> Result<Bool, EncodeError> {
-        // A connection to one of the proxy's own capture ports that loops before and after
-        // is the proxy's business (every invariant sets those ports aside); how it loops is
-        // not a change any invariant could speak about.
         let ports = capture_ports(profile);
         let to_capture = any(&ports
             .iter()
             .map(|p| first.dport.eq(bv(u128::from(*p), PORT_BITS)))
             .collect::<Vec<_>>());
-        let loops_both = all(&[to_capture, old.looped.clone(), new.looped.clone()]);
-        Ok(any(&[loops_both, region(enc, first, outside, old, profile, pod, ids)?]))
+        let mut v = vec![all(&[to_capture, old.looped.clone(), new.looped.clone()])];
+        for id in ids {
+            v.extend(reports(old_enc, first, outside, old, profile, pod, *id)?);
+        }
+        Ok(any(&v))
     };
     let d = diff::first_change_excluding(rs, mutant, pod, profile, opts, &exclude)?;
     Ok(if !d.changes.is_empty() {
@@ -71,72 +76,103 @@ pub fn masked(
     })
 }
 
-/// The connections (on the ruleset `enc` encodes) that the invariants `ids` report.
-fn region(
+/// A changed connection that `mutant` violates `id` at and `rs` does not (for a relation: a
+/// pair with one of its counterparts), with a witness; `Ok(None)` when there is none (or the
+/// search was undecided: no kill is claimed then).
+pub fn new_violation(
+    rs: &Ruleset,
+    mutant: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    id: Id,
+    opts: &diff::Options,
+) -> Result<Option<Witness>, DiffError> {
+    let exclude = |old_enc: &mut Encoder,
+                   new_enc: &mut Encoder,
+                   first: &SymPacket,
+                   outside: &Bool,
+                   old: &SymJourney,
+                   new: &SymJourney|
+     -> Result<Bool, EncodeError> {
+        let was = reports(old_enc, first, outside, old, profile, pod, id)?;
+        let now = reports(new_enc, first, outside, new, profile, pod, id)?;
+        let fresh: Vec<Bool> = now
+            .iter()
+            .zip(&was)
+            .map(|(n, w)| all(&[n.clone(), w.not()]))
+            .collect();
+        Ok(any(&fresh).not())
+    };
+    let d = diff::first_change_excluding(rs, mutant, pod, profile, opts, &exclude)?;
+    Ok(d.changes.into_iter().next().map(|c| c.witness))
+}
+
+/// What `id` reports at the connection `first` on the ruleset `enc` encodes, as a list of terms
+/// in an order that depends only on the profile (so that the lists of two rulesets align): its
+/// violation, for an invariant of one connection; for a relation of one family, the relation
+/// broken by the connection and each counterpart, either way round; nothing for a relation
+/// across families.
+fn reports(
     enc: &mut Encoder,
     first: &SymPacket,
     outside: &Bool,
     journey: &SymJourney,
     profile: &Profile,
     pod: &Pod,
-    ids: &[Id],
-) -> Result<Bool, EncodeError> {
-    let mut parts = Vec::new();
+    id: Id,
+) -> Result<Vec<Bool>, EncodeError> {
+    if !id.is_relation() {
+        let me = Symbolic {
+            enc,
+            first,
+            outside,
+            journey,
+        };
+        return Ok(vec![id.violation(&me, profile)]);
+    }
+    if id.cross_family() {
+        return Ok(Vec::new());
+    }
     // The counterparts' journeys first: the encoder is borrowed mutably to build them.
+    let ids = proxy_identities(profile);
     let mut others = Vec::new();
-    if ids.iter().any(|i| i.is_relation() && !i.cross_family()) {
-        let all = proxy_identities(profile);
-        for id in &all {
-            let c = counterpart(first, *id, &all);
-            let j = enc.journey(&c, outside)?;
-            others.push((c, j));
-        }
+    for x in &ids {
+        let c = counterpart(first, *x, &ids);
+        let j = enc.journey(&c, outside)?;
+        others.push((c, j));
     }
     let enc: &Encoder = enc;
-    let me = Symbolic {
-        enc,
-        first,
-        outside,
-        journey,
-    };
-    for id in ids {
-        if !id.is_relation() {
-            parts.push(id.violation(&me, profile));
-            continue;
-        }
-        if id.cross_family() {
-            continue;
-        }
-        for (c, j) in &others {
-            let other = || Symbolic {
-                enc,
-                first: c,
-                outside,
-                journey: j,
-            };
-            let me = || Symbolic {
-                enc,
-                first,
-                outside,
-                journey,
-            };
-            for pr in [
-                SymPair {
-                    a: other(),
-                    b: me(),
-                },
-                SymPair {
-                    a: me(),
-                    b: other(),
-                },
-            ] {
-                if let Some(v) = id.pair_violation(&pr, profile, pod) {
-                    parts.push(v);
-                }
-            }
+    let mut v = Vec::new();
+    for (c, j) in &others {
+        let other = || Symbolic {
+            enc,
+            first: c,
+            outside,
+            journey: j,
+        };
+        let me = || Symbolic {
+            enc,
+            first,
+            outside,
+            journey,
+        };
+        for pr in [
+            SymPair {
+                a: other(),
+                b: me(),
+            },
+            SymPair {
+                a: me(),
+                b: other(),
+            },
+        ] {
+            v.push(
+                id.pair_violation(&pr, profile, pod)
+                    .unwrap_or_else(|| Bool::from_bool(false)),
+            );
         }
     }
-    Ok(any(&parts))
+    Ok(v)
 }
 
 /// `first` opened as the proxy identity `id`: the credentials `id` sets are its; the others are

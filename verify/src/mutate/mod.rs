@@ -2,9 +2,11 @@
 //! ([`sidecar_model::mutate::mutants`]) is reloaded (the kernel's load-time checks: a refused
 //! one is *invalid*), diffed against the ruleset ([`crate::diff::first_change`]: no routable
 //! change makes it *equivalent*), and only then proved ([`crate::prove::invariants`]): an
-//! invariant that holds on the ruleset and is violated on the mutant *kills* it; a mutant that
-//! changes behaviour while every invariant holds *survives*, unless the acceptance file
-//! ([`accept`]) accepts it with a reason. A mutant neither killed nor shown equivalent (an
+//! invariant that holds on the ruleset and is violated on the mutant *kills* it, and so does
+//! one the ruleset violates too when the mutant breaks it at a connection where the ruleset
+//! keeps it ([`mask::new_violation`]); a mutant that changes only connections an invariant the
+//! ruleset violates already reports is *masked* ([`mask::masked`]); one that changes behaviour
+//! otherwise *survives*, unless the acceptance file ([`accept`]) accepts it with a reason. A mutant neither killed nor shown equivalent (an
 //! undecided query, an internal error) is *unknown* and fails the run like a survivor.
 //!
 //! All mutants run in this one process, sharing Z3's thread-local context.
@@ -219,6 +221,29 @@ fn classify(
                 id: i.id,
                 witness: i.witness.clone(),
             });
+        }
+    }
+    // An invariant the ruleset already violates kills the mutant too when the mutant breaks
+    // it at a connection where the ruleset keeps it (mask.rs).
+    if r.killed_by.is_empty() {
+        for (i, o) in invs.iter().zip(original) {
+            if !(i.status == Status::Violated && o.status == Status::Violated) {
+                continue;
+            }
+            let Some(id) = Id::from_name(i.id) else {
+                continue;
+            };
+            match mask::new_violation(rs, &mutant, pod, profile, id, dopts) {
+                Ok(Some(w)) => r.killed_by.push(Kill {
+                    id: i.id,
+                    witness: Some(w),
+                }),
+                Ok(None) => {}
+                Err(e) => {
+                    r.reason = Some(format!("new violation of {}: {e}", i.id));
+                    return;
+                }
+            }
         }
     }
     if !r.killed_by.is_empty() {

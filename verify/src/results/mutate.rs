@@ -15,7 +15,8 @@ pub enum Class {
     Invalid,
     /// `diff` finds no routable connection that behaves differently.
     Equivalent,
-    /// An invariant that holds on the ruleset is violated on the mutant.
+    /// An invariant that holds on the ruleset is violated on the mutant, or one the ruleset
+    /// violates is violated on the mutant at a connection where the ruleset keeps it.
     Killed,
     /// It changes behaviour, every invariant still holds, and the acceptance file accepts it.
     Accepted,
@@ -40,7 +41,8 @@ pub struct Change {
     pub witness: Witness,
 }
 
-/// An invariant the mutant violates (and the ruleset does not).
+/// An invariant the mutant violates where the ruleset does not (the ruleset keeps it
+/// everywhere, or at least at the witness).
 #[derive(Debug, Clone, Serialize)]
 pub struct Kill {
     /// The invariant's id.
