@@ -243,6 +243,11 @@ pub struct Profile {
     /// over lo, TCP to 127.0.0.1/::1), so the built-in `ambient` profile names 127.0.0.1/32
     /// and ::1/128. None: no claim.
     pub dns_uncaptured_cidrs: Vec<ipnet::IpNet>,
+    /// Without `dns_servers` (capture-all), whether an application's queries to the pod's own
+    /// addresses are captured too (invariant `dns`): istio-iptables' capture-all keeps port 53
+    /// out of the `-o lo … -j RETURN` rules (`! --dport 53`) so that ISTIO_OUTPUT_DNS takes
+    /// queries over lo as well; ambient's UDP rule leaves lo alone. Default false: no claim.
+    pub dns_capture_local: bool,
     /// The uid of a resolver running in the pod or VM (systemd-resolved, dnsmasq) whose
     /// upstream queries, to addresses that are not among `dns_servers`, must not be captured
     /// back into the DNS listener (istio/istio #30309). None: the pod runs no local resolver.
@@ -392,6 +397,7 @@ impl Profile {
                 .unwrap_or_default(),
             dns_servers: None,
             dns_uncaptured_cidrs: Vec::new(),
+            dns_capture_local: false,
             dns_resolver_uid: None,
         }
     }

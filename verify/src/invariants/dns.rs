@@ -4,7 +4,8 @@
 //! - An application's DNS query (port 53, UDP or TCP, opened in the pod by a process that is
 //!   neither the proxy nor the local resolver, and not from the passthrough address) to one of the profile's nameservers
 //!   (`dns_servers`; none given: any address outside the pod the profile does not exclude,
-//!   as ambient's probe address) is redirected to the DNS listener.
+//!   as ambient's probe address, and the pod's own addresses too with `dns_capture_local`) is
+//!   redirected to the DNS listener.
 //! - The proxy's own queries (any of its identities) are never redirected to the DNS listener:
 //!   the listener forwards what it cannot answer as the proxy, and a forward captured back
 //!   comes round again.
@@ -49,8 +50,13 @@ impl Dns {
         match &p.dns_servers {
             Some(v) => d.or(v.iter().map(|a| d.dst_in(&(*a).into())).collect()),
             None => d.and(vec![
-                d.not(d.dst_local()),
+                if p.dns_capture_local {
+                    d.lit(true)
+                } else {
+                    d.not(d.dst_local())
+                },
                 d.not(d.dst_in_any(&p.exclude_outbound_cidrs)),
+                d.not(d.dst_in_any(&p.dns_uncaptured_cidrs)),
             ]),
         }
     }
@@ -140,7 +146,13 @@ impl Invariant for Dns {
                 .into();
         };
         let servers = p.dns_servers.as_ref().map_or_else(
-            || "any address outside the pod not excluded".to_string(),
+            || {
+                if p.dns_capture_local {
+                    "any address not excluded, the pod's own too".to_string()
+                } else {
+                    "any address outside the pod not excluded".to_string()
+                }
+            },
             |v| format!("the nameservers {}", list(v)),
         );
         let resolver = p.dns_resolver_uid.map_or_else(String::new, |u| {
@@ -186,6 +198,9 @@ impl Invariant for Dns {
         }
         if let Some(u) = p.dns_resolver_uid {
             v.push(format!("dns_resolver_uid = {u}"));
+        }
+        if p.dns_capture_local {
+            v.push("dns_capture_local = true".into());
         }
         if !p.dns_uncaptured_cidrs.is_empty() {
             v.push(format!(

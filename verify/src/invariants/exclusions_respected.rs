@@ -12,8 +12,8 @@ use super::{Conditions, Dom, Invariant, Part, Words};
 /// redirected while it arrives from outside on an interface of the pod's own for an excluded
 /// inbound port (or, TCP, from an excluded source), or is opened in the pod for a non-local
 /// destination on an excluded outbound port or address, or by a process of an excluded group,
-/// or outside what the profile's include lists (`outbound_ports`, `outbound_cidrs`,
-/// `outbound_gids`, when given) name (DNS the proxy's DNS listener takes aside).
+/// or outside what the profile's include lists (`inbound_ports`, `outbound_ports`,
+/// `outbound_cidrs`, `outbound_gids`, when given) name (DNS the proxy's DNS listener takes aside).
 pub struct ExclusionsRespected;
 
 impl Invariant for ExclusionsRespected {
@@ -46,6 +46,12 @@ impl Invariant for ExclusionsRespected {
                 list(&p.exclude_outbound_gids)
             ));
         }
+        if let Some(v) = &p.inbound_ports {
+            s.push_str(&format!(
+                "; nor inbound TCP connections to pod ports outside {}",
+                list(v)
+            ));
+        }
         if p.outbound_ports.is_some() || p.outbound_cidrs.is_some() || p.outbound_gids.is_some() {
             s.push_str(&format!(
                 "; nor outbound connections outside what is included (ports {}, addresses {}, groups {})",
@@ -72,6 +78,9 @@ impl Invariant for ExclusionsRespected {
                 list(&p.exclude_outbound_cidrs)
             ),
         ];
+        if p.inbound_ports.is_some() {
+            v.push(format!("inbound_ports = {}", opt_list(&p.inbound_ports)));
+        }
         if p.outbound_ports.is_some() {
             v.push(format!("outbound_ports = {}", opt_list(&p.outbound_ports)));
         }
@@ -100,6 +109,12 @@ impl Invariant for ExclusionsRespected {
                 d.or(vec![
                     d.dport_in(&p.exclude_inbound_ports),
                     d.and(vec![d.tcp(), d.src_in_any(&p.exclude_inbound_cidrs)]),
+                    // A TCP port to a pod address outside the inbound include list.
+                    d.and(vec![
+                        d.tcp(),
+                        d.dst_local(),
+                        d.not(within(d, &p.inbound_ports, |v| d.dport_in(v))),
+                    ]),
                 ]),
             ]),
             d.and(vec![

@@ -11,8 +11,9 @@
 //!   without rule 2 sends it straight to the application, past the inbound policy, and one that
 //!   captures it twice loops (istio/istio #14443). With `direct` (ambient) they are not
 //!   captured. To the profile's `pod_local_direct_ports` (Istio since 1.18: 15008, its HBONE
-//!   port, `! --dport 15008`) they are never captured. Aside: the capture ports themselves,
-//!   the profile's `pod_local_exempt_ports` (built-in istio: 15008), its excluded outbound ports, port 53 when DNS is captured (the `dns` invariant's),
+//!   port, `! --dport 15008`) and, when DNS is captured, to port 53 (`! --dports 53,15008`)
+//!   they are never captured. Aside: the capture ports themselves, the profile's
+//!   `pod_local_exempt_ports` (built-in istio: 15008), its excluded outbound ports,
 //!   and the inbound re-connection (from the passthrough address, or ambient's from a source
 //!   outside the pod: `passthrough-not-recaptured`'s).
 //! - An application's (non-proxy) connection to a pod IP is not captured (ISTIO_OUTPUT rule 3,
@@ -39,9 +40,9 @@ use super::{Conditions, Dom, Invariant, Part, Words};
 /// These assertions are unsatisfiable if and only if (1) every TCP connection the proxy opens
 /// in the pod as it re-connects ([`reconnecting_proxy`]), from a pod address, to a local
 /// address other than the loopback address (127.0.0.1, ::1), on a port that is not a capture
-/// port, not exempt (`pod_local_exempt_ports`, `exclude_outbound_ports`, 53 with DNS capture)
-/// and, for Istio's passthrough, not from the passthrough address, has its first hop not
-/// redirected when the port is one of `pod_local_direct_ports`, and otherwise passes the
+/// port, not exempt (`pod_local_exempt_ports`, `exclude_outbound_ports`) and, for Istio's
+/// passthrough, not from the passthrough address, has its first hop not redirected when the
+/// port is one of `pod_local_direct_ports` (or 53, with DNS capture), and otherwise passes the
 /// inbound listener exactly once and the outbound listener never (`pod_local_proxy =
 /// inbound`) or has its first hop not redirected (`direct`); and (2) no
 /// connection opened in the pod by a non-proxy process to a pod IP has its first hop redirected,
@@ -69,23 +70,26 @@ fn reconnecting_words(p: &Profile) -> String {
 fn exempt(p: &Profile) -> Vec<u16> {
     let mut v = p.pod_local_exempt_ports.clone();
     v.extend(&p.exclude_outbound_ports);
-    if p.dns_capture_port.is_some() {
-        v.push(53);
-    }
     v.sort_unstable();
     v.dedup();
     v
 }
 
-/// The ports the proxy's pod-local connections reach directly: `pod_local_direct_ports` but
-/// the exempt ones.
+/// The ports the proxy's pod-local connections reach directly: `pod_local_direct_ports`, and
+/// 53 with DNS capture (the DNS rules' business: Istio's pod-local redirect says `! --dports
+/// 53,15008` then), but the exempt ones.
 fn direct(p: &Profile) -> Vec<u16> {
     let aside = exempt(p);
-    p.pod_local_direct_ports
+    let mut v: Vec<u16> = p
+        .pod_local_direct_ports
         .iter()
         .copied()
+        .chain(p.dns_capture_port.map(|_| 53))
         .filter(|x| !aside.contains(x))
-        .collect()
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// An address of the pod other than its loopback (`loopback_cidr`, 127.0.0.1/32 by default;
