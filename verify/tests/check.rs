@@ -489,10 +489,13 @@ fn an_invariant_with_nothing_to_check_is_vacuous_not_holds() {
         ..Profile::istio()
     };
     for ((id, s), (_, before)) in status(&none_in).into_iter().zip(&classic) {
-        let want = if id == "inbound-captured" {
-            Status::Vacuous
-        } else {
-            *before
+        // Nothing captured inbound: inbound-captured has nothing to check, and the classic
+        // rules capturing every inbound port break exclusions-respected, whose include-list
+        // part now says no inbound port is to be captured.
+        let want = match id {
+            "inbound-captured" => Status::Vacuous,
+            "exclusions-respected" => Status::Violated,
+            _ => *before,
         };
         assert_eq!(s, want, "{id} with inbound_ports = []");
     }
@@ -513,10 +516,15 @@ fn an_invariant_with_nothing_to_check_is_vacuous_not_holds() {
     std::fs::create_dir_all(&dir).unwrap();
     let prof = dir.join("p.toml");
     // The uid-only ruleset passes with its profile (classic violates identity-symmetry): with
-    // no inbound port captured, the exit code is still a pass's.
+    // no metrics port promised, the exit code is still a pass's.
     let uid_only =
         std::fs::read_to_string(workspace().join("corpus/profiles/uid-only.toml")).unwrap();
-    std::fs::write(&prof, format!("inbound_ports = []\n{uid_only}")).unwrap();
+    assert!(uid_only.contains("metrics_ports = [9901]\n"), "{uid_only}");
+    std::fs::write(
+        &prof,
+        uid_only.replace("metrics_ports = [9901]\n", "metrics_ports = []\n"),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sidecar-verify"))
         .args(["check", "--format", "json", "--profile"])
         .arg(&prof)
@@ -530,7 +538,7 @@ fn an_invariant_with_nothing_to_check_is_vacuous_not_holds() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["id"] == "inbound-captured")
+        .find(|i| i["id"] == "metrics-bypass")
         .unwrap();
     assert_eq!(inv["status"], "vacuous", "{inv}");
 }

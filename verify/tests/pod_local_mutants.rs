@@ -356,7 +356,7 @@ fn the_dns_rules_mutants_are_killed() {
     let root = sidecar_verify::corpus::workspace();
     let text = std::fs::read_to_string(root.join("corpus/rulesets/dns-servers.rules")).unwrap();
     let profile = Profile::from_toml(
-        "dns_capture_port = 15053\ndns_servers = [\"127.0.0.53\"]\ndns_resolver_uid = 101\n",
+        "dns_capture_port = 15053\ndns_servers = [\"127.0.0.53\"]\ndns_resolver_uid = 101\npod_local_exempt_ports = [15008, 53]\n",
     )
     .unwrap();
     let mutants = [

@@ -117,6 +117,13 @@ impl Invariant for ExclusionsRespected {
                     ]),
                 ]),
             ]),
+            // A VM's connection through a virtual interface to an address outside the outbound
+            // include list (istio-iptables applies `-i` to it).
+            d.and(vec![
+                d.virtual_in(p),
+                d.not(d.dst_local()),
+                d.not(within(d, &p.outbound_cidrs, |v| d.dst_in_any(v))),
+            ]),
             d.and(vec![
                 c.local.clone(),
                 d.not(d.dst_local()),
