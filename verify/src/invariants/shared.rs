@@ -84,8 +84,9 @@ impl<B: Clone> Conditions<B> {
         ]);
         // A VM's connection through a virtual interface to a non-local destination is outbound
         // traffic of the pod's workload: the rules send its TCP to the outbound listener when
-        // the destination is one the profile captures (istio-iptables applies `-i`/`-x` to it,
-        // not the port and owner exclusions, which live in OUTPUT).
+        // the destination is in the profile's include list (istio-iptables applies `-i` to it in
+        // PREROUTING, `-i IFACE -d CIDR -j ISTIO_REDIRECT`; `-x` and the port and owner
+        // exclusions live in ISTIO_OUTPUT, which a VM's traffic never crosses).
         let outbound_pre = d.or(vec![
             local_outbound_pre,
             d.and(vec![
@@ -94,7 +95,6 @@ impl<B: Clone> Conditions<B> {
                 d.not(d.src_in_any(&p.exclude_inbound_cidrs)),
                 d.not(d.dst_local()),
                 within(d, &p.outbound_cidrs, |v| d.dst_in_any(v)),
-                d.not(d.dst_in_any(&p.exclude_outbound_cidrs)),
             ]),
         ]);
         Conditions {
@@ -170,8 +170,9 @@ impl Words {
             String::new()
         } else {
             format!(
-                "; every TCP connection arriving on the virtual interfaces {} from a source not excluded, for a non-local destination in those addresses, is redirected to {}",
+                "; every TCP connection arriving on the virtual interfaces {} from a source not excluded, for a non-local destination in the included addresses ({}; exclusions apply to the pod's own connections only), is redirected to {}",
                 list(&p.virtual_interfaces),
+                opt_list(&p.outbound_cidrs),
                 p.outbound_port
             )
         };
