@@ -393,8 +393,7 @@ impl Profile {
             pod_local_proxy: PodLocalProxy::Inbound,
             pod_local_exempt_ports: vec![15008],
             pod_local_direct_ports: Vec::new(),
-            loopback_cidr: ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 1), 32)
-                .unwrap_or_default(),
+            loopback_cidr: ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 1), 32).unwrap_or_default(),
             dns_servers: None,
             dns_uncaptured_cidrs: Vec::new(),
             dns_capture_local: false,

@@ -256,12 +256,7 @@ fn diff_family(
     }
     let excluded = match (exclude, sides.split_first_mut()) {
         (Some(f), Some((a, [b]))) => Some(f(
-            &mut a.enc,
-            &mut b.enc,
-            &first,
-            &outside,
-            &a.journey,
-            &b.journey,
+            &mut a.enc, &mut b.enc, &first, &outside, &a.journey, &b.journey,
         )?),
         _ => None,
     };

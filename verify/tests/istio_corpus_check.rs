@@ -74,7 +74,10 @@ struct Version {
 /// entry's, then the `"*"` entry's for that tag, then the entry's for that tag.
 fn profile_of(defaults: Option<&Entry>, e: &Entry, tag: Option<&String>) -> toml::Table {
     let mut t = toml::Table::new();
-    let version = |x: &Entry| tag.and_then(|g| x.history.get(g)).and_then(|v| v.profile.clone());
+    let version = |x: &Entry| {
+        tag.and_then(|g| x.history.get(g))
+            .and_then(|v| v.profile.clone())
+    };
     for layer in [
         defaults.and_then(|d| d.profile.clone()),
         e.profile.clone(),

@@ -324,7 +324,11 @@ fn the_classic_ruleset_has_no_unaccepted_survivor() {
             m["before"], "-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN",
             "{m:#}"
         );
-        assert_eq!(m["masked_by"], serde_json::json!(["identity-symmetry"]), "{m:#}");
+        assert_eq!(
+            m["masked_by"],
+            serde_json::json!(["identity-symmetry"]),
+            "{m:#}"
+        );
         assert_eq!(m["change"]["witness"]["gid"], 1337, "{m:#}");
         assert_ne!(m["change"]["witness"]["uid"], 1337, "{m:#}");
     }
@@ -358,10 +362,19 @@ fn masking_leaves_out_only_what_the_violated_invariant_reports() {
     let istio = Profile::istio();
     let sym = [Id::from_name("identity-symmetry").unwrap()];
     let rule3 = without("-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN");
-    assert_eq!(masked(&rs, &rule3, &pod, &istio, &sym, &opts).unwrap(), Some(true));
-    assert_eq!(masked(&rs, &rule3, &pod, &istio, &[], &opts).unwrap(), Some(false));
+    assert_eq!(
+        masked(&rs, &rule3, &pod, &istio, &sym, &opts).unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        masked(&rs, &rule3, &pod, &istio, &[], &opts).unwrap(),
+        Some(false)
+    );
     let rule9 = without("-A ISTIO_OUTPUT -j ISTIO_REDIRECT");
-    assert_eq!(masked(&rs, &rule9, &pod, &istio, &sym, &opts).unwrap(), Some(false));
+    assert_eq!(
+        masked(&rs, &rule9, &pod, &istio, &sym, &opts).unwrap(),
+        Some(false)
+    );
 }
 
 /// An acceptance whose mutants are all killed (or equivalent) accepts nothing: the run names it

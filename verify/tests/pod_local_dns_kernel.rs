@@ -39,9 +39,14 @@ fn entry(profiles: &toml::Table, file: &str) -> Option<(Profile, Vec<IpAddr>)> {
     };
     let defaults = profiles.get("*");
     let mut table = toml::Table::new();
-    for l in [layer(defaults), layer(Some(e)), version(defaults), version(Some(e))]
-        .into_iter()
-        .flatten()
+    for l in [
+        layer(defaults),
+        layer(Some(e)),
+        version(defaults),
+        version(Some(e)),
+    ]
+    .into_iter()
+    .flatten()
     {
         table.extend(l);
     }

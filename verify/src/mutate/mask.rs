@@ -179,7 +179,10 @@ fn reports(
 /// `first`'s where they are an application's, else [`APP_UID`]/[`APP_GID`] (and no mark).
 fn counterpart(first: &SymPacket, id: Identity, all: &[Identity]) -> SymPacket {
     let app = |v: &BV, ours: Vec<u32>, fallback: u32, bits: u32| -> BV {
-        let is_ours = any(&ours.iter().map(|o| v.eq(bv(u128::from(*o), bits))).collect::<Vec<_>>());
+        let is_ours = any(&ours
+            .iter()
+            .map(|o| v.eq(bv(u128::from(*o), bits)))
+            .collect::<Vec<_>>());
         is_ours.ite(&bv(u128::from(fallback), bits), v)
     };
     let uids: Vec<u32> = all
