@@ -176,7 +176,8 @@ fn reports(
 }
 
 /// `first` opened as the proxy identity `id`: the credentials `id` sets are its; the others are
-/// `first`'s where they are an application's, else [`APP_UID`]/[`APP_GID`] (and no mark).
+/// `first`'s where they are an application's, else [`APP_UID`]/[`APP_GID`]; the mark is the
+/// mark identity's, or `first`'s unless it is one of the proxy's (then none).
 fn counterpart(first: &SymPacket, id: Identity, all: &[Identity]) -> SymPacket {
     let app = |v: &BV, ours: Vec<u32>, fallback: u32, bits: u32| -> BV {
         let is_ours = any(&ours
