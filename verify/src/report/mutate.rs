@@ -48,24 +48,63 @@ pub fn summary(r: &Report) -> String {
     )
 }
 
-/// The masked mutants by the invariants that mask them (joined with `+`), sorted.
-fn masked_by(r: &Report) -> BTreeMap<String, Vec<&MutantResult>> {
+/// The mutants of `class` grouped by `key` (none: left out), the keys sorted.
+fn grouped(
+    r: &Report,
+    class: Class,
+    key: impl Fn(&MutantResult) -> Option<String>,
+) -> BTreeMap<String, Vec<&MutantResult>> {
     let mut by: BTreeMap<String, Vec<&MutantResult>> = BTreeMap::new();
-    for m in r.of(Class::Masked) {
-        by.entry(m.masked_by.join(" + ")).or_default().push(m);
+    for m in r.of(class) {
+        if let Some(k) = key(m) {
+            by.entry(k).or_default().push(m);
+        }
     }
     by
 }
 
-/// The killed mutants by the invariant that kills each first (catalog order), the ids sorted.
-fn killed_by(r: &Report) -> BTreeMap<&'static str, Vec<&MutantResult>> {
-    let mut by: BTreeMap<&'static str, Vec<&MutantResult>> = BTreeMap::new();
-    for m in r.of(Class::Killed) {
-        if let Some(k) = m.killed_by.first() {
-            by.entry(k.id).or_default().push(m);
-        }
+/// The masked mutants by the invariants that mask them (joined with `+`).
+fn masked_by(r: &Report) -> BTreeMap<String, Vec<&MutantResult>> {
+    grouped(r, Class::Masked, |m| Some(m.masked_by.join(" + ")))
+}
+
+/// The killed mutants by the invariant that kills each first (catalog order).
+fn killed_by(r: &Report) -> BTreeMap<String, Vec<&MutantResult>> {
+    grouped(r, Class::Killed, |m| {
+        m.killed_by.first().map(|k| k.id.to_string())
+    })
+}
+
+/// One line per group: `  key  count  e.g. first mutant`.
+fn group_lines(s: &mut String, groups: &BTreeMap<String, Vec<&MutantResult>>) {
+    for (key, ms) in groups {
+        let _ = writeln!(
+            s,
+            "  {key:<27} {:>3}  e.g. {}",
+            ms.len(),
+            ms.first().map_or(String::new(), |m| place(m))
+        );
     }
-    by
+}
+
+/// A collapsed Markdown table of the groups, headed `summary`, its key column `key`.
+fn group_table(
+    s: &mut String,
+    summary: &str,
+    key: &str,
+    groups: &BTreeMap<String, Vec<&MutantResult>>,
+) {
+    let _ = writeln!(s, "<details><summary>{summary}</summary>\n");
+    let _ = writeln!(s, "| {key} | mutants | e.g. |\n|---|---:|---|");
+    for (k, ms) in groups {
+        let _ = writeln!(
+            s,
+            "| `{k}` | {} | {} |",
+            ms.len(),
+            cell(&ms.first().map_or(String::new(), |m| place(m)))
+        );
+    }
+    s.push_str("\n</details>\n");
 }
 
 fn not_holding(r: &Report) -> Vec<String> {
@@ -156,14 +195,7 @@ pub fn text(r: &Report, name: &str, rules_arg: &str, pod: &Pod) -> String {
             "\nmasked: {}, each changing only connections that an invariant the ruleset already violates reports there (fix the ruleset or the profile and it can speak)",
             r.counts.masked
         );
-        for (ids, ms) in &masked {
-            let _ = writeln!(
-                s,
-                "  {ids:<27} {:>3}  e.g. {}",
-                ms.len(),
-                ms.first().map_or(String::new(), |m| place(m))
-            );
-        }
+        group_lines(&mut s, &masked);
     }
     let by = killed_by(r);
     if !by.is_empty() {
@@ -172,14 +204,7 @@ pub fn text(r: &Report, name: &str, rules_arg: &str, pod: &Pod) -> String {
             "\nkilled: {}, by the first invariant each violates",
             r.counts.killed
         );
-        for (id, ms) in &by {
-            let _ = writeln!(
-                s,
-                "  {id:<27} {:>3}  e.g. {}",
-                ms.len(),
-                ms.first().map_or(String::new(), |m| place(m))
-            );
-        }
+        group_lines(&mut s, &by);
     }
     s
 }
@@ -272,39 +297,25 @@ pub fn markdown(r: &Report, name: &str) -> String {
     }
     let masked = masked_by(r);
     if !masked.is_empty() {
-        let _ = writeln!(
-            s,
-            "<details><summary>Masked ({}): changing only connections an invariant the ruleset already violates reports</summary>\n",
-            c.masked
+        group_table(
+            &mut s,
+            &format!(
+                "Masked ({}): changing only connections an invariant the ruleset already violates reports",
+                c.masked
+            ),
+            "masked by",
+            &masked,
         );
-        let _ = writeln!(s, "| masked by | mutants | e.g. |\n|---|---:|---|");
-        for (ids, ms) in &masked {
-            let _ = writeln!(
-                s,
-                "| `{ids}` | {} | {} |",
-                ms.len(),
-                cell(&ms.first().map_or(String::new(), |m| place(m)))
-            );
-        }
-        s.push_str("\n</details>\n\n");
+        s.push('\n');
     }
     let by = killed_by(r);
     if !by.is_empty() {
-        let _ = writeln!(
-            s,
-            "<details><summary>Killed ({}) by invariant</summary>\n",
-            c.killed
+        group_table(
+            &mut s,
+            &format!("Killed ({}) by invariant", c.killed),
+            "invariant",
+            &by,
         );
-        let _ = writeln!(s, "| invariant | mutants | e.g. |\n|---|---:|---|");
-        for (id, ms) in &by {
-            let _ = writeln!(
-                s,
-                "| `{id}` | {} | {} |",
-                ms.len(),
-                cell(&ms.first().map_or(String::new(), |m| place(m)))
-            );
-        }
-        s.push_str("\n</details>\n");
     }
     s
 }
