@@ -224,13 +224,110 @@ impl fmt::Display for Hook {
 }
 
 /// One table of one family.
+///
+/// An nftables table (`nft` is set) plays the part of the iptables table whose base chains sit
+/// at the same hooks and priorities (`kind`, its *role*: a `type nat` chain at priority -100 is
+/// nat's, `type filter` at -150 mangle's, at -300 raw's); an `inet` table is held by both
+/// families, whole, each rule restricted to its family by [`Rule::family`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Table {
-    /// Which table.
+    /// Which table (for an nftables table: which iptables table's part it plays).
     pub kind: TableKind,
-    /// Built-in chains in hook order, then user-defined chains sorted by name.
+    /// Built-in chains in hook order, then user-defined chains sorted by name; an nftables
+    /// table's chains in the order they were created (the order `nft list ruleset` prints).
     pub chains: Vec<Chain>,
+    /// For a native nftables table: its family and name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nft: Option<NftTable>,
+}
+
+impl Table {
+    /// The table as messages name it: `nat`, or `inet istio-proxy-nat` for an nftables table.
+    pub fn display_name(&self) -> String {
+        match &self.nft {
+            Some(n) => format!("{} {}", n.family.name(), n.name),
+            None => self.kind.name().to_string(),
+        }
+    }
+}
+
+/// What makes a table a native nftables table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct NftTable {
+    /// The table's family.
+    pub family: NftFamily,
+    /// The table's name.
+    pub name: String,
+}
+
+/// The nftables families the model runs (`arp`, `bridge` and `netdev` see no IP hooks of a pod).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "lowercase")]
+pub enum NftFamily {
+    /// `ip`: IPv4 only.
+    Ip,
+    /// `ip6`: IPv6 only.
+    Ip6,
+    /// `inet`: both.
+    Inet,
+}
+
+impl NftFamily {
+    /// The family as nft spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NftFamily::Ip => "ip",
+            NftFamily::Ip6 => "ip6",
+            NftFamily::Inet => "inet",
+        }
+    }
+
+    /// Whether packets of `family` pass this family's hooks.
+    pub fn holds(self, family: Family) -> bool {
+        matches!(
+            (self, family),
+            (NftFamily::Inet, _) | (NftFamily::Ip, Family::Ipv4) | (NftFamily::Ip6, Family::Ipv6)
+        )
+    }
+}
+
+/// An nftables base chain's registration: `{ type T hook H priority P ; policy … ; }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct BaseChain {
+    /// `type`.
+    pub ty: ChainType,
+    /// `hook`.
+    pub hook: Hook,
+    /// `priority`, as a number.
+    pub priority: i32,
+}
+
+/// The type of an nftables base chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[serde(rename_all = "lowercase")]
+pub enum ChainType {
+    /// `filter`.
+    Filter,
+    /// `nat`: consulted for a connection's first packet only.
+    Nat,
+    /// `route`: as filter, and the packet is routed again when it changed (output only).
+    Route,
+}
+
+impl ChainType {
+    /// The type as nft spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChainType::Filter => "filter",
+            ChainType::Nat => "nat",
+            ChainType::Route => "route",
+        }
+    }
 }
 
 impl Table {
@@ -275,12 +372,24 @@ pub struct Chain {
     pub counters: Counters,
     /// The rules, in evaluation order.
     pub rules: Vec<Rule>,
+    /// For an nftables base chain: where it is registered (its policy is [`Chain::policy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseChain>,
 }
 
 impl Chain {
-    /// Whether this is a built-in chain.
+    /// Whether this is a built-in chain (an nftables base chain).
     pub fn is_builtin(&self) -> bool {
         self.policy.is_some()
+    }
+
+    /// The hook a built-in or base chain is registered at.
+    pub fn hook(&self) -> Option<Hook> {
+        match self.base {
+            Some(b) => Some(b.hook),
+            None if self.is_builtin() => Hook::from_name(&self.name),
+            None => None,
+        }
     }
 }
 
@@ -364,6 +473,15 @@ pub struct Rule {
     pub matches: Vec<Match>,
     /// `-j` / `-g`; `None` for a rule that only counts.
     pub target: Option<Target>,
+    /// The only family whose packets the rule can match: an nftables rule in an `inet` table
+    /// that reads an IPv4 or IPv6 header field (the implicit `meta nfproto` dependency, or a
+    /// written one). `None`: any family, as every iptables rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    /// How an nftables rule was written, for printing it back as `nft list ruleset` does.
+    /// Never part of equality.
+    #[serde(skip)]
+    pub nft: Option<Box<crate::nft::Layout>>,
     /// Where the rule was written.
     #[serde(skip)]
     pub origin: Origin,

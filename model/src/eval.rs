@@ -380,7 +380,7 @@ impl Engine {
                         c.rules
                             .iter()
                             .map(|r| CRule {
-                                head: Head::new(r),
+                                head: Head::new(r, fam),
                                 has_matches: !r.matches.is_empty(),
                                 jump: r
                                     .target
@@ -394,10 +394,7 @@ impl Engine {
                     .collect();
                 let mut hc = [None; 5];
                 for h in Hook::ALL {
-                    if let Some(ci) = t
-                        .chains
-                        .iter()
-                        .position(|c| c.is_builtin() && c.name == h.name())
+                    if let Some(ci) = t.chains.iter().position(|c| c.hook() == Some(h))
                     {
                         if let Some(slot) = hc.get_mut(hook_idx(h)) {
                             *slot = u32::try_from(ci).ok();
@@ -886,7 +883,8 @@ impl IfTest {
 }
 
 impl Head {
-    fn new(r: &Rule) -> Head {
+    /// The rule's head in a table of `family`: a rule restricted to the other family never holds.
+    fn new(r: &Rule, family: Family) -> Head {
         Head {
             src: AddrTest::new(&r.src),
             dst: AddrTest::new(&r.dst),
@@ -894,7 +892,7 @@ impl Head {
             out_iface: IfTest::new(&r.out_iface),
             proto: r.proto.map_or(0, |p| p.value.0),
             proto_neg: r.proto.is_some_and(|p| p.negated),
-            never: r.fragment == Some(true),
+            never: r.fragment == Some(true) || r.family.is_some_and(|f| f != family),
         }
     }
 

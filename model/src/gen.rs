@@ -167,6 +167,7 @@ pub fn build_family(fam: Family, seeds: &FamilySeeds) -> Vec<Table> {
                     .iter()
                     .map(|s| build_rule(fam, kind, Some(*hook), 0, &user_names, s))
                     .collect(),
+                base: None,
             });
         }
         for (u, name) in user_names.iter().enumerate() {
@@ -182,9 +183,10 @@ pub fn build_family(fam: Family, seeds: &FamilySeeds) -> Vec<Table> {
                     .iter()
                     .map(|s| build_rule(fam, kind, None, u + 1, &user_names, s))
                     .collect(),
+                base: None,
             });
         }
-        tables.push(Table { kind, chains: out });
+        tables.push(Table { kind, chains: out, nft: None });
     }
     tables
 }

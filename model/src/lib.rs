@@ -14,6 +14,7 @@ pub mod eval;
 pub mod gen;
 pub mod matches;
 pub mod mutate;
+pub mod nft;
 pub mod parse;
 pub mod pod;
 pub mod print;

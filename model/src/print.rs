@@ -16,7 +16,7 @@ use crate::ast::*;
 pub fn print_ruleset(rs: &Ruleset) -> String {
     let mut out = String::new();
     for family in [Family::Ipv4, Family::Ipv6] {
-        let tables = rs.tables(family);
+        let tables: Vec<&Table> = rs.tables(family).iter().filter(|t| t.nft.is_none()).collect();
         if tables.is_empty() {
             continue;
         }
@@ -30,13 +30,14 @@ pub fn print_ruleset(rs: &Ruleset) -> String {
         }
         let _ = writeln!(out, "# Completed");
     }
+    out.push_str(&crate::nft::print_nft(rs));
     out
 }
 
 /// Prints one family's tables, without header comments.
 pub fn print_family(rs: &Ruleset, family: Family) -> String {
     let mut out = String::new();
-    for t in rs.tables(family) {
+    for t in rs.tables(family).iter().filter(|t| t.nft.is_none()) {
         print_table(&mut out, family, t);
     }
     out

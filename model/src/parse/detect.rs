@@ -49,8 +49,8 @@ impl Detector {
         }
         if is_nft(trimmed) {
             return Err(line
-                .error_line("this is an nftables script; nft input is not supported yet")
-                .with_help("give the iptables form of the rules (iptables-save output, iptables-restore input, or iptables commands)"));
+                .error_line("an nft command in an iptables input")
+                .with_help("an input is in one form: an nft script or `nft list ruleset` output starts with an nft command"));
         }
         let this = if is_command_line(trimmed) {
             Format::Commands
@@ -157,6 +157,7 @@ fn described(format: Format) -> &'static str {
     match format {
         Format::Restore => "iptables-restore form",
         Format::Commands => "one iptables command per line",
+        Format::Nft => "nft script",
     }
 }
 

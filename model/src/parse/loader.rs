@@ -428,6 +428,7 @@ fn user_chain(name: &str, counters: Counters) -> Chain {
         policy: None,
         counters,
         rules: Vec::new(),
+        base: None,
     }
 }
 
@@ -452,6 +453,7 @@ impl TableState {
                 policy: Some(Policy::Accept),
                 counters: Counters::default(),
                 rules: Vec::new(),
+                base: None,
             });
         }
         t
@@ -515,7 +517,7 @@ impl FamilyState {
                 t.chains.into_iter().partition(|c| c.policy.is_some());
             users.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
             chains.append(&mut users);
-            out.push(Table { kind, chains });
+            out.push(Table { kind, chains, nft: None });
         }
         out
     }

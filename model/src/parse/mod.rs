@@ -53,13 +53,16 @@ formats! {
     Restore,
     /// One `iptables`/`ip6tables` command per line.
     Commands,
+    /// An nft script, or what `nft list ruleset` prints ([`crate::nft`]).
+    Nft,
 }
 
-/// The reader of each form.
-fn front_end(format: Format) -> Box<dyn FrontEnd> {
+/// The reader of each line-based form (nft's is not line-based: [`crate::nft::parse`]).
+fn front_end(format: Format) -> Option<Box<dyn FrontEnd>> {
     match format {
-        Format::Restore => Box::new(restore::Restore),
-        Format::Commands => Box::new(commands::Commands),
+        Format::Restore => Some(Box::new(restore::Restore)),
+        Format::Commands => Some(Box::new(commands::Commands)),
+        Format::Nft => None,
     }
 }
 
@@ -82,6 +85,12 @@ pub struct Parsed {
 /// ```
 pub fn parse(source_name: &str, input: &[u8]) -> Result<Parsed, ParseError> {
     let text = bytes::text(source_name, input)?;
+    if crate::nft::looks_like_nft(text) {
+        return Ok(Parsed {
+            ruleset: crate::nft::parse(source_name, text)?,
+            format: Format::Nft,
+        });
+    }
     let mut loader = Loader::new(source_name, text);
     loader.start_in(detect::unmarked_family(text));
     let mut detector = Detector::default();
@@ -97,9 +106,14 @@ pub fn parse(source_name: &str, input: &[u8]) -> Result<Parsed, ParseError> {
             LineKind::Skip => {}
             LineKind::Header(family) => loader.generated_by(family),
             LineKind::SaveLine(family) => loader.save_line(family),
-            LineKind::Form(format) => reader
-                .get_or_insert_with(|| front_end(format))
-                .line(&mut loader, &line)?,
+            LineKind::Form(format) => {
+                if reader.is_none() {
+                    reader = front_end(format);
+                }
+                if let Some(r) = reader.as_mut() {
+                    r.line(&mut loader, &line)?;
+                }
+            }
         }
     }
     loader.finish(detector.format())

@@ -76,6 +76,10 @@ struct ChainOut {
 impl Encoder<'_> {
     /// The rule's matches hold on `p` (an undecidable match: a fresh free boolean, or false).
     fn rule_matches(&mut self, r: &Rule, p: &SymPacket, id: RuleId) -> Bool {
+        if r.family.is_some_and(|f| f != self.family) {
+            // An nft rule that reads the other family's header (see `Rule::family`).
+            return Bool::from_bool(false);
+        }
         let mut conj: Vec<Bool> = Vec::new();
         for (spec, var) in [(&r.src, &p.src), (&r.dst, &p.dst)] {
             if let Some(n) = spec {
@@ -196,6 +200,9 @@ impl Encoder<'_> {
                 fires: fires.clone(),
             });
             let Some(target) = &rule.target else { continue };
+            if rule.family.is_some_and(|f| f != self.family) {
+                continue;
+            }
             let stop = |live: &mut Bool| *live = and2(live, &fires.not());
             let upd = |old: &mut BV, new: BV| *old = fires.ite(&new, old);
             match target {
@@ -355,11 +362,7 @@ impl Encoder<'_> {
             else {
                 continue;
             };
-            let Some(ci) = table
-                .chains
-                .iter()
-                .position(|c| c.is_builtin() && c.name == hook.name())
-            else {
+            let Some(ci) = table.chains.iter().position(|c| c.hook() == Some(hook)) else {
                 continue;
             };
             let guard = if kind == TableKind::Nat {
