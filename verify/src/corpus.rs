@@ -10,6 +10,8 @@ pub enum IstioForm {
     Restore,
     /// One `iptables` command per line (`cmd`).
     Commands,
+    /// An nft script (`nft`).
+    Nft,
 }
 
 /// The repository's root.
@@ -28,6 +30,23 @@ pub fn istio_dir() -> Option<PathBuf> {
 
 /// The iptables-form files INDEX.md lists (relative paths), with their form.
 pub fn istio_iptables_files(dir: &Path) -> Vec<(String, IstioForm)> {
+    istio_files(dir)
+        .into_iter()
+        .filter(|(_, f)| *f != IstioForm::Nft)
+        .collect()
+}
+
+/// The nft scripts INDEX.md lists (relative paths).
+pub fn istio_nft_files(dir: &Path) -> Vec<String> {
+    istio_files(dir)
+        .into_iter()
+        .filter(|(_, f)| *f == IstioForm::Nft)
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Every file INDEX.md lists in a form the model reads (`args` lists are not rulesets).
+fn istio_files(dir: &Path) -> Vec<(String, IstioForm)> {
     let Ok(index) = std::fs::read_to_string(dir.join("INDEX.md")) else {
         return Vec::new();
     };
@@ -38,9 +57,22 @@ pub fn istio_iptables_files(dir: &Path) -> Vec<(String, IstioForm)> {
             let form = match cols.get(2) {
                 Some(&"restore") => IstioForm::Restore,
                 Some(&"cmd") => IstioForm::Commands,
+                Some(&"nft") => IstioForm::Nft,
                 _ => return None,
             };
             cols.get(1).map(|f| (f.to_string(), form))
         })
         .collect()
+}
+
+/// The iptables golden of the configuration an nft golden was generated for: Istio keeps the two
+/// backends' test data side by side (`tools/istio-nftables/…` beside `tools/istio-iptables/…`,
+/// `cni/pkg/nftables/…` beside `cni/pkg/iptables/…`), one file name per configuration.
+pub fn iptables_counterpart(nft_file: &str) -> Option<String> {
+    [
+        ("tools/istio-nftables/", "tools/istio-iptables/"),
+        ("cni/pkg/nftables/", "cni/pkg/iptables/"),
+    ]
+    .into_iter()
+    .find_map(|(n, i)| nft_file.strip_prefix(n).map(|rest| format!("{i}{rest}")))
 }

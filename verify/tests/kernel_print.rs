@@ -80,6 +80,7 @@ fn load(ns: &Netns, form: &Form, text: &str) -> Result<(), String> {
                 }
             }
         }
+        Form::Nft => return Err("nft scripts are compared by tests/nft_print.rs".into()),
     }
     Ok(())
 }

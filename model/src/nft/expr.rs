@@ -531,6 +531,11 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                             });
                         }
                     }
+                    // One state set, whichever order it was written in: the model's order.
+                    let states: Vec<CtState> = CtState::CT_ORDER
+                        .into_iter()
+                        .filter(|s| states.contains(s))
+                        .collect();
                     r.matches.push(Match::Conntrack(Conntrack { ctstate: Neg::new(neg, states), ..Default::default() }));
                     items.push(Item::Match);
                     Ok(true)
