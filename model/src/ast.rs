@@ -243,6 +243,21 @@ pub struct Table {
 }
 
 impl Table {
+    /// Whether the table says that the pod has `family` (the table is held for it): an iptables
+    /// or `ip`/`ip6` table does; an `inet` table, which both families pass, only when one of its
+    /// rules reads a header of that family (`ip6 daddr …`). Istio writes `inet` tables with IPv6
+    /// off too, and those hold no `ip6` expression.
+    pub fn speaks_of(&self, family: Family) -> bool {
+        match &self.nft {
+            Some(n) if n.family == NftFamily::Inet => self
+                .chains
+                .iter()
+                .flat_map(|c| &c.rules)
+                .any(|r| r.family == Some(family)),
+            _ => true,
+        }
+    }
+
     /// The table as messages name it: `nat`, or `inet istio-proxy-nat` for an nftables table.
     pub fn display_name(&self) -> String {
         match &self.nft {

@@ -108,7 +108,9 @@ impl Pod {
         let mut ips = given.to_vec();
         let mut defaulted = Vec::new();
         for fam in [Family::Ipv4, Family::Ipv6] {
-            let held = rulesets.iter().any(|rs| !rs.tables(fam).is_empty());
+            let held = rulesets
+                .iter()
+                .any(|rs| rs.tables(fam).iter().any(|t| t.speaks_of(fam)));
             if held && !ips.iter().any(|a| family_of(*a) == fam) {
                 let a = default_address(fam);
                 ips.push(a);

@@ -17,7 +17,9 @@ use std::sync::Mutex;
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, print_ruleset};
 use sidecar_verify::check::{check, Options, Status};
-use sidecar_verify::corpus::{istio_dir, istio_iptables_files, workspace};
+use sidecar_verify::corpus::{
+    iptables_counterpart, istio_dir, istio_iptables_files, istio_nft_files, workspace,
+};
 use sidecar_verify::report::text::check as text;
 
 /// One configuration: the profile its flags imply and what `check` must find.
@@ -50,6 +52,10 @@ struct Entry {
     #[serde(default)]
     #[allow(dead_code, reason = "read by scripts/mutate-corpus")]
     mutate_accept: Vec<toml::Value>,
+    /// The nft golden of the same configuration ([`iptables_counterpart`]), where its
+    /// expectation is not this file's: the two backends behave differently there.
+    #[serde(default)]
+    nft: Option<Version>,
 }
 
 /// A version whose file behaves differently from the current one.
@@ -133,8 +139,22 @@ fn every_istio_configuration_meets_its_expected_invariants() {
     let mut used_tags = BTreeSet::new();
     let mut jobs = Vec::new();
     let mut skipped = 0;
-    for (file, _) in &files {
-        let (k, tag) = key(file);
+    // An nft golden without an entry of its own is checked with its iptables counterpart's
+    // profile and pod, and its expectation unless the entry's `nft` gives another.
+    let nft_files = istio_nft_files(&dir);
+    assert_eq!(nft_files.len(), 42, "INDEX.md lists 42 nft goldens");
+    let all: Vec<(String, bool)> = files
+        .iter()
+        .map(|(f, _)| (f.clone(), false))
+        .chain(nft_files.into_iter().map(|f| (f, true)))
+        .collect();
+    for (file, is_nft) in &all {
+        let (mut k, tag) = key(file);
+        if *is_nft && !entries.contains_key(&k) {
+            if let Some(c) = iptables_counterpart(&k) {
+                k = c;
+            }
+        }
         let Some(e) = entries.get(&k) else {
             problems.push(format!(
                 "{file}: no entry `{k}` in corpus/istio-profiles.toml"
@@ -145,7 +165,12 @@ fn every_istio_configuration_meets_its_expected_invariants() {
         if let Some(t) = &tag {
             used_tags.insert((k.clone(), t.clone()));
         }
-        let v = tag.as_ref().and_then(|t| e.history.get(t));
+        let counterpart_of = *is_nft && k != key(file).0;
+        let v = if counterpart_of {
+            e.nft.as_ref()
+        } else {
+            tag.as_ref().and_then(|t| e.history.get(t))
+        };
         let skip = v.map_or(e.skip.as_ref(), |v| v.skip.as_ref().or(e.skip.as_ref()));
         if skip.is_some() {
             skipped += 1;
