@@ -65,6 +65,10 @@ fn print_table(out: &mut String, family: Family, t: &Table) {
 /// Prints one rule as `iptables-save` does: `-A CHAIN …`, with `[p:b]` first when its counters are
 /// not zero.
 pub fn print_rule(family: Family, chain: &str, r: &Rule) -> String {
+    if let Some(l) = &r.nft {
+        // An nft rule is shown as nft writes it.
+        return crate::nft::rule_text(l.family, r);
+    }
     let mut s = String::new();
     if !r.counters.is_zero() {
         let _ = write!(s, "[{}:{}] ", r.counters.packets, r.counters.bytes);

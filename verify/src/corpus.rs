@@ -76,3 +76,52 @@ pub fn iptables_counterpart(nft_file: &str) -> Option<String> {
     .into_iter()
     .find_map(|(n, i)| nft_file.strip_prefix(n).map(|rest| format!("{i}{rest}")))
 }
+
+/// `corpus/istio-profiles.toml`, as a table.
+pub fn istio_profiles() -> Result<toml::Table, String> {
+    let path = workspace().join("corpus/istio-profiles.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The key of a corpus file in `istio-profiles.toml` (its path with any `history/<tag>/` taken
+/// off) and its tag.
+pub fn istio_key(file: &str) -> (&str, Option<&str>) {
+    file.strip_prefix("history/")
+        .and_then(|r| r.split_once('/'))
+        .map_or((file, None), |(t, k)| (k, Some(t)))
+}
+
+/// The profile values of entry `key` at `tag` (none: the current file), in the order they
+/// override each other: the `"*"` entry's, the entry's, the `"*"` entry's for that tag, the
+/// entry's for that tag. `None` when there is no such entry.
+pub fn istio_profile_table(profiles: &toml::Table, key: &str, tag: Option<&str>) -> Option<toml::Table> {
+    let e = profiles.get(key)?;
+    let layer = |x: Option<&toml::Value>| {
+        x.and_then(|v| v.get("profile"))
+            .and_then(|p| p.as_table())
+            .cloned()
+    };
+    let version = |x: Option<&toml::Value>| {
+        tag.and_then(|t| layer(x.and_then(|v| v.get("history")).and_then(|h| h.get(t))))
+    };
+    let defaults = profiles.get("*");
+    let mut table = toml::Table::new();
+    for l in [layer(defaults), layer(Some(e)), version(defaults), version(Some(e))]
+        .into_iter()
+        .flatten()
+    {
+        table.extend(l);
+    }
+    Some(table)
+}
+
+/// The pod addresses entry `key` gives (`pod_ips`), none when it gives none.
+pub fn istio_pod_ips(profiles: &toml::Table, key: &str) -> Vec<std::net::IpAddr> {
+    profiles
+        .get(key)
+        .and_then(|e| e.get("pod_ips"))
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}

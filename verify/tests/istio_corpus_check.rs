@@ -18,7 +18,8 @@ use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, print_ruleset};
 use sidecar_verify::check::{check, Options, Status};
 use sidecar_verify::corpus::{
-    iptables_counterpart, istio_dir, istio_iptables_files, istio_nft_files, workspace,
+    iptables_counterpart, istio_dir, istio_iptables_files, istio_nft_files, istio_profile_table,
+    istio_profiles, workspace,
 };
 use sidecar_verify::report::text::check as text;
 
@@ -42,8 +43,9 @@ struct Entry {
     /// of, as `check` without --pod-ip).
     #[serde(default)]
     pod_ips: Vec<IpAddr>,
-    /// Overrides of the istio profile (over the `"*"` entry's).
+    /// Overrides of the istio profile (over the `"*"` entry's; read by `istio_profile_table`).
     #[serde(default)]
+    #[allow(dead_code, reason = "read through sidecar_verify::corpus::istio_profile_table")]
     profile: Option<toml::Table>,
     /// Per history tag (`1.12.0`, …): a different expectation for that version's file.
     #[serde(default)]
@@ -67,35 +69,14 @@ struct Version {
     violated: Option<Vec<String>>,
     #[serde(default)]
     why: BTreeMap<String, String>,
-    /// Profile values of this version (over the entry's).
+    /// Profile values of this version (over the entry's; read by `istio_profile_table`).
     #[serde(default)]
+    #[allow(dead_code, reason = "read through sidecar_verify::corpus::istio_profile_table")]
     profile: Option<toml::Table>,
     /// Survivors `mutate` accepts on this version's file instead of the entry's.
     #[serde(default)]
     #[allow(dead_code, reason = "read by scripts/mutate-corpus")]
     mutate_accept: Option<Vec<toml::Value>>,
-}
-
-/// The profile of `key` at `tag` (none: the current file): the `"*"` entry's values, then the
-/// entry's, then the `"*"` entry's for that tag, then the entry's for that tag.
-fn profile_of(defaults: Option<&Entry>, e: &Entry, tag: Option<&String>) -> toml::Table {
-    let mut t = toml::Table::new();
-    let version = |x: &Entry| {
-        tag.and_then(|g| x.history.get(g))
-            .and_then(|v| v.profile.clone())
-    };
-    for layer in [
-        defaults.and_then(|d| d.profile.clone()),
-        e.profile.clone(),
-        defaults.and_then(version),
-        version(e),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        t.extend(layer);
-    }
-    t
 }
 
 fn profiles() -> BTreeMap<String, Entry> {
@@ -129,8 +110,9 @@ fn every_istio_configuration_meets_its_expected_invariants() {
         return;
     };
     let mut entries = profiles();
+    let raw = istio_profiles().unwrap();
     // Values every entry shares (per version too): not a file.
-    let defaults = entries.remove("*");
+    entries.remove("*");
     let files = istio_iptables_files(&dir);
     assert!(files.len() >= 100, "INDEX.md lists {} files", files.len());
 
@@ -187,7 +169,7 @@ fn every_istio_configuration_meets_its_expected_invariants() {
                 "{file}: every violated invariant needs a `why` and only those: violated {violated:?}, why {explained:?}"
             ));
         }
-        let table = profile_of(defaults.as_ref(), e, tag.as_ref());
+        let table = istio_profile_table(&raw, &k, tag.as_deref()).unwrap();
         let profile = Profile::from_toml(&toml::to_string(&table).unwrap())
             .unwrap_or_else(|err| panic!("{k}: profile: {err}"));
         jobs.push(Job {

@@ -14,53 +14,22 @@ use std::path::Path;
 use sidecar_model::pod::{Connection, Delivery, Pod, Profile, Simulator};
 use sidecar_model::{parse, print_ruleset};
 use sidecar_verify::check::{check, Options, Status};
-use sidecar_verify::corpus::{istio_dir, istio_iptables_files, workspace};
+use sidecar_verify::corpus::{
+    istio_dir, istio_iptables_files, istio_key, istio_pod_ips, istio_profile_table, workspace,
+};
 use sidecar_verify::kernel::{self, unavailable, TestPod};
 
 /// The entry of `file` in corpus/istio-profiles.toml: its profile (the `"*"` entry's values,
 /// the entry's, then both for the file's history tag, as tests/istio_corpus_check.rs builds it)
 /// and pod addresses.
 fn entry(profiles: &toml::Table, file: &str) -> Option<(Profile, Vec<IpAddr>)> {
-    let (tag, key) = file
-        .strip_prefix("history/")
-        .and_then(|r| r.split_once('/'))
-        .map_or((None, file), |(t, k)| (Some(t), k));
-    let e = profiles.get(key)?;
-    if e.get("skip").is_some() {
+    let (key, tag) = istio_key(file);
+    if profiles.get(key)?.get("skip").is_some() {
         return None;
     }
-    let layer = |x: Option<&toml::Value>| {
-        x.and_then(|v| v.get("profile"))
-            .and_then(|p| p.as_table())
-            .cloned()
-    };
-    let version = |x: Option<&toml::Value>| {
-        tag.and_then(|t| layer(x.and_then(|v| v.get("history")).and_then(|h| h.get(t))))
-    };
-    let defaults = profiles.get("*");
-    let mut table = toml::Table::new();
-    for l in [
-        layer(defaults),
-        layer(Some(e)),
-        version(defaults),
-        version(Some(e)),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        table.extend(l);
-    }
+    let table = istio_profile_table(profiles, key, tag)?;
     let profile = Profile::from_toml(&toml::to_string(&table).unwrap()).unwrap();
-    let ips = e
-        .get("pod_ips")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|s| s.as_str().unwrap().parse().unwrap())
-                .collect()
-        })
-        .unwrap_or_default();
-    Some((profile, ips))
+    Some((profile, istio_pod_ips(profiles, key)))
 }
 
 /// Ztunnel's own UDP DNS query to a cluster nameserver, as it re-connects (its mark).

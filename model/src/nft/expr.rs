@@ -223,7 +223,7 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
     if let Some(text) = comment {
         r.matches.push(Match::Comment(Comment { text }));
     }
-    r.nft = Some(Box::new(Layout { items }));
+    r.nft = Some(Box::new(Layout { family: table_family, items }));
     Ok(r)
 }
 

@@ -28,9 +28,9 @@ mod lex;
 mod print;
 mod script;
 
-pub use print::print_nft;
+pub use print::{print_nft, rule_text};
 
-use crate::ast::Ruleset;
+use crate::ast::{NftFamily, Ruleset};
 use crate::error::ParseError;
 
 /// The name an nft expression or statement sequence kept verbatim goes by (in
@@ -39,8 +39,10 @@ pub const VERBATIM: &str = "nft";
 
 /// How an nft rule was written: its expressions and statements in order, each naming the part
 /// of the [`Rule`](crate::Rule) that holds it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Layout {
+    /// The family of the rule's table (`dnat ip to` in an `inet` table, `dnat to` in an `ip` one).
+    pub family: NftFamily,
     /// In the order written.
     pub items: Vec<Item>,
 }

@@ -78,9 +78,9 @@ fn priority_name(b: &BaseChain) -> String {
     b.priority.to_string()
 }
 
-/// One rule as `nft list` prints it, without indentation.
-pub(crate) fn rule_text(family: NftFamily, r: &Rule) -> String {
-    let default = Layout::default();
+/// One rule of a table of `family` as `nft list` prints it, without indentation.
+pub fn rule_text(family: NftFamily, r: &Rule) -> String {
+    let default = Layout { family, items: Vec::new() };
     let layout: &Layout = r.nft.as_deref().unwrap_or(&default);
     let stmts = statements(family, r);
     let mut parts: Vec<String> = Vec::new();
