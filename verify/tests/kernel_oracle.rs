@@ -9,7 +9,10 @@ use std::path::Path;
 
 use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
 use sidecar_model::{parse, Ruleset, DEFAULT_RULESET};
-use sidecar_verify::corpus::{istio_dir, istio_iptables_files};
+use sidecar_verify::corpus::{
+    iptables_counterpart, istio_dir, istio_iptables_files, istio_key, istio_nft_files,
+    istio_profile_table, istio_profiles,
+};
 use sidecar_verify::kernel::{self, random_flows, unavailable, SplitMix, TestPod};
 use sidecar_verify::scenarios::scenario_flows;
 
@@ -322,27 +325,31 @@ fn corpus_rulesets_agree_with_the_kernel() {
     let (mut ran, mut skipped, mut failures) = (0, Vec::new(), Vec::new());
     let mut total = 0;
     // Each configuration with the profile its flags imply (ambient's marks and transparent
-    // re-connections included), as `corpus/istio-profiles.toml` gives it.
-    let profiles: toml::Table = toml::from_str(
-        &std::fs::read_to_string(
-            sidecar_verify::corpus::workspace().join("corpus/istio-profiles.toml"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    // re-connections included), as `corpus/istio-profiles.toml` gives it; an nft golden with
+    // its iptables counterpart's.
+    let profiles = istio_profiles().unwrap();
     let profile_of = |file: &str| {
-        let key = file
-            .strip_prefix("history/")
-            .and_then(|r| r.split_once('/'))
-            .map_or(file, |(_, k)| k);
-        profiles
-            .get(key)
-            .and_then(|e| e.get("profile"))
-            .map_or_else(Profile::istio, |p| {
-                Profile::from_toml(&toml::to_string(p).unwrap()).unwrap()
-            })
+        let (key, tag) = istio_key(file);
+        let key = if profiles.contains_key(key) {
+            key.to_string()
+        } else {
+            iptables_counterpart(key).unwrap_or_else(|| key.to_string())
+        };
+        istio_profile_table(&profiles, &key, tag).map_or_else(Profile::istio, |t| {
+            Profile::from_toml(&toml::to_string(&t).unwrap()).unwrap()
+        })
     };
-    for (file, _) in istio_iptables_files(&dir) {
+    let nft_files = istio_nft_files(&dir);
+    let nft_flows = std::env::var("SIDECAR_ORACLE_NFT_FLOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let files = istio_iptables_files(&dir)
+        .into_iter()
+        .map(|(f, _)| (f, per))
+        .chain(nft_files.iter().map(|f| (f.clone(), nft_flows)));
+    let (mut nft_ran, mut nft_total) = (0, 0);
+    for (file, per) in files {
         let file = file.as_str();
         let Ok(p) = parse(file, &std::fs::read(dir.join(file)).unwrap()) else {
             continue;
@@ -354,6 +361,10 @@ fn corpus_rulesets_agree_with_the_kernel() {
         match kernel::run(&mut tp, &s, &f, 50) {
             Ok(r) => {
                 total += r.compared;
+                if nft_files.contains(&file.to_string()) {
+                    nft_ran += 1;
+                    nft_total += r.compared;
+                }
                 if !r.disagreements.is_empty() {
                     failures.push(format!(
                         "{file}: {} disagreements\n{}",
@@ -370,7 +381,7 @@ fn corpus_rulesets_agree_with_the_kernel() {
         }
     }
     println!(
-        "kernel oracle over the corpus: {ran} rulesets, {total} flows; skipped {}:",
+        "kernel oracle over the corpus: {ran} rulesets ({nft_ran} nft goldens, {nft_total} flows), {total} flows; skipped {}:",
         skipped.len()
     );
     for s in &skipped {

@@ -147,6 +147,8 @@ pub struct TestPod {
     mark_rules: Vec<(Family, String)>,
     /// The loaded ruleset's rules by nftables handle.
     handles: HandleMap,
+    /// The native nft tables the last ruleset loaded (`inet istio-proxy-nat`), deleted by the next.
+    nft_tables: Vec<String>,
 }
 
 /// The first source port the oracle gives flows.
@@ -334,6 +336,7 @@ impl TestPod {
             sport_used: std::collections::HashMap::new(),
             mark_rules: Vec::new(),
             handles: HandleMap::default(),
+            nft_tables: Vec::new(),
         };
         // Wait until both agents listen.
         let mut ready = 0;
@@ -445,7 +448,11 @@ impl TestPod {
             // lacks is given empty, so nothing an earlier ruleset loaded stays behind.
             let mut text = print_family(rs, fam);
             for kind in TableKind::SAVE_ORDER {
-                if rs.table(fam, kind).is_none() {
+                if !rs
+                    .tables(fam)
+                    .iter()
+                    .any(|t| t.kind == kind && t.nft.is_none())
+                {
                     text.push_str(&format!("*{}\nCOMMIT\n", kind.name()));
                 }
             }
@@ -459,6 +466,37 @@ impl TestPod {
                 ));
             }
         }
+        // Native nft tables: the last ruleset's go, this one's come (`nft list ruleset`'s form).
+        // `nft -f` is one transaction: when it fails, the last ruleset's tables stay, and are
+        // deleted by the next load.
+        let mut script: String = self
+            .nft_tables
+            .iter()
+            .map(|t| format!("delete table {t}\n"))
+            .collect();
+        script.push_str(&sidecar_model::nft::print_nft(rs));
+        let mut loaded = Vec::new();
+        for t in rs.ipv4.iter().chain(&rs.ipv6) {
+            if let Some(n) = &t.nft {
+                let name = format!("{} {}", n.family.name(), n.name);
+                if !loaded.contains(&name) {
+                    loaded.push(name);
+                }
+            }
+        }
+        if !script.is_empty() {
+            let out = self
+                .pod
+                .exec("nft", &["-f", "-"], script.as_bytes())
+                .map_err(|e| OracleError::Load(e.to_string()))?;
+            if !out.status.success() {
+                return Err(OracleError::Load(format!(
+                    "nft -f: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            self.nft_tables = loaded;
+        }
         // The rules' handles, which the trace events name.
         let out = self
             .pod
@@ -470,7 +508,9 @@ impl TestPod {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        self.handles = HandleMap::from_json(&out.stdout).map_err(OracleError::Trace)?;
+        self.handles = HandleMap::from_json(&out.stdout)
+            .map_err(OracleError::Trace)?
+            .with_nft_tables(rs);
         // Nothing of an earlier ruleset's flows is left to read.
         self.trace_events()?;
         Ok(())

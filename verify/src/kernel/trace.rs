@@ -59,6 +59,7 @@ pub const TYPE_RETURN: u32 = 2;
 pub const TYPE_RULE: u32 = 3;
 
 /// `NFPROTO_IPV4`, `NFPROTO_IPV6`: the families of iptables' and ip6tables' tables.
+const NFPROTO_INET: u8 = 1;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 
@@ -327,6 +328,9 @@ pub struct HandleMap {
     rules: HashMap<(u8, String, u64), (String, u32)>,
     /// (family, table, base chain) → its hook.
     hooks: HashMap<(u8, String, String), Hook>,
+    /// (family, name) of a native nft table → the iptables table whose part it plays in the
+    /// model ([`sidecar_model::Table::nft`]); an iptables table is named by its kind.
+    nft_tables: HashMap<(u8, String), TableKind>,
 }
 
 impl HandleMap {
@@ -343,6 +347,7 @@ impl HandleMap {
         let family = |o: &serde_json::Value| match o.get("family").and_then(|f| f.as_str()) {
             Some("ip") => Some(NFPROTO_IPV4),
             Some("ip6") => Some(NFPROTO_IPV6),
+            Some("inet") => Some(NFPROTO_INET),
             _ => None,
         };
         let s = |o: &serde_json::Value, k: &str| {
@@ -373,6 +378,22 @@ impl HandleMap {
             }
         }
         Ok(m)
+    }
+
+    /// Names the native nft tables of `rs`: the kernel's events name them by family and name,
+    /// the model by the iptables table whose part each plays.
+    pub fn with_nft_tables(mut self, rs: &sidecar_model::Ruleset) -> HandleMap {
+        for t in rs.ipv4.iter().chain(&rs.ipv6) {
+            if let Some(n) = &t.nft {
+                let f = match n.family {
+                    sidecar_model::NftFamily::Ip => NFPROTO_IPV4,
+                    sidecar_model::NftFamily::Ip6 => NFPROTO_IPV6,
+                    sidecar_model::NftFamily::Inet => NFPROTO_INET,
+                };
+                self.nft_tables.insert((f, n.name.clone()), t.kind);
+            }
+        }
+        self
     }
 }
 
@@ -406,14 +427,15 @@ pub fn attribute(
         Flow(usize),
         Stray(usize),
     }
-    let mut current: HashMap<u32, (Owner, Option<Hook>)> = HashMap::new();
+    // Trace id → (flow index or stray index, hook, the packet's family).
+    let mut current: HashMap<u32, (Owner, Option<Hook>, Family)> = HashMap::new();
     for ev in events {
         if let Some(p) = ev.packet {
             let owner = match sports.iter().position(|&s| s == p.sport) {
                 Some(i) => Owner::Flow(i),
                 // A packet of the same buffer whose source port a rule changed stays with it.
                 None => match current.get(&ev.id) {
-                    Some((o, _)) => *o,
+                    Some((o, _, _)) => *o,
                     None => {
                         strays.push(Stray {
                             packet: p,
@@ -428,27 +450,38 @@ pub fn attribute(
                 .get(&(ev.family, ev.table.clone(), ev.chain.clone()))
                 .copied()
                 .or_else(|| Hook::from_name(&ev.chain));
-            current.insert(ev.id, (owner, hook));
+            let fam = if p.src.is_ipv4() {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            };
+            current.insert(ev.id, (owner, hook, fam));
         }
         if ev.table == TRACE_TABLE || !(ev.kind == TYPE_RULE || ev.kind == TYPE_RETURN) {
             continue;
         }
         let Some(handle) = ev.handle else { continue };
+        let Some(&(owner, hook, packet_family)) = current.get(&ev.id) else {
+            continue;
+        };
         let family = match ev.family {
             NFPROTO_IPV4 => Family::Ipv4,
             NFPROTO_IPV6 => Family::Ipv6,
+            // An inet table's rule: the packet's family.
+            NFPROTO_INET => packet_family,
             _ => continue,
-        };
-        let Some(&(owner, hook)) = current.get(&ev.id) else {
-            continue;
         };
         let (chain, rule) = map
             .rules
             .get(&(ev.family, ev.table.clone(), handle))
             .cloned()
             .unwrap_or_else(|| (format!("{} (handle {handle})", ev.chain), 0));
-        let Some(table) = TableKind::from_name(&ev.table) else {
-            continue;
+        let table = match map.nft_tables.get(&(ev.family, ev.table.clone())) {
+            Some(k) => *k,
+            None => match TableKind::from_name(&ev.table) {
+                Some(k) => k,
+                None => continue,
+            },
         };
         let hit = RuleRef {
             table,
