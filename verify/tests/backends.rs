@@ -17,6 +17,7 @@ use sidecar_verify::corpus::{
 };
 use sidecar_model::pod::Simulator;
 use sidecar_verify::diff::{diff, Options};
+use sidecar_verify::results::diff::Impact;
 use sidecar_verify::kernel;
 
 /// A pair's differences, for the kernel to confirm: both rulesets, the profile, and the
@@ -27,6 +28,12 @@ struct Claim {
     new: sidecar_model::Ruleset,
     profile: Profile,
     journeys: Vec<(sidecar_model::pod::Journey, sidecar_model::pod::Journey)>,
+}
+
+/// Why the kernel oracle cannot replay a hop of the class's journeys, if it cannot.
+fn not_replayable(c: &sidecar_verify::results::diff::Change) -> Option<String> {
+    let (flows, _) = kernel::journey_flows([&c.old, &c.new].into_iter());
+    flows.iter().find_map(kernel::unsupported)
 }
 
 /// The report's text, and the differences it claims.
@@ -100,15 +107,32 @@ fn report() -> Option<(String, Vec<Claim>)> {
                 old: old.clone(),
                 new: new.clone(),
                 profile: profile.clone(),
-                journeys: rr.changes.iter().map(|c| (c.old.clone(), c.new.clone())).collect(),
+                // The classes the report shows; the folded capture-port loops are not claims
+                // (and one of them meets a known gap of the model, docs/kernel-oracle.md).
+                journeys: rr
+                    .changes
+                    .iter()
+                    .filter(|c| c.impact != Impact::CapturePortLoop && not_replayable(c).is_none())
+                    .map(|c| (c.old.clone(), c.new.clone()))
+                    .collect(),
             });
+            let (shown, _) = rr.shown_and_folded();
+            let mut kernel_lines = String::new();
+            for (i, c) in shown.iter().enumerate() {
+                let line = match not_replayable(c) {
+                    None => "replayed in the kernel: agrees".to_string(),
+                    Some(why) => format!("not replayed in the kernel: a hop {why}"),
+                };
+                let _ = writeln!(kernel_lines, "- class {}: {line}", i + 1);
+            }
             let _ = writeln!(body, "\n## {origin}: `{name}`, pod {}\n", p.header());
             let ips: String = p.ips.iter().map(|a| format!(" --pod-ip {a}")).collect();
             let _ = writeln!(
                 body,
                 "`sidecar-verify diff{ips} --profile PROFILE {ipt} {nft}` (PROFILE: the entry `{ipt}` of corpus/istio-profiles.toml):\n"
             );
-            let _ = writeln!(body, "```\n{}```", sidecar_verify::report::text::diff(rr));
+            let _ = writeln!(body, "```\n{}```\n", sidecar_verify::report::text::diff(rr));
+            body.push_str(&kernel_lines);
         }
     }
     let mut out = String::new();
@@ -135,10 +159,14 @@ fn report() -> Option<(String, Vec<Claim>)> {
     );
     let _ = writeln!(
         out,
-        "\nEvery difference below is confirmed in the kernel by `verify/tests/backends.rs`: both \
-         journeys of each class's witness are replayed hop by hop in a pod of network namespaces, \
-         the iptables rules loaded with iptables-restore and the nft rules with `nft -f`, and the \
-         kernel agrees with the model on every hop (rules hit and where the connection arrives).\n"
+        "\nEach difference below says whether the kernel confirms it: `verify/tests/backends.rs` \
+         replays both journeys of the class's witness hop by hop in a pod of network namespaces, \
+         the iptables rules loaded with iptables-restore and the nft rules with `nft -f`, and \
+         asserts that the kernel agrees with the model on every hop (rules hit, where the \
+         connection arrives). Classes whose journeys the oracle's pod cannot reproduce yet (a \
+         connection arriving on an interface other than eth0) say so. The folded classes \
+         (connections addressed to the proxy's own capture ports, looping on both sides) are \
+         not claims and are not replayed.\n"
     );
     out.push_str(&summary);
     out.push_str(&body);
@@ -147,7 +175,7 @@ fn report() -> Option<(String, Vec<Claim>)> {
 
 #[test]
 fn backends_report_is_fresh() {
-    let Some((text, claims)) = report() else {
+    let Some((text, _)) = report() else {
         println!("skipping: Istio's corpus (../shared/corpus/istio) is not here");
         return;
     };
@@ -177,7 +205,7 @@ fn every_claimed_difference_is_confirmed_in_the_kernel() {
         return;
     };
     let mut hops = 0;
-    for c in &claims {
+    for c in claims.iter().filter(|c| !c.journeys.is_empty()) {
         for (rs, side) in [(&c.old, 0), (&c.new, 1)] {
             let journeys = c.journeys.iter().map(|(o, n)| if side == 0 { o } else { n });
             let (flows, mut ports) = kernel::journey_flows(journeys);
@@ -192,12 +220,19 @@ fn every_claimed_difference_is_confirmed_in_the_kernel() {
             )
             .unwrap();
             let r = kernel::run(&mut tp, &sim, &flows, 1).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-            assert!(r.disagreements.is_empty(), "{}: {:?}", c.name, r.disagreements);
+            let which = if side == 0 { "iptables" } else { "nft" };
+            assert!(
+                r.disagreements.is_empty(),
+                "{} ({which} side): {:#?}",
+                c.name,
+                r.disagreements
+            );
             assert_eq!(r.skipped_unsupported, 0, "{}: a hop the oracle cannot run", c.name);
             assert_eq!(r.skipped_undecided, 0, "{}: an undecidable hop", c.name);
             assert!(r.compared > 0, "{}: nothing replayed", c.name);
             hops += r.compared;
         }
     }
-    println!("backends: {} differing pairs, {hops} hops confirmed in the kernel", claims.len());
+    let classes: usize = claims.iter().map(|c| c.journeys.len()).sum();
+    println!("backends: {classes} classes of {} differing pairs replayed, {hops} hops agree with the kernel", claims.len());
 }
