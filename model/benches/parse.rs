@@ -39,7 +39,13 @@ fn bench(c: &mut Criterion) {
         .is_ok_and(|o| o.status.success());
     if nft_here {
         g.bench_function("nft -c -f tproxy.golden", |b| {
-            b.iter(|| Command::new("nft").args(["-c", "-f"]).arg(&nft).output().unwrap())
+            b.iter(|| {
+                Command::new("nft")
+                    .args(["-c", "-f"])
+                    .arg(&nft)
+                    .output()
+                    .unwrap()
+            })
         });
     } else {
         println!("parse bench: `nft -c -f` cannot run here (no nft, or no CAP_NET_ADMIN)");

@@ -394,8 +394,7 @@ impl Engine {
                     .collect();
                 let mut hc = [None; 5];
                 for h in Hook::ALL {
-                    if let Some(ci) = t.chains.iter().position(|c| c.hook() == Some(h))
-                    {
+                    if let Some(ci) = t.chains.iter().position(|c| c.hook() == Some(h)) {
                         if let Some(slot) = hc.get_mut(hook_idx(h)) {
                             *slot = u32::try_from(ci).ok();
                         }

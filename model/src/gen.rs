@@ -186,7 +186,11 @@ pub fn build_family(fam: Family, seeds: &FamilySeeds) -> Vec<Table> {
                 base: None,
             });
         }
-        tables.push(Table { kind, chains: out, nft: None });
+        tables.push(Table {
+            kind,
+            chains: out,
+            nft: None,
+        });
     }
     tables
 }

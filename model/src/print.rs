@@ -16,7 +16,11 @@ use crate::ast::*;
 pub fn print_ruleset(rs: &Ruleset) -> String {
     let mut out = String::new();
     for family in [Family::Ipv4, Family::Ipv6] {
-        let tables: Vec<&Table> = rs.tables(family).iter().filter(|t| t.nft.is_none()).collect();
+        let tables: Vec<&Table> = rs
+            .tables(family)
+            .iter()
+            .filter(|t| t.nft.is_none())
+            .collect();
         if tables.is_empty() {
             continue;
         }

@@ -95,7 +95,11 @@ pub fn istio_key(file: &str) -> (&str, Option<&str>) {
 /// The profile values of entry `key` at `tag` (none: the current file), in the order they
 /// override each other: the `"*"` entry's, the entry's, the `"*"` entry's for that tag, the
 /// entry's for that tag. `None` when there is no such entry.
-pub fn istio_profile_table(profiles: &toml::Table, key: &str, tag: Option<&str>) -> Option<toml::Table> {
+pub fn istio_profile_table(
+    profiles: &toml::Table,
+    key: &str,
+    tag: Option<&str>,
+) -> Option<toml::Table> {
     let e = profiles.get(key)?;
     let layer = |x: Option<&toml::Value>| {
         x.and_then(|v| v.get("profile"))
@@ -107,9 +111,14 @@ pub fn istio_profile_table(profiles: &toml::Table, key: &str, tag: Option<&str>)
     };
     let defaults = profiles.get("*");
     let mut table = toml::Table::new();
-    for l in [layer(defaults), layer(Some(e)), version(defaults), version(Some(e))]
-        .into_iter()
-        .flatten()
+    for l in [
+        layer(defaults),
+        layer(Some(e)),
+        version(defaults),
+        version(Some(e)),
+    ]
+    .into_iter()
+    .flatten()
     {
         table.extend(l);
     }

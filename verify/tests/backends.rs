@@ -10,15 +10,15 @@
 use std::fmt::Write as _;
 
 use sidecar_model::parse;
+use sidecar_model::pod::Simulator;
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_verify::corpus::{
     iptables_counterpart, istio_dir, istio_nft_files, istio_pod_ips, istio_profile_table,
     istio_profiles, workspace,
 };
-use sidecar_model::pod::Simulator;
 use sidecar_verify::diff::{diff, Options};
-use sidecar_verify::results::diff::Impact;
 use sidecar_verify::kernel;
+use sidecar_verify::results::diff::Impact;
 
 /// A pair's differences, for the kernel to confirm: both rulesets, the profile, and the
 /// witnesses' journeys on each side.
@@ -32,7 +32,7 @@ struct Claim {
 
 /// Why the kernel oracle cannot replay a hop of the class's journeys, if it cannot.
 fn not_replayable(c: &sidecar_verify::results::diff::Change) -> Option<String> {
-    let (flows, _) = kernel::journey_flows([&c.old, &c.new].into_iter());
+    let (flows, _) = kernel::journey_flows([&c.old, &c.new]);
     flows.iter().find_map(kernel::unsupported)
 }
 
@@ -56,8 +56,12 @@ fn report() -> Option<(String, Vec<Claim>)> {
         let table = istio_profile_table(&profiles, ipt, None)
             .unwrap_or_else(|| panic!("no entry `{ipt}` in corpus/istio-profiles.toml"));
         let profile = Profile::from_toml(&toml::to_string(&table).unwrap()).unwrap();
-        let old = parse(ipt, &std::fs::read(dir.join(ipt)).unwrap()).unwrap().ruleset;
-        let new = parse(nft, &std::fs::read(dir.join(nft)).unwrap()).unwrap().ruleset;
+        let old = parse(ipt, &std::fs::read(dir.join(ipt)).unwrap())
+            .unwrap()
+            .ruleset;
+        let new = parse(nft, &std::fs::read(dir.join(nft)).unwrap())
+            .unwrap()
+            .ruleset;
         let pod = Pod::for_rulesets(&istio_pod_ips(&profiles, ipt), &[&old, &new]);
         let r = diff(&old, &new, &pod, &profile, &Options::default())
             .unwrap_or_else(|e| panic!("{ipt} vs {nft}: {e}"));
@@ -66,7 +70,11 @@ fn report() -> Option<(String, Vec<Claim>)> {
             .next()
             .unwrap_or(nft)
             .trim_end_matches(".golden");
-        let origin = if nft.starts_with("cni/") { "cni" } else { "istio-nftables" };
+        let origin = if nft.starts_with("cni/") {
+            "cni"
+        } else {
+            "istio-nftables"
+        };
         let verdict = if r.unknown {
             "**unknown** (the solver could not decide)".to_string()
         } else if r.changes.is_empty() {
@@ -145,7 +153,11 @@ fn report() -> Option<(String, Vec<Claim>)> {
          `corpus/istio-profiles.toml`. \"Same behaviour\" is a proof: no connection of the pod, \
          in any family it has, takes a different journey under the two.\n"
     );
-    let _ = writeln!(out, "{same} of {} pairs behave the same on the configuration's pod.", pairs.len());
+    let _ = writeln!(
+        out,
+        "{same} of {} pairs behave the same on the configuration's pod.",
+        pairs.len()
+    );
     let _ = writeln!(
         out,
         "{same_dual} of the {} configurations with IPv6 off behave the same on a pod that has an IPv6 \
@@ -207,7 +219,10 @@ fn every_claimed_difference_is_confirmed_in_the_kernel() {
     let mut hops = 0;
     for c in claims.iter().filter(|c| !c.journeys.is_empty()) {
         for (rs, side) in [(&c.old, 0), (&c.new, 1)] {
-            let journeys = c.journeys.iter().map(|(o, n)| if side == 0 { o } else { n });
+            let journeys = c
+                .journeys
+                .iter()
+                .map(|(o, n)| if side == 0 { o } else { n });
             let (flows, mut ports) = kernel::journey_flows(journeys);
             ports.extend(&c.profile.proxy_ports);
             ports.extend(flows.iter().map(|f| f.dport));
@@ -219,7 +234,8 @@ fn every_claimed_difference_is_confirmed_in_the_kernel() {
                 &ports,
             )
             .unwrap();
-            let r = kernel::run(&mut tp, &sim, &flows, 1).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            let r =
+                kernel::run(&mut tp, &sim, &flows, 1).unwrap_or_else(|e| panic!("{}: {e}", c.name));
             let which = if side == 0 { "iptables" } else { "nft" };
             assert!(
                 r.disagreements.is_empty(),
@@ -227,7 +243,11 @@ fn every_claimed_difference_is_confirmed_in_the_kernel() {
                 c.name,
                 r.disagreements
             );
-            assert_eq!(r.skipped_unsupported, 0, "{}: a hop the oracle cannot run", c.name);
+            assert_eq!(
+                r.skipped_unsupported, 0,
+                "{}: a hop the oracle cannot run",
+                c.name
+            );
             assert_eq!(r.skipped_undecided, 0, "{}: an undecidable hop", c.name);
             assert!(r.compared > 0, "{}: nothing replayed", c.name);
             hops += r.compared;

@@ -452,6 +452,7 @@ mod generic_rewrites {
                     policy: None,
                     counters: Default::default(),
                     rules,
+                    base: None,
                 });
             }
             t.chains.extend(added);

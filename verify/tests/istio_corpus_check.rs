@@ -45,7 +45,10 @@ struct Entry {
     pod_ips: Vec<IpAddr>,
     /// Overrides of the istio profile (over the `"*"` entry's; read by `istio_profile_table`).
     #[serde(default)]
-    #[allow(dead_code, reason = "read through sidecar_verify::corpus::istio_profile_table")]
+    #[allow(
+        dead_code,
+        reason = "read through sidecar_verify::corpus::istio_profile_table"
+    )]
     profile: Option<toml::Table>,
     /// Per history tag (`1.12.0`, …): a different expectation for that version's file.
     #[serde(default)]
@@ -71,7 +74,10 @@ struct Version {
     why: BTreeMap<String, String>,
     /// Profile values of this version (over the entry's; read by `istio_profile_table`).
     #[serde(default)]
-    #[allow(dead_code, reason = "read through sidecar_verify::corpus::istio_profile_table")]
+    #[allow(
+        dead_code,
+        reason = "read through sidecar_verify::corpus::istio_profile_table"
+    )]
     profile: Option<toml::Table>,
     /// Survivors `mutate` accepts on this version's file instead of the entry's.
     #[serde(default)]

@@ -84,15 +84,20 @@ fn every_istio_nft_golden_parses_and_prints_as_nft_lists_it() {
         };
         assert_eq!(parsed.format, Format::Nft, "{file}");
         let ours = print_ruleset(&parsed.ruleset);
-        let again = parse("printed", ours.as_bytes()).unwrap_or_else(|e| panic!("{file}: {e}\n{ours}"));
+        let again =
+            parse("printed", ours.as_bytes()).unwrap_or_else(|e| panic!("{file}: {e}\n{ours}"));
         if again.ruleset != parsed.ruleset {
-            failures.push(format!("{file}: the print reads back as another ruleset:\n{ours}"));
+            failures.push(format!(
+                "{file}: the print reads back as another ruleset:\n{ours}"
+            ));
         }
         if !kernel {
             continue;
         }
         let ns = Netns::create("nftprint").expect("create namespace");
-        let out = ns.exec("nft", &["-f", "-"], text.as_bytes()).expect("run nft");
+        let out = ns
+            .exec("nft", &["-f", "-"], text.as_bytes())
+            .expect("run nft");
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             if text.contains(" @") && err.contains("No such file or directory") {
@@ -102,12 +107,16 @@ fn every_istio_nft_golden_parses_and_prints_as_nft_lists_it() {
             failures.push(format!("{file}: nft refuses it: {err}"));
             continue;
         }
-        let listed = ns.exec("nft", &["list", "ruleset"], b"").expect("run nft list");
+        let listed = ns
+            .exec("nft", &["list", "ruleset"], b"")
+            .expect("run nft list");
         let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
         if listed == ours {
             same += 1;
         } else {
-            failures.push(format!("{file}: differs\n--- nft list ruleset\n{listed}--- ours\n{ours}"));
+            failures.push(format!(
+                "{file}: differs\n--- nft list ruleset\n{listed}--- ours\n{ours}"
+            ));
         }
     }
     println!(

@@ -27,15 +27,13 @@ use std::net::IpAddr;
 
 use super::lex::{Kind, Token, Tokens};
 use super::{Item, Layout, ProtoWord, VERBATIM};
-use crate::ast::{
-    Cidr, Family, Iface, MarkMask, NatRange, Neg, PortRange, Protocol, Rule, Target,
-};
+use crate::ast::{Cidr, Family, Iface, MarkMask, NatRange, Neg, PortRange, Protocol, Rule, Target};
+use crate::ast::{CtZone, NftFamily};
 use crate::error::ParseError;
 use crate::matches::{
     AddrRange, AddrType, Addrtype, Comment, Connmark, Conntrack, CtState, IdSpec, Iprange, Mark,
     Match, Multiport, Owner, PortDir, Socket, Tcp, Udp,
 };
-use crate::ast::{CtZone, NftFamily};
 
 type Res<T> = Result<T, ParseError>;
 
@@ -80,14 +78,22 @@ impl<'a> Cursor<'_, 'a> {
             .get(self.at.saturating_sub(1))
             .or_else(|| self.rule.last())
             .copied()
-            .unwrap_or(Token { kind: Kind::Newline, text: "", line: 0, start: 0, end: 0 })
+            .unwrap_or(Token {
+                kind: Kind::Newline,
+                text: "",
+                line: 0,
+                start: 0,
+                end: 0,
+            })
     }
     fn want(&mut self, what: &str) -> Res<Token<'a>> {
         match self.next() {
             Some(t) if t.kind != Kind::Newline => Ok(t),
             _ => {
                 let l = self.last();
-                Err(self.toks.error_at_end(l.line, format!("expected {what} at the end of the rule")))
+                Err(self
+                    .toks
+                    .error_at_end(l.line, format!("expected {what} at the end of the rule")))
             }
         }
     }
@@ -163,7 +169,12 @@ enum Stmt {
 
 /// Lowers the tokens of one rule (`rule`, not empty) in a table of `table_family`.
 pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamily) -> Res<Rule> {
-    let mut c = Cursor { toks, rule, at: 0, table_family };
+    let mut c = Cursor {
+        toks,
+        rule,
+        at: 0,
+        table_family,
+    };
     let mut r = Rule::default();
     let mut items: Vec<Item> = Vec::new();
     let mut stmts: Vec<Stmt> = Vec::new();
@@ -206,7 +217,10 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
             // Kept verbatim from here: the model does not know it.
             c.at = before;
             let text = verbatim(toks, c.rule.get(before..).unwrap_or(&[]));
-            r.matches.push(Match::Unknown { name: VERBATIM.into(), args: vec![text] });
+            r.matches.push(Match::Unknown {
+                name: VERBATIM.into(),
+                args: vec![text],
+            });
             items.push(Item::Match);
             c.at = c.rule.len();
         }
@@ -217,13 +231,19 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
             // Kept verbatim: the evaluator cannot decide what the rule does.
             let from = stmt_tok.unwrap_or(0);
             let text = verbatim(toks, c.rule.get(from..).unwrap_or(&[]));
-            Some(Target::Unknown { name: VERBATIM.into(), args: vec![text] })
+            Some(Target::Unknown {
+                name: VERBATIM.into(),
+                args: vec![text],
+            })
         }
     };
     if let Some(text) = comment {
         r.matches.push(Match::Comment(Comment { text }));
     }
-    r.nft = Some(Box::new(Layout { family: table_family, items }));
+    r.nft = Some(Box::new(Layout {
+        family: table_family,
+        items,
+    }));
     Ok(r)
 }
 
@@ -313,7 +333,10 @@ fn restrict(c: &Cursor<'_, '_>, r: &mut Rule, t: &Token<'_>, fam: Family) -> Res
         NftFamily::Ip6 => fam == Family::Ipv6,
     };
     if !allowed || r.family.is_some_and(|f| f != fam) {
-        return Err(c.err(t, "this rule would read both IPv4 and IPv6 headers, so it never matches; not supported"));
+        return Err(c.err(
+            t,
+            "this rule would read both IPv4 and IPv6 headers, so it never matches; not supported",
+        ));
     }
     r.family = Some(fam);
     Ok(())
@@ -349,10 +372,9 @@ fn protocol(c: &Cursor<'_, '_>, t: &Token<'_>) -> Res<Protocol> {
 /// Sets the rule's protocol; a second, different one is refused (the rule could never match).
 fn set_proto(c: &Cursor<'_, '_>, r: &mut Rule, t: &Token<'_>, p: Neg<Protocol>) -> Res<()> {
     match r.proto {
-        Some(old) if old != p => Err(c.err(
-            t,
-            "a second protocol test in one rule is not supported",
-        )),
+        Some(old) if old != p => {
+            Err(c.err(t, "a second protocol test in one rule is not supported"))
+        }
         _ => {
             r.proto = Some(p);
             Ok(())
@@ -387,15 +409,26 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                 "saddr" | "daddr" => {
                     let op = c.op();
                     let neg = neg_of(c, &field, op)?;
-                    let Some(Value::One(vt)) = c.value("an address")? else { return Ok(false) };
+                    let Some(Value::One(vt)) = c.value("an address")? else {
+                        return Ok(false);
+                    };
                     restrict(c, r, &t, fam)?;
                     let src = field.text == "saddr";
                     if let Some((a, b)) = vt.text.split_once('-') {
-                        let range = AddrRange { lo: addr(c, &vt, a, fam)?, hi: addr(c, &vt, b, fam)? };
+                        let range = AddrRange {
+                            lo: addr(c, &vt, a, fam)?,
+                            hi: addr(c, &vt, b, fam)?,
+                        };
                         let m = if src {
-                            Iprange { src: Some(Neg::new(neg, range)), dst: None }
+                            Iprange {
+                                src: Some(Neg::new(neg, range)),
+                                dst: None,
+                            }
                         } else {
-                            Iprange { src: None, dst: Some(Neg::new(neg, range)) }
+                            Iprange {
+                                src: None,
+                                dst: Some(Neg::new(neg, range)),
+                            }
                         };
                         r.matches.push(Match::Iprange(m));
                         items.push(Item::Match);
@@ -408,16 +441,25 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                     let ip = addr(c, &vt, a, fam)?;
                     let width = if fam == Family::Ipv4 { 32 } else { 128 };
                     let prefix = match len {
-                        Some(l) => l
-                            .parse::<u8>()
-                            .ok()
-                            .filter(|p| *p <= width)
-                            .ok_or_else(|| c.err(&vt, format!("bad prefix length in `{}`", vt.text)))?,
+                        Some(l) => {
+                            l.parse::<u8>()
+                                .ok()
+                                .filter(|p| *p <= width)
+                                .ok_or_else(|| {
+                                    c.err(&vt, format!("bad prefix length in `{}`", vt.text))
+                                })?
+                        }
                         None => width,
                     };
                     let slot = if src { &mut r.src } else { &mut r.dst };
                     if slot.is_some() {
-                        return Err(c.err(&field, format!("a second `{word} {}` in one rule is not supported", field.text)));
+                        return Err(c.err(
+                            &field,
+                            format!(
+                                "a second `{word} {}` in one rule is not supported",
+                                field.text
+                            ),
+                        ));
                     }
                     *slot = Some(Neg::new(neg, Cidr::new(ip, prefix)));
                     items.push(if src { Item::Src } else { Item::Dst });
@@ -426,7 +468,9 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                 "protocol" | "nexthdr" => {
                     let op = c.op();
                     let neg = neg_of(c, &field, op)?;
-                    let Some(Value::One(vt)) = c.value("a protocol")? else { return Ok(false) };
+                    let Some(Value::One(vt)) = c.value("a protocol")? else {
+                        return Ok(false);
+                    };
                     let p = protocol(c, &vt)?;
                     restrict(c, r, &t, fam)?;
                     set_proto(c, r, &vt, Neg::new(neg, p))?;
@@ -448,11 +492,17 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                 _ => return Ok(false),
             };
             let op = c.op();
-            let Some(v) = c.value("a port")? else { return Ok(false) };
+            let Some(v) = c.value("a port")? else {
+                return Ok(false);
+            };
             let proto = match word {
                 "tcp" => Some(Protocol::TCP),
                 "udp" => Some(Protocol::UDP),
-                _ => r.proto.filter(|p| !p.negated).map(|p| p.value).filter(|p| p.has_ports()),
+                _ => r
+                    .proto
+                    .filter(|p| !p.negated)
+                    .map(|p| p.value)
+                    .filter(|p| p.has_ports()),
             };
             let Some(proto) = proto else {
                 // `th` without a known protocol reads any transport header's bytes.
@@ -485,7 +535,13 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                             let Some(b) = pr.lo.checked_add(1).filter(|_| pr.lo == pr.hi) else {
                                 return Err(c.err(x, "expected a port below 65535"));
                             };
-                            (op == Op::Le, vec![PortRange { lo: b, hi: u16::MAX }])
+                            (
+                                op == Op::Le,
+                                vec![PortRange {
+                                    lo: b,
+                                    hi: u16::MAX,
+                                }],
+                            )
                         }
                     }
                 }
@@ -494,14 +550,26 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
             let m = match (set, ranges.as_slice()) {
                 (false, [one]) => {
                     let p = Some(Neg::new(neg, *one));
-                    let (sport, dport) = if dir == PortDir::Source { (p, None) } else { (None, p) };
+                    let (sport, dport) = if dir == PortDir::Source {
+                        (p, None)
+                    } else {
+                        (None, p)
+                    };
                     if proto == Protocol::TCP {
-                        Match::Tcp(Tcp { sport, dport, flags: None })
+                        Match::Tcp(Tcp {
+                            sport,
+                            dport,
+                            flags: None,
+                        })
                     } else {
                         Match::Udp(Udp { sport, dport })
                     }
                 }
-                _ => Match::Multiport(Multiport { negated: neg, dir, ports: ranges }),
+                _ => Match::Multiport(Multiport {
+                    negated: neg,
+                    dir,
+                    ports: ranges,
+                }),
             };
             r.matches.push(m);
             items.push(if word == "th" { Item::Th } else { Item::Match });
@@ -513,7 +581,9 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                 "state" => {
                     let op = c.op();
                     let neg = neg_of(c, &k, op)?;
-                    let Some(v) = c.value("a state")? else { return Ok(false) };
+                    let Some(v) = c.value("a state")? else {
+                        return Ok(false);
+                    };
                     let words: Vec<Token<'_>> = match v {
                         Value::One(x) => vec![x],
                         Value::Set(_, xs) => xs,
@@ -527,7 +597,9 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                                 "related" => CtState::Related,
                                 "established" => CtState::Established,
                                 "untracked" => CtState::Untracked,
-                                _ => return Err(c.err(&w, format!("unknown conntrack state `{s}`"))),
+                                _ => {
+                                    return Err(c.err(&w, format!("unknown conntrack state `{s}`")))
+                                }
                             });
                         }
                     }
@@ -536,7 +608,15 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                         .into_iter()
                         .filter(|s| states.contains(s))
                         .collect();
-                    r.matches.push(Match::Conntrack(Conntrack { ctstate: Neg::new(neg, states), ..Default::default() }));
+                    if neg && states.len() > 1 {
+                        // `ct state != a,b` is `ct state != a|b`, a comparison with the flags'
+                        // union (the kernel found it): true for every packet, whose state is one
+                        // flag. Kept verbatim rather than given iptables' "in neither" meaning.
+                        return Ok(false);
+                    }
+                    r.matches.push(Match::Conntrack(Conntrack {
+                        ctstate: Neg::new(neg, states),
+                    }));
                     items.push(Item::Match);
                     Ok(true)
                 }
@@ -561,7 +641,9 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
             }
             let op = c.op();
             let neg = neg_of(c, &ty, op)?;
-            let Some(Value::One(v)) = c.value("an address type")? else { return Ok(false) };
+            let Some(Value::One(v)) = c.value("an address type")? else {
+                return Ok(false);
+            };
             let at = match v.text {
                 "local" => AddrType::Local,
                 "unicast" => AddrType::Unicast,
@@ -569,16 +651,25 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                 "multicast" => AddrType::Multicast,
                 _ => return Ok(false),
             };
-            r.matches.push(Match::Addrtype(Addrtype { src: None, dst: Some(Neg::new(neg, vec![at])), ..Default::default() }));
+            r.matches.push(Match::Addrtype(Addrtype {
+                src: None,
+                dst: Some(Neg::new(neg, vec![at])),
+                ..Default::default()
+            }));
             items.push(Item::Match);
             Ok(true)
         }
         "socket" => {
             let k = c.want("a socket key")?;
-            let Some(Value::One(v)) = c.value("a value")? else { return Ok(false) };
+            let Some(Value::One(v)) = c.value("a value")? else {
+                return Ok(false);
+            };
             match (k.text, v.text) {
                 ("transparent", "1") => {
-                    r.matches.push(Match::Socket(Socket { transparent: true, ..Default::default() }));
+                    r.matches.push(Match::Socket(Socket {
+                        transparent: true,
+                        ..Default::default()
+                    }));
                     items.push(Item::Match);
                     Ok(true)
                 }
@@ -611,7 +702,9 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
         "l4proto" => {
             let op = c.op();
             let neg = neg_of(c, k, op)?;
-            let Some(Value::One(v)) = c.value("a protocol")? else { return Ok(false) };
+            let Some(Value::One(v)) = c.value("a protocol")? else {
+                return Ok(false);
+            };
             let p = protocol(c, &v)?;
             set_proto(c, r, &v, Neg::new(neg, p))?;
             items.push(Item::Proto(ProtoWord::L4proto));
@@ -619,7 +712,9 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
         }
         "nfproto" => {
             let op = c.op();
-            let Some(Value::One(v)) = c.value("a family")? else { return Ok(false) };
+            let Some(Value::One(v)) = c.value("a family")? else {
+                return Ok(false);
+            };
             let fam = match v.text {
                 "ipv4" => Family::Ipv4,
                 "ipv6" => Family::Ipv6,
@@ -635,7 +730,9 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
         "iifname" | "oifname" | "iif" | "oif" => {
             let op = c.op();
             let neg = neg_of(c, k, op)?;
-            let Some(Value::One(v)) = c.value("an interface")? else { return Ok(false) };
+            let Some(Value::One(v)) = c.value("an interface")? else {
+                return Ok(false);
+            };
             let mut name = v.text.to_string();
             if let Some(p) = name.strip_suffix('*') {
                 name = format!("{p}+");
@@ -644,23 +741,36 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
                 return Err(c.err(&v, format!("bad interface name `{}`", v.text)));
             }
             let input = k.text.starts_with('i');
-            let slot = if input { &mut r.in_iface } else { &mut r.out_iface };
+            let slot = if input {
+                &mut r.in_iface
+            } else {
+                &mut r.out_iface
+            };
             if slot.is_some() {
                 return Err(c.err(k, "a second interface test in one rule is not supported"));
             }
             *slot = Some(Neg::new(neg, Iface(name)));
             let index = !k.text.ends_with("name");
-            items.push(if input { Item::InIface { index } } else { Item::OutIface { index } });
+            items.push(if input {
+                Item::InIface { index }
+            } else {
+                Item::OutIface { index }
+            });
             Ok(true)
         }
         "skuid" | "skgid" => {
             let op = c.op();
             let neg = neg_of(c, k, op)?;
-            let Some(Value::One(v)) = c.value("an id")? else { return Ok(false) };
+            let Some(Value::One(v)) = c.value("an id")? else {
+                return Ok(false);
+            };
             let id = match v.text.split_once('-') {
                 Some((a, b)) => match (parse_u64(a), parse_u64(b)) {
                     (Some(lo), Some(hi)) if lo <= hi && hi <= u64::from(u32::MAX) => {
-                        IdSpec::Range { lo: lo as u32, hi: hi as u32 }
+                        IdSpec::Range {
+                            lo: lo as u32,
+                            hi: hi as u32,
+                        }
                     }
                     _ => return Err(c.err(&v, format!("bad id range `{}`", v.text))),
                 },
@@ -674,9 +784,15 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
             };
             let spec = Some(Neg::new(neg, id));
             let o = if k.text == "skuid" {
-                Owner { uid: spec, ..Default::default() }
+                Owner {
+                    uid: spec,
+                    ..Default::default()
+                }
             } else {
-                Owner { gid: spec, ..Default::default() }
+                Owner {
+                    gid: spec,
+                    ..Default::default()
+                }
             };
             r.matches.push(Match::Owner(o));
             items.push(Item::Match);
@@ -707,7 +823,11 @@ fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt>> {
         "jump" | "goto" => {
             let n = c.want("a chain name")?;
             let chain = n.text.to_string();
-            Stmt::Target(if t.text == "jump" { Target::Jump { chain } } else { Target::Goto { chain } })
+            Stmt::Target(if t.text == "jump" {
+                Target::Jump { chain }
+            } else {
+                Target::Goto { chain }
+            })
         }
         "reject" => {
             let fam = r.family.unwrap_or(Family::Ipv4);
@@ -716,7 +836,9 @@ fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt>> {
                 return Ok(None);
             }
             let _ = fam;
-            Stmt::Target(Target::Reject { with: String::new() })
+            Stmt::Target(Target::Reject {
+                with: String::new(),
+            })
         }
         "redirect" => {
             let mut ports = None;
@@ -729,9 +851,16 @@ fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt>> {
                 let pt = Token { text: s, ..p };
                 ports = Some(port_range(c, &pt)?);
             }
-            Stmt::Target(Target::Redirect { ports, random: false })
+            Stmt::Target(Target::Redirect {
+                ports,
+                random: false,
+            })
         }
-        "masquerade" => Stmt::Target(Target::Masquerade { ports: None, random: false, random_fully: false }),
+        "masquerade" => Stmt::Target(Target::Masquerade {
+            ports: None,
+            random: false,
+            random_fully: false,
+        }),
         "dnat" | "snat" => {
             let mut fam = match c.table_family {
                 NftFamily::Ip => Some(Family::Ipv4),
@@ -751,9 +880,18 @@ fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt>> {
             let a = c.want("an address")?;
             let range = nat_range(c, &a, fam)?;
             Stmt::Target(if t.text == "dnat" {
-                Target::Dnat { to: range, random: false, persistent: false }
+                Target::Dnat {
+                    to: range,
+                    random: false,
+                    persistent: false,
+                }
             } else {
-                Target::Snat { to: range, random: false, random_fully: false, persistent: false }
+                Target::Snat {
+                    to: range,
+                    random: false,
+                    random_fully: false,
+                    persistent: false,
+                }
             })
         }
         "tproxy" => {
@@ -821,25 +959,38 @@ fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt>> {
                 Some(src) => match (word, src) {
                     ("mark", Src::Value(v, m)) => Stmt::MarkSet(xmark(v, m)),
                     ("mark", Src::Ct(cm)) if cm == u32::MAX => {
-                        Stmt::Target(Target::ConnmarkRestore { nfmask: u32::MAX, ctmask: u32::MAX })
+                        Stmt::Target(Target::ConnmarkRestore {
+                            nfmask: u32::MAX,
+                            ctmask: u32::MAX,
+                        })
                     }
                     ("ctmark", Src::Value(v, m)) => Stmt::Target(Target::ConnmarkSet(xmark(v, m))),
                     ("ctmark", Src::Meta(mm)) if mm == u32::MAX => {
-                        Stmt::Target(Target::ConnmarkSave { nfmask: u32::MAX, ctmask: u32::MAX })
+                        Stmt::Target(Target::ConnmarkSave {
+                            nfmask: u32::MAX,
+                            ctmask: u32::MAX,
+                        })
                     }
                     ("ctmark", Src::CtMasked(and, or)) => {
                         // ct mark & A | V: the bits outside A cleared, V set.
-                        Stmt::Target(Target::ConnmarkSet(MarkMask { value: or, mask: !and | or }))
+                        Stmt::Target(Target::ConnmarkSet(MarkMask {
+                            value: or,
+                            mask: !and | or,
+                        }))
                     }
-                    ("mark", Src::MetaMasked(and, or)) => {
-                        Stmt::MarkSet(MarkMask { value: or, mask: !and | or })
-                    }
+                    ("mark", Src::MetaMasked(and, or)) => Stmt::MarkSet(MarkMask {
+                        value: or,
+                        mask: !and | or,
+                    }),
                     ("ctzone", Src::Value(v, _)) => {
                         let Ok(id) = u16::try_from(v) else {
                             let l = c.last();
                             return Err(c.err(&l, "a zone is at most 65535"));
                         };
-                        Stmt::Target(Target::Ct { notrack: false, zone: Some(CtZone { id, orig: None }) })
+                        Stmt::Target(Target::Ct {
+                            notrack: false,
+                            zone: Some(CtZone { id, orig: None }),
+                        })
                     }
                     _ => {
                         c.at = start;
@@ -878,7 +1029,11 @@ fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt>> {
                     break;
                 }
             }
-            Stmt::Target(Target::Log { prefix, level, flags: Vec::new() })
+            Stmt::Target(Target::Log {
+                prefix,
+                level,
+                flags: Vec::new(),
+            })
         }
         _ => {
             c.at = start;
@@ -981,7 +1136,11 @@ fn nat_range(c: &Cursor<'_, '_>, t: &Token<'_>, fam: Family) -> Res<NatRange> {
         }
         None => None,
     };
-    Ok(NatRange { addr_lo: Some(lo), addr_hi: hi, ports })
+    Ok(NatRange {
+        addr_lo: Some(lo),
+        addr_hi: hi,
+        ports,
+    })
 }
 
 /// The statement list as one target: the model's targets are iptables', so a list is taken when
@@ -996,12 +1155,20 @@ fn target(stmts: Vec<Stmt>) -> Option<Option<Target>> {
         (Some(Stmt::Target(t)), []) => Some(t),
         (Some(Stmt::MarkSet(m)), []) => Some(Target::Mark(m)),
         (Some(Stmt::Tproxy { port, on_ip, .. }), [Stmt::Target(Target::Accept)]) => {
-            Some(Target::Tproxy { on_port: port, on_ip, mark: MarkMask { value: 0, mask: 0 } })
+            Some(Target::Tproxy {
+                on_port: port,
+                on_ip,
+                mark: MarkMask { value: 0, mask: 0 },
+            })
         }
         (
             Some(Stmt::Tproxy { port, on_ip, .. }),
             [Stmt::MarkSet(m), Stmt::Target(Target::Accept)],
-        ) => Some(Target::Tproxy { on_port: port, on_ip, mark: *m }),
+        ) => Some(Target::Tproxy {
+            on_port: port,
+            on_ip,
+            mark: *m,
+        }),
         _ => return None,
     })
 }

@@ -49,13 +49,21 @@ pub(crate) struct Tokens<'a> {
 impl<'a> Tokens<'a> {
     /// An error at `tok`.
     pub fn error(&self, tok: &Token<'_>, message: impl Into<String>) -> ParseError {
-        let line = self.lines.get(tok.line.saturating_sub(1)).copied().unwrap_or("");
+        let line = self
+            .lines
+            .get(tok.line.saturating_sub(1))
+            .copied()
+            .unwrap_or("");
         ParseError::new(self.source, tok.line, line, tok.start, tok.end, message)
     }
 
     /// An error at the end of line `line`.
     pub fn error_at_end(&self, line: usize, message: impl Into<String>) -> ParseError {
-        let text = self.lines.get(line.saturating_sub(1)).copied().unwrap_or("");
+        let text = self
+            .lines
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or("");
         ParseError::new(self.source, line, text, text.len(), text.len(), message)
     }
 }
@@ -84,7 +92,10 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
             match c {
                 b' ' | b'\t' => at += 1,
                 b'#' => break,
-                b'\\' if b.get(at + 1..).is_some_and(|r| r.iter().all(|c| c.is_ascii_whitespace())) => {
+                b'\\'
+                    if b.get(at + 1..)
+                        .is_some_and(|r| r.iter().all(|c| c.is_ascii_whitespace())) =>
+                {
                     joined = true;
                     break;
                 }
@@ -94,8 +105,18 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
                         .and_then(|r| r.iter().position(|&c| c == b'"'))
                         .map(|p| at + 1 + p);
                     let Some(close) = close else {
-                        let tok = Token { kind: Kind::Str, text: "", line: n, start, end: b.len() };
-                        let t = Tokens { source, lines: lines.clone(), toks: Vec::new() };
+                        let tok = Token {
+                            kind: Kind::Str,
+                            text: "",
+                            line: n,
+                            start,
+                            end: b.len(),
+                        };
+                        let t = Tokens {
+                            source,
+                            lines: lines.clone(),
+                            toks: Vec::new(),
+                        };
                         return Err(t.error(&tok, "unterminated string"));
                     };
                     toks.push(Token {
@@ -109,14 +130,34 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
                 }
                 _ if is_punct_start(c) => {
                     let two = line.get(at..at + 2).unwrap_or("");
-                    let len = if matches!(two, "==" | "!=" | "<=" | ">=") { 2 } else { 1 };
+                    let len = if matches!(two, "==" | "!=" | "<=" | ">=") {
+                        2
+                    } else {
+                        1
+                    };
                     let text = line.get(at..at + len).unwrap_or("");
                     if text == "=" || text == "!" {
-                        let tok = Token { kind: Kind::Punct, text, line: n, start, end: at + 1 };
-                        let t = Tokens { source, lines: lines.clone(), toks: Vec::new() };
+                        let tok = Token {
+                            kind: Kind::Punct,
+                            text,
+                            line: n,
+                            start,
+                            end: at + 1,
+                        };
+                        let t = Tokens {
+                            source,
+                            lines: lines.clone(),
+                            toks: Vec::new(),
+                        };
                         return Err(t.error(&tok, format!("unexpected `{text}`")));
                     }
-                    toks.push(Token { kind: Kind::Punct, text, line: n, start, end: at + len });
+                    toks.push(Token {
+                        kind: Kind::Punct,
+                        text,
+                        line: n,
+                        start,
+                        end: at + len,
+                    });
                     at += len;
                 }
                 _ => {
@@ -137,8 +178,18 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
             }
         }
         if !joined {
-            toks.push(Token { kind: Kind::Newline, text: "", line: n, start: b.len(), end: b.len() });
+            toks.push(Token {
+                kind: Kind::Newline,
+                text: "",
+                line: n,
+                start: b.len(),
+                end: b.len(),
+            });
         }
     }
-    Ok(Tokens { source, lines, toks })
+    Ok(Tokens {
+        source,
+        lines,
+        toks,
+    })
 }

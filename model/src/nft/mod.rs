@@ -27,8 +27,10 @@ mod expr;
 mod lex;
 mod print;
 mod script;
+mod translate;
 
 pub use print::{print_nft, rule_text};
+pub use translate::{expressible, standard_base, translate};
 
 use crate::ast::{NftFamily, Ruleset};
 use crate::error::ParseError;
@@ -111,8 +113,7 @@ pub fn looks_like_nft(text: &str) -> bool {
                     "add" | "flush" | "delete" | "insert" | "create" | "replace" | "destroy",
                     "table" | "chain" | "rule" | "ruleset" | "set" | "element" | "map"
                 )
-            ) || (a == "table"
-                && matches!(b, "inet" | "ip" | "ip6" | "arp" | "bridge" | "netdev"))
+            ) || (a == "table" && matches!(b, "inet" | "ip" | "ip6" | "arp" | "bridge" | "netdev"))
         })
 }
 

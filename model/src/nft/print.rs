@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use super::script::standard_priority;
 use super::{Item, Layout, ProtoWord, VERBATIM};
 use crate::ast::{
-    BaseChain, Chain, Cidr, Family, Iface, MarkMask, NatRange, Neg, NftFamily, Policy,
-    PortRange, Protocol, Rule, Ruleset, Table, Target,
+    BaseChain, Chain, Cidr, Family, Iface, MarkMask, NatRange, Neg, NftFamily, Policy, PortRange,
+    Protocol, Rule, Ruleset, Table, Target,
 };
 use crate::matches::{AddrType, CtState, IdSpec, Match, PortDir};
 
@@ -80,7 +80,10 @@ fn priority_name(b: &BaseChain) -> String {
 
 /// One rule of a table of `family` as `nft list` prints it, without indentation.
 pub fn rule_text(family: NftFamily, r: &Rule) -> String {
-    let default = Layout { family, items: Vec::new() };
+    let default = Layout {
+        family,
+        items: Vec::new(),
+    };
     let layout: &Layout = r.nft.as_deref().unwrap_or(&default);
     let stmts = statements(family, r);
     let mut parts: Vec<String> = Vec::new();
@@ -131,12 +134,14 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
             }
             Item::Src => parts.extend(addr_text("saddr", &r.src)),
             Item::Dst => parts.extend(addr_text("daddr", &r.dst)),
-            Item::InIface { index } => {
-                parts.extend(iface_text(if index { "iif" } else { "iifname" }, &r.in_iface))
-            }
-            Item::OutIface { index } => {
-                parts.extend(iface_text(if index { "oif" } else { "oifname" }, &r.out_iface))
-            }
+            Item::InIface { index } => parts.extend(iface_text(
+                if index { "iif" } else { "iifname" },
+                &r.in_iface,
+            )),
+            Item::OutIface { index } => parts.extend(iface_text(
+                if index { "oif" } else { "oifname" },
+                &r.out_iface,
+            )),
             Item::Match | Item::Th => {
                 if let Some(m) = matches.get(next_match) {
                     parts.push(match_text(r, m, *item == Item::Th));
@@ -179,6 +184,7 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
             parts.push(format!("comment \"{}\"", c.text));
         }
     }
+    parts.retain(|p| !p.is_empty());
     parts.join(" ")
 }
 
@@ -186,9 +192,17 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
 fn implied_proto(r: &Rule) -> bool {
     r.proto.is_some_and(|p| !p.negated)
         && r.matches.iter().any(|m| match m {
-            Match::Tcp(_) => r.proto.is_some_and(|p| p.value == Protocol::TCP),
-            Match::Udp(_) => r.proto.is_some_and(|p| p.value == Protocol::UDP),
-            Match::Multiport(_) => true,
+            Match::Tcp(t) => {
+                (t.sport.is_some() || t.dport.is_some())
+                    && r.proto.is_some_and(|p| p.value == Protocol::TCP)
+            }
+            Match::Udp(u) => {
+                (u.sport.is_some() || u.dport.is_some())
+                    && r.proto.is_some_and(|p| p.value == Protocol::UDP)
+            }
+            Match::Multiport(_) => r
+                .proto
+                .is_some_and(|p| p.value == Protocol::TCP || p.value == Protocol::UDP),
             _ => false,
         })
 }
@@ -352,6 +366,9 @@ fn match_text(r: &Rule, m: &Match, th: bool) -> String {
         v.join(" ")
     };
     match m {
+        // `-m tcp` without a port: the protocol alone.
+        Match::Tcp(t) if t.sport.is_none() && t.dport.is_none() => "meta l4proto tcp".into(),
+        Match::Udp(u) if u.sport.is_none() && u.dport.is_none() => "meta l4proto udp".into(),
         Match::Tcp(t) => port_parts("tcp", &t.sport, &t.dport),
         Match::Udp(u) => port_parts("udp", &u.sport, &u.dport),
         Match::Multiport(mp) => {
@@ -403,12 +420,12 @@ fn match_text(r: &Rule, m: &Match, th: bool) -> String {
             for (f, x) in [("saddr", &ir.src), ("daddr", &ir.dst)] {
                 if let Some(n) = x {
                     let fam = if n.value.lo.is_ipv4() { "ip" } else { "ip6" };
-                    v.push(format!(
-                        "{fam} {f} {}{}-{}",
-                        ne(n.negated),
-                        ip_text(n.value.lo),
-                        ip_text(n.value.hi)
-                    ));
+                    let range = if n.value.lo == n.value.hi {
+                        ip_text(n.value.lo)
+                    } else {
+                        format!("{}-{}", ip_text(n.value.lo), ip_text(n.value.hi))
+                    };
+                    v.push(format!("{fam} {f} {}{range}", ne(n.negated)));
                 }
             }
             v.join(" ")
@@ -476,7 +493,9 @@ fn nat_text(family: NftFamily, verb: &str, to: &NatRange) -> String {
 
 /// The target as nft statements, in order.
 fn statements(family: NftFamily, r: &Rule) -> Vec<String> {
-    let Some(t) = &r.target else { return Vec::new() };
+    let Some(t) = &r.target else {
+        return Vec::new();
+    };
     let one = |s: String| vec![s];
     match t {
         Target::Accept => one("accept".into()),
@@ -489,7 +508,11 @@ fn statements(family: NftFamily, r: &Rule) -> Vec<String> {
             Some(p) => format!("redirect to :{}", ports_text(p)),
             None => "redirect".into(),
         }),
-        Target::Tproxy { on_port, on_ip, mark } => {
+        Target::Tproxy {
+            on_port,
+            on_ip,
+            mark,
+        } => {
             let fam = match (r.family, on_ip) {
                 (Some(Family::Ipv6), _) | (_, Some(IpAddr::V6(_))) => "ip6",
                 _ => "ip",
@@ -511,13 +534,20 @@ fn statements(family: NftFamily, r: &Rule) -> Vec<String> {
         Target::ConnmarkSave { nfmask, ctmask } if *nfmask == u32::MAX && *ctmask == u32::MAX => {
             one("ct mark set meta mark".into())
         }
-        Target::ConnmarkRestore { nfmask, ctmask } if *nfmask == u32::MAX && *ctmask == u32::MAX => {
+        Target::ConnmarkRestore { nfmask, ctmask }
+            if *nfmask == u32::MAX && *ctmask == u32::MAX =>
+        {
             one("meta mark set ct mark".into())
         }
-        Target::Ct { notrack: false, zone: Some(z) } if z.orig.is_none() => {
-            one(format!("ct zone set {}", z.id))
+        Target::Ct {
+            notrack: false,
+            zone: Some(z),
+        } if z.orig.is_none() => one(format!("ct zone set {}", z.id)),
+        Target::Ct {
+            notrack: true,
+            zone: None,
         }
-        Target::Ct { notrack: true, zone: None } | Target::Notrack => one("notrack".into()),
+        | Target::Notrack => one("notrack".into()),
         Target::Dnat { to, .. } => one(nat_text(family, "dnat", to)),
         Target::Snat { to, .. } => one(nat_text(family, "snat", to)),
         Target::Masquerade { ports, .. } => one(match ports {
@@ -530,8 +560,14 @@ fn statements(family: NftFamily, r: &Rule) -> Vec<String> {
                 let _ = write!(s, " prefix \"{p}\"");
             }
             if *level != 4 {
-                let names = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"];
-                let _ = write!(s, " level {}", names.get(usize::from(*level)).unwrap_or(&"warn"));
+                let names = [
+                    "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+                ];
+                let _ = write!(
+                    s,
+                    " level {}",
+                    names.get(usize::from(*level)).unwrap_or(&"warn")
+                );
             }
             one(s)
         }

@@ -42,7 +42,11 @@ enum Place {
 }
 
 pub(super) fn load(toks: &Tokens<'_>) -> Res<Ruleset> {
-    let mut s = Script { toks, at: 0, tables: Vec::new() };
+    let mut s = Script {
+        toks,
+        at: 0,
+        tables: Vec::new(),
+    };
     while let Some(t) = s.peek() {
         if t.kind == Kind::Newline || t.is(";") {
             s.at += 1;
@@ -71,9 +75,9 @@ impl<'a> Script<'_, 'a> {
     fn word(&mut self, what: &str) -> Res<Token<'a>> {
         match self.next() {
             Some(t) if matches!(t.kind, Kind::Word | Kind::Str) => Ok(t),
-            Some(t) if t.kind != Kind::Newline => {
-                Err(self.toks.error(&t, format!("expected {what}, found `{}`", t.text)))
-            }
+            Some(t) if t.kind != Kind::Newline => Err(self
+                .toks
+                .error(&t, format!("expected {what}, found `{}`", t.text))),
             _ => Err(self
                 .toks
                 .error_at_end(self.last_line(), format!("expected {what}"))),
@@ -82,9 +86,9 @@ impl<'a> Script<'_, 'a> {
     fn expect(&mut self, s: &str) -> Res<()> {
         match self.next() {
             Some(t) if t.is(s) => Ok(()),
-            Some(t) if t.kind != Kind::Newline => {
-                Err(self.toks.error(&t, format!("expected `{s}`, found `{}`", t.text)))
-            }
+            Some(t) if t.kind != Kind::Newline => Err(self
+                .toks
+                .error(&t, format!("expected `{s}`, found `{}`", t.text))),
             _ => Err(self
                 .toks
                 .error_at_end(self.last_line(), format!("expected `{s}`"))),
@@ -99,9 +103,10 @@ impl<'a> Script<'_, 'a> {
                 Ok(())
             }
             Some(t) if t.is("}") => Ok(()),
-            Some(t) => Err(self
-                .toks
-                .error(&t, format!("expected the end of the command, found `{}`", t.text))),
+            Some(t) => Err(self.toks.error(
+                &t,
+                format!("expected the end of the command, found `{}`", t.text),
+            )),
         }
     }
 
@@ -121,12 +126,14 @@ impl<'a> Script<'_, 'a> {
             _ => None,
         };
         match fam {
-            Some(f) if self.peek().is_some_and(|n| matches!(n.kind, Kind::Word | Kind::Str)) => {
+            Some(f)
+                if self
+                    .peek()
+                    .is_some_and(|n| matches!(n.kind, Kind::Word | Kind::Str)) =>
+            {
                 Ok((f, self.word("a table name")?))
             }
-            Some(_) => Err(self
-                .toks
-                .error_at_end(t.line, "expected a table name")),
+            Some(_) => Err(self.toks.error_at_end(t.line, "expected a table name")),
             None => Ok((NftFamily::Ip, t)),
         }
     }
@@ -139,10 +146,8 @@ impl<'a> Script<'_, 'a> {
 
     fn existing_table(&self, fam: NftFamily, name: &Token<'_>) -> Res<usize> {
         self.table_index(fam, name).ok_or_else(|| {
-            self.toks.error(
-                name,
-                format!("no table `{} {}`", fam.name(), name.text),
-            )
+            self.toks
+                .error(name, format!("no table `{} {}`", fam.name(), name.text))
         })
     }
 
@@ -154,7 +159,9 @@ impl<'a> Script<'_, 'a> {
     }
 
     fn command(&mut self) -> Res<()> {
-        let Some(verb) = self.next() else { return Ok(()) };
+        let Some(verb) = self.next() else {
+            return Ok(());
+        };
         match verb.text {
             "table" => {
                 let (fam, name) = self.family_and_name()?;
@@ -294,11 +301,18 @@ impl<'a> Script<'_, 'a> {
     fn add_table(&mut self, fam: NftFamily, name: &Token<'a>, create: bool) -> Res<usize> {
         if let Some(ti) = self.table_index(fam, name) {
             if create {
-                return Err(self.toks.error(name, format!("table `{} {}` exists", fam.name(), name.text)));
+                return Err(self
+                    .toks
+                    .error(name, format!("table `{} {}` exists", fam.name(), name.text)));
             }
             return Ok(ti);
         }
-        self.tables.push(TableB { family: fam, name: name.text.to_string(), chains: Vec::new(), at: *name });
+        self.tables.push(TableB {
+            family: fam,
+            name: name.text.to_string(),
+            chains: Vec::new(),
+            at: *name,
+        });
         Ok(self.tables.len() - 1)
     }
 
@@ -308,11 +322,18 @@ impl<'a> Script<'_, 'a> {
         };
         if let Some(ci) = t.chains.iter().position(|c| c.name == name.text) {
             if create {
-                return Err(self.toks.error(name, format!("chain `{}` exists", name.text)));
+                return Err(self
+                    .toks
+                    .error(name, format!("chain `{}` exists", name.text)));
             }
             return Ok(ci);
         }
-        t.chains.push(ChainB { name: name.text.to_string(), base: None, rules: Vec::new(), at: *name });
+        t.chains.push(ChainB {
+            name: name.text.to_string(),
+            base: None,
+            rules: Vec::new(),
+            at: *name,
+        });
         Ok(t.chains.len() - 1)
     }
 
@@ -321,7 +342,9 @@ impl<'a> Script<'_, 'a> {
         self.expect("{")?;
         loop {
             let Some(t) = self.next() else {
-                return Err(self.toks.error_at_end(self.last_line(), "expected `}` closing the table"));
+                return Err(self
+                    .toks
+                    .error_at_end(self.last_line(), "expected `}` closing the table"));
             };
             if t.kind == Kind::Newline || t.is(";") {
                 continue;
@@ -337,9 +360,15 @@ impl<'a> Script<'_, 'a> {
                     self.chain_body(ti, ci, false)?;
                 }
                 "flags" | "comment" => {
-                    return Err(self.toks.error(&t, format!("table `{}` is not supported", t.text)))
+                    return Err(self
+                        .toks
+                        .error(&t, format!("table `{}` is not supported", t.text)))
                 }
-                _ => return Err(self.toks.error(&t, format!("expected `chain` or `}}`, found `{}`", t.text))),
+                _ => {
+                    return Err(self
+                        .toks
+                        .error(&t, format!("expected `chain` or `}}`, found `{}`", t.text)))
+                }
             }
         }
     }
@@ -350,7 +379,9 @@ impl<'a> Script<'_, 'a> {
         let fam = self.tables.get(ti).map_or(NftFamily::Ip, |t| t.family);
         loop {
             let Some(t) = self.peek() else {
-                return Err(self.toks.error_at_end(self.last_line(), "expected `}` closing the chain"));
+                return Err(self
+                    .toks
+                    .error_at_end(self.last_line(), "expected `}` closing the chain"));
             };
             if t.kind == Kind::Newline || t.is(";") {
                 self.at += 1;
@@ -371,19 +402,34 @@ impl<'a> Script<'_, 'a> {
                     let policy = match p.text {
                         "accept" => Policy::Accept,
                         "drop" => Policy::Drop,
-                        _ => return Err(self.toks.error(&p, format!("expected `accept` or `drop`, found `{}`", p.text))),
+                        _ => {
+                            return Err(self.toks.error(
+                                &p,
+                                format!("expected `accept` or `drop`, found `{}`", p.text),
+                            ))
+                        }
                     };
                     let chain = self.tables.get_mut(ti).and_then(|t| t.chains.get_mut(ci));
                     match chain.and_then(|c| c.base.as_mut()) {
                         Some((_, pol)) => *pol = policy,
-                        None => return Err(self.toks.error(&t, "a policy needs a base chain (`type … hook … priority …;` first)")),
+                        None => {
+                            return Err(self.toks.error(
+                                &t,
+                                "a policy needs a base chain (`type … hook … priority …;` first)",
+                            ))
+                        }
                     }
                 }
                 "comment" | "flags" | "devices" => {
-                    return Err(self.toks.error(&t, format!("chain `{}` is not supported", t.text)))
+                    return Err(self
+                        .toks
+                        .error(&t, format!("chain `{}` is not supported", t.text)))
                 }
                 _ if spec_only => {
-                    return Err(self.toks.error(&t, format!("expected `type`, `policy` or `}}`, found `{}`", t.text)))
+                    return Err(self.toks.error(
+                        &t,
+                        format!("expected `type`, `policy` or `}}`, found `{}`", t.text),
+                    ))
                 }
                 _ => {
                     let rule = self.rule(fam)?;
@@ -402,7 +448,11 @@ impl<'a> Script<'_, 'a> {
             "filter" => ChainType::Filter,
             "nat" => ChainType::Nat,
             "route" => ChainType::Route,
-            _ => return Err(self.toks.error(&ty_tok, format!("unknown chain type `{}`", ty_tok.text))),
+            _ => {
+                return Err(self
+                    .toks
+                    .error(&ty_tok, format!("unknown chain type `{}`", ty_tok.text)))
+            }
         };
         self.expect("hook")?;
         let h = self.word("a hook")?;
@@ -413,7 +463,9 @@ impl<'a> Script<'_, 'a> {
             "output" => Hook::Output,
             "postrouting" => Hook::Postrouting,
             "ingress" | "egress" => {
-                return Err(self.toks.error(&h, format!("hook `{}` is not supported", h.text)))
+                return Err(self
+                    .toks
+                    .error(&h, format!("hook `{}` is not supported", h.text)))
             }
             _ => return Err(self.toks.error(&h, format!("unknown hook `{}`", h.text))),
         };
@@ -422,24 +474,35 @@ impl<'a> Script<'_, 'a> {
         let mut priority = match p.text.parse::<i32>() {
             Ok(n) => n,
             Err(_) => standard_priority(p.text, hook).ok_or_else(|| {
-                self.toks.error(&p, format!("unknown priority `{}` at hook {}", p.text, h.text))
+                self.toks.error(
+                    &p,
+                    format!("unknown priority `{}` at hook {}", p.text, h.text),
+                )
             })?,
         };
         // `mangle - 5`, `filter + 10`.
         if let Some(sign) = self.peek().filter(|t| t.is("+") || t.is("-")) {
             self.at += 1;
             let n = self.word("a number")?;
-            let v: i32 = n.text.parse().map_err(|_| self.toks.error(&n, format!("expected a number, found `{}`", n.text)))?;
-            priority = if sign.text == "+" { priority.saturating_add(v) } else { priority.saturating_sub(v) };
+            let v: i32 = n.text.parse().map_err(|_| {
+                self.toks
+                    .error(&n, format!("expected a number, found `{}`", n.text))
+            })?;
+            priority = if sign.text == "+" {
+                priority.saturating_add(v)
+            } else {
+                priority.saturating_sub(v)
+            };
         }
         let base = BaseChain { ty, hook, priority };
         let Some(c) = self.tables.get_mut(ti).and_then(|t| t.chains.get_mut(ci)) else {
             return Ok(());
         };
         match &mut c.base {
-            Some((old, _)) if *old != base => {
-                Err(self.toks.error(&ty_tok, format!("chain `{}` is already registered differently", c.name)))
-            }
+            Some((old, _)) if *old != base => Err(self.toks.error(
+                &ty_tok,
+                format!("chain `{}` is already registered differently", c.name),
+            )),
             Some(_) => Ok(()),
             None => {
                 c.base = Some((base, Policy::Accept));
@@ -494,9 +557,8 @@ pub(super) fn standard_priority(name: &str, hook: Hook) -> Option<i32> {
 fn role(b: &BaseChain) -> Option<TableKind> {
     use Hook::*;
     Some(match (b.ty, b.hook, b.priority) {
-        (ChainType::Nat, Prerouting | Output, -100) | (ChainType::Nat, Input | Postrouting, 100) => {
-            TableKind::Nat
-        }
+        (ChainType::Nat, Prerouting | Output, -100)
+        | (ChainType::Nat, Input | Postrouting, 100) => TableKind::Nat,
         (ChainType::Filter, Prerouting | Output, -300) => TableKind::Raw,
         (ChainType::Filter, Prerouting | Input | Forward | Postrouting, -150)
         | (ChainType::Route, Output, -150) => TableKind::Mangle,
@@ -527,10 +589,15 @@ fn finish(toks: &Tokens<'_>, tables: Vec<TableB<'_>>) -> Res<Ruleset> {
                 )));
             }
             if hooks.contains(&b.hook) {
-                return Err(toks.error(&c.at, format!(
-                    "table `{} {}` has two base chains at hook {}; not supported yet",
-                    t.family.name(), t.name, b.hook.name().to_lowercase()
-                )));
+                return Err(toks.error(
+                    &c.at,
+                    format!(
+                        "table `{} {}` has two base chains at hook {}; not supported yet",
+                        t.family.name(),
+                        t.name,
+                        b.hook.name().to_lowercase()
+                    ),
+                ));
             }
             hooks.push(b.hook);
             kind = Some(k);
@@ -540,10 +607,17 @@ fn finish(toks: &Tokens<'_>, tables: Vec<TableB<'_>>) -> Res<Ruleset> {
             Some(k) => k,
             None => TableKind::SAVE_ORDER
                 .into_iter()
-                .find(|k| !parts.iter().any(|(f, pk, _)| pk == k && overlaps(*f, t.family)))
+                .find(|k| {
+                    !parts
+                        .iter()
+                        .any(|(f, pk, _)| pk == k && overlaps(*f, t.family))
+                })
                 .unwrap_or(TableKind::Security),
         };
-        if let Some((f, _, other)) = parts.iter().find(|(f, k, _)| *k == kind && overlaps(*f, t.family)) {
+        if let Some((f, _, other)) = parts
+            .iter()
+            .find(|(f, k, _)| *k == kind && overlaps(*f, t.family))
+        {
             return Err(toks.error(&t.at, format!(
                 "tables `{} {other}` and `{} {}` both run where iptables' {kind} table runs; two tables in one place are not supported yet",
                 f.name(), t.family.name(), t.name
@@ -563,7 +637,10 @@ fn finish(toks: &Tokens<'_>, tables: Vec<TableB<'_>>) -> Res<Ruleset> {
                     base: c.base.map(|(b, _)| b),
                 })
                 .collect(),
-            nft: Some(NftTable { family: t.family, name: t.name }),
+            nft: Some(NftTable {
+                family: t.family,
+                name: t.name,
+            }),
         };
         if t.family.holds(Family::Ipv4) {
             rs.ipv4.push(table.clone());

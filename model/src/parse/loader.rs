@@ -517,7 +517,11 @@ impl FamilyState {
                 t.chains.into_iter().partition(|c| c.policy.is_some());
             users.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
             chains.append(&mut users);
-            out.push(Table { kind, chains, nft: None });
+            out.push(Table {
+                kind,
+                chains,
+                nft: None,
+            });
         }
         out
     }
