@@ -23,6 +23,12 @@ pub fn rule_text(rs: &Ruleset, family: Family, r: &sidecar_model::pod::RuleRef) 
         .unwrap_or_default()
 }
 
+/// How a hit names its table: `nat`, or `inet istio-proxy-nat` for an nftables table.
+pub fn table_label(rs: &Ruleset, family: Family, r: &sidecar_model::pod::RuleRef) -> String {
+    rs.table(family, r.table)
+        .map_or_else(|| r.table.to_string(), |t| t.display_name())
+}
+
 fn delivery(d: &Delivery) -> String {
     match d {
         Delivery::Listener(p) => format!("proxy listener {p}"),
@@ -69,11 +75,11 @@ pub fn hop_text(rs: &Ruleset, n: usize, h: &HopReport) -> String {
     let width = h
         .matched
         .iter()
-        .map(|r| format!("{} {} {}", r.table, r.chain, r.rule).len())
+        .map(|r| format!("{} {} {}", table_label(rs, fam, r), r.chain, r.rule).len())
         .max()
         .unwrap_or(0);
     for r in &h.matched {
-        let head = format!("{} {} {}", r.table, r.chain, r.rule);
+        let head = format!("{} {} {}", table_label(rs, fam, r), r.chain, r.rule);
         let _ = writeln!(
             s,
             "  {:<6} {head:<width$}  {}",
@@ -85,7 +91,7 @@ pub fn hop_text(rs: &Ruleset, n: usize, h: &HopReport) -> String {
         let _ = writeln!(
             s,
             "  (undecided, taken as no match: {} {} {}  {})",
-            r.table,
+            table_label(rs, fam, r),
             r.chain,
             r.rule,
             rule_text(rs, fam, r)
