@@ -123,10 +123,24 @@ pub fn rule_text(family: Family, chain: &str, r: &Rule) -> String {
 /// in the order of [`Operator::ALL`].
 pub fn mutants(rs: &Ruleset) -> Vec<(Mutation, Ruleset)> {
     let mut out = Vec::new();
-    for family in [Family::Ipv4, Family::Ipv6] {
-        for (ti, t) in rs.tables(family).iter().enumerate() {
+    for pass in [Family::Ipv4, Family::Ipv6] {
+        for (ti, t) in rs.tables(pass).iter().enumerate() {
+            // An nft `inet` table is held by both families (`Table::nft`): it is mutated once,
+            // from the IPv4 side, and each mutant edits both copies.
+            let inet = t
+                .nft
+                .as_ref()
+                .is_some_and(|n| n.family == crate::ast::NftFamily::Inet);
+            if inet && pass == Family::Ipv6 {
+                continue;
+            }
+            let twin = inet
+                .then(|| rs.ipv6.iter().position(|u| u.nft == t.nft))
+                .flatten();
             for (ci, c) in t.chains.iter().enumerate() {
                 for (ri, r) in c.rules.iter().enumerate() {
+                    // The family whose packets the rule reads (an inet rule's own, if it has one).
+                    let family = r.family.unwrap_or(pass);
                     let before = rule_text(family, &c.name, r);
                     let mutation =
                         |operator: Operator, change: String, after: Option<String>| Mutation {
@@ -141,7 +155,14 @@ pub fn mutants(rs: &Ruleset) -> Vec<(Mutation, Ruleset)> {
                         };
                     let with_rules = |rules: Vec<Rule>| {
                         let mut m = rs.clone();
-                        if let Some(chain) = tables_mut(&mut m, family)
+                        if let Some(twin) = twin {
+                            if let Some(chain) =
+                                m.ipv6.get_mut(twin).and_then(|t| t.chains.get_mut(ci))
+                            {
+                                chain.rules = rules.clone();
+                            }
+                        }
+                        if let Some(chain) = tables_mut(&mut m, pass)
                             .get_mut(ti)
                             .and_then(|t| t.chains.get_mut(ci))
                         {

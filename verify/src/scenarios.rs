@@ -250,7 +250,10 @@ pub fn observed(j: &Journey) -> Vec<ClaimedHop> {
             istio_output_rule: h
                 .matched
                 .iter()
-                .filter(|r| r.chain == "ISTIO_OUTPUT" && r.table == sidecar_model::TableKind::Nat)
+                .filter(|r| {
+                    istio_chain(&r.chain) == "ISTIO_OUTPUT"
+                        && r.table == sidecar_model::TableKind::Nat
+                })
                 .map(|r| r.rule)
                 .next_back(),
             arrives: match h.delivered_to {
@@ -263,17 +266,21 @@ pub fn observed(j: &Journey) -> Vec<ClaimedHop> {
         .collect()
 }
 
+/// A chain's name as the article writes it: Istio's nft backend names `ISTIO_OUTPUT`
+/// `istio-output`.
+fn istio_chain(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
+
 /// The model's path in words.
 pub fn path_words(j: &Journey) -> String {
     let mut parts: Vec<String> = Vec::new();
     for h in &j.hops {
         parts.push(h.hook.to_string());
-        for r in h
-            .matched
-            .iter()
-            .filter(|r| r.table == sidecar_model::TableKind::Nat && r.chain.starts_with("ISTIO"))
-        {
-            parts.push(format!("{} rule {}", r.chain, r.rule));
+        for r in h.matched.iter().filter(|r| {
+            r.table == sidecar_model::TableKind::Nat && istio_chain(&r.chain).starts_with("ISTIO")
+        }) {
+            parts.push(format!("{} rule {}", istio_chain(&r.chain), r.rule));
         }
         parts.push(match h.delivered_to {
             Delivery::Listener(p) => format!("Envoy {p}"),

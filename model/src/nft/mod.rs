@@ -122,3 +122,75 @@ pub fn parse(source: &str, text: &str) -> Result<Ruleset, ParseError> {
     let toks = lex::lex(source, text)?;
     script::load(&toks)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use std::net::IpAddr;
+
+    use crate::eval::{Engine, Packet, Scratch, Trace};
+    use crate::{Family, Hook, TableKind};
+
+    /// An inet nat table with a rule of each family and one of both.
+    const INET: &str = "add table inet t\n\
+        add chain inet t output { type nat hook output priority -100 ; }\n\
+        add rule inet t output ip daddr != 127.0.0.1 tcp dport 80 counter redirect to :15001\n\
+        add rule inet t output ip6 daddr != ::1 tcp dport 80 counter redirect to :15002\n\
+        add rule inet t output meta l4proto tcp counter accept\n\
+        insert rule inet t output index 2 tcp dport 81 counter redirect to :15003\n";
+
+    fn hits(rs: &crate::Ruleset, src: &str, dst: &str, dport: u16) -> Vec<u32> {
+        let (s, d): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+        let mut p = Packet::tcp_out(s, d, 40000, dport, 1000, 1000);
+        let mut t = Trace::default();
+        Engine::new(rs).run_hook(Hook::Output, &mut p, &mut Scratch::default(), &mut t);
+        t.hits.iter().map(|h| h.rule).collect()
+    }
+
+    /// An inet table is held by both families, whole and in the same order; each rule that reads
+    /// an IPv4 or IPv6 header matches only packets of that family (nft's implicit `meta nfproto`
+    /// dependency); `insert … index 2` goes before the third rule.
+    #[test]
+    fn an_inet_table_runs_in_both_families_each_rule_in_its_own() {
+        let rs = crate::parse("inet", INET.as_bytes()).unwrap().ruleset;
+        assert_eq!(rs.ipv4.len(), 1);
+        assert_eq!(rs.ipv4, rs.ipv6);
+        assert_eq!(rs.ipv4[0].kind, TableKind::Nat);
+        assert_eq!(rs.ipv4[0].chains[0].rules.len(), 4);
+        assert_eq!(rs.ipv4[0].chains[0].rules[1].family, Some(Family::Ipv6));
+        // IPv4 to port 80: the ip rule redirects (rule 0); the ip6 rule is never reached.
+        assert_eq!(hits(&rs, "10.1.0.5", "10.1.0.99", 80), [0]);
+        // IPv6 to port 80: the ip rule does not match (even with its `!=`), the ip6 rule does.
+        assert_eq!(hits(&rs, "fd00::5", "fd00::99", 80), [1]);
+        // Port 81, both families: the inserted rule, third.
+        assert_eq!(hits(&rs, "10.1.0.5", "10.1.0.99", 81), [2]);
+        assert_eq!(hits(&rs, "fd00::5", "fd00::99", 81), [2]);
+    }
+
+    /// A mutant of an inet table's rule edits both families' copies, and is made once.
+    #[test]
+    fn an_inet_rule_is_mutated_once_in_both_copies() {
+        let rs = crate::parse("inet", INET.as_bytes()).unwrap().ruleset;
+        let mutants = crate::mutate::mutants(&rs);
+        let deletes = mutants
+            .iter()
+            .filter(|(m, _)| m.operator == crate::mutate::Operator::DeleteRule)
+            .count();
+        assert_eq!(deletes, 4);
+        for (m, mutant) in &mutants {
+            assert_eq!(mutant.ipv4, mutant.ipv6, "{m:?}");
+        }
+    }
+
+    /// `flush table` empties the chains it keeps; `add table` of a table there changes nothing.
+    #[test]
+    fn flush_and_add_act_as_nft_does() {
+        let text = format!(
+            "{INET}add table inet t\nflush table inet t\nadd rule inet t output counter accept\n"
+        );
+        let rs = crate::parse("flush", text.as_bytes()).unwrap().ruleset;
+        assert_eq!(rs.ipv4[0].chains.len(), 1);
+        assert_eq!(rs.ipv4[0].chains[0].rules.len(), 1);
+    }
+}
