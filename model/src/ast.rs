@@ -496,6 +496,7 @@ pub struct Rule {
     /// How an nftables rule was written, for printing it back as `nft list ruleset` does.
     /// Never part of equality.
     #[serde(skip)]
+    #[cfg_attr(feature = "arbitrary", arbitrary(default))]
     pub nft: Option<Box<crate::nft::Layout>>,
     /// Where the rule was written.
     #[serde(skip)]

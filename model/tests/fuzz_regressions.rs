@@ -35,6 +35,10 @@ const CASES: &[(&str, &str)] = &[
         "option-of-a-later-module.bin",
         "an unknown target's verbatim arguments took `--gid-owner` because `-m owner` came later in the rule; the print puts every match first, so owner took it back (now: options of modules loaded anywhere in the rule end verbatim arguments, and an option before its module is refused, as iptables refuses it)",
     ),
+    (
+        "nft-unclosed-brace.bin",
+        "an nft rule with a `{` never closed ran to the end of the input and was kept verbatim as one unknown expression, whose print does not parse (now: refused, `{` is never closed)",
+    ),
 ];
 
 #[test]

@@ -529,6 +529,20 @@ impl<'a> Script<'_, 'a> {
             self.at += 1;
         }
         let toks = self.toks.toks.get(start..self.at).unwrap_or(&[]);
+        if depth > 0 {
+            let open = toks
+                .iter()
+                .rev()
+                .find(|t| t.is("{"))
+                .or(toks.first())
+                .copied();
+            return Err(match open {
+                Some(t) => self.toks.error(&t, "`{` is never closed"),
+                None => self
+                    .toks
+                    .error_at_end(self.last_line(), "`{` is never closed"),
+            });
+        }
         let Some(first) = toks.first() else {
             return Err(self.toks.error_at_end(self.last_line(), "expected a rule"));
         };
