@@ -39,6 +39,10 @@ const CASES: &[(&str, &str)] = &[
         "nft-unclosed-brace.bin",
         "an nft rule with a `{` never closed ran to the end of the input and was kept verbatim as one unknown expression, whose print does not parse (now: refused, `{` is never closed)",
     ),
+    (
+        "nft-statements-then-verbatim.bin",
+        "an nft rule whose statements (not one of iptables' targets) were followed by words nft does not know kept those words twice: once as an unknown match and once in the verbatim target, so its print read back with them doubled",
+    ),
 ];
 
 #[test]

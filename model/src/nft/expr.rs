@@ -177,6 +177,8 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
     let mut stmts: Vec<Stmt> = Vec::new();
     // The token where the first statement starts, for keeping an unknown sequence verbatim.
     let mut stmt_tok: Option<usize> = None;
+    // Whether the rule ends in a part kept verbatim after its statements.
+    let mut trailing_verbatim = false;
     let mut comment: Option<String> = None;
     while let Some(t) = c.peek().copied() {
         let before = c.at;
@@ -213,6 +215,7 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
         if !handled {
             // Kept verbatim from here: the model does not know it.
             c.at = before;
+            trailing_verbatim = !stmts.is_empty();
             let text = verbatim(toks, c.rule.get(before..).unwrap_or(&[]));
             r.matches.push(Match::Unknown {
                 name: VERBATIM.into(),
@@ -225,7 +228,12 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
     r.target = match target(stmts) {
         Some(t) => t,
         None => {
-            // Kept verbatim: the evaluator cannot decide what the rule does.
+            // Kept verbatim from the first statement on: the evaluator cannot decide what the
+            // rule does. What followed the statements verbatim is part of it.
+            if trailing_verbatim {
+                r.matches.pop();
+                items.pop();
+            }
             let from = stmt_tok.unwrap_or(0);
             let text = verbatim(toks, c.rule.get(from..).unwrap_or(&[]));
             Some(Target::Unknown {
