@@ -43,6 +43,10 @@ const CASES: &[(&str, &str)] = &[
         "nft-statements-then-verbatim.bin",
         "an nft rule whose statements (not one of iptables' targets) were followed by words nft does not know kept those words twice: once as an unknown match and once in the verbatim target, so its print read back with them doubled",
     ),
+    (
+        "nft-counter-in-verbatim-statements.bin",
+        "a `counter` (or `comment`) between statements that are kept verbatim (`jump x counter accept`) was both in the verbatim text and a part of its own, so the print had it twice",
+    ),
 ];
 
 #[test]

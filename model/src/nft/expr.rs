@@ -179,7 +179,7 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
     let mut stmt_tok: Option<usize> = None;
     // Whether the rule ends in a part kept verbatim after its statements.
     let mut trailing_verbatim = false;
-    let mut comment: Option<String> = None;
+    let mut comment: Option<(usize, String)> = None;
     while let Some(t) = c.peek().copied() {
         let before = c.at;
         let handled = if t.is("counter") {
@@ -200,7 +200,7 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
         } else if t.is("comment") {
             c.at += 1;
             let s = c.want("a comment")?;
-            comment = Some(s.text.to_string());
+            comment = Some((before, s.text.to_string()));
             true
         } else if let Some(s) = statement(&mut c, &mut r)? {
             stmt_tok.get_or_insert(before);
@@ -232,9 +232,17 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
             // rule does. What followed the statements verbatim is part of it.
             if trailing_verbatim {
                 r.matches.pop();
-                items.pop();
             }
             let from = stmt_tok.unwrap_or(0);
+            // Everything from the first statement on is in the verbatim text: a `counter` or
+            // `comment` there too.
+            if let Some(first) = items.iter().position(|i| matches!(i, Item::Stmt(_))) {
+                items.truncate(first);
+            }
+            items.push(Item::Stmt(0));
+            if comment.as_ref().is_some_and(|(at, _)| *at > from) {
+                comment = None;
+            }
             let text = verbatim(toks, c.rule.get(from..).unwrap_or(&[]));
             Some(Target::Unknown {
                 name: VERBATIM.into(),
@@ -242,7 +250,7 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
             })
         }
     };
-    if let Some(text) = comment {
+    if let Some((_, text)) = comment {
         r.matches.push(Match::Comment(Comment { text }));
     }
     r.nft = Some(Box::new(Layout {
