@@ -47,6 +47,10 @@ const CASES: &[(&str, &str)] = &[
         "nft-counter-in-verbatim-statements.bin",
         "a `counter` (or `comment`) between statements that are kept verbatim (`jump x counter accept`) was both in the verbatim text and a part of its own, so the print had it twice",
     ),
+    (
+        "nft-rule-begins-with-type.bin",
+        "an nft rule kept verbatim that began with `type` printed, in the block form, as a chain's `type … hook …` declaration (now: a rule cannot begin with a word of a chain's declarations)",
+    ),
 ];
 
 #[test]

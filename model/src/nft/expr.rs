@@ -747,6 +747,10 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
                 return Ok(false);
             };
             let mut name = v.text.to_string();
+            if name.ends_with('+') {
+                // A literal `+` for nft; the model's names read it as iptables' wildcard.
+                return Ok(false);
+            }
             if let Some(p) = name.strip_suffix('*') {
                 name = format!("{p}+");
             }

@@ -546,6 +546,18 @@ impl<'a> Script<'_, 'a> {
         let Some(first) = toks.first() else {
             return Err(self.toks.error_at_end(self.last_line(), "expected a rule"));
         };
+        // In the block form these words begin a chain's declarations, not a rule: a rule that
+        // began with one would not read back as itself.
+        if [
+            "type", "policy", "comment", "flags", "devices", "chain", "table",
+        ]
+        .iter()
+        .any(|w| first.is(w))
+        {
+            return Err(self
+                .toks
+                .error(first, format!("a rule cannot begin with `{}`", first.text)));
+        }
         let mut r = expr::rule(self.toks, toks, fam)?;
         r.origin.line = u32::try_from(first.line).unwrap_or(0);
         r.origin.start = u32::try_from(first.start).unwrap_or(0);
