@@ -51,6 +51,10 @@ const CASES: &[(&str, &str)] = &[
         "nft-rule-begins-with-type.bin",
         "an nft rule kept verbatim that began with `type` printed, in the block form, as a chain's `type … hook …` declaration (now: a rule cannot begin with a word of a chain's declarations)",
     ),
+    (
+        "nft-comment-before-verbatim.bin",
+        "an nft rule's comment written before a part kept verbatim printed last, as nft prints comments, and read back inside the verbatim part (now: printed before it)",
+    ),
 ];
 
 #[test]

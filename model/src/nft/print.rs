@@ -112,6 +112,9 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
     let mut next_match = 0usize;
     let mut printed_stmts = vec![false; stmts.len()];
     let mut counter = false;
+    // nft prints a comment last; a part kept verbatim takes the rest of the rule when read, so
+    // the comment goes before it.
+    let mut comments_done = false;
     for (k, item) in layout.items.iter().enumerate() {
         match *item {
             Item::Proto(word) => {
@@ -144,6 +147,9 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
             )),
             Item::Match | Item::Th => {
                 if let Some(m) = matches.get(next_match) {
+                    if is_verbatim_match(m) {
+                        comments_before_verbatim(r, &mut parts, &mut comments_done);
+                    }
                     parts.push(match_text(r, m, *item == Item::Th));
                 }
                 next_match += 1;
@@ -157,6 +163,9 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
             }
             Item::Stmt(i) => {
                 if let Some(st) = stmts.get(i) {
+                    if matches!(&r.target, Some(Target::Unknown { name, .. }) if name == VERBATIM) {
+                        comments_before_verbatim(r, &mut parts, &mut comments_done);
+                    }
                     parts.push(st.clone());
                     if let Some(p) = printed_stmts.get_mut(i) {
                         *p = true;
@@ -179,13 +188,28 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
             parts.push(st.clone());
         }
     }
+    if !comments_done {
+        comments_before_verbatim(r, &mut parts, &mut comments_done);
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.join(" ")
+}
+
+fn is_verbatim_match(m: &Match) -> bool {
+    matches!(m, Match::Unknown { name, .. } if name == VERBATIM)
+}
+
+/// The rule's comment, once.
+fn comments_before_verbatim(r: &Rule, parts: &mut Vec<String>, done: &mut bool) {
+    if *done {
+        return;
+    }
+    *done = true;
     for m in &r.matches {
         if let Match::Comment(c) = m {
             parts.push(format!("comment \"{}\"", c.text));
         }
     }
-    parts.retain(|p| !p.is_empty());
-    parts.join(" ")
 }
 
 /// Whether a port test of the rule names its protocol, so that nft prints no protocol test.
