@@ -55,6 +55,10 @@ const CASES: &[(&str, &str)] = &[
         "nft-comment-before-verbatim.bin",
         "an nft rule's comment written before a part kept verbatim printed last, as nft prints comments, and read back inside the verbatim part (now: printed before it)",
     ),
+    (
+        "nft-empty-name.bin",
+        "an nft table named by an empty string (`add table inet \"\"`) printed as `table inet  {`, which does not parse (now: a table's or chain's name must be one the print writes back as itself)",
+    ),
 ];
 
 #[test]

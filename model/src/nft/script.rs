@@ -83,6 +83,29 @@ impl<'a> Script<'_, 'a> {
                 .error_at_end(self.last_line(), format!("expected {what}"))),
         }
     }
+    /// A table's or chain's name: one the printer writes back as itself (a word, or a string
+    /// that would read as one).
+    fn name(&mut self, what: &str) -> Res<Token<'a>> {
+        let t = self.word(what)?;
+        self.check_name(&t)?;
+        Ok(t)
+    }
+
+    fn check_name(&self, t: &Token<'_>) -> Res<()> {
+        let ok = !t.text.is_empty()
+            && t.text.len() <= 256
+            && !t
+                .text
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "{};,\"#&|!<>=\\@$".contains(c));
+        if !ok {
+            return Err(self
+                .toks
+                .error(t, format!("`{}` is not a name this model reads", t.text)));
+        }
+        Ok(())
+    }
+
     fn expect(&mut self, s: &str) -> Res<()> {
         match self.next() {
             Some(t) if t.is(s) => Ok(()),
@@ -131,10 +154,13 @@ impl<'a> Script<'_, 'a> {
                     .peek()
                     .is_some_and(|n| matches!(n.kind, Kind::Word | Kind::Str)) =>
             {
-                Ok((f, self.word("a table name")?))
+                Ok((f, self.name("a table name")?))
             }
             Some(_) => Err(self.toks.error_at_end(t.line, "expected a table name")),
-            None => Ok((NftFamily::Ip, t)),
+            None => {
+                self.check_name(&t)?;
+                Ok((NftFamily::Ip, t))
+            }
         }
     }
 
@@ -209,7 +235,7 @@ impl<'a> Script<'_, 'a> {
                     ("add" | "create", "chain") => {
                         let (fam, tname) = self.family_and_name()?;
                         let ti = self.existing_table(fam, &tname)?;
-                        let cname = self.word("a chain name")?;
+                        let cname = self.name("a chain name")?;
                         let ci = self.add_chain(ti, &cname, create)?;
                         if self.peek().is_some_and(|t| t.is("{")) {
                             self.at += 1;
@@ -220,7 +246,7 @@ impl<'a> Script<'_, 'a> {
                     ("flush", "chain") => {
                         let (fam, tname) = self.family_and_name()?;
                         let ti = self.existing_table(fam, &tname)?;
-                        let cname = self.word("a chain name")?;
+                        let cname = self.name("a chain name")?;
                         let ci = self.chain_index(ti, &cname)?;
                         if let Some(c) = self.tables.get_mut(ti).and_then(|t| t.chains.get_mut(ci)) {
                             c.rules.clear();
@@ -230,7 +256,7 @@ impl<'a> Script<'_, 'a> {
                     ("delete" | "destroy", "chain") => {
                         let (fam, tname) = self.family_and_name()?;
                         let ti = self.existing_table(fam, &tname)?;
-                        let cname = self.word("a chain name")?;
+                        let cname = self.name("a chain name")?;
                         let ci = self.chain_index(ti, &cname)?;
                         let used = self.tables.get(ti).is_some_and(|t| {
                             t.chains.iter().flat_map(|c| &c.rules).any(|r| {
@@ -253,7 +279,7 @@ impl<'a> Script<'_, 'a> {
                     ("add" | "insert" | "create", "rule") => {
                         let (fam, tname) = self.family_and_name()?;
                         let ti = self.existing_table(fam, &tname)?;
-                        let cname = self.word("a chain name")?;
+                        let cname = self.name("a chain name")?;
                         let ci = self.chain_index(ti, &cname)?;
                         let mut place = if verb.text == "insert" { Place::Start } else { Place::End };
                         if self.peek().is_some_and(|t| t.is("index")) {
@@ -354,7 +380,7 @@ impl<'a> Script<'_, 'a> {
             }
             match t.text {
                 "chain" => {
-                    let name = self.word("a chain name")?;
+                    let name = self.name("a chain name")?;
                     let ci = self.add_chain(ti, &name, false)?;
                     self.expect("{")?;
                     self.chain_body(ti, ci, false)?;
