@@ -275,6 +275,10 @@ pub struct NftTable {
     pub family: NftFamily,
     /// The table's name.
     pub name: String,
+    /// Its place among the ruleset's nft tables, in the order they were created (the order `nft
+    /// list ruleset` prints them, across families).
+    #[serde(default)]
+    pub seq: u32,
 }
 
 /// The nftables families the model runs (`arp`, `bridge` and `netdev` see no IP hooks of a pod).

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use super::script::standard_priority;
 use super::{Item, Layout, ProtoWord, VERBATIM};
 use crate::ast::{
-    BaseChain, Chain, Cidr, Family, Iface, MarkMask, NatRange, Neg, NftFamily, Policy, PortRange,
-    Protocol, Rule, Ruleset, Table, Target,
+    BaseChain, Chain, Cidr, Family, Iface, MarkMask, NatRange, Neg, NftFamily, NftTable, Policy,
+    PortRange, Protocol, Rule, Ruleset, Table, Target,
 };
 use crate::matches::{AddrType, CtState, IdSpec, Match, PortDir};
 
@@ -19,17 +19,17 @@ use crate::matches::{AddrType, CtState, IdSpec, Match, PortDir};
 /// IPv4 side, which holds it whole).
 pub fn print_nft(rs: &Ruleset) -> String {
     let mut s = String::new();
-    let tables = rs.ipv4.iter().chain(
-        rs.ipv6
-            .iter()
-            .filter(|t| t.nft.as_ref().is_some_and(|n| n.family == NftFamily::Ip6)),
-    );
-    // nft lists tables in creation order; the model keeps them per family, so an `ip6` table
-    // created before an `inet` one prints after it (no Istio script does that).
-    for t in tables {
-        if let Some(n) = &t.nft {
-            print_table(&mut s, n.family, &n.name, t);
-        }
+    // nft lists tables in the order they were created, across families.
+    let mut tables: Vec<(&NftTable, &Table)> = rs
+        .ipv4
+        .iter()
+        .chain(rs.ipv6.iter())
+        .filter_map(|t| t.nft.as_ref().map(|n| (n, t)))
+        .collect();
+    tables.sort_by_key(|(n, _)| n.seq);
+    tables.dedup_by(|a, b| a.0 == b.0);
+    for (n, t) in tables {
+        print_table(&mut s, n.family, &n.name, t);
     }
     s
 }

@@ -623,7 +623,7 @@ fn role(b: &BaseChain) -> Option<TableKind> {
 fn finish(toks: &Tokens<'_>, tables: Vec<TableB<'_>>) -> Res<Ruleset> {
     let mut rs = Ruleset::default();
     let mut parts: Vec<(NftFamily, TableKind, String)> = Vec::new();
-    for t in tables {
+    for (seq, t) in tables.into_iter().enumerate() {
         let mut kind = None;
         let mut hooks: Vec<Hook> = Vec::new();
         for c in &t.chains {
@@ -692,6 +692,7 @@ fn finish(toks: &Tokens<'_>, tables: Vec<TableB<'_>>) -> Res<Ruleset> {
             nft: Some(NftTable {
                 family: t.family,
                 name: t.name,
+                seq: u32::try_from(seq).unwrap_or(u32::MAX),
             }),
         };
         if t.family.holds(Family::Ipv4) {

@@ -148,6 +148,7 @@ pub fn translate(rs: &Ruleset) -> (Ruleset, usize) {
                     r.nft = None;
                 }
             }
+            let seq = u32::try_from(out.ipv4.len() + out.ipv6.len()).unwrap_or(u32::MAX);
             push(
                 &mut out,
                 family,
@@ -157,6 +158,7 @@ pub fn translate(rs: &Ruleset) -> (Ruleset, usize) {
                     nft: Some(NftTable {
                         family: nft_family,
                         name: format!("sv-{}", t.kind.name()),
+                        seq,
                     }),
                 },
             );
