@@ -63,6 +63,10 @@ const CASES: &[(&str, &str)] = &[
         "nft-table-order-across-families.bin",
         "nft tables printed per family (inet and ip first, ip6 after), so an ip6 table created before an inet one came back after it, and tables without base chains took other places (now: `NftTable::seq`, the order of creation, which nft lists in)",
     ),
+    (
+        "nft-empty-user-name.bin",
+        "`skuid \"\"` took the empty string as a user name and printed it bare (`meta skuid `), so the next token became the name when read back (now: a name is a bare word; anything else is kept verbatim)",
+    ),
 ];
 
 #[test]

@@ -796,7 +796,10 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
                         let n = u32::try_from(n).map_err(|_| c.err(&v, "id out of range"))?;
                         IdSpec::Range { lo: n, hi: n }
                     }
-                    None => IdSpec::Name(v.text.to_string()),
+                    // A user or group name, which the node resolves: a bare word (what the
+                    // print writes back).
+                    None if v.kind == Kind::Word => IdSpec::Name(v.text.to_string()),
+                    None => return Ok(false),
                 },
             };
             let spec = Some(Neg::new(neg, id));
