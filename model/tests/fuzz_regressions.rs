@@ -67,6 +67,10 @@ const CASES: &[(&str, &str)] = &[
         "nft-empty-user-name.bin",
         "`skuid \"\"` took the empty string as a user name and printed it bare (`meta skuid `), so the next token became the name when read back (now: a name is a bare word; anything else is kept verbatim)",
     ),
+    (
+        "nft-carriage-return-in-word.bin",
+        "a word ending in `\\r\\r` before the newline kept one `\\r` (only the line's last is its ending), printed it at the end of a line, and read back without it (now: `\\r`, `\\v` and `\\f` separate as blanks do)",
+    ),
 ];
 
 #[test]

@@ -90,7 +90,8 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
         while let Some(&c) = b.get(at) {
             let start = at;
             match c {
-                b' ' | b'\t' => at += 1,
+                // Carriage returns and form feeds separate as blanks do.
+                b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c' => at += 1,
                 b'#' => break,
                 b'\\'
                     if b.get(at + 1..)
@@ -162,7 +163,9 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
                 }
                 _ => {
                     while let Some(&c) = b.get(at) {
-                        if c == b' ' || c == b'\t' || c == b'"' || c == b'#' || is_punct_start(c) {
+                        if matches!(c, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c' | b'"' | b'#')
+                            || is_punct_start(c)
+                        {
                             break;
                         }
                         at += 1;
