@@ -216,7 +216,7 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
             // Kept verbatim from here: the model does not know it.
             c.at = before;
             trailing_verbatim = !stmts.is_empty();
-            let text = verbatim(toks, c.rule.get(before..).unwrap_or(&[]));
+            let text = verbatim(c.rule.get(before..).unwrap_or(&[]));
             r.matches.push(Match::Unknown {
                 name: VERBATIM.into(),
                 args: vec![text],
@@ -243,7 +243,7 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
             if comment.as_ref().is_some_and(|(at, _)| *at > from) {
                 comment = None;
             }
-            let text = verbatim(toks, c.rule.get(from..).unwrap_or(&[]));
+            let text = verbatim(c.rule.get(from..).unwrap_or(&[]));
             Some(Target::Unknown {
                 name: VERBATIM.into(),
                 args: vec![text],
@@ -260,7 +260,7 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
     Ok(r)
 }
 
-fn verbatim(toks: &Tokens<'_>, rest: &[Token<'_>]) -> String {
+fn verbatim(rest: &[Token<'_>]) -> String {
     let mut s = String::new();
     for t in rest {
         if t.kind == Kind::Newline {
@@ -277,7 +277,6 @@ fn verbatim(toks: &Tokens<'_>, rest: &[Token<'_>]) -> String {
             s.push_str(t.text);
         }
     }
-    let _ = toks;
     s
 }
 
@@ -363,23 +362,20 @@ fn neg_of(c: &Cursor<'_, '_>, t: &Token<'_>, op: Op) -> Res<bool> {
     }
 }
 
+/// A protocol by its /etc/protocols name (which nft reads and prints, as iptables does) or number.
 fn protocol(c: &Cursor<'_, '_>, t: &Token<'_>) -> Res<Protocol> {
-    let p = match t.text {
-        "tcp" => 6,
-        "udp" => 17,
-        "icmp" => 1,
-        "icmpv6" | "ipv6-icmp" => 58,
-        "sctp" => 132,
-        "dccp" => 33,
-        "udplite" => 136,
-        "esp" => 50,
-        "ah" => 51,
-        "gre" => 47,
-        s => parse_u64(s)
-            .and_then(|v| u8::try_from(v).ok())
-            .ok_or_else(|| c.err(t, format!("unknown protocol `{s}`")))?,
+    let name = if t.text == "icmpv6" {
+        "ipv6-icmp"
+    } else {
+        t.text
     };
-    Ok(Protocol(p))
+    crate::print::PROTOCOL_NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| *p)
+        .or_else(|| parse_u64(t.text).and_then(|v| u8::try_from(v).ok()))
+        .map(Protocol)
+        .ok_or_else(|| c.err(t, format!("unknown protocol `{}`", t.text)))
 }
 
 /// Sets the rule's protocol; a second, different one is refused (the rule could never match).

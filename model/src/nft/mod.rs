@@ -103,18 +103,21 @@ pub fn looks_like_nft(text: &str) -> bool {
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .is_some_and(|l| {
-            let mut w = l.split_whitespace();
-            let a = w.next().unwrap_or("");
-            let b = w.next().unwrap_or("");
-            matches!(
-                (a, b),
-                (
-                    "add" | "flush" | "delete" | "insert" | "create" | "replace" | "destroy",
-                    "table" | "chain" | "rule" | "ruleset" | "set" | "element" | "map"
-                )
-            ) || (a == "table" && matches!(b, "inet" | "ip" | "ip6" | "arp" | "bridge" | "netdev"))
-        })
+        .is_some_and(is_nft_command)
+}
+
+/// Whether `line` (trimmed) begins with an nft command.
+pub(crate) fn is_nft_command(line: &str) -> bool {
+    let mut w = line.split_whitespace();
+    let a = w.next().unwrap_or("");
+    let b = w.next().unwrap_or("");
+    matches!(
+        (a, b),
+        (
+            "add" | "flush" | "delete" | "insert" | "create" | "replace" | "destroy",
+            "table" | "chain" | "rule" | "ruleset" | "set" | "element" | "map"
+        )
+    ) || (a == "table" && matches!(b, "inet" | "ip" | "ip6" | "arp" | "bridge" | "netdev"))
 }
 
 /// Reads an nft script or `nft list ruleset` output (`source` names it in errors).

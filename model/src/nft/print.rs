@@ -14,6 +14,7 @@ use crate::ast::{
     PortRange, Protocol, Rule, Ruleset, Table, Target,
 };
 use crate::matches::{AddrType, CtState, IdSpec, Match, PortDir};
+use crate::print::{ip, ports as port_text, protocol_name};
 
 /// The ruleset's nft tables as `nft list ruleset` prints them (an `inet` table once, from the
 /// IPv4 side, which holds it whole).
@@ -89,7 +90,15 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
     let mut parts: Vec<String> = Vec::new();
     let has = |it: fn(&Item) -> bool| layout.items.iter().any(it);
     // Parts of the rule its layout does not place (a mutant's), first.
-    if r.proto.is_some() && !has(|i| matches!(i, Item::Proto(_))) && !implied_proto(r) {
+    let matches: Vec<&Match> = r
+        .matches
+        .iter()
+        .filter(|m| !matches!(m, Match::Comment(_)))
+        .collect();
+    if r.proto.is_some()
+        && !has(|i| matches!(i, Item::Proto(_)))
+        && !matches.iter().any(|m| names_protocol(r, m, false))
+    {
         parts.extend(proto_text(r, ProtoWord::L4proto));
     }
     if r.in_iface.is_some() && !has(|i| matches!(i, Item::InIface { .. })) {
@@ -104,11 +113,6 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
     if !has(|i| matches!(i, Item::Dst)) {
         parts.extend(addr_text("daddr", &r.dst));
     }
-    let matches: Vec<&Match> = r
-        .matches
-        .iter()
-        .filter(|m| !matches!(m, Match::Comment(_)))
-        .collect();
     let mut next_match = 0usize;
     let mut printed_stmts = vec![false; stmts.len()];
     let mut counter = false;
@@ -118,7 +122,7 @@ pub fn rule_text(family: NftFamily, r: &Rule) -> String {
     for (k, item) in layout.items.iter().enumerate() {
         match *item {
             Item::Proto(word) => {
-                if !suppressed_proto(r, layout, k) {
+                if !suppressed_proto(r, layout, &matches, k) {
                     parts.extend(proto_text(r, word));
                 }
             }
@@ -212,71 +216,38 @@ fn comments_before_verbatim(r: &Rule, parts: &mut Vec<String>, done: &mut bool) 
     }
 }
 
-/// Whether a port test of the rule names its protocol, so that nft prints no protocol test.
-fn implied_proto(r: &Rule) -> bool {
-    r.proto.is_some_and(|p| !p.negated)
-        && r.matches.iter().any(|m| match m {
-            Match::Tcp(t) => {
-                (t.sport.is_some() || t.dport.is_some())
-                    && r.proto.is_some_and(|p| p.value == Protocol::TCP)
-            }
-            Match::Udp(u) => {
-                (u.sport.is_some() || u.dport.is_some())
-                    && r.proto.is_some_and(|p| p.value == Protocol::UDP)
-            }
-            Match::Multiport(_) => r
-                .proto
-                .is_some_and(|p| p.value == Protocol::TCP || p.value == Protocol::UDP),
-            _ => false,
-        })
+/// Whether `m`, printed in `r` (with `th` when `th`), names the rule's protocol (`tcp dport …`),
+/// which nft's dependency killing then leaves out of the print: a port test of TCP or UDP.
+fn names_protocol(r: &Rule, m: &Match, th: bool) -> bool {
+    let proto = r.proto.filter(|p| !p.negated).map(|p| p.value);
+    !th && match m {
+        Match::Tcp(t) => (t.sport.is_some() || t.dport.is_some()) && proto == Some(Protocol::TCP),
+        Match::Udp(u) => (u.sport.is_some() || u.dport.is_some()) && proto == Some(Protocol::UDP),
+        Match::Multiport(_) => proto == Some(Protocol::TCP) || proto == Some(Protocol::UDP),
+        _ => false,
+    }
 }
 
-/// nft drops a written `meta l4proto P` that a later `P` port test depends on.
-fn suppressed_proto(r: &Rule, layout: &Layout, at: usize) -> bool {
-    if r.proto.is_none_or(|p| p.negated) {
-        return false;
-    }
-    let before = layout
+/// Whether a written protocol test at layout item `at` is left out: a later match names it.
+fn suppressed_proto(r: &Rule, layout: &Layout, matches: &[&Match], at: usize) -> bool {
+    let mut idx = layout
         .items
         .iter()
         .take(at)
         .filter(|i| matches!(i, Item::Match | Item::Th))
         .count();
-    let matches: Vec<&Match> = r
-        .matches
-        .iter()
-        .filter(|m| !matches!(m, Match::Comment(_)))
-        .collect();
-    let mut idx = before;
     for item in layout.items.iter().skip(at + 1) {
-        if let Item::Match = item {
-            if let Some(m) = matches.get(idx) {
-                if matches!(m, Match::Tcp(_) | Match::Udp(_) | Match::Multiport(_)) {
-                    return true;
-                }
-            }
-        }
         if matches!(item, Item::Match | Item::Th) {
+            if matches
+                .get(idx)
+                .is_some_and(|m| names_protocol(r, m, *item == Item::Th))
+            {
+                return true;
+            }
             idx += 1;
         }
     }
     false
-}
-
-fn proto_name(p: Protocol) -> String {
-    match p.0 {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        1 => "icmp".into(),
-        58 => "ipv6-icmp".into(),
-        132 => "sctp".into(),
-        33 => "dccp".into(),
-        136 => "udplite".into(),
-        50 => "esp".into(),
-        51 => "ah".into(),
-        47 => "gre".into(),
-        n => n.to_string(),
-    }
 }
 
 fn proto_text(r: &Rule, word: ProtoWord) -> Option<String> {
@@ -286,7 +257,7 @@ fn proto_text(r: &Rule, word: ProtoWord) -> Option<String> {
         ProtoWord::IpProtocol => "ip protocol",
         ProtoWord::Ip6Nexthdr => "ip6 nexthdr",
     };
-    Some(format!("{w} {}{}", ne(p.negated), proto_name(p.value)))
+    Some(format!("{w} {}{}", ne(p.negated), protocol_name(p.value)))
 }
 
 fn ne(negated: bool) -> &'static str {
@@ -304,31 +275,11 @@ fn addr_text(field: &str, a: &Option<Neg<Cidr>>) -> Option<String> {
         IpAddr::V6(_) => ("ip6", 128),
     };
     let addr = if n.value.prefix == width {
-        ip_text(n.value.addr)
+        ip(n.value.addr)
     } else {
-        format!("{}/{}", ip_text(n.value.addr), n.value.prefix)
+        format!("{}/{}", ip(n.value.addr), n.value.prefix)
     };
     Some(format!("{fam} {field} {}{addr}", ne(n.negated)))
-}
-
-/// An address as nft (glibc's `inet_ntop`) writes it: an IPv6 address whose first 96 bits are
-/// zero, and not `::` or `::N`, ends in dotted IPv4 (`::127.0.0.53`), where Rust writes
-/// `::7f00:35`.
-pub(crate) fn ip_text(a: IpAddr) -> String {
-    if let IpAddr::V6(v6) = a {
-        let w = v6.segments();
-        if w.iter().take(6).all(|x| *x == 0) && w.get(6).is_some_and(|x| *x != 0) {
-            let b = v6.octets();
-            return format!(
-                "::{}.{}.{}.{}",
-                b.get(12).unwrap_or(&0),
-                b.get(13).unwrap_or(&0),
-                b.get(14).unwrap_or(&0),
-                b.get(15).unwrap_or(&0)
-            );
-        }
-    }
-    a.to_string()
 }
 
 fn iface_text(word: &str, i: &Option<Neg<Iface>>) -> Option<String> {
@@ -338,14 +289,6 @@ fn iface_text(word: &str, i: &Option<Neg<Iface>>) -> Option<String> {
         None => n.value.0.clone(),
     };
     Some(format!("{word} {}\"{name}\"", ne(n.negated)))
-}
-
-fn ports_text(r: &PortRange) -> String {
-    if r.lo == r.hi {
-        r.lo.to_string()
-    } else {
-        format!("{}-{}", r.lo, r.hi)
-    }
 }
 
 fn hex(v: u32) -> String {
@@ -384,7 +327,11 @@ fn match_text(r: &Rule, m: &Match, th: bool) -> String {
         let mut v = Vec::new();
         for (f, p) in [("sport", sport), ("dport", dport)] {
             if let Some(p) = p {
-                v.push(format!("{w} {f} {}{}", ne(p.negated), ports_text(&p.value)));
+                v.push(format!(
+                    "{w} {f} {}{}",
+                    ne(p.negated),
+                    port_text(&p.value, '-')
+                ));
             }
         }
         v.join(" ")
@@ -400,7 +347,7 @@ fn match_text(r: &Rule, m: &Match, th: bool) -> String {
                 PortDir::Source => "sport",
                 PortDir::Destination | PortDir::Either => "dport",
             };
-            let set: Vec<String> = mp.ports.iter().map(ports_text).collect();
+            let set: Vec<String> = mp.ports.iter().map(|p| port_text(p, '-')).collect();
             let v = match set.as_slice() {
                 [one] if th => one.clone(),
                 _ => format!("{{ {} }}", set.join(", ")),
@@ -445,9 +392,9 @@ fn match_text(r: &Rule, m: &Match, th: bool) -> String {
                 if let Some(n) = x {
                     let fam = if n.value.lo.is_ipv4() { "ip" } else { "ip6" };
                     let range = if n.value.lo == n.value.hi {
-                        ip_text(n.value.lo)
+                        ip(n.value.lo)
                     } else {
-                        format!("{}-{}", ip_text(n.value.lo), ip_text(n.value.hi))
+                        format!("{}-{}", ip(n.value.lo), ip(n.value.hi))
                     };
                     v.push(format!("{fam} {f} {}{range}", ne(n.negated)));
                 }
@@ -502,15 +449,15 @@ fn nat_text(family: NftFamily, verb: &str, to: &NatRange) -> String {
     };
     let v6 = matches!(to.addr_lo, Some(IpAddr::V6(_)));
     let mut a = match (to.addr_lo, to.addr_hi) {
-        (Some(lo), Some(hi)) => format!("{}-{}", ip_text(lo), ip_text(hi)),
-        (Some(lo), None) => ip_text(lo),
+        (Some(lo), Some(hi)) => format!("{}-{}", ip(lo), ip(hi)),
+        (Some(lo), None) => ip(lo),
         _ => String::new(),
     };
     if v6 && to.ports.is_some() {
         a = format!("[{a}]");
     }
     if let Some(p) = &to.ports {
-        a = format!("{a}:{}", ports_text(p));
+        a = format!("{a}:{}", port_text(p, '-'));
     }
     format!("{verb}{fam} to {a}")
 }
@@ -529,7 +476,7 @@ fn statements(family: NftFamily, r: &Rule) -> Vec<String> {
         Target::Goto { chain } => one(format!("goto {chain}")),
         Target::Reject { .. } => one("reject".into()),
         Target::Redirect { ports, .. } => one(match ports {
-            Some(p) => format!("redirect to :{}", ports_text(p)),
+            Some(p) => format!("redirect to :{}", port_text(p, '-')),
             None => "redirect".into(),
         }),
         Target::Tproxy {
@@ -542,19 +489,19 @@ fn statements(family: NftFamily, r: &Rule) -> Vec<String> {
                 _ => "ip",
             };
             let to = match on_ip {
-                Some(a @ IpAddr::V6(_)) => format!("[{}]:{on_port}", ip_text(*a)),
+                Some(a @ IpAddr::V6(_)) => format!("[{}]:{on_port}", ip(*a)),
                 Some(a) => format!("{a}:{on_port}"),
                 None => format!(":{on_port}"),
             };
             let mut v = vec![format!("tproxy {fam} to {to}")];
             if mark.mask != 0 {
-                v.push(set_text("meta mark", "meta mark", mark));
+                v.push(set_text("meta mark", mark));
             }
             v.push("accept".into());
             v
         }
-        Target::Mark(m) => one(set_text("meta mark", "meta mark", m)),
-        Target::ConnmarkSet(m) => one(set_text("ct mark", "ct mark", m)),
+        Target::Mark(m) => one(set_text("meta mark", m)),
+        Target::ConnmarkSet(m) => one(set_text("ct mark", m)),
         Target::ConnmarkSave { nfmask, ctmask } if *nfmask == u32::MAX && *ctmask == u32::MAX => {
             one("ct mark set meta mark".into())
         }
@@ -575,7 +522,7 @@ fn statements(family: NftFamily, r: &Rule) -> Vec<String> {
         Target::Dnat { to, .. } => one(nat_text(family, "dnat", to)),
         Target::Snat { to, .. } => one(nat_text(family, "snat", to)),
         Target::Masquerade { ports, .. } => one(match ports {
-            Some(p) => format!("masquerade to :{}", ports_text(p)),
+            Some(p) => format!("masquerade to :{}", port_text(p, '-')),
             None => "masquerade".into(),
         }),
         Target::Log { prefix, level, .. } => {
@@ -600,16 +547,18 @@ fn statements(family: NftFamily, r: &Rule) -> Vec<String> {
     }
 }
 
-/// `KEY set V`, or `KEY set SRC & A | V` for a masked write: `(old & !mask) ^ value`.
-fn set_text(key: &str, src: &str, m: &MarkMask) -> String {
+/// `KEY set V`, or `KEY set KEY & A | V` for a masked write: `(old & !mask) ^ value`.
+fn set_text(key: &str, m: &MarkMask) -> String {
     if m.mask == u32::MAX {
         return format!("{key} set {}", hex(m.value));
     }
-    let and = !m.mask | m.value;
-    let xor_only = m.value & !m.mask;
-    if xor_only != 0 {
+    if m.value & !m.mask != 0 {
         // Bits both kept and flipped: not an and/or form; nft writes it with `^`.
-        return format!("{key} set {src} & {} ^ {}", hex(!m.mask), hex(m.value));
+        return format!("{key} set {key} & {} ^ {}", hex(!m.mask), hex(m.value));
     }
-    format!("{key} set {src} & {} | {}", hex(and), hex(m.value))
+    format!(
+        "{key} set {key} & {} | {}",
+        hex(!m.mask | m.value),
+        hex(m.value)
+    )
 }

@@ -5,6 +5,7 @@
 
 use super::expr;
 use super::lex::{Kind, Token, Tokens};
+use super::translate::standard_base;
 use crate::ast::{
     BaseChain, Chain, ChainType, Counters, Family, Hook, NftFamily, NftTable, Policy, Rule,
     Ruleset, Table, TableKind,
@@ -223,12 +224,12 @@ impl<'a> Script<'_, 'a> {
                     }
                     ("delete" | "destroy", "table") => {
                         let (fam, name) = self.family_and_name()?;
-                        match self.table_index(fam, &name) {
-                            Some(ti) => {
-                                self.tables.remove(ti);
-                            }
-                            None if verb.text == "destroy" => {}
-                            None => return Err(self.existing_table(fam, &name).err().unwrap_or_else(|| self.toks.error(&name, "no such table"))),
+                        // `destroy` of a table that is not there is no error; `delete` is.
+                        if verb.text == "delete" {
+                            self.existing_table(fam, &name)?;
+                        }
+                        if let Some(ti) = self.table_index(fam, &name) {
+                            self.tables.remove(ti);
                         }
                         self.end()
                     }
@@ -606,18 +607,12 @@ pub(super) fn standard_priority(name: &str, hook: Hook) -> Option<i32> {
 }
 
 /// The iptables table whose part a base chain plays (see the module's documentation).
+/// The table whose built-in chain iptables-nft registers exactly as `b`
+/// ([`standard_base`]).
 fn role(b: &BaseChain) -> Option<TableKind> {
-    use Hook::*;
-    Some(match (b.ty, b.hook, b.priority) {
-        (ChainType::Nat, Prerouting | Output, -100)
-        | (ChainType::Nat, Input | Postrouting, 100) => TableKind::Nat,
-        (ChainType::Filter, Prerouting | Output, -300) => TableKind::Raw,
-        (ChainType::Filter, Prerouting | Input | Forward | Postrouting, -150)
-        | (ChainType::Route, Output, -150) => TableKind::Mangle,
-        (ChainType::Filter, Input | Forward | Output, 0) => TableKind::Filter,
-        (ChainType::Filter, Input | Forward | Output, 150) => TableKind::Security,
-        _ => return None,
-    })
+    TableKind::SAVE_ORDER
+        .into_iter()
+        .find(|k| k.builtin_chains().contains(&b.hook) && standard_base(*k, b.hook) == *b)
 }
 
 fn finish(toks: &Tokens<'_>, tables: Vec<TableB<'_>>) -> Res<Ruleset> {

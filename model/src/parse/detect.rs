@@ -161,18 +161,9 @@ fn described(format: Format) -> &'static str {
     }
 }
 
+/// An nft command, or an `nft …` command line.
 fn is_nft(line: &str) -> bool {
-    let mut w = line.split_whitespace();
-    let a = w.next().unwrap_or("");
-    let b = w.next().unwrap_or("");
-    matches!(
-        (a, b),
-        (
-            "add" | "flush" | "delete" | "insert" | "create" | "replace",
-            "table" | "chain" | "rule" | "ruleset" | "set" | "element" | "map"
-        )
-    ) || a == "nft"
-        || (a == "table" && matches!(b, "inet" | "ip" | "ip6" | "arp" | "bridge" | "netdev"))
+    crate::nft::is_nft_command(line) || line.split_whitespace().next() == Some("nft")
 }
 
 fn is_command_line(line: &str) -> bool {

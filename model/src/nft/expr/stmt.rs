@@ -32,12 +32,10 @@ pub(super) fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt
             })
         }
         "reject" => {
-            let fam = r.family.unwrap_or(Family::Ipv4);
             if c.peek_is("with") {
                 c.at = start;
                 return Ok(None);
             }
-            let _ = fam;
             Stmt::Target(Target::Reject {
                 with: String::new(),
             })
@@ -159,32 +157,57 @@ pub(super) fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt
             c.at += 1;
             match mark_source(c)? {
                 Some(src) => match (word, src) {
-                    ("mark", Src::Value(v, m)) => Stmt::MarkSet(xmark(v, m)),
-                    ("mark", Src::Ct(cm)) if cm == u32::MAX => {
-                        Stmt::Target(Target::ConnmarkRestore {
-                            nfmask: u32::MAX,
-                            ctmask: u32::MAX,
-                        })
-                    }
-                    ("ctmark", Src::Value(v, m)) => Stmt::Target(Target::ConnmarkSet(xmark(v, m))),
-                    ("ctmark", Src::Meta(mm)) if mm == u32::MAX => {
-                        Stmt::Target(Target::ConnmarkSave {
-                            nfmask: u32::MAX,
-                            ctmask: u32::MAX,
-                        })
-                    }
-                    ("ctmark", Src::CtMasked(and, or)) => {
-                        // ct mark & A | V: the bits outside A cleared, V set.
-                        Stmt::Target(Target::ConnmarkSet(MarkMask {
-                            value: or,
-                            mask: !and | or,
-                        }))
-                    }
-                    ("mark", Src::MetaMasked(and, or)) => Stmt::MarkSet(MarkMask {
+                    ("mark", Src::Value(value)) => Stmt::MarkSet(MarkMask {
+                        value,
+                        mask: u32::MAX,
+                    }),
+                    ("ctmark", Src::Value(value)) => Stmt::Target(Target::ConnmarkSet(MarkMask {
+                        value,
+                        mask: u32::MAX,
+                    })),
+                    // `meta mark set ct mark`, `ct mark set meta mark`: the whole mark copied.
+                    (
+                        "mark",
+                        Src::Mark {
+                            ct: true,
+                            masked: None,
+                        },
+                    ) => Stmt::Target(Target::ConnmarkRestore {
+                        nfmask: u32::MAX,
+                        ctmask: u32::MAX,
+                    }),
+                    (
+                        "ctmark",
+                        Src::Mark {
+                            ct: false,
+                            masked: None,
+                        },
+                    ) => Stmt::Target(Target::ConnmarkSave {
+                        nfmask: u32::MAX,
+                        ctmask: u32::MAX,
+                    }),
+                    // `KEY set KEY & A | V`: the bits outside A cleared, V set.
+                    (
+                        "ctmark",
+                        Src::Mark {
+                            ct: true,
+                            masked: Some((and, or)),
+                        },
+                    ) => Stmt::Target(Target::ConnmarkSet(MarkMask {
+                        value: or,
+                        mask: !and | or,
+                    })),
+                    (
+                        "mark",
+                        Src::Mark {
+                            ct: false,
+                            masked: Some((and, or)),
+                        },
+                    ) => Stmt::MarkSet(MarkMask {
                         value: or,
                         mask: !and | or,
                     }),
-                    ("ctzone", Src::Value(v, _)) => {
+                    ("ctzone", Src::Value(v)) => {
                         let Ok(id) = u16::try_from(v) else {
                             let l = c.last();
                             return Err(c.err(&l, "a zone is at most 65535"));
@@ -247,16 +270,14 @@ pub(super) fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt
 
 /// The value a `set` statement writes.
 enum Src {
-    /// A constant (`0x539`), or `mark and M or V` forms reduced to value/mask pairs.
-    Value(u32, u32),
-    /// `ct mark` (with a mask).
-    Ct(u32),
-    /// `meta mark` / `mark` (with a mask).
-    Meta(u32),
-    /// `ct mark & A | V`.
-    CtMasked(u32, u32),
-    /// `meta mark & A | V`.
-    MetaMasked(u32, u32),
+    /// A constant (`0x539`).
+    Value(u32),
+    /// The packet's mark (`meta mark`, `mark`) or the connection's (`ct mark`, when `ct`), with
+    /// the `& A | V` written after it (and-mask, or-value) when there is one.
+    Mark {
+        ct: bool,
+        masked: Option<(u32, u32)>,
+    },
 }
 
 fn mark_source(c: &mut Cursor<'_, '_>) -> Res<Option<Src>> {
@@ -280,8 +301,7 @@ fn mark_source(c: &mut Cursor<'_, '_>) -> Res<Option<Src>> {
         _ => None,
     };
     let Some(ct) = from else {
-        let v = num_u32(c, &t)?;
-        return Ok(Some(Src::Value(v, u32::MAX)));
+        return Ok(Some(Src::Value(num_u32(c, &t)?)));
     };
     let mut and = u32::MAX;
     let mut or = 0u32;
@@ -298,17 +318,10 @@ fn mark_source(c: &mut Cursor<'_, '_>) -> Res<Option<Src>> {
             or |= n;
         }
     }
-    Ok(Some(match (ct, ops) {
-        (true, false) => Src::Ct(u32::MAX),
-        (false, false) => Src::Meta(u32::MAX),
-        (true, true) => Src::CtMasked(and, or),
-        (false, true) => Src::MetaMasked(and, or),
+    Ok(Some(Src::Mark {
+        ct,
+        masked: ops.then_some((and, or)),
     }))
-}
-
-/// `mark set V` with the mask `m`: the model's xmark.
-fn xmark(value: u32, mask: u32) -> MarkMask {
-    MarkMask { value, mask }
 }
 
 fn nat_range(c: &Cursor<'_, '_>, t: &Token<'_>, fam: Family) -> Res<NatRange> {
