@@ -92,6 +92,17 @@ pub fn istio_key(file: &str) -> (&str, Option<&str>) {
         .map_or((file, None), |(t, k)| (k, Some(t)))
 }
 
+/// The entry of `istio-profiles.toml` that describes `file` (`has_entry` says which keys have
+/// one): its own key, or for an nft golden without an entry of its own, its iptables
+/// counterpart's ([`iptables_counterpart`]; the bool says so). The tag as [`istio_key`] gives it.
+pub fn istio_entry(file: &str, has_entry: impl Fn(&str) -> bool) -> (String, Option<&str>, bool) {
+    let (key, tag) = istio_key(file);
+    match iptables_counterpart(key).filter(|_| !has_entry(key)) {
+        Some(c) => (c, tag, true),
+        None => (key.to_string(), tag, false),
+    }
+}
+
 /// The profile values of entry `key` at `tag` (none: the current file), in the order they
 /// override each other: the `"*"` entry's, the entry's, the `"*"` entry's for that tag, the
 /// entry's for that tag. `None` when there is no such entry.

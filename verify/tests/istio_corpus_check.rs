@@ -18,7 +18,7 @@ use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, print_ruleset};
 use sidecar_verify::check::{check, Options, Status};
 use sidecar_verify::corpus::{
-    iptables_counterpart, istio_dir, istio_iptables_files, istio_nft_files, istio_profile_table,
+    istio_dir, istio_entry, istio_iptables_files, istio_nft_files, istio_profile_table,
     istio_profiles, workspace,
 };
 use sidecar_verify::report::text::check as text;
@@ -91,16 +91,6 @@ fn profiles() -> BTreeMap<String, Entry> {
     toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The key of a corpus file: its path with any `history/<tag>/` prefix taken off, and the tag.
-fn key(file: &str) -> (String, Option<String>) {
-    if let Some(rest) = file.strip_prefix("history/") {
-        if let Some((tag, path)) = rest.split_once('/') {
-            return (path.to_string(), Some(tag.to_string()));
-        }
-    }
-    (file.to_string(), None)
-}
-
 struct Job {
     file: String,
     profile: Profile,
@@ -131,18 +121,14 @@ fn every_istio_configuration_meets_its_expected_invariants() {
     // profile and pod, and its expectation unless the entry's `nft` gives another.
     let nft_files = istio_nft_files(&dir);
     assert_eq!(nft_files.len(), 42, "INDEX.md lists 42 nft goldens");
-    let all: Vec<(String, bool)> = files
+    let all: Vec<String> = files
         .iter()
-        .map(|(f, _)| (f.clone(), false))
-        .chain(nft_files.into_iter().map(|f| (f, true)))
+        .map(|(f, _)| f.clone())
+        .chain(nft_files)
         .collect();
-    for (file, is_nft) in &all {
-        let (mut k, tag) = key(file);
-        if *is_nft && !entries.contains_key(&k) {
-            if let Some(c) = iptables_counterpart(&k) {
-                k = c;
-            }
-        }
+    for file in &all {
+        let (k, tag, counterpart_of) = istio_entry(file, |k| entries.contains_key(k));
+        let tag = tag.map(str::to_string);
         let Some(e) = entries.get(&k) else {
             problems.push(format!(
                 "{file}: no entry `{k}` in corpus/istio-profiles.toml"
@@ -153,7 +139,6 @@ fn every_istio_configuration_meets_its_expected_invariants() {
         if let Some(t) = &tag {
             used_tags.insert((k.clone(), t.clone()));
         }
-        let counterpart_of = *is_nft && k != key(file).0;
         let v = if counterpart_of {
             e.nft.as_ref()
         } else {

@@ -10,8 +10,8 @@ use std::path::Path;
 use sidecar_model::pod::{Connection, Pod, Profile, Simulator};
 use sidecar_model::{parse, Ruleset, DEFAULT_RULESET};
 use sidecar_verify::corpus::{
-    iptables_counterpart, istio_dir, istio_iptables_files, istio_key, istio_nft_files,
-    istio_profile_table, istio_profiles,
+    istio_dir, istio_entry, istio_iptables_files, istio_nft_files, istio_profile_table,
+    istio_profiles,
 };
 use sidecar_verify::kernel::{self, random_flows, unavailable, SplitMix, TestPod};
 use sidecar_verify::scenarios::scenario_flows;
@@ -329,12 +329,7 @@ fn corpus_rulesets_agree_with_the_kernel() {
     // its iptables counterpart's.
     let profiles = istio_profiles().unwrap();
     let profile_of = |file: &str| {
-        let (key, tag) = istio_key(file);
-        let key = if profiles.contains_key(key) {
-            key.to_string()
-        } else {
-            iptables_counterpart(key).unwrap_or_else(|| key.to_string())
-        };
+        let (key, tag, _) = istio_entry(file, |k| profiles.contains_key(k));
         istio_profile_table(&profiles, &key, tag).map_or_else(Profile::istio, |t| {
             Profile::from_toml(&toml::to_string(&t).unwrap()).unwrap()
         })

@@ -76,10 +76,6 @@ struct ChainOut {
 impl Encoder<'_> {
     /// The rule's matches hold on `p` (an undecidable match: a fresh free boolean, or false).
     fn rule_matches(&mut self, r: &Rule, p: &SymPacket, id: RuleId) -> Bool {
-        if r.family.is_some_and(|f| f != self.family) {
-            // An nft rule that reads the other family's header (see `Rule::family`).
-            return Bool::from_bool(false);
-        }
         let mut conj: Vec<Bool> = Vec::new();
         for (spec, var) in [(&r.src, &p.src), (&r.dst, &p.dst)] {
             if let Some(n) = spec {
@@ -188,7 +184,14 @@ impl Encoder<'_> {
                 chain: ci,
                 rule: ri,
             };
-            let m = self.rule_matches(rule, p, id);
+            // An nft rule that reads the other family's header never matches, and its target
+            // (with that family's addresses) is not encoded (see `Rule::family`).
+            let other_family = rule.family.is_some_and(|f| f != self.family);
+            let m = if other_family {
+                Bool::from_bool(false)
+            } else {
+                self.rule_matches(rule, p, id)
+            };
             let m = self.tracked_match(id, m);
             let fires = and2(&live, &m);
             hits.push(SymHit {
@@ -199,10 +202,9 @@ impl Encoder<'_> {
                 matches: m,
                 fires: fires.clone(),
             });
-            let Some(target) = &rule.target else { continue };
-            if rule.family.is_some_and(|f| f != self.family) {
+            let Some(target) = rule.target.as_ref().filter(|_| !other_family) else {
                 continue;
-            }
+            };
             let stop = |live: &mut Bool| *live = and2(live, &fires.not());
             let upd = |old: &mut BV, new: BV| *old = fires.ite(&new, old);
             match target {
