@@ -181,8 +181,9 @@ fn compute_report() -> Option<(String, Vec<Claim>)> {
          replays both journeys of the class's witness hop by hop in a pod of network namespaces, \
          the iptables rules loaded with iptables-restore and the nft rules with `nft -f`, and \
          asserts that the kernel agrees with the model on every hop (rules hit, where the \
-         connection arrives). Classes whose journeys the oracle's pod cannot reproduce yet (a \
-         connection arriving on an interface other than eth0) say so. The folded classes \
+         connection arrives); a connection from outside arriving on another interface than eth0 \
+         comes through a veth pair of that name. A class whose journeys the oracle's pod \
+         cannot reproduce would say so. The folded classes \
          (connections addressed to the proxy's own capture ports, looping on both sides) are \
          not claims and are not replayed.\n"
     );

@@ -149,7 +149,15 @@ pub struct TestPod {
     handles: HandleMap,
     /// The native nft tables the last ruleset loaded (`inet istio-proxy-nat`), deleted by the next.
     nft_tables: Vec<String>,
+    /// The pod's interfaces besides eth0 and lo, made when a flow first arrives on one
+    /// ([`TestPod::iface_mark`]); the peer's mark for interface `ifaces[k]` is `IFACE_MARK + k`.
+    ifaces: Vec<String>,
 }
+
+/// The first of the peer's socket marks that route a flow into the pod through an interface of
+/// its own (and the first of the peer's routing tables, `IFACE_TABLE + k`, that do so).
+const IFACE_MARK: u32 = 0x5000;
+const IFACE_TABLE: u32 = 500;
 
 /// The first source port the oracle gives flows.
 const SPORT_FIRST: u16 = 10000;
@@ -177,17 +185,12 @@ pub const POD_IPS: [IpAddr; 2] = [
     IpAddr::V4(Ipv4Addr::new(10, 1, 0, 5)),
     IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5)),
 ];
-/// Why the oracle cannot run `c` as it is, if it cannot: the pod has no interface but eth0 and
-/// lo; the peer sends only from addresses it has (its own and the ranges it answers for); and
-/// only a marked (proxy) socket binds an address that is not the pod's, transparently, its
-/// answers routed back by the policy route of the ruleset's connection mark.
+/// Why the oracle cannot run `c` as it is, if it cannot: the peer sends only from addresses it
+/// has (its own and the ranges it answers for); and only a marked (proxy) socket binds an
+/// address that is not the pod's, transparently, its answers routed back by the policy route of
+/// the ruleset's connection mark. A connection arriving on another interface than eth0 is run
+/// ([`TestPod::iface_mark`]).
 pub fn unsupported(c: &Connection) -> Option<String> {
-    if let Some(i) = c.iface {
-        return Some(format!(
-            "arriving on interface {} (the pod has eth0 only)",
-            i.as_str()
-        ));
-    }
     match c.src {
         Some(s) if c.from_outside && !peer_owns(s) => Some(format!(
             "from outside from {s}, an address the peer does not have"
@@ -239,6 +242,23 @@ fn ip(ns: &Netns, args: &[&str]) -> Result<(), OracleError> {
     }
 }
 
+fn sysctl(ns: &Netns, settings: &[&str]) -> Result<(), OracleError> {
+    let mut args = vec!["-qw"];
+    args.extend_from_slice(settings);
+    let out = ns
+        .exec("sysctl", &args, b"")
+        .map_err(|e| OracleError::Setup(format!("sysctl: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(OracleError::Setup(format!(
+            "sysctl {}: {}",
+            settings.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
 impl TestPod {
     /// Creates the namespaces, the veth pair, addresses and routes, and starts the agents
     /// (this very program, which must be the `sidecar-verify` binary) listening on `ports`.
@@ -281,6 +301,10 @@ impl TestPod {
         }
         for ns in [&pod, &peer] {
             ip(ns, &["link", "set", "lo", "up"])?;
+            // A link-local address usable at once: while it is tentative (duplicate detection,
+            // a second or two) a neighbour solicitation goes out from `::`, which the other
+            // side takes for duplicate detection and does not answer.
+            sysctl(ns, &["net.ipv6.conf.eth0.accept_dad=0"])?;
             ip(ns, &["link", "set", "eth0", "up"])?;
         }
         ip(&pod, &["addr", "add", "10.1.0.5/24", "dev", "eth0"])?;
@@ -307,6 +331,21 @@ impl TestPod {
         for r in PEER_RANGES_V6 {
             ip(&peer, &["-6", "route", "add", "local", r, "dev", "lo"])?;
         }
+        // The peer sends a flow that arrives on another pod interface with a socket mark whose
+        // policy route leads there (`iface_mark`), also when the flow is addressed to the peer
+        // itself: the `local` table is looked up after those routes, and the peer accepts the
+        // answer from its own address on eth0 (accept_local).
+        for f in ["-4", "-6"] {
+            ip(&peer, &[f, "rule", "add", "pref", "100", "lookup", "local"])?;
+            ip(&peer, &[f, "rule", "del", "pref", "0"])?;
+        }
+        sysctl(
+            &peer,
+            &[
+                "net.ipv4.conf.all.accept_local=1",
+                "net.ipv4.conf.eth0.accept_local=1",
+            ],
+        )?;
         // Table 133: everything is local (what packets TPROXY marked are routed by).
         ip(
             &pod,
@@ -337,6 +376,7 @@ impl TestPod {
             mark_rules: Vec::new(),
             handles: HandleMap::default(),
             nft_tables: Vec::new(),
+            ifaces: Vec::new(),
         };
         // Wait until both agents listen.
         let mut ready = 0;
@@ -516,6 +556,110 @@ impl TestPod {
         Ok(())
     }
 
+    /// The peer's socket mark for a flow arriving in the pod on interface `name`, making the
+    /// interface first: a veth pair (`name` in the pod, `ifK` in the peer) whose pod end has the
+    /// pod's addresses too, as the model assumes of every interface but lo (REDIRECT gives the
+    /// incoming interface's first address, and drops the packet when it has none). The peer's
+    /// table `IFACE_TABLE + k`, looked up for mark `IFACE_MARK + k`, routes everything into
+    /// that pair; the pod's answers leave by eth0 as routing says.
+    pub fn iface_mark(&mut self, name: &str) -> Result<u32, OracleError> {
+        let k = match self.ifaces.iter().position(|i| i == name) {
+            Some(k) => k,
+            None => {
+                self.add_iface(name)?;
+                self.ifaces.len() - 1
+            }
+        };
+        let k = u32::try_from(k).unwrap_or(u32::MAX);
+        Ok(IFACE_MARK + k)
+    }
+
+    fn add_iface(&mut self, name: &str) -> Result<(), OracleError> {
+        let k = self.ifaces.len();
+        let peer_end = format!("if{k}");
+        let mark = format!("{:#x}", IFACE_MARK + u32::try_from(k).unwrap_or(0));
+        let table = (IFACE_TABLE + u32::try_from(k).unwrap_or(0)).to_string();
+        let out = Command::new("ip")
+            .args([
+                "link",
+                "add",
+                name,
+                "netns",
+                self.pod.name(),
+                "type",
+                "veth",
+            ])
+            .args(["peer", "name", &peer_end, "netns", self.peer.name()])
+            .output()
+            .map_err(|e| OracleError::Setup(e.to_string()))?;
+        if !out.status.success() {
+            return Err(OracleError::Unsupported(format!(
+                "arriving on interface {name}, which the oracle cannot make: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        self.ifaces.push(name.to_string());
+        let (pod, peer) = (&self.pod, &self.peer);
+        sysctl(pod, &[&format!("net.ipv6.conf.{name}.accept_dad=0")])?;
+        sysctl(peer, &[&format!("net.ipv6.conf.{peer_end}.accept_dad=0")])?;
+        ip(pod, &["link", "set", name, "up"])?;
+        ip(peer, &["link", "set", &peer_end, "up"])?;
+        let mac = pod
+            .exec("cat", &[&format!("/sys/class/net/{name}/address")], b"")
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .map_err(|e| OracleError::Setup(e.to_string()))?;
+        ip(
+            pod,
+            &["addr", "add", "10.1.0.5/32", "dev", name, "noprefixroute"],
+        )?;
+        let v6 = [
+            "-6",
+            "addr",
+            "add",
+            "fd00::5/128",
+            "dev",
+            name,
+            "nodad",
+            "noprefixroute",
+        ];
+        ip(pod, &v6)?;
+        // The peer's IPv6 gateway: a link-local address of the pod's end, known without
+        // neighbour discovery (the pod answers that only for addresses of the interface asked).
+        ip(
+            pod,
+            &["-6", "addr", "add", "fe80::5/64", "dev", name, "nodad"],
+        )?;
+        for (f, gw) in [("-4", "10.1.0.5"), ("-6", "fe80::5")] {
+            ip(
+                peer,
+                &[
+                    f,
+                    "neigh",
+                    "add",
+                    gw,
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    &peer_end,
+                    "nud",
+                    "permanent",
+                ],
+            )?;
+            let onlink: &[&str] = if f == "-4" { &["onlink"] } else { &[] };
+            let mut route = vec![f, "route", "add", "default", "via", gw, "dev", &peer_end];
+            route.extend_from_slice(onlink);
+            route.extend_from_slice(&["table", &table]);
+            ip(peer, &route)?;
+            ip(
+                peer,
+                &[
+                    f, "rule", "add", "pref", "10", "fwmark", &mark, "lookup", &table,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
     /// The source port of the next flow.
     pub fn next_sport(&mut self) -> u16 {
         loop {
@@ -555,13 +699,20 @@ impl TestPod {
         } else {
             (c.uid, c.gid)
         };
+        // A mark does not cross into the pod (veth scrubs it): from outside it only picks the
+        // interface the flow arrives on.
+        let mark = match (c.from_outside, c.iface) {
+            (true, Some(i)) => self.iface_mark(i.as_str())?,
+            (true, None) => 0,
+            (false, _) => c.mark,
+        };
         // The flow's source, bound as given (from outside: an address the peer has, see
         // `unsupported`); `-` lets routing choose.
         let src = c.src.map_or_else(|| "-".to_string(), |s| s.to_string());
         let proto = if c.proto == 17 { "udp" } else { "tcp" };
         let line = format!(
-            "connect {id} {proto} {uid} {gid} {src} {} {} {} {}\n",
-            c.sport, c.dst, c.dport, c.mark
+            "connect {id} {proto} {uid} {gid} {src} {} {} {} {mark}\n",
+            c.sport, c.dst, c.dport
         );
         self.tell(side, &line)?;
         let mut obs = Observed {
