@@ -6,7 +6,9 @@
 //! User and group names (`skgid java`) are replaced by ids in the input before both sides read
 //! it, as the node that runs the script resolves them; a script naming a set it does not create
 //! (`ip daddr @istio-inpod-probes-v4`: the CNI agent creates it) is node-dependent and only
-//! parsed. Runs the kernel side whenever the machine can create namespaces and has `nft`.
+//! parsed. Runs the kernel side whenever the machine can create namespaces and has `nft`; there
+//! `nft -j list ruleset` of each loaded golden must read as the same ruleset and print as `nft
+//! list ruleset` does.
 
 #![cfg(test)]
 
@@ -71,7 +73,7 @@ fn every_istio_nft_golden_parses_and_prints_as_nft_lists_it() {
         }
         None => true,
     };
-    let (mut same, mut node_dependent) = (0, 0);
+    let (mut same, mut node_dependent, mut json_same) = (0, 0, 0);
     let mut failures = Vec::new();
     for file in &files {
         let text = resolve_names(&std::fs::read_to_string(dir.join(file)).unwrap());
@@ -118,13 +120,35 @@ fn every_istio_nft_golden_parses_and_prints_as_nft_lists_it() {
                 "{file}: differs\n--- nft list ruleset\n{listed}--- ours\n{ours}"
             ));
         }
+        // The same tables as `nft -j list ruleset` prints them: the same ruleset, printed
+        // byte-identical to nft's text listing.
+        let json = ns
+            .exec("nft", &["-j", "list", "ruleset"], b"")
+            .expect("run nft -j list");
+        match parse("json", &json.stdout) {
+            Err(e) => failures.push(format!("{file}: nft -j list ruleset does not parse: {e}")),
+            Ok(j) => {
+                assert_eq!(j.format, Format::NftJson, "{file}");
+                let printed = print_ruleset(&j.ruleset);
+                if j.ruleset != parsed.ruleset {
+                    failures.push(format!("{file}: the JSON listing reads as another ruleset"));
+                } else if printed != listed {
+                    failures.push(format!(
+                        "{file}: the JSON listing prints otherwise\n--- nft list ruleset\n{listed}--- ours from JSON\n{printed}"
+                    ));
+                } else {
+                    json_same += 1;
+                }
+            }
+        }
     }
     println!(
-        "nft goldens: {} parsed, {same} printed byte-identical to `nft list ruleset`, {node_dependent} name a set the node creates",
+        "nft goldens: {} parsed, {same} printed byte-identical to `nft list ruleset`, {node_dependent} name a set the node creates; {json_same} read from `nft -j list ruleset` as the same ruleset, printed byte-identical",
         files.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     if kernel {
         assert_eq!(same + node_dependent, files.len());
+        assert_eq!(json_same, same);
     }
 }

@@ -24,6 +24,7 @@
 //! not know is kept verbatim and is undecidable, never dropped.
 
 mod expr;
+pub mod json;
 mod lex;
 mod print;
 mod script;

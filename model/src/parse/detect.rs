@@ -158,6 +158,7 @@ fn described(format: Format) -> &'static str {
         Format::Restore => "iptables-restore form",
         Format::Commands => "one iptables command per line",
         Format::Nft => "nft script",
+        Format::NftJson => "nft JSON document",
     }
 }
 

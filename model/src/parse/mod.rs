@@ -55,6 +55,8 @@ formats! {
     Commands,
     /// An nft script, or what `nft list ruleset` prints ([`crate::nft`]).
     Nft,
+    /// What `nft -j list ruleset` prints, or an `nft -j -f` document ([`crate::nft::json`]).
+    NftJson,
 }
 
 /// The reader of each line-based form (nft's is not line-based: [`crate::nft::parse`]).
@@ -62,7 +64,7 @@ fn front_end(format: Format) -> Option<Box<dyn FrontEnd>> {
     match format {
         Format::Restore => Some(Box::new(restore::Restore)),
         Format::Commands => Some(Box::new(commands::Commands)),
-        Format::Nft => None,
+        Format::Nft | Format::NftJson => None,
     }
 }
 
@@ -85,6 +87,12 @@ pub struct Parsed {
 /// ```
 pub fn parse(source_name: &str, input: &[u8]) -> Result<Parsed, ParseError> {
     let text = bytes::text(source_name, input)?;
+    if crate::nft::json::looks_like_json(text) {
+        return Ok(Parsed {
+            ruleset: crate::nft::json::parse(source_name, text)?,
+            format: Format::NftJson,
+        });
+    }
     if crate::nft::looks_like_nft(text) {
         return Ok(Parsed {
             ruleset: crate::nft::parse(source_name, text)?,
@@ -158,6 +166,17 @@ mod tests {
                 "add rule inet t istio-output oifname lo return\n",
                 "insert rule inet t istio-output index 0 skuid 1337 return\n",
             ),
+            // What `nft -j list ruleset` printed after `nft -f` of the nft sample (1.0.6).
+            Format::NftJson => concat!(
+                r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, "#,
+                r#"{"table": {"family": "inet", "name": "t", "handle": 1}}, "#,
+                r#"{"chain": {"family": "inet", "table": "t", "name": "output", "handle": 1, "type": "nat", "hook": "output", "prio": -100, "policy": "accept"}}, "#,
+                r#"{"chain": {"family": "inet", "table": "t", "name": "istio-output", "handle": 2}}, "#,
+                r#"{"rule": {"family": "inet", "table": "t", "chain": "output", "handle": 3, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}, {"jump": {"target": "istio-output"}}]}}, "#,
+                r#"{"rule": {"family": "inet", "table": "t", "chain": "istio-output", "handle": 5, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": 1337}}, {"return": null}]}}, "#,
+                r#"{"rule": {"family": "inet", "table": "t", "chain": "istio-output", "handle": 4, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "lo"}}, {"return": null}]}}]}"#,
+                "\n",
+            ),
         }
     }
 
@@ -189,7 +208,7 @@ mod tests {
             assert_eq!(parsed.format, format);
             let printed = print_ruleset(&parsed.ruleset);
             let expected = match format {
-                Format::Nft => NFT_LISTED.to_string(),
+                Format::Nft | Format::NftJson => NFT_LISTED.to_string(),
                 _ => sample_saved(),
             };
             assert_eq!(printed, expected, "{format:?}");
