@@ -52,9 +52,50 @@ impl Ruleset {
         }
     }
 
-    /// The table `kind` of `family`, if the ruleset has it.
+    /// The table `kind` of `family`, if the ruleset has it (the first, when several nftables
+    /// tables play its part: [`Ruleset::table_at`]).
     pub fn table(&self, family: Family, kind: TableKind) -> Option<&Table> {
-        self.tables(family).iter().find(|t| t.kind == kind)
+        self.table_at(family, kind, 0)
+    }
+
+    /// Which of the tables playing its part the `index`-th table of `family` is (0-based, see
+    /// [`Ruleset::table_at`]).
+    pub fn part_of(&self, family: Family, index: usize) -> u8 {
+        let tables = self.tables(family);
+        let Some(t) = tables.get(index) else { return 0 };
+        let before = tables.get(..index).unwrap_or(&[]);
+        u8::try_from(before.iter().filter(|o| o.kind == t.kind).count()).unwrap_or(u8::MAX)
+    }
+
+    /// The places (family, iptables table) where more than one table holds rules that capture
+    /// connections (REDIRECT, TPROXY, DNAT): two backends, or two generations of one mesh's
+    /// tables, both redirecting traffic. Each with those tables, oldest first.
+    pub fn capture_in_several_tables(&self) -> Vec<(Family, TableKind, Vec<&Table>)> {
+        let mut out = Vec::new();
+        for family in [Family::Ipv4, Family::Ipv6] {
+            for kind in TableKind::SAVE_ORDER {
+                let tables: Vec<&Table> = self
+                    .tables(family)
+                    .iter()
+                    .filter(|t| t.kind == kind && t.captures())
+                    .collect();
+                if tables.len() > 1 {
+                    out.push((family, kind, tables));
+                }
+            }
+        }
+        out
+    }
+
+    /// The `part`-th table of `family` that plays the part of iptables' table `kind` (0-based, in
+    /// the order the tables were created: [`Ruleset::tables`]' order). An iptables ruleset has
+    /// one table of a kind; an nftables one may have several at the same place, which the kernel
+    /// runs newest first (docs/model-and-parser.md, "Several tables at one hook").
+    pub fn table_at(&self, family: Family, kind: TableKind, part: u8) -> Option<&Table> {
+        self.tables(family)
+            .iter()
+            .filter(|t| t.kind == kind)
+            .nth(usize::from(part))
     }
 
     /// Number of rules over all tables and families.
@@ -255,6 +296,34 @@ impl Table {
                 .flat_map(|c| &c.rules)
                 .any(|r| r.family == Some(family)),
             _ => true,
+        }
+    }
+
+    /// Whether some rule of the table captures connections (REDIRECT, TPROXY, DNAT).
+    pub fn captures(&self) -> bool {
+        self.chains.iter().flat_map(|c| &c.rules).any(|r| {
+            matches!(
+                r.target,
+                Some(Target::Redirect { .. } | Target::Tproxy { .. } | Target::Dnat { .. })
+            )
+        })
+    }
+
+    /// Whether this is a table iptables-nft made, as `nft list ruleset` shows it: an `ip` or
+    /// `ip6` table named as an iptables table, its base chains named as iptables' built-in
+    /// chains (an iptables-save input's tables are iptables' by definition).
+    pub fn is_iptables_nft(&self) -> bool {
+        match &self.nft {
+            None => true,
+            Some(n) => {
+                n.family != NftFamily::Inet
+                    && n.name == self.kind.name()
+                    && self
+                        .chains
+                        .iter()
+                        .filter_map(|c| c.base.map(|b| (c, b)))
+                        .all(|(c, b)| c.name == b.hook.name())
+            }
         }
     }
 
@@ -863,4 +932,14 @@ impl Target {
             _ => None,
         }
     }
+}
+
+/// Whether a table part ([`Ruleset::table_at`]) is the first: serialised results leave such
+/// parts out, so that an iptables ruleset's read as before.
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+pub fn is_first_part(part: &u8) -> bool {
+    *part == 0
 }

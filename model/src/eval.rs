@@ -209,6 +209,9 @@ impl Packet {
 pub struct Hit {
     /// The table.
     pub table: TableKind,
+    /// Which of the tables playing `table`'s part ([`Ruleset::table_at`]): 0 but for
+    /// nftables rulesets with several tables at one place.
+    pub part: u8,
     /// Index of the chain in the table's [`Table::chains`].
     pub chain: u32,
     /// 0-based index of the rule in the chain (`iptables -L --line-numbers` counts from 1).
@@ -287,19 +290,65 @@ pub struct Scratch {
 #[derive(Debug, Clone)]
 pub struct Engine {
     rs: Ruleset,
-    /// Per family (v4, v6), per table kind (by `TableKind as usize`): index into the family's
-    /// tables.
-    index: [[Option<usize>; 5]; 2],
     /// Per family, per table (same order as the ruleset), per chain, per rule: the chain a jump
     /// or goto enters.
     targets: [Vec<Vec<Vec<CRule>>>; 2],
-    /// Per family, per hook: the tables to run, in order, with their table index and the
-    /// built-in chain's index.
-    plan: [[Vec<(TableKind, usize, u32)>; 5]; 2],
+    /// Per family, per hook: the base chains to run, in order ([`hook_plan`]).
+    plan: [[Vec<PlanEntry>; 5]; 2],
     /// Local addresses, for `-m addrtype`.
     local: Vec<IpAddr>,
     /// Per family: whether some rule turns connection tracking on (see [`conntrack_active`]).
     ct_active: [bool; 2],
+}
+
+/// One base chain a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanEntry {
+    /// The iptables table whose part its table plays.
+    pub kind: TableKind,
+    /// Which of the tables playing that part ([`Ruleset::table_at`]).
+    pub part: u8,
+    /// The table's index in [`Ruleset::tables`].
+    pub table: usize,
+    /// The base chain's index in the table.
+    pub chain: usize,
+}
+
+/// The base chains `hook` runs for `family`, in the kernel's order: the iptables tables' places
+/// in priority order ([`hook_tables`]), and within a place (several nftables tables at the same
+/// priority) the newest table first, as the kernel inserts a hook entry before the older ones
+/// of equal priority. A `nat` place's entries are tried one after the other until one binds the
+/// connection (an address translation), as the kernel's nat core runs its chains.
+pub fn hook_plan(rs: &Ruleset, family: Family, hook: Hook) -> Vec<PlanEntry> {
+    let tables = rs.tables(family);
+    let mut plan = Vec::new();
+    for &kind in hook_tables(hook) {
+        let parts: Vec<(usize, &Table)> = tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.kind == kind)
+            .collect();
+        for (part, (ti, t)) in parts.iter().enumerate().rev() {
+            if let Some(ci) = t.chains.iter().position(|c| c.hook() == Some(hook)) {
+                plan.push(PlanEntry {
+                    kind,
+                    part: u8::try_from(part).unwrap_or(u8::MAX),
+                    table: *ti,
+                    chain: ci,
+                });
+            }
+        }
+    }
+    plan
+}
+
+/// Whether the connection already has the address translation `hook`'s nat chains make: the
+/// destination's at PREROUTING and OUTPUT, the source's at INPUT and POSTROUTING.
+pub fn nat_bound(hook: Hook, pkt: &Packet) -> bool {
+    match hook {
+        Hook::Prerouting | Hook::Output => pkt.dnat_done,
+        _ => pkt.snat_done,
+    }
 }
 
 /// Whether connection tracking runs for `family` in a namespace holding `rs`. The kernel
@@ -322,16 +371,6 @@ fn fam_idx(f: Family) -> usize {
     match f {
         Family::Ipv4 => 0,
         Family::Ipv6 => 1,
-    }
-}
-
-fn kind_idx(k: TableKind) -> usize {
-    match k {
-        TableKind::Raw => 0,
-        TableKind::Mangle => 1,
-        TableKind::Nat => 2,
-        TableKind::Filter => 3,
-        TableKind::Security => 4,
     }
 }
 
@@ -364,15 +403,11 @@ impl Engine {
     /// Prepares `rs` for evaluation. Local addresses for `-m addrtype` default to the loopback
     /// ranges; see [`Engine::with_local_addrs`].
     pub fn new(rs: &Ruleset) -> Engine {
-        let mut index = [[None; 5]; 2];
         let mut targets: [Vec<Vec<Vec<CRule>>>; 2] = [Vec::new(), Vec::new()];
-        let mut hook_chain: [Vec<[Option<u32>; 5]>; 2] = [Vec::new(), Vec::new()];
+        let mut plan: [[Vec<PlanEntry>; 5]; 2] = Default::default();
         for fam in [Family::Ipv4, Family::Ipv6] {
             let fi = fam_idx(fam);
-            for (ti, t) in rs.tables(fam).iter().enumerate() {
-                if let Some(slot) = index.get_mut(fi).and_then(|r| r.get_mut(kind_idx(t.kind))) {
-                    *slot = Some(ti);
-                }
+            for t in rs.tables(fam) {
                 let tt: Vec<Vec<CRule>> = t
                     .chains
                     .iter()
@@ -392,51 +427,18 @@ impl Engine {
                             .collect()
                     })
                     .collect();
-                let mut hc = [None; 5];
-                for h in Hook::ALL {
-                    if let Some(ci) = t.chains.iter().position(|c| c.hook() == Some(h)) {
-                        if let Some(slot) = hc.get_mut(hook_idx(h)) {
-                            *slot = u32::try_from(ci).ok();
-                        }
-                    }
-                }
                 if let Some(v) = targets.get_mut(fi) {
                     v.push(tt);
                 }
-                if let Some(v) = hook_chain.get_mut(fi) {
-                    v.push(hc);
-                }
             }
-        }
-        let mut plan: [[Vec<(TableKind, usize, u32)>; 5]; 2] = Default::default();
-        for fam in [Family::Ipv4, Family::Ipv6] {
-            let fi = fam_idx(fam);
             for hook in Hook::ALL {
-                for &kind in hook_tables(hook) {
-                    let ti = index
-                        .get(fi)
-                        .and_then(|r| r.get(kind_idx(kind)))
-                        .copied()
-                        .flatten();
-                    let start = ti.and_then(|ti| {
-                        hook_chain
-                            .get(fi)
-                            .and_then(|v| v.get(ti))
-                            .and_then(|hc| hc.get(hook_idx(hook)))
-                            .copied()
-                            .flatten()
-                    });
-                    if let (Some(ti), Some(start)) = (ti, start) {
-                        if let Some(v) = plan.get_mut(fi).and_then(|p| p.get_mut(hook_idx(hook))) {
-                            v.push((kind, ti, start));
-                        }
-                    }
+                if let Some(v) = plan.get_mut(fi).and_then(|p| p.get_mut(hook_idx(hook))) {
+                    *v = hook_plan(rs, fam, hook);
                 }
             }
         }
         Engine {
             rs: rs.clone(),
-            index,
             targets,
             plan,
             ct_active: [
@@ -461,15 +463,14 @@ impl Engine {
         &self.rs
     }
 
-    /// The table of `family`/`kind`, if present.
+    /// The table of `family`/`kind`, if present (the first of several: [`Engine::table_at`]).
     pub fn table(&self, family: Family, kind: TableKind) -> Option<&Table> {
-        let ti = self
-            .index
-            .get(fam_idx(family))?
-            .get(kind_idx(kind))
-            .copied()
-            .flatten()?;
-        self.rs.tables(family).get(ti)
+        self.rs.table(family, kind)
+    }
+
+    /// The table a hit names ([`Ruleset::table_at`]).
+    pub fn table_at(&self, family: Family, kind: TableKind, part: u8) -> Option<&Table> {
+        self.rs.table_at(family, kind, part)
     }
 
     /// Runs every table of `hook` on the packet, in kernel order. The packet is updated in place
@@ -502,11 +503,19 @@ impl Engine {
             return (HookVerdict::Accept, fx);
         };
         let tracked = self.ct_active.get(fi).copied().unwrap_or(false);
-        for &(kind, ti, start) in plan {
-            if kind == TableKind::Nat && (skip_nat || !tracked || pkt.ctstate != ConnState::New) {
+        let bound_at_entry = nat_bound(hook, pkt);
+        for e in plan {
+            if e.kind == TableKind::Nat
+                && (skip_nat
+                    || !tracked
+                    || pkt.ctstate != ConnState::New
+                    || (nat_bound(hook, pkt) && !bound_at_entry))
+            {
                 continue;
             }
-            match self.run_table(fam, ti, kind, start, hook, pkt, scratch, obs, &mut fx) {
+            let start = u32::try_from(e.chain).unwrap_or(u32::MAX);
+            let at = (e.kind, e.part);
+            match self.run_table(fam, e.table, at, start, hook, pkt, scratch, obs, &mut fx) {
                 TableEnd::Continue => {}
                 TableEnd::Drop => return (HookVerdict::Drop, fx),
                 TableEnd::Reject => return (HookVerdict::Reject, fx),
@@ -520,7 +529,7 @@ impl Engine {
         &self,
         fam: Family,
         ti: usize,
-        kind: TableKind,
+        (kind, part): (TableKind, u8),
         start: u32,
         hook: Hook,
         pkt: &mut Packet,
@@ -559,6 +568,7 @@ impl Engine {
                 };
                 let here = Hit {
                     table: kind,
+                    part,
                     chain: ci,
                     rule: ri,
                 };

@@ -258,6 +258,10 @@ impl Connection {
 pub struct RuleRef {
     /// The table.
     pub table: TableKind,
+    /// Which of the tables playing `table`'s part ([`crate::Ruleset::table_at`]): 0 but for
+    /// nftables rulesets with several tables at one place.
+    #[serde(default, skip_serializing_if = "crate::ast::is_first_part")]
+    pub part: u8,
     /// The chain's name.
     pub chain: String,
     /// 1-based rule number.
@@ -398,12 +402,13 @@ impl Simulator {
         for h in hits {
             let chain = self
                 .engine
-                .table(family, h.table)
+                .table_at(family, h.table, h.part)
                 .and_then(|t| t.chains.get(h.chain as usize))
                 .map(|c| c.name.clone())
                 .unwrap_or_default();
             out.push(RuleRef {
                 table: h.table,
+                part: h.part,
                 chain,
                 rule: h.rule + 1,
                 hook,

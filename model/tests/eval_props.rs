@@ -48,6 +48,7 @@ impl Reference<'_> {
             }
             self.hits.push(Hit {
                 table: self.table.kind,
+                part: 0,
                 chain: ci as u32,
                 rule: ri as u32,
             });
@@ -302,13 +303,14 @@ fn check_one(rs: &Ruleset, engine: &Engine, hook: Hook, p0: Packet) -> Result<()
     prop_assert_eq!(&c.hits, &trace.hits);
     let mut prev: Option<Hit> = None;
     for (h, pkt, m) in &c.tried {
-        let table = engine.table(pkt.family(), h.table).unwrap();
+        let table = engine.table_at(pkt.family(), h.table, h.part).unwrap();
         let rule = &table.chains[h.chain as usize].rules[h.rule as usize];
         prop_assert_eq!(engine.rule_matches(rule, pkt, hook), *m);
         if let Some(pr) = prev {
             // Same table and chain: the next rule, unless the previous one was a hit that
             // jumped, returned or ended the chain.
-            if pr.table == h.table && pr.chain == h.chain && h.rule != pr.rule + 1 {
+            if (pr.table, pr.part, pr.chain) == (h.table, h.part, h.chain) && h.rule != pr.rule + 1
+            {
                 let was_hit = c.hits.contains(&pr);
                 prop_assert!(
                     was_hit,

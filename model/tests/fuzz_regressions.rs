@@ -71,6 +71,10 @@ const CASES: &[(&str, &str)] = &[
         "nft-carriage-return-in-word.bin",
         "a word ending in `\\r\\r` before the newline kept one `\\r` (only the line's last is its ending), printed it at the end of a line, and read back without it (now: `\\r`, `\\v` and `\\f` separate as blanks do)",
     ),
+    (
+        "nft-comment-brace.bin",
+        "`comment{\"prefix\": {…}}` (found by the nft target) took the `{` as the comment, printed it quoted, and left the rest of the rule's braces unbalanced in the block form, so the print did not read back (now: a comment is a string or a word; `comment {` is refused, as nft refuses it)",
+    ),
 ];
 
 #[test]

@@ -47,7 +47,41 @@ pub fn check(
         invariants: proofs.invariants,
         rules: proofs.rules,
         undecided: proofs.undecided,
+        warnings: warnings(rs),
     })
+}
+
+/// The ruleset's warnings: each place where several tables capture connections, as when two
+/// backends (iptables-nft and native nft) or two generations of a mesh's tables both hold
+/// capture rules. The kernel runs them all, the newest first; the verdicts above take that
+/// order to be the input's (the order `nft list ruleset` lists tables in).
+pub fn warnings(rs: &Ruleset) -> Vec<String> {
+    rs.capture_in_several_tables()
+        .into_iter()
+        .map(|(family, kind, tables)| {
+            let fam = if family == sidecar_model::Family::Ipv6 {
+                "IPv6"
+            } else {
+                "IPv4"
+            };
+            let list: Vec<String> = tables
+                .iter()
+                .map(|t| {
+                    let backend = if t.is_iptables_nft() {
+                        "iptables-nft"
+                    } else {
+                        "nft"
+                    };
+                    format!("`{}` ({backend})", t.display_name())
+                })
+                .collect();
+            format!(
+                "{} tables capture {fam} connections where iptables' {kind} table runs: {} (oldest first); the kernel runs the newest first, and a connection one of them captures may never reach the others",
+                tables.len(),
+                list.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// Why each invariant of `report` (as [`check`] made it for `rs`) that holds holds: fills in

@@ -16,7 +16,7 @@ fn proto_name(p: u8) -> String {
 
 /// The rule's text (`-A CHAIN …`) for a hit.
 pub fn rule_text(rs: &Ruleset, family: Family, r: &sidecar_model::pod::RuleRef) -> String {
-    rs.table(family, r.table)
+    rs.table_at(family, r.table, r.part)
         .and_then(|t| t.chain(&r.chain))
         .and_then(|c| c.rules.get((r.rule as usize).saturating_sub(1)))
         .map(|rule| print_rule(family, &r.chain, rule))
@@ -25,7 +25,7 @@ pub fn rule_text(rs: &Ruleset, family: Family, r: &sidecar_model::pod::RuleRef) 
 
 /// How a hit names its table: `nat`, or `inet istio-proxy-nat` for an nftables table.
 pub fn table_label(rs: &Ruleset, family: Family, r: &sidecar_model::pod::RuleRef) -> String {
-    rs.table(family, r.table)
+    rs.table_at(family, r.table, r.part)
         .map_or_else(|| r.table.to_string(), |t| t.display_name())
 }
 

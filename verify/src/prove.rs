@@ -82,7 +82,7 @@ pub fn families(pod: &Pod) -> Vec<Family> {
 }
 
 fn chain_name(rs: &Ruleset, fam: Family, id: RuleId) -> String {
-    rs.table(fam, id.table)
+    rs.table_at(fam, id.table, id.part)
         .and_then(|t| t.chains.get(id.chain))
         .map(|c| c.name.clone())
         .unwrap_or_default()
@@ -279,6 +279,7 @@ fn check_family(
         .map(|r| RuleAtTable {
             family: fam,
             table: r.table,
+            part: r.part,
             chain: chain_name(rs, fam, *r),
             rule: rule_no(r.rule),
         })
@@ -332,11 +333,13 @@ fn reachability(
     s.assert(&facts);
 
     let mut out = Vec::new();
-    for t in rs.tables(fam) {
+    for (ti, t) in rs.tables(fam).iter().enumerate() {
+        let part = rs.part_of(fam, ti);
         for (ci, c) in t.chains.iter().enumerate() {
             for (ri, rule) in c.rules.iter().enumerate() {
                 let id = RuleId {
                     table: t.kind,
+                    part,
                     chain: ci,
                     rule: ri,
                 };
@@ -350,6 +353,7 @@ fn reachability(
                 let mut res = RuleResult {
                     family: fam,
                     table: t.kind,
+                    part,
                     chain: c.name.clone(),
                     rule: rule_no(ri),
                     text: print_rule(fam, &c.name, rule),
@@ -431,7 +435,7 @@ fn responsible(
 ) -> Vec<RuleAt> {
     let mut by: Vec<RuleAt> = Vec::new();
     let rule_of = |r: RuleId| {
-        rs.table(fam, r.table)
+        rs.table_at(fam, r.table, r.part)
             .and_then(|t| t.chains.get(r.chain))
             .and_then(|c| c.rules.get(r.rule))
     };

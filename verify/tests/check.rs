@@ -660,3 +660,38 @@ fn the_profile_option_lists_the_builtin_profiles() {
         );
     }
 }
+
+/// Two backends holding capture rules (iptables-nft's `ip nat` as `nft list ruleset` shows it,
+/// and a native `inet` table at the same place): `check` warns, naming both with their backend,
+/// in its text and JSON; an iptables ruleset, which cannot have two tables at one place, gets
+/// no warning.
+#[test]
+fn two_backends_capturing_at_one_place_are_named_in_a_warning() {
+    let mixed = "table ip nat {\n\tchain OUTPUT {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tmeta l4proto tcp skuid != 1337 redirect to :15001\n\t}\n}\n\
+        table inet istio-proxy-nat {\n\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tmeta l4proto tcp skuid != 1337 redirect to :15001\n\t}\n}\n";
+    let dir = std::env::temp_dir().join(format!("sv-two-backends-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mixed.nft");
+    std::fs::write(&path, mixed).unwrap();
+    let run = |format: &str, file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_sidecar-verify"))
+            .args(["check", "--format", format])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let text = String::from_utf8(run("text", &path).stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&run("json", &path).stdout).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let want = "warning: 2 tables capture IPv4 connections where iptables' nat table runs: `ip nat` (iptables-nft), `inet istio-proxy-nat` (nft) (oldest first)";
+    assert!(text.contains(want), "{text}");
+    let warnings = json["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        !text.contains("IPv6 connections"),
+        "the ip table holds no IPv6: {text}"
+    );
+    let classic = run("json", &workspace().join("corpus/istio-classic.rules"));
+    let json: serde_json::Value = serde_json::from_slice(&classic.stdout).unwrap();
+    assert_eq!(json["warnings"], serde_json::json!([]));
+}

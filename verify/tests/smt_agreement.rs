@@ -50,6 +50,30 @@ fn classic_ruleset_agrees_with_the_evaluator() {
     }
 }
 
+/// Pairs of random rulesets as nft tables stacked in one namespace (two tables at each place:
+/// newest first, nat until one binds), every hop the evaluator's.
+#[test]
+fn stacked_nft_tables_agree_with_the_evaluator() {
+    let sample = sidecar_model::gen::sample(16, 77);
+    for (i, pair) in sample.chunks(2).enumerate() {
+        let [a, b] = pair else { continue };
+        let rs = sidecar_model::nft::stack(
+            sidecar_model::nft::translate(a).0,
+            sidecar_model::nft::translate(b).0,
+        );
+        for (k, s) in seeds(60, i as u64 + 300).into_iter().enumerate() {
+            let fam = if k % 2 == 1 {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            };
+            agree(&rs, fam, s)
+                .map_err(|e| format!("pair {i}: {e}"))
+                .unwrap();
+        }
+    }
+}
+
 #[test]
 fn corpus_rulesets_agree_with_the_evaluator() {
     let Some(dir) = istio_dir() else {

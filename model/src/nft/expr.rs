@@ -200,6 +200,11 @@ pub(crate) fn rule(toks: &Tokens<'_>, rule: &[Token<'_>], table_family: NftFamil
         } else if t.is("comment") {
             c.at += 1;
             let s = c.want("a comment")?;
+            // A string or a word: `comment {` is nft's syntax error (and a brace taken as the
+            // comment would leave the rest of the rule's braces unbalanced when printed).
+            if s.kind == Kind::Punct {
+                return Err(c.err(&s, format!("expected a comment, found `{}`", s.text)));
+            }
             comment = Some((before, s.text.to_string()));
             true
         } else if let Some(s) = statement(&mut c, &mut r)? {

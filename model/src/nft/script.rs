@@ -18,7 +18,6 @@ struct TableB<'a> {
     family: NftFamily,
     name: String,
     chains: Vec<ChainB<'a>>,
-    at: Token<'a>,
 }
 
 struct ChainB<'a> {
@@ -338,7 +337,6 @@ impl<'a> Script<'_, 'a> {
             family: fam,
             name: name.text.to_string(),
             chains: Vec::new(),
-            at: *name,
         });
         Ok(self.tables.len() - 1)
     }
@@ -661,15 +659,8 @@ fn finish(toks: &Tokens<'_>, tables: Vec<TableB<'_>>) -> Res<Ruleset> {
                 })
                 .unwrap_or(TableKind::Security),
         };
-        if let Some((f, _, other)) = parts
-            .iter()
-            .find(|(f, k, _)| *k == kind && overlaps(*f, t.family))
-        {
-            return Err(toks.error(&t.at, format!(
-                "tables `{} {other}` and `{} {}` both run where iptables' {kind} table runs; two tables in one place are not supported yet",
-                f.name(), t.family.name(), t.name
-            )));
-        }
+        // Several tables at one place run newest first (`eval::hook_plan`): the tables are
+        // kept in the order they were created, which is the script's (and the listing's).
         parts.push((t.family, kind, t.name.clone()));
         let table = Table {
             kind,

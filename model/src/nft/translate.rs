@@ -167,6 +167,27 @@ pub fn translate(rs: &Ruleset) -> (Ruleset, usize) {
     (out, dropped)
 }
 
+/// Two rulesets of native nft tables in one namespace, `newer`'s tables created after
+/// `older`'s and renamed (`sv-nat` → `sv2-nat`, any other name suffixed `-2`): every place both
+/// use then holds two tables, which run newest first ([`crate::eval::hook_plan`]).
+pub fn stack(older: Ruleset, newer: Ruleset) -> Ruleset {
+    let mut out = older;
+    let offset = u32::try_from(out.ipv4.len() + out.ipv6.len()).unwrap_or(u32::MAX);
+    let mut newer = newer;
+    for t in newer.ipv4.iter_mut().chain(newer.ipv6.iter_mut()) {
+        if let Some(n) = t.nft.as_mut() {
+            n.name = match n.name.strip_prefix("sv-") {
+                Some(rest) => format!("sv2-{rest}"),
+                None => format!("{}-2", n.name),
+            };
+            n.seq = n.seq.saturating_add(offset);
+        }
+    }
+    out.ipv4.extend(newer.ipv4);
+    out.ipv6.extend(newer.ipv6);
+    out
+}
+
 fn push(rs: &mut Ruleset, family: Family, t: Table) {
     match family {
         Family::Ipv4 => rs.ipv4.push(t),

@@ -269,7 +269,8 @@ struct CaseFile {
 }
 
 /// A hit as cases write it: `HOOK: TABLE CHAIN RULE` (`OUTPUT: nat ISTIO_OUTPUT 4`), the way
-/// the kernel oracle reports hits.
+/// the kernel oracle reports hits. With several nftables tables at one place, `TABLE/N` names
+/// the N-th of them in the order they were created (`nat/1`, [`sidecar_model::Ruleset::table_at`]).
 pub fn parse_hit(s: &str) -> Result<RuleRef, String> {
     let bad = || format!("hit `{s}` is not `HOOK: TABLE CHAIN RULE`");
     let (hook, rest) = s.split_once(": ").ok_or_else(bad)?;
@@ -278,8 +279,13 @@ pub fn parse_hit(s: &str) -> Result<RuleRef, String> {
     let [table, chain, rule] = words.as_slice() else {
         return Err(bad());
     };
+    let (table, part) = match table.split_once('/') {
+        Some((t, n)) => (t, n.parse().map_err(|_| bad())?),
+        None => (*table, 0),
+    };
     Ok(RuleRef {
         table: TableKind::from_name(table).ok_or_else(bad)?,
+        part,
         chain: chain.to_string(),
         rule: rule.parse().ok().filter(|&r| r > 0).ok_or_else(bad)?,
         hook,
@@ -288,7 +294,12 @@ pub fn parse_hit(s: &str) -> Result<RuleRef, String> {
 
 /// A hit as cases write it ([`parse_hit`]).
 pub fn show_hit(r: &RuleRef) -> String {
-    format!("{}: {} {} {}", r.hook, r.table, r.chain, r.rule)
+    let part = if r.part > 0 {
+        format!("/{}", r.part)
+    } else {
+        String::new()
+    };
+    format!("{}: {}{part} {} {}", r.hook, r.table, r.chain, r.rule)
 }
 
 /// A delivery as cases write it: `listener PORT`, `app PORT`, `remote ADDRESS:PORT` or

@@ -328,9 +328,10 @@ pub struct HandleMap {
     rules: HashMap<(u8, String, u64), (String, u32)>,
     /// (family, table, base chain) → its hook.
     hooks: HashMap<(u8, String, String), Hook>,
-    /// (family, name) of a native nft table → the iptables table whose part it plays in the
-    /// model ([`sidecar_model::Table::nft`]); an iptables table is named by its kind.
-    nft_tables: HashMap<(u8, String), TableKind>,
+    /// (family, name) of a native nft table → per family of the model (IPv4, IPv6), the
+    /// iptables table whose part it plays there and which of that part's tables it is
+    /// ([`sidecar_model::Ruleset::table_at`]); an iptables table is named by its kind.
+    nft_tables: HashMap<(u8, String), [Option<TablePart>; 2]>,
 }
 
 impl HandleMap {
@@ -383,19 +384,30 @@ impl HandleMap {
     /// Names the native nft tables of `rs`: the kernel's events name them by family and name,
     /// the model by the iptables table whose part each plays.
     pub fn with_nft_tables(mut self, rs: &sidecar_model::Ruleset) -> HandleMap {
-        for t in rs.ipv4.iter().chain(&rs.ipv6) {
-            if let Some(n) = &t.nft {
+        for (slot, fam) in [Family::Ipv4, Family::Ipv6].into_iter().enumerate() {
+            let tables = rs.tables(fam);
+            for (i, t) in tables.iter().enumerate() {
+                let Some(n) = &t.nft else { continue };
                 let f = match n.family {
                     sidecar_model::NftFamily::Ip => NFPROTO_IPV4,
                     sidecar_model::NftFamily::Ip6 => NFPROTO_IPV6,
                     sidecar_model::NftFamily::Inet => NFPROTO_INET,
                 };
-                self.nft_tables.insert((f, n.name.clone()), t.kind);
+                let before = tables.get(..i).unwrap_or(&[]);
+                let part = before.iter().filter(|o| o.kind == t.kind).count();
+                let at = (t.kind, u8::try_from(part).unwrap_or(u8::MAX));
+                let e = self.nft_tables.entry((f, n.name.clone())).or_default();
+                if let Some(x) = e.get_mut(slot) {
+                    *x = Some(at);
+                }
             }
         }
         self
     }
 }
+
+/// An iptables table's part and which of its tables ([`sidecar_model::Ruleset::table_at`]).
+type TablePart = (TableKind, u8);
 
 /// A rule hit as the kernel traced it: the family of its table, and the rule.
 pub type KernelHit = (Family, RuleRef);
@@ -476,15 +488,20 @@ pub fn attribute(
             .get(&(ev.family, ev.table.clone(), handle))
             .cloned()
             .unwrap_or_else(|| (format!("{} (handle {handle})", ev.chain), 0));
-        let table = match map.nft_tables.get(&(ev.family, ev.table.clone())) {
-            Some(k) => *k,
+        let slot = usize::from(family == Family::Ipv6);
+        let (table, part) = match map.nft_tables.get(&(ev.family, ev.table.clone())) {
+            Some(parts) => match parts.get(slot).copied().flatten() {
+                Some(at) => at,
+                None => continue,
+            },
             None => match TableKind::from_name(&ev.table) {
-                Some(k) => k,
+                Some(k) => (k, 0),
                 None => continue,
             },
         };
         let hit = RuleRef {
             table,
+            part,
             chain,
             rule,
             // Every hit follows its base chain's event with headers; a missing hook would be a

@@ -92,10 +92,13 @@ pub fn supports(
 }
 
 fn support_rule(rs: &Ruleset, fam: Family, id: RuleId) -> SupportRule {
-    let chain = rs.table(fam, id.table).and_then(|t| t.chains.get(id.chain));
+    let chain = rs
+        .table_at(fam, id.table, id.part)
+        .and_then(|t| t.chains.get(id.chain));
     SupportRule {
         family: fam,
         table: id.table,
+        part: id.part,
         chain: chain.map(|c| c.name.clone()).unwrap_or_default(),
         rule: super::rule_no(id.rule),
         text: chain
@@ -217,7 +220,7 @@ pub fn touched(old: &Ruleset, new: &Ruleset, invariants: &[InvariantResult]) -> 
             let rules: Vec<SupportRule> = s
                 .rules
                 .iter()
-                .filter(|r| gone.contains(&(r.family, r.table, r.chain.clone(), r.rule)))
+                .filter(|r| gone.contains(&(r.family, r.table, r.part, r.chain.clone(), r.rule)))
                 .cloned()
                 .collect();
             (!rules.is_empty()).then_some(Touched { id: i.id, rules })
@@ -225,15 +228,16 @@ pub fn touched(old: &Ruleset, new: &Ruleset, invariants: &[InvariantResult]) -> 
         .collect()
 }
 
-type Place = (Family, TableKind, String, u32);
+type Place = (Family, TableKind, u8, String, u32);
 
 /// The rules of `old` (family, table, chain, 1-based number) that `new` does not keep.
 fn changed_rules(old: &Ruleset, new: &Ruleset) -> BTreeSet<Place> {
     let mut gone = BTreeSet::new();
     for fam in [Family::Ipv4, Family::Ipv6] {
-        for t in old.tables(fam) {
+        for (ti, t) in old.tables(fam).iter().enumerate() {
+            let part = old.part_of(fam, ti);
             let new_chains: BTreeMap<&str, Vec<String>> = new
-                .table(fam, t.kind)
+                .table_at(fam, t.kind, part)
                 .map(|nt| {
                     nt.chains
                         .iter()
@@ -254,7 +258,7 @@ fn changed_rules(old: &Ruleset, new: &Ruleset) -> BTreeSet<Place> {
                 let kept = lcs_kept(&a, &b);
                 for (n, k) in kept.iter().enumerate() {
                     if !k {
-                        gone.insert((fam, t.kind, c.name.clone(), super::rule_no(n)));
+                        gone.insert((fam, t.kind, part, c.name.clone(), super::rule_no(n)));
                     }
                 }
             }

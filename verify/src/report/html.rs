@@ -212,6 +212,13 @@ fn check_html(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod)
             format!("; pod {}", esc(&pod.header()))
         }
     );
+    for w in &r.warnings {
+        let _ = write!(
+            b,
+            "<p class=\"warning\"><strong>Warning:</strong> {}</p>",
+            esc(w)
+        );
+    }
     invariant_table(&mut b, &r.invariants);
     for i in r.invariants.iter().filter(|i| i.status != Status::Holds) {
         let _ = write!(

@@ -155,6 +155,9 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
     if !pod.is_classic_default() {
         let _ = writeln!(out, "Pod {}\n", pod.header());
     }
+    for w in &r.warnings {
+        let _ = writeln!(out, "> **Warning:** {w}\n");
+    }
     invariant_rows(&mut out, &r.invariants);
     for i in r.invariants.iter().filter(|i| i.status != Status::Holds) {
         let _ = writeln!(out, "\n#### `{}`: {}\n", i.id, status(i.status));

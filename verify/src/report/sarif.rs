@@ -240,14 +240,14 @@ fn uri(name: &str) -> String {
 fn find_rule<'a>(
     source: Source<'a>,
     family: Family,
-    table: TableKind,
+    (table, part): (TableKind, u8),
     chain: &str,
     rule: u32,
 ) -> Option<&'a Rule> {
     let index = usize::try_from(rule.checked_sub(1)?).ok()?;
     source
         .ruleset
-        .table(family, table)?
+        .table_at(family, table, part)?
         .chain(chain)?
         .rules
         .get(index)
@@ -270,7 +270,7 @@ struct Decider<'a> {
 
 fn decider<'a>(source: Source<'a>, family: Family, journey: &Journey) -> Option<Decider<'a>> {
     let hit = journey.hops.first()?.matched.last()?;
-    let rule = find_rule(source, family, hit.table, &hit.chain, hit.rule)?;
+    let rule = find_rule(source, family, (hit.table, hit.part), &hit.chain, hit.rule)?;
     Some(Decider {
         rule,
         text: print_rule(family, &hit.chain, rule),
@@ -395,7 +395,7 @@ fn reachability(r: &RuleResult, source: Source<'_>) -> Option<Finding> {
         text.push_str(&format!(" by {}", by.join(", ")));
     }
     text.push_str(&format!(": {}", r.text));
-    let location = find_rule(source, r.family, r.table, &r.chain, r.rule).map_or_else(
+    let location = find_rule(source, r.family, (r.table, r.part), &r.chain, r.rule).map_or_else(
         || Location::file(source),
         |rule| Location::rule(source, rule),
     );
@@ -478,7 +478,7 @@ fn why_property(doc: &Document<'_>) -> Option<Value> {
             .rules
             .iter()
             .map(|r| {
-                let line = find_rule(source, r.family, r.table, &r.chain, r.rule)
+                let line = find_rule(source, r.family, (r.table, r.part), &r.chain, r.rule)
                     .map_or(0, |x| x.origin.line);
                 json!({ "at": r.place(), "text": r.text, "line": line })
             })

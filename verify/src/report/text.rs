@@ -57,6 +57,9 @@ pub fn check(report: &check::Report, rs: &Ruleset, rules_arg: &str, pod: &Pod) -
             "every header combination (--no-routing)"
         }
     );
+    for w in &report.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
     let _ = writeln!(s, "\ninvariants");
     for i in &report.invariants {
         let st = match i.status {

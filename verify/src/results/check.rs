@@ -40,6 +40,9 @@ pub struct RuleResult {
     pub family: Family,
     /// The table.
     pub table: TableKind,
+    /// Which of the tables playing `table`'s part ([`sidecar_model::Ruleset::table_at`]).
+    #[serde(skip_serializing_if = "sidecar_model::ast::is_first_part")]
+    pub part: u8,
     /// The chain.
     pub chain: String,
     /// 1-based rule number.
@@ -79,6 +82,9 @@ pub struct Report {
     pub rules: Vec<RuleResult>,
     /// Rules with matches or targets the model cannot interpret (free in the proofs).
     pub undecided: Vec<RuleAtTable>,
+    /// What the reader of the results should know beyond the invariants (several tables
+    /// capturing connections at one place, say).
+    pub warnings: Vec<String>,
 }
 
 /// A rule by family, table, chain and number.
@@ -88,6 +94,9 @@ pub struct RuleAtTable {
     pub family: Family,
     /// The table.
     pub table: TableKind,
+    /// Which of the tables playing `table`'s part ([`sidecar_model::Ruleset::table_at`]).
+    #[serde(skip_serializing_if = "sidecar_model::ast::is_first_part")]
+    pub part: u8,
     /// The chain.
     pub chain: String,
     /// 1-based rule number.

@@ -12,6 +12,9 @@ pub struct SupportRule {
     pub family: Family,
     /// The table.
     pub table: TableKind,
+    /// Which of the tables playing `table`'s part ([`sidecar_model::Ruleset::table_at`]).
+    #[serde(skip_serializing_if = "sidecar_model::ast::is_first_part")]
+    pub part: u8,
     /// The chain.
     pub chain: String,
     /// 1-based rule number.

@@ -69,8 +69,9 @@ pub fn fixed_hop(
         .filter(|h| truth(&m, &h.fires))
         .map(|h| RuleRef {
             table: h.id.table,
+            part: h.id.part,
             chain: rs
-                .table(family, h.id.table)
+                .table_at(family, h.id.table, h.id.part)
                 .and_then(|t| t.chains.get(h.id.chain))
                 .map(|c| c.name.clone())
                 .unwrap_or_default(),

@@ -2,7 +2,7 @@
 //! ([`SymHit`]), targets update the symbolic packet, and `Encoder::pass` runs the tables of a
 //! hook one after the other.
 
-use sidecar_model::eval::{conntrack_active, hook_tables, ConnState};
+use sidecar_model::eval::{conntrack_active, hook_plan, ConnState};
 use sidecar_model::{Hook, Policy, Rule, TableKind, Target};
 use z3::ast::{Bool, BV};
 
@@ -17,6 +17,8 @@ use crate::smt::{
 pub struct RuleId {
     /// The table.
     pub table: TableKind,
+    /// Which of the tables playing `table`'s part ([`sidecar_model::Ruleset::table_at`]).
+    pub part: u8,
     /// Index of the chain in the table.
     pub chain: usize,
     /// Index of the rule in the chain.
@@ -157,6 +159,9 @@ impl Encoder<'_> {
             });
         };
         let kind = table.kind;
+        let before = rs.tables(self.family).get(..ti).unwrap_or(&[]);
+        let part =
+            u8::try_from(before.iter().filter(|t| t.kind == kind).count()).unwrap_or(u8::MAX);
         let frame = self.frames;
         self.frames += 1;
         let mut live = live_in.clone();
@@ -181,6 +186,7 @@ impl Encoder<'_> {
             self.budget -= 1;
             let id = RuleId {
                 table: kind,
+                part,
                 chain: ci,
                 rule: ri,
             };
@@ -351,24 +357,33 @@ impl Encoder<'_> {
         let mut drops = Vec::new();
         let mut rejects = Vec::new();
         let tracked = conntrack_active(self.rs, self.family);
-        for &kind in hook_tables(hook) {
-            if kind == TableKind::Nat && (skip_nat || !tracked) {
+        // The nat chains of a hook run until one binds the connection (`eval::hook_plan`).
+        let bound = |p: &SymPacket| match hook {
+            Hook::Prerouting | Hook::Output => p.dnat_done.clone(),
+            _ => p.snat_done.clone(),
+        };
+        let bound_at_entry = bound(p);
+        let mut nat_before = false;
+        let rs = self.rs;
+        for e in hook_plan(rs, self.family, hook) {
+            if e.kind == TableKind::Nat && (skip_nat || !tracked) {
                 continue;
             }
-            let rs = self.rs;
-            let Some((ti, table)) = rs
-                .tables(self.family)
-                .iter()
-                .enumerate()
-                .find(|(_, t)| t.kind == kind)
-            else {
+            let (ti, ci) = (e.table, e.chain);
+            let Some(table) = rs.tables(self.family).get(ti) else {
                 continue;
             };
-            let Some(ci) = table.chains.iter().position(|c| c.hook() == Some(hook)) else {
-                continue;
-            };
-            let guard = if kind == TableKind::Nat {
-                and2(&live, &p.ctstate.eq(bv(ct_code(ConnState::New), CT_BITS)))
+            let guard = if e.kind == TableKind::Nat {
+                let new = and2(&live, &p.ctstate.eq(bv(ct_code(ConnState::New), CT_BITS)));
+                // After another nat table: not when that one bound the connection. (The first
+                // one's guard is left as it was before several tables were possible.)
+                let guard = if nat_before {
+                    and2(&new, &and2(&bound(p), &bound_at_entry.not()).not())
+                } else {
+                    new
+                };
+                nat_before = true;
+                guard
             } else {
                 live.clone()
             };
