@@ -304,42 +304,89 @@ pub struct Engine {
 /// One base chain a hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanEntry {
-    /// The iptables table whose part its table plays.
+    /// The iptables table whose part its table plays ([`Table::kind`]; with hits, it names the
+    /// table with `part`).
     pub kind: TableKind,
-    /// Which of the tables playing that part ([`Ruleset::table_at`]).
+    /// Which of the tables of that kind ([`Ruleset::table_at`]).
     pub part: u8,
     /// The table's index in [`Ruleset::tables`].
     pub table: usize,
     /// The base chain's index in the table.
     pub chain: usize,
+    /// A `type nat` chain (iptables' nat table): run for a connection's first packet, and only
+    /// until one nat chain of the hook binds it.
+    pub nat: bool,
 }
 
-/// The base chains `hook` runs for `family`, in the kernel's order: the iptables tables' places
-/// in priority order ([`hook_tables`]), and within a place (several nftables tables at the same
-/// priority) the newest table first, as the kernel inserts a hook entry before the older ones
-/// of equal priority. A `nat` place's entries are tried one after the other until one binds the
-/// connection (an address translation), as the kernel's nat core runs its chains.
+/// The priority the kernel's nat core runs every nat chain of `hook` at: -100 (`dstnat`) at
+/// PREROUTING and OUTPUT, 100 (`srcnat`) at INPUT and POSTROUTING.
+fn nat_core_priority(hook: Hook) -> i32 {
+    match hook {
+        Hook::Prerouting | Hook::Output => -100,
+        _ => 100,
+    }
+}
+
+/// The base chains `hook` runs for `family`, in the kernel's order (docs/model-and-parser.md,
+/// "Several tables at one hook", each point measured in the kernel):
+/// - by priority, iptables' tables at the priorities iptables-nft registers them at
+///   ([`crate::nft::standard_base`]), nft base chains at their own;
+/// - every `type nat` chain runs inside the nat core, at its priority (-100 or 100), the nat
+///   chains ordered among themselves by their own priority; they are tried one after the other
+///   until one binds the connection ([`nat_bound`]);
+/// - at equal priority the newest registration first: tables in the order they were created
+///   ([`Ruleset::tables`]), chains in a table in theirs, the nat core as old as the family's
+///   oldest nat chain.
 pub fn hook_plan(rs: &Ruleset, family: Family, hook: Hook) -> Vec<PlanEntry> {
     let tables = rs.tables(family);
-    let mut plan = Vec::new();
-    for &kind in hook_tables(hook) {
-        let parts: Vec<(usize, &Table)> = tables
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.kind == kind)
-            .collect();
-        for (part, (ti, t)) in parts.iter().enumerate().rev() {
-            if let Some(ci) = t.chains.iter().position(|c| c.hook() == Some(hook)) {
-                plan.push(PlanEntry {
-                    kind,
-                    part: u8::try_from(part).unwrap_or(u8::MAX),
-                    table: *ti,
+    // (priority, creation order, entry) of every base chain at `hook`.
+    let mut chains: Vec<(i32, (usize, usize), PlanEntry)> = Vec::new();
+    // The creation order of the family's oldest nat chain (any hook).
+    let mut oldest_nat: Option<(usize, usize)> = None;
+    for (ti, t) in tables.iter().enumerate() {
+        let part = rs.part_of(family, ti);
+        for (ci, c) in t.chains.iter().enumerate() {
+            let Some(h) = c.hook() else { continue };
+            let base = c
+                .base
+                .unwrap_or_else(|| crate::nft::standard_base(t.kind, h));
+            let nat = base.ty == ChainType::Nat;
+            if nat && oldest_nat.is_none_or(|o| (ti, ci) < o) {
+                oldest_nat = Some((ti, ci));
+            }
+            if h == hook {
+                let entry = PlanEntry {
+                    kind: t.kind,
+                    part,
+                    table: ti,
                     chain: ci,
-                });
+                    nat,
+                };
+                chains.push((base.priority, (ti, ci), entry));
             }
         }
     }
-    plan
+    // Units the hook runs: each non-nat chain, and the nat core holding every nat chain.
+    let mut nat: Vec<(i32, (usize, usize), PlanEntry)> = Vec::new();
+    let mut units: Vec<(i32, (usize, usize), Vec<PlanEntry>)> = Vec::new();
+    for (prio, seq, e) in chains {
+        if e.nat {
+            nat.push((prio, seq, e));
+        } else {
+            units.push((prio, seq, vec![e]));
+        }
+    }
+    if !nat.is_empty() {
+        nat.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let seq = oldest_nat.unwrap_or_default();
+        units.push((
+            nat_core_priority(hook),
+            seq,
+            nat.into_iter().map(|(_, _, e)| e).collect(),
+        ));
+    }
+    units.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    units.into_iter().flat_map(|(_, _, e)| e).collect()
 }
 
 /// Whether the connection already has the address translation `hook`'s nat chains make: the
@@ -505,7 +552,7 @@ impl Engine {
         let tracked = self.ct_active.get(fi).copied().unwrap_or(false);
         let bound_at_entry = nat_bound(hook, pkt);
         for e in plan {
-            if e.kind == TableKind::Nat
+            if e.nat
                 && (skip_nat
                     || !tracked
                     || pkt.ctstate != ConnState::New

@@ -72,6 +72,10 @@ const CASES: &[(&str, &str)] = &[
         "a word ending in `\\r\\r` before the newline kept one `\\r` (only the line's last is its ending), printed it at the end of a line, and read back without it (now: `\\r`, `\\v` and `\\f` separate as blanks do)",
     ),
     (
+        "nft-backslash-before-comment.bin",
+        "a word ending in `\\\\` before a comment (`foo\\\\#x`, found by the nft target) was kept verbatim and printed last on its line, where a backslash continues the line, so the print read back otherwise (now: a word ending in `\\\\` is refused)",
+    ),
+    (
         "nft-comment-brace.bin",
         "`comment{\"prefix\": {…}}` (found by the nft target) took the `{` as the comment, printed it quoted, and left the rest of the rule's braces unbalanced in the block form, so the print did not read back (now: a comment is a string or a word; `comment {` is refused, as nft refuses it)",
     ),

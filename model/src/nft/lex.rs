@@ -170,13 +170,27 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
                         }
                         at += 1;
                     }
-                    toks.push(Token {
+                    let tok = Token {
                         kind: Kind::Word,
                         text: line.get(start..at).unwrap_or(""),
                         line: n,
                         start,
                         end: at,
-                    });
+                    };
+                    // A word ending in `\` (before a comment, say): printed at the end of a line,
+                    // it would continue that line (fuzz regression nft-backslash-before-comment).
+                    if tok.text.ends_with('\\') {
+                        let t = Tokens {
+                            source,
+                            lines: lines.clone(),
+                            toks: Vec::new(),
+                        };
+                        return Err(t.error(
+                            &tok,
+                            "a word ends in `\\`, which only continues a line at its end",
+                        ));
+                    }
+                    toks.push(tok);
                 }
             }
         }

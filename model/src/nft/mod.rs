@@ -10,12 +10,13 @@
 //! -300, mangle -150, nat -100/100, filter 0, security 150). An nft table joins them in the part
 //! of the iptables table whose base chains it has: `type nat` at -100 (prerouting, output) or 100
 //! (input, postrouting) is nat's; `type filter` at -300 raw's; `type filter` at -150 (`type route`
-//! at output) mangle's; `type filter` at 0 filter's and at 150 security's. Several tables may play
-//! one part: they are kept in the order they were created and run newest first, the nat ones
-//! until one binds the connection ([`crate::eval::hook_plan`]); a hit names its table by part and
-//! ordinal ([`crate::Ruleset::table_at`]). Other priorities, and one table in two parts, are
-//! refused as not supported yet, saying so: evaluating them needs the model's tables ordered by
-//! priority rather than by part.
+//! at output) mangle's; `type filter` at 0 filter's and at 150 security's. That part is the
+//! table's label (a table with base chains elsewhere is labelled by its first base chain's type
+//! and priority); where each base chain runs is its own: [`crate::eval::hook_plan`] orders every
+//! base chain of a hook by priority, the nat ones inside the nat core, the newest first at equal
+//! priority. Several tables may share a label: they are kept in the order they were created, and
+//! a hit names its table by label and ordinal ([`crate::Ruleset::table_at`]). A nat chain before
+//! connection tracking (priority -200 or lower) is refused, as the kernel refuses it.
 //!
 //! An `inet` table is held whole by both families; each rule that reads an IPv4 or IPv6 header
 //! (`ip daddr …`, `meta nfproto ipv6`, `dnat ip to …`) carries that family in [`Rule::family`]

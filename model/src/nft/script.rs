@@ -613,39 +613,38 @@ fn role(b: &BaseChain) -> Option<TableKind> {
         .find(|k| k.builtin_chains().contains(&b.hook) && standard_base(*k, b.hook) == *b)
 }
 
+/// The iptables table a base chain at no iptables table's place is labelled with: `type nat` is
+/// nat's, `type route` mangle's, `type filter` by priority (raw's up to -200, where connection
+/// tracking runs; mangle's below -100; filter's below 100; security's above).
+fn place(b: &BaseChain) -> TableKind {
+    match b.ty {
+        ChainType::Nat => TableKind::Nat,
+        ChainType::Route => TableKind::Mangle,
+        ChainType::Filter if b.priority <= -200 => TableKind::Raw,
+        ChainType::Filter if b.priority < -100 => TableKind::Mangle,
+        ChainType::Filter if b.priority < 100 => TableKind::Filter,
+        ChainType::Filter => TableKind::Security,
+    }
+}
+
 fn finish(toks: &Tokens<'_>, tables: Vec<TableB<'_>>) -> Res<Ruleset> {
     let mut rs = Ruleset::default();
     let mut parts: Vec<(NftFamily, TableKind, String)> = Vec::new();
     for (seq, t) in tables.into_iter().enumerate() {
+        // The table's part, a label for hits and messages: the first base chain's iptables
+        // table where it sits where iptables-nft registers one, else by its type and priority
+        // (`place`). Where each base chain runs is its own type, hook and priority
+        // (`eval::hook_plan`).
         let mut kind = None;
-        let mut hooks: Vec<Hook> = Vec::new();
         for c in &t.chains {
             let Some((b, _)) = &c.base else { continue };
-            let Some(k) = role(b) else {
+            if b.ty == ChainType::Nat && b.priority <= -200 {
                 return Err(toks.error(&c.at, format!(
-                    "base chain `{}` (type {} hook {} priority {}) is at no iptables table's place; the model runs base chains only where iptables-nft registers its tables yet",
-                    c.name, b.ty.name(), b.hook.name().to_lowercase(), b.priority
-                )));
-            };
-            if kind.is_some_and(|old| old != k) {
-                return Err(toks.error(&c.at, format!(
-                    "table `{} {}` has base chains in the places of two iptables tables; not supported yet",
-                    t.family.name(), t.name
+                    "nat base chain `{}` at priority {}: the kernel refuses a nat chain before connection tracking (-200)",
+                    c.name, b.priority
                 )));
             }
-            if hooks.contains(&b.hook) {
-                return Err(toks.error(
-                    &c.at,
-                    format!(
-                        "table `{} {}` has two base chains at hook {}; not supported yet",
-                        t.family.name(),
-                        t.name,
-                        b.hook.name().to_lowercase()
-                    ),
-                ));
-            }
-            hooks.push(b.hook);
-            kind = Some(k);
+            kind = kind.or(Some(role(b).unwrap_or_else(|| place(b))));
         }
         // A table without base chains is never run; it is held in a part no other table uses.
         let kind = match kind {

@@ -366,14 +366,14 @@ impl Encoder<'_> {
         let mut nat_before = false;
         let rs = self.rs;
         for e in hook_plan(rs, self.family, hook) {
-            if e.kind == TableKind::Nat && (skip_nat || !tracked) {
+            if e.nat && (skip_nat || !tracked) {
                 continue;
             }
             let (ti, ci) = (e.table, e.chain);
             let Some(table) = rs.tables(self.family).get(ti) else {
                 continue;
             };
-            let guard = if e.kind == TableKind::Nat {
+            let guard = if e.nat {
                 let new = and2(&live, &p.ctstate.eq(bv(ct_code(ConnState::New), CT_BITS)));
                 // After another nat table: not when that one bound the connection. (The first
                 // one's guard is left as it was before several tables were possible.)
