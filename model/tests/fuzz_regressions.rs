@@ -76,6 +76,10 @@ const CASES: &[(&str, &str)] = &[
         "a word ending in `\\\\` before a comment (`foo\\\\#x`, found by the nft target) was kept verbatim and printed last on its line, where a backslash continues the line, so the print read back otherwise (now: a word ending in `\\\\` is refused)",
     ),
     (
+        "nft-jump-to-empty-name.bin",
+        "`jump \"\"` (found by the nft target) took the empty string as the chain, printed it as nothing, so the next word became the chain when read back (now: a jump's chain is a name the printer writes back, and must exist in the table, as nft requires)",
+    ),
+    (
         "nft-comment-brace.bin",
         "`comment{\"prefix\": {…}}` (found by the nft target) took the `{` as the comment, printed it quoted, and left the rest of the rule's braces unbalanced in the block form, so the print did not read back (now: a comment is a string or a word; `comment {` is refused, as nft refuses it)",
     ),

@@ -8,7 +8,7 @@ use super::lex::{Kind, Token, Tokens};
 use super::translate::standard_base;
 use crate::ast::{
     BaseChain, Chain, ChainType, Counters, Family, Hook, NftFamily, NftTable, Policy, Rule,
-    Ruleset, Table, TableKind,
+    Ruleset, Table, TableKind, Target,
 };
 use crate::error::ParseError;
 
@@ -92,13 +92,7 @@ impl<'a> Script<'_, 'a> {
     }
 
     fn check_name(&self, t: &Token<'_>) -> Res<()> {
-        let ok = !t.text.is_empty()
-            && t.text.len() <= 256
-            && !t
-                .text
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || "{};,\"#&|!<>=\\@$".contains(c));
-        if !ok {
+        if !valid_name(t.text) {
             return Err(self
                 .toks
                 .error(t, format!("`{}` is not a name this model reads", t.text)));
@@ -613,6 +607,16 @@ fn role(b: &BaseChain) -> Option<TableKind> {
         .find(|k| k.builtin_chains().contains(&b.hook) && standard_base(*k, b.hook) == *b)
 }
 
+/// Whether `name` is a table's or chain's name the printer writes back as itself (a word, or a
+/// string that would read as one).
+pub(super) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "{};,\"#&|!<>=\\@$".contains(c))
+}
+
 /// The iptables table a base chain at no iptables table's place is labelled with: `type nat` is
 /// nat's, `type route` mangle's, `type filter` by priority (raw's up to -200, where connection
 /// tracking runs; mangle's below -100; filter's below 100; security's above).
@@ -661,6 +665,32 @@ fn finish(toks: &Tokens<'_>, tables: Vec<TableB<'_>>) -> Res<Ruleset> {
         // Several tables at one place run newest first (`eval::hook_plan`): the tables are
         // kept in the order they were created, which is the script's (and the listing's).
         parts.push((t.family, kind, t.name.clone()));
+        // A jump or goto to a chain the table lacks: nft refuses the rule (No such file or
+        // directory), so no namespace holds it.
+        for c in &t.chains {
+            for r in &c.rules {
+                let Some(to) = r.target.as_ref().and_then(Target::chain) else {
+                    continue;
+                };
+                if !t.chains.iter().any(|o| o.name == to) {
+                    let at = Token {
+                        kind: Kind::Word,
+                        text: "",
+                        line: r.origin.line as usize,
+                        start: r.origin.start as usize,
+                        end: r.origin.end as usize,
+                    };
+                    return Err(toks.error(
+                        &at,
+                        format!(
+                            "chain `{to}` does not exist in table `{} {}`",
+                            t.family.name(),
+                            t.name
+                        ),
+                    ));
+                }
+            }
+        }
         let table = Table {
             kind,
             chains: t

@@ -24,6 +24,12 @@ pub(super) fn statement(c: &mut Cursor<'_, '_>, r: &mut Rule) -> Res<Option<Stmt
         "notrack" => Stmt::Target(Target::Notrack),
         "jump" | "goto" => {
             let n = c.want("a chain name")?;
+            if !super::super::script::valid_name(n.text) {
+                return Err(c.err(
+                    &n,
+                    format!("`{}` is not a chain name this model reads", n.text),
+                ));
+            }
             let chain = n.text.to_string();
             Stmt::Target(if t.text == "jump" {
                 Target::Jump { chain }
