@@ -373,7 +373,7 @@ fn value(v: &Value, name: bool) -> Said {
             .map(|f| value(f, name))
             .collect::<Result<Vec<_>, _>>()?
             .join(",")),
-        Value::Object(m) => match single(v)? {
+        Value::Object(_) => match single(v)? {
             ("set", Value::Array(elems)) => {
                 let items: Vec<String> = elems
                     .iter()
@@ -396,10 +396,7 @@ fn value(v: &Value, name: bool) -> Said {
                     _ => Err("a `range` of two values expected".into()),
                 }
             }
-            _ => {
-                let _ = m;
-                expr(v)
-            }
+            _ => expr(v),
         },
         _ => Ok(scalar(v)),
     }

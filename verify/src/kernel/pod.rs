@@ -571,7 +571,7 @@ impl TestPod {
             }
         };
         let k = u32::try_from(k).unwrap_or(u32::MAX);
-        Ok(IFACE_MARK + k)
+        Ok(IFACE_MARK.saturating_add(k))
     }
 
     fn add_iface(&mut self, name: &str) -> Result<(), OracleError> {
