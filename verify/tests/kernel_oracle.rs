@@ -528,21 +528,7 @@ fn two_nft_tables_at_each_place_agree_with_the_kernel() {
         return;
     }
     let (total, count) = gen_sizes(5_000, 10);
-    let rulesets = sidecar_model::gen::sample(2 * count, 4052);
-    let translated: Vec<_> = rulesets
-        .chunks(2)
-        .map(|pair| {
-            let [a, b] = pair else { unreachable!("pairs") };
-            let (a, b) = (oracle_ready(a), oracle_ready(b));
-            let (na, la) = sidecar_model::nft::translate(&a);
-            let (nb, lb) = sidecar_model::nft::translate(&b);
-            let both = sidecar_model::nft::stack(na, nb);
-            let mut iptables = a.clone();
-            iptables.ipv4.extend(b.ipv4);
-            iptables.ipv6.extend(b.ipv6);
-            (iptables, (both, la + lb))
-        })
-        .collect();
+    let translated = stacked_pairs(count, 4052, sidecar_model::nft::translate);
     nft_differential("pairs of generated nft rulesets", &translated, total);
 }
 
@@ -556,41 +542,56 @@ fn iptables_and_nft_tables_in_one_namespace_agree_with_the_kernel() {
         return;
     }
     let (total, count) = gen_sizes(2_500, 5);
-    let rulesets = sidecar_model::gen::sample(2 * count, 6078);
-    let mixed: Vec<_> = rulesets
+    let mixed = stacked_pairs(count, 6078, iptables_half);
+    nft_differential("iptables and nft tables in one namespace", &mixed, total);
+}
+
+/// `count` pairs of generated rulesets (fit for the kernel: [`oracle_ready`]) in one namespace
+/// each: the first's tables as `older` makes them, the second's as native nft tables created
+/// after them ([`sidecar_model::nft::stack`]). With the pair's iptables rulesets, and the rules
+/// left out.
+fn stacked_pairs(
+    count: usize,
+    seed: u64,
+    older: fn(&sidecar_model::Ruleset) -> (sidecar_model::Ruleset, usize),
+) -> Vec<(sidecar_model::Ruleset, (sidecar_model::Ruleset, usize))> {
+    sidecar_model::gen::sample(2 * count, seed)
         .chunks(2)
         .map(|pair| {
             let [a, b] = pair else { unreachable!("pairs") };
             let (a, b) = (oracle_ready(a), oracle_ready(b));
-            // The iptables tables keep only what nft can write too, so that both halves are
-            // the kind of rules the nft differential runs.
-            let mut a_ipt = a.clone();
-            let mut la = 0;
-            for t in a_ipt.ipv4.iter_mut().chain(a_ipt.ipv6.iter_mut()) {
-                for c in &mut t.chains {
-                    let before = c.rules.len();
-                    // iptables-nft 1.8.9 refuses a negated /0 address (`! -d 0.0.0.0/0`:
-                    // RULE_APPEND failed, Invalid argument), which iptables-legacy and nft take.
-                    let all_negated = |a: &Option<sidecar_model::Neg<sidecar_model::Cidr>>| {
-                        a.is_some_and(|n| n.negated && n.value.prefix == 0)
-                    };
-                    c.rules.retain(|r| {
-                        sidecar_model::nft::expressible(r)
-                            && !all_negated(&r.src)
-                            && !all_negated(&r.dst)
-                    });
-                    la += before - c.rules.len();
-                }
-            }
+            let (na, la) = older(&a);
             let (nb, lb) = sidecar_model::nft::translate(&b);
-            let both = sidecar_model::nft::stack(a_ipt, nb);
+            let both = sidecar_model::nft::stack(na, nb);
             let mut iptables = a.clone();
             iptables.ipv4.extend(b.ipv4);
             iptables.ipv6.extend(b.ipv6);
             (iptables, (both, la + lb))
         })
-        .collect();
-    nft_differential("iptables and nft tables in one namespace", &mixed, total);
+        .collect()
+}
+
+/// `rs`'s iptables tables as they are (iptables-restore loads them), keeping only what nft can
+/// write too, so that both halves of a mixed namespace are the kind of rules the nft
+/// differential runs; and the number of rules left out.
+fn iptables_half(rs: &sidecar_model::Ruleset) -> (sidecar_model::Ruleset, usize) {
+    let mut out = rs.clone();
+    let mut left_out = 0;
+    for t in out.ipv4.iter_mut().chain(out.ipv6.iter_mut()) {
+        for c in &mut t.chains {
+            let before = c.rules.len();
+            // iptables-nft 1.8.9 refuses a negated /0 address (`! -d 0.0.0.0/0`: RULE_APPEND
+            // failed, Invalid argument), which iptables-legacy and nft take.
+            let all_negated = |a: &Option<sidecar_model::Neg<sidecar_model::Cidr>>| {
+                a.is_some_and(|n| n.negated && n.value.prefix == 0)
+            };
+            c.rules.retain(|r| {
+                sidecar_model::nft::expressible(r) && !all_negated(&r.src) && !all_negated(&r.dst)
+            });
+            left_out += before - c.rules.len();
+        }
+    }
+    (out, left_out)
 }
 
 /// How many flows and rulesets a generated differential runs: its defaults, or
