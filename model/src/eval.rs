@@ -351,7 +351,8 @@ pub fn hook_plan(rs: &Ruleset, family: Family, hook: Hook) -> Vec<PlanEntry> {
                 .base
                 .unwrap_or_else(|| crate::nft::standard_base(t.kind, h));
             let nat = base.ty == ChainType::Nat;
-            if nat && oldest_nat.is_none_or(|o| (ti, ci) < o) {
+            // Tables and chains are met in creation order: the first nat chain is the oldest.
+            if nat && oldest_nat.is_none() {
                 oldest_nat = Some((ti, ci));
             }
             if h == hook {
@@ -434,7 +435,10 @@ fn hook_idx(h: Hook) -> usize {
 /// The tables a hook runs, in kernel priority order as iptables-nft registers them (raw -300,
 /// mangle -150, nat -100 on PREROUTING/OUTPUT and 100 on INPUT/POSTROUTING, filter 0, security
 /// 150): on INPUT nat runs before security. (iptables-legacy puts security at 50, before nat;
-/// the kernel oracle found the nft order on this machine, which is Debian's default.)
+/// the kernel oracle found the nft order on this machine, which is Debian's default.) The
+/// evaluator and encoder order base chains by [`hook_plan`], from the priorities themselves; this
+/// list is the independent statement of the same order that the evaluator's property tests'
+/// reference runs by.
 pub fn hook_tables(h: Hook) -> &'static [TableKind] {
     use TableKind::*;
     match h {

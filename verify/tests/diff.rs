@@ -371,7 +371,7 @@ fn history_diffs_replay_through_the_evaluator_and_the_kernel() {
                 confirmed += k.compared;
                 if k.skipped_unsupported > 0 {
                     println!(
-                        "{} hop(s) not run in the kernel (kernel::unsupported: a VM's interface)",
+                        "{} hop(s) not run in the kernel (kernel::unsupported: a source the oracle's pod and peer lack)",
                         k.skipped_unsupported
                     );
                 }

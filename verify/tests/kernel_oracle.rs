@@ -283,7 +283,8 @@ fn regression_case(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A model bug this oracle found, fixed in `model/src/eval.rs` (`hook_tables`): iptables-nft
+/// A model bug this oracle found, fixed in `model/src/eval.rs` (now `hook_plan`, from the
+/// priorities of `nft::standard_base`): iptables-nft
 /// registers the security table's INPUT chain at priority 150 (iptables-legacy: 50), after nat
 /// INPUT (100); the model ran security INPUT first, so a connection from outside that hits a rule
 /// in both was predicted `security INPUT 1, nat INPUT 1` where the kernel traces the other order.

@@ -157,13 +157,8 @@ fn element(v: &Value) -> Result<Option<String>, String> {
             let (what, obj) = single(body)?;
             let words = match what {
                 "ruleset" => "ruleset".to_string(),
-                "table" => format!("table {} {}", s(obj, "family")?, s(obj, "name")?),
-                "chain" => format!(
-                    "chain {} {} {}",
-                    s(obj, "family")?,
-                    s(obj, "table")?,
-                    s(obj, "name")?
-                ),
+                "table" => format!("table {}", table_words(obj)?),
+                "chain" => format!("chain {}", chain_words(obj, "name")?),
                 _ => return Err(format!("`{key} {what}` is not supported")),
             };
             Ok(Some(format!("{key} {words}")))
@@ -194,17 +189,28 @@ fn s(obj: &Value, key: &str) -> Result<String, String> {
         .ok_or_else(|| format!("expected a string `{key}` in `{obj}`"))
 }
 
+/// A table as script commands name it: `FAMILY NAME`.
+fn table_words(o: &Value) -> Said {
+    Ok(format!("{} {}", s(o, "family")?, s(o, "name")?))
+}
+
+/// A chain as script commands name it: `FAMILY TABLE CHAIN`, the chain's name under `key`
+/// (`name` in a chain object, `chain` in a rule object).
+fn chain_words(o: &Value, key: &str) -> Said {
+    Ok(format!(
+        "{} {} {}",
+        s(o, "family")?,
+        s(o, "table")?,
+        s(o, key)?
+    ))
+}
+
 /// `add`/`create`/`insert` of a table, chain or rule, as a script line.
 fn object(cmd: &str, what: &str, o: &Value) -> Said {
     match what {
-        "table" => Ok(format!("{cmd} table {} {}", s(o, "family")?, s(o, "name")?)),
+        "table" => Ok(format!("{cmd} table {}", table_words(o)?)),
         "chain" => {
-            let mut line = format!(
-                "{cmd} chain {} {} {}",
-                s(o, "family")?,
-                s(o, "table")?,
-                s(o, "name")?
-            );
+            let mut line = format!("{cmd} chain {}", chain_words(o, "name")?);
             if let Some(ty) = o.get("type") {
                 let prio = match o.get("prio") {
                     Some(Value::Number(n)) => n.to_string(),
@@ -227,16 +233,11 @@ fn object(cmd: &str, what: &str, o: &Value) -> Said {
             Ok(line)
         }
         "rule" => {
-            let mut line = format!(
-                "{cmd} rule {} {} {}",
-                s(o, "family")?,
-                s(o, "table")?,
-                s(o, "chain")?
-            );
+            let mut line = format!("{cmd} rule {}", chain_words(o, "chain")?);
             if let Some(i) = o.get("index").and_then(Value::as_u64) {
                 line.push_str(&format!(" index {i}"));
             }
-            if o.get("position").is_some() || o.get("handle").is_some() && cmd == "insert" {
+            if o.get("position").is_some() || (o.get("handle").is_some() && cmd == "insert") {
                 return Err("a rule placed by `position` (a handle) is not supported".into());
             }
             let exprs = o

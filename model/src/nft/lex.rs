@@ -76,6 +76,16 @@ fn is_punct_start(b: u8) -> bool {
 }
 
 /// Splits `text` (named `source` in errors) into tokens.
+/// An error at `tok` while lexing (before the tokens exist).
+fn error(source: &str, lines: &[&str], tok: &Token<'_>, message: impl Into<String>) -> ParseError {
+    Tokens {
+        source,
+        lines: lines.to_vec(),
+        toks: Vec::new(),
+    }
+    .error(tok, message)
+}
+
 pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, ParseError> {
     let lines: Vec<&str> = text
         .split('\n')
@@ -113,12 +123,7 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
                             start,
                             end: b.len(),
                         };
-                        let t = Tokens {
-                            source,
-                            lines: lines.clone(),
-                            toks: Vec::new(),
-                        };
-                        return Err(t.error(&tok, "unterminated string"));
+                        return Err(error(source, &lines, &tok, "unterminated string"));
                     };
                     toks.push(Token {
                         kind: Kind::Str,
@@ -145,12 +150,7 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
                             start,
                             end: at + 1,
                         };
-                        let t = Tokens {
-                            source,
-                            lines: lines.clone(),
-                            toks: Vec::new(),
-                        };
-                        return Err(t.error(&tok, format!("unexpected `{text}`")));
+                        return Err(error(source, &lines, &tok, format!("unexpected `{text}`")));
                     }
                     toks.push(Token {
                         kind: Kind::Punct,
@@ -180,12 +180,9 @@ pub(crate) fn lex<'a>(source: &'a str, text: &'a str) -> Result<Tokens<'a>, Pars
                     // A word ending in `\` (before a comment, say): printed at the end of a line,
                     // it would continue that line (fuzz regression nft-backslash-before-comment).
                     if tok.text.ends_with('\\') {
-                        let t = Tokens {
+                        return Err(error(
                             source,
-                            lines: lines.clone(),
-                            toks: Vec::new(),
-                        };
-                        return Err(t.error(
+                            &lines,
                             &tok,
                             "a word ends in `\\`, which only continues a line at its end",
                         ));

@@ -227,36 +227,30 @@ pub const PEER_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 0, 99));
 /// The peer's IPv6 address.
 pub const PEER_V6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x99));
 
-fn ip(ns: &Netns, args: &[&str]) -> Result<(), OracleError> {
+/// Runs `program args` in `ns`; its failure, with what it said, is a setup error.
+fn run_in(ns: &Netns, program: &str, args: &[&str]) -> Result<(), OracleError> {
     let out = ns
-        .exec("ip", args, b"")
-        .map_err(|e| OracleError::Setup(e.to_string()))?;
+        .exec(program, args, b"")
+        .map_err(|e| OracleError::Setup(format!("{program}: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(OracleError::Setup(format!(
-            "ip {}: {}",
+            "{program} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
 }
 
+fn ip(ns: &Netns, args: &[&str]) -> Result<(), OracleError> {
+    run_in(ns, "ip", args)
+}
+
 fn sysctl(ns: &Netns, settings: &[&str]) -> Result<(), OracleError> {
     let mut args = vec!["-qw"];
     args.extend_from_slice(settings);
-    let out = ns
-        .exec("sysctl", &args, b"")
-        .map_err(|e| OracleError::Setup(format!("sysctl: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(OracleError::Setup(format!(
-            "sysctl {}: {}",
-            settings.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    run_in(ns, "sysctl", &args)
 }
 
 impl TestPod {
@@ -565,20 +559,18 @@ impl TestPod {
     pub fn iface_mark(&mut self, name: &str) -> Result<u32, OracleError> {
         let k = match self.ifaces.iter().position(|i| i == name) {
             Some(k) => k,
-            None => {
-                self.add_iface(name)?;
-                self.ifaces.len() - 1
-            }
+            None => self.add_iface(name)?,
         };
-        let k = u32::try_from(k).unwrap_or(u32::MAX);
-        Ok(IFACE_MARK.saturating_add(k))
+        Ok(IFACE_MARK.saturating_add(u32::try_from(k).unwrap_or(u32::MAX)))
     }
 
-    fn add_iface(&mut self, name: &str) -> Result<(), OracleError> {
+    /// Makes interface `name` (see [`TestPod::iface_mark`]); its number `k`.
+    fn add_iface(&mut self, name: &str) -> Result<usize, OracleError> {
         let k = self.ifaces.len();
+        let k32 = u32::try_from(k).unwrap_or(u32::MAX);
         let peer_end = format!("if{k}");
-        let mark = format!("{:#x}", IFACE_MARK + u32::try_from(k).unwrap_or(0));
-        let table = (IFACE_TABLE + u32::try_from(k).unwrap_or(0)).to_string();
+        let mark = format!("{:#x}", IFACE_MARK.saturating_add(k32));
+        let table = IFACE_TABLE.saturating_add(k32).to_string();
         let out = Command::new("ip")
             .args([
                 "link",
@@ -657,7 +649,7 @@ impl TestPod {
                 ],
             )?;
         }
-        Ok(())
+        Ok(k)
     }
 
     /// The source port of the next flow.

@@ -393,9 +393,7 @@ impl HandleMap {
                     sidecar_model::NftFamily::Ip6 => NFPROTO_IPV6,
                     sidecar_model::NftFamily::Inet => NFPROTO_INET,
                 };
-                let before = tables.get(..i).unwrap_or(&[]);
-                let part = before.iter().filter(|o| o.kind == t.kind).count();
-                let at = (t.kind, u8::try_from(part).unwrap_or(u8::MAX));
+                let at = (t.kind, rs.part_of(fam, i));
                 let e = self.nft_tables.entry((f, n.name.clone())).or_default();
                 if let Some(x) = e.get_mut(slot) {
                     *x = Some(at);

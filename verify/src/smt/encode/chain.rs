@@ -159,9 +159,7 @@ impl Encoder<'_> {
             });
         };
         let kind = table.kind;
-        let before = rs.tables(self.family).get(..ti).unwrap_or(&[]);
-        let part =
-            u8::try_from(before.iter().filter(|t| t.kind == kind).count()).unwrap_or(u8::MAX);
+        let part = rs.part_of(self.family, ti);
         let frame = self.frames;
         self.frames += 1;
         let mut live = live_in.clone();
