@@ -11,6 +11,7 @@
 pub mod ast;
 pub mod error;
 pub mod eval;
+pub mod flags;
 pub mod gen;
 pub mod matches;
 pub mod mutate;

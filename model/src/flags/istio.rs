@@ -1,0 +1,1148 @@
+//! istio-iptables' flags and environment, and the Istio sidecar injector's pod annotations, read
+//! into the profile values they determine ([`IstioFlags::apply`]).
+//!
+//! # Where each meaning was taken from
+//! Istio at the commit `../shared/corpus/istio/INDEX.md` names (the corpus's HEAD; older
+//! versions' rules differ in what no flag says, which `corpus/istio-profiles.toml` gives per
+//! version):
+//! - the flags, their one-letter names and their variables: `tools/istio-iptables/pkg/cmd/root.go`
+//!   (`flag.BindEnv`: a flag `--foo-bar` is also read from `FOO_BAR`, the flag winning;
+//!   `--envoy-port` has no variable) and `pkg/flag/flag.go`; `ISTIO_META_DNS_CAPTURE`,
+//!   `INVALID_DROP` and `ISTIO_DUAL_STACK` as further variables of `--redirect-dns`,
+//!   `--drop-invalid` and `--dual-stack` (root.go, `flag.AdditionalEnv`);
+//! - the defaults and the variables that are no flag's (`ISTIO_OUTBOUND_OWNER_GROUPS`,
+//!   `ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE`, `ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR`, `ENVOY_USER`):
+//!   `tools/common/config/config.go` (`DefaultConfig`, `FillConfigFromEnvironment`: no `-u` means
+//!   `ENVOY_USER`'s uid, 1337 when the image has no such user; no `-g` means `-u`'s value) and
+//!   `tools/istio-iptables/pkg/constants/constants.go`;
+//! - what each value does to the rules: `tools/istio-iptables/pkg/capture/run.go` (`-b '*'` with
+//!   `-d` exclusions, a `-b` list without them, `-b ''` no inbound capture; `-i '*'` every
+//!   destination, a list those only, `''` none; `-x '*'` refused; the tunnel port always left
+//!   alone inbound; DNS redirected to the agent's 15053, to the resolv.conf servers unless
+//!   `--capture-all-dns`, and not at all without servers) and `capture/filter.go` (owner groups:
+//!   the exclude list counts only when the include list is `*`);
+//! - the annotations: the sidecar injector's template
+//!   (`manifests/charts/istio-control/istio-discovery/files/injection-template.yaml`, istio-init's
+//!   `istio-iptables -p 15001 -z 15006 -u 1337 -m … -i … -x … -b … -d 15090,15021,<status port
+//!   and excludeInboundPorts> [-q …] [-o …] [-k …] [-c …]`) and, with `--istio-cni`, the CNI
+//!   plugin's (`cni/pkg/plugin/sidecar_redirect.go` `NewRedirect` and
+//!   `sidecar_iptables_linux.go` `Program`: `-d` always ends with 15020,15021,15090, `-o`
+//!   defaults to 15020, the proxy container's `runAsUser`/`runAsGroup` give `-u`/`-g`, and its
+//!   `ISTIO_META_DNS_CAPTURE=true` gives `--redirect-dns --capture-all-dns`: those are no
+//!   annotations, so they are given as the flags the plugin derives from them).
+//!
+//! `DNS_SERVERS=IP,…` is ours: istio-iptables reads the pod's nameservers from
+//! `/etc/resolv.conf` (with `--redirect-dns` and without `--capture-all-dns`); the word stands
+//! for that file's `nameserver` lines (the name is the one istio-iptables' configuration dump
+//! prints). `--redirect-dns` without `--capture-all-dns` needs it, empty when the file names no
+//! server (DNS capture is then off, as istio-iptables leaves it).
+//!
+//! Flags accepted that set nothing a profile says: `-m` (REDIRECT or TPROXY: how inbound
+//! connections reach 15006, not whether), `-t`, `-r` (TPROXY's mark and route table), `-c` (the
+//! interfaces left alone: the checks range over eth0 and the `-k` interfaces), `--drop-invalid`,
+//! `--dual-stack` (the pod's families are `--pod-ip`'s), and the run-time flags (`-n`,
+//! `--network-namespace`, `--cni-mode`, `--reconcile`, `--cleanup-only`, `--force-apply`,
+//! `--skip-rule-apply`, `--run-validation`, `--iptables-probe-port`, `--probe-timeout`,
+//! `--native-nftables`, `--force-iptables-binary`, `--force-legacy-iptables`, the `--log_*`
+//! options), and, from the corpus's older versions, `--iptables-trace-logging` and `-f`.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{
+    addresses, bad, bool_of, cidrs, dedup, interfaces, items, number, owners, ports, resolve,
+    split_words, FlagError, Given, Grammar, OwnerWord, Spec, Takes,
+};
+use crate::profile::Profile;
+
+/// What a setting sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    EnvoyPort,
+    CapturePort,
+    TunnelPort,
+    ProxyUid,
+    ProxyGid,
+    Mode,
+    InboundPorts,
+    ExcludeInbound,
+    ExcludeInterfaces,
+    OutboundCidrs,
+    ExcludeCidrs,
+    OutboundPorts,
+    ExcludeOutbound,
+    VirtualInterfaces,
+    TproxyMark,
+    TproxyTable,
+    RedirectDns,
+    CaptureAllDns,
+    OwnerGroups,
+    OwnerGroupsExclude,
+    LoopbackCidr,
+    DnsServers,
+    EnvoyUser,
+    /// A boolean that sets nothing a profile says (checked to be one).
+    NoEffectBool,
+    /// A value that sets nothing a profile says.
+    NoEffect,
+}
+
+const fn v(long: &'static str, short: Option<char>, key: Key, env: &'static str) -> Spec<Key> {
+    Spec {
+        long,
+        short,
+        takes: Takes::Value,
+        key,
+        env: if env.is_empty() { None } else { Some(env) },
+    }
+}
+
+const fn b(long: &'static str, short: Option<char>, key: Key, env: &'static str) -> Spec<Key> {
+    Spec {
+        long,
+        short,
+        takes: Takes::Bool,
+        key,
+        env: if env.is_empty() { None } else { Some(env) },
+    }
+}
+
+/// istio-iptables' flags (root.go), with their variables.
+const FLAGS: &[Spec<Key>] = &[
+    v("envoy-port", Some('p'), Key::EnvoyPort, ""),
+    v(
+        "inbound-capture-port",
+        Some('z'),
+        Key::CapturePort,
+        "INBOUND_CAPTURE_PORT",
+    ),
+    v(
+        "inbound-tunnel-port",
+        Some('e'),
+        Key::TunnelPort,
+        "INBOUND_TUNNEL_PORT",
+    ),
+    v("proxy-uid", Some('u'), Key::ProxyUid, "PROXY_UID"),
+    v("proxy-gid", Some('g'), Key::ProxyGid, "PROXY_GID"),
+    v(
+        "istio-inbound-interception-mode",
+        Some('m'),
+        Key::Mode,
+        "ISTIO_INBOUND_INTERCEPTION_MODE",
+    ),
+    v(
+        "istio-inbound-ports",
+        Some('b'),
+        Key::InboundPorts,
+        "ISTIO_INBOUND_PORTS",
+    ),
+    v(
+        "istio-local-exclude-ports",
+        Some('d'),
+        Key::ExcludeInbound,
+        "ISTIO_LOCAL_EXCLUDE_PORTS",
+    ),
+    v(
+        "istio-exclude-interfaces",
+        Some('c'),
+        Key::ExcludeInterfaces,
+        "ISTIO_EXCLUDE_INTERFACES",
+    ),
+    v(
+        "istio-service-cidr",
+        Some('i'),
+        Key::OutboundCidrs,
+        "ISTIO_SERVICE_CIDR",
+    ),
+    v(
+        "istio-service-exclude-cidr",
+        Some('x'),
+        Key::ExcludeCidrs,
+        "ISTIO_SERVICE_EXCLUDE_CIDR",
+    ),
+    v(
+        "istio-outbound-ports",
+        Some('q'),
+        Key::OutboundPorts,
+        "ISTIO_OUTBOUND_PORTS",
+    ),
+    v(
+        "istio-local-outbound-ports-exclude",
+        Some('o'),
+        Key::ExcludeOutbound,
+        "ISTIO_LOCAL_OUTBOUND_PORTS_EXCLUDE",
+    ),
+    v(
+        "kube-virt-interfaces",
+        Some('k'),
+        Key::VirtualInterfaces,
+        "KUBE_VIRT_INTERFACES",
+    ),
+    v(
+        "istio-inbound-tproxy-mark",
+        Some('t'),
+        Key::TproxyMark,
+        "ISTIO_INBOUND_TPROXY_MARK",
+    ),
+    v(
+        "istio-inbound-tproxy-route-table",
+        Some('r'),
+        Key::TproxyTable,
+        "ISTIO_INBOUND_TPROXY_ROUTE_TABLE",
+    ),
+    b("dry-run", Some('n'), Key::NoEffectBool, "DRY_RUN"),
+    v(
+        "iptables-probe-port",
+        None,
+        Key::NoEffect,
+        "IPTABLES_PROBE_PORT",
+    ),
+    v("probe-timeout", None, Key::NoEffect, "PROBE_TIMEOUT"),
+    b(
+        "skip-rule-apply",
+        None,
+        Key::NoEffectBool,
+        "SKIP_RULE_APPLY",
+    ),
+    b("run-validation", None, Key::NoEffectBool, "RUN_VALIDATION"),
+    b("redirect-dns", None, Key::RedirectDns, "REDIRECT_DNS"),
+    b("drop-invalid", None, Key::NoEffectBool, "DROP_INVALID"),
+    b("dual-stack", None, Key::NoEffectBool, "DUAL_STACK"),
+    b(
+        "capture-all-dns",
+        None,
+        Key::CaptureAllDns,
+        "CAPTURE_ALL_DNS",
+    ),
+    v(
+        "network-namespace",
+        None,
+        Key::NoEffect,
+        "NETWORK_NAMESPACE",
+    ),
+    b("cni-mode", None, Key::NoEffectBool, "CNI_MODE"),
+    b("reconcile", None, Key::NoEffectBool, "RECONCILE"),
+    b("cleanup-only", None, Key::NoEffectBool, "CLEANUP_ONLY"),
+    b("force-apply", None, Key::NoEffectBool, "FORCE_APPLY"),
+    b(
+        "native-nftables",
+        None,
+        Key::NoEffectBool,
+        "NATIVE_NFTABLES",
+    ),
+    v(
+        "force-iptables-binary",
+        None,
+        Key::NoEffect,
+        "FORCE_IPTABLES_BINARY",
+    ),
+    b(
+        "force-legacy-iptables",
+        None,
+        Key::NoEffectBool,
+        "FORCE_LEGACY_IPTABLES",
+    ),
+    // Older versions' (the corpus's 1.12 to 1.24).
+    b("iptables-trace-logging", None, Key::NoEffectBool, ""),
+    b("restore-format", Some('f'), Key::NoEffectBool, ""),
+    // Istio's logging options (pkg/log), which the injector passes.
+    v("log_output_level", None, Key::NoEffect, ""),
+    b("log_as_json", None, Key::NoEffectBool, ""),
+    v("log_caller", None, Key::NoEffect, ""),
+    v("log_stacktrace_level", None, Key::NoEffect, ""),
+    v("log_target", None, Key::NoEffect, ""),
+    v("log_rotate", None, Key::NoEffect, ""),
+    v("log_rotate_max_age", None, Key::NoEffect, ""),
+    v("log_rotate_max_size", None, Key::NoEffect, ""),
+    v("log_rotate_max_backups", None, Key::NoEffect, ""),
+];
+
+/// Variables read after the flags' own (a later one overrides an earlier one of the same key).
+const EXTRA_ENV: &[(&str, Key)] = &[
+    ("ISTIO_META_DNS_CAPTURE", Key::RedirectDns),
+    ("INVALID_DROP", Key::NoEffectBool),
+    ("ISTIO_DUAL_STACK", Key::NoEffectBool),
+    ("ISTIO_OUTBOUND_OWNER_GROUPS", Key::OwnerGroups),
+    (
+        "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE",
+        Key::OwnerGroupsExclude,
+    ),
+    ("ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR", Key::LoopbackCidr),
+    ("ENVOY_USER", Key::EnvoyUser),
+    ("DNS_SERVERS", Key::DnsServers),
+];
+
+const GRAMMAR: Grammar<'static, Key> = Grammar {
+    generator: "istio-iptables",
+    programs: &["istio-iptables", "istio-iptables-nft"],
+    specs: FLAGS,
+    extra_env: EXTRA_ENV,
+};
+
+/// The Istio agent's DNS listener (constants.go `IstioAgentDNSListenerPort`): where
+/// `--redirect-dns` sends queries, whatever the flags.
+pub const DNS_LISTENER: u16 = 15053;
+
+/// The ports of the proxy's own servers that `-d` may leave alone (the agent's status port
+/// 15020, Envoy's health 15021 and Prometheus 15090): the `metrics_ports` of a profile are those
+/// of them `-d` names.
+pub const AGENT_SERVER_PORTS: &[u16] = &[15020, 15021, 15090];
+
+/// The profile values the flags determine ([`IstioFlags::apply`] sets these and no other;
+/// `nameservers` only when `DNS_SERVERS` is given).
+pub const DETERMINES: &[&str] = &[
+    "proxy_uid",
+    "proxy_gid",
+    "proxy_uids",
+    "proxy_gids",
+    "proxy_mark",
+    "proxy_identity",
+    "outbound_port",
+    "inbound_port",
+    "proxy_ports",
+    "metrics_ports",
+    "inbound_ports",
+    "exclude_inbound_ports",
+    "outbound_ports",
+    "exclude_outbound_ports",
+    "outbound_cidrs",
+    "exclude_outbound_cidrs",
+    "virtual_interfaces",
+    "outbound_gids",
+    "exclude_outbound_gids",
+    "loopback_cidr",
+    "dns_capture_port",
+    "dns_servers",
+    "dns_capture_local",
+    "nameservers",
+];
+
+/// Which ports inbound capture takes (`-b`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Inbound {
+    /// `*`: every port but the `-d` ones.
+    All,
+    /// These (none: no inbound capture).
+    Only(Vec<u16>),
+}
+
+/// A list of users or groups as given, with the flag or variable that gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Owners {
+    spelled: String,
+    words: Vec<OwnerWord>,
+}
+
+/// An istio-iptables configuration, read from its flags, variables and the injector's
+/// annotations ([`IstioFlags::read`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IstioFlags {
+    outbound_port: u16,
+    inbound_port: u16,
+    tunnel_port: u16,
+    uids: Option<Owners>,
+    gids: Option<Owners>,
+    envoy_user: Option<Owners>,
+    inbound: Inbound,
+    exclude_inbound: Vec<u16>,
+    outbound_ports: Vec<u16>,
+    exclude_outbound_ports: Vec<u16>,
+    /// None: `*`.
+    outbound_cidrs: Option<Vec<ipnet::IpNet>>,
+    exclude_cidrs: Vec<ipnet::IpNet>,
+    virtual_interfaces: Vec<String>,
+    /// None: `*`.
+    owner_groups: Option<Owners>,
+    owner_groups_exclude: Option<Owners>,
+    loopback: ipnet::Ipv4Net,
+    redirect_dns: bool,
+    capture_all_dns: bool,
+    dns_servers: Option<Vec<IpAddr>>,
+}
+
+impl Default for IstioFlags {
+    /// istio-iptables run without flags (config.go `DefaultConfig`).
+    fn default() -> IstioFlags {
+        IstioFlags {
+            outbound_port: 15001,
+            inbound_port: 15006,
+            tunnel_port: 15008,
+            uids: None,
+            gids: None,
+            envoy_user: None,
+            inbound: Inbound::Only(Vec::new()),
+            exclude_inbound: Vec::new(),
+            outbound_ports: Vec::new(),
+            exclude_outbound_ports: Vec::new(),
+            outbound_cidrs: Some(Vec::new()),
+            exclude_cidrs: Vec::new(),
+            virtual_interfaces: Vec::new(),
+            owner_groups: None,
+            owner_groups_exclude: None,
+            loopback: ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 1), 32).unwrap_or_default(),
+            redirect_dns: false,
+            capture_all_dns: false,
+            dns_servers: None,
+        }
+    }
+}
+
+/// The annotations the injector derives istio-iptables flags from, and the ones it reads for
+/// nothing here.
+pub const ANNOTATIONS: &[&str] = &[
+    INTERCEPTION_MODE,
+    INCLUDE_OUTBOUND_IP_RANGES,
+    EXCLUDE_OUTBOUND_IP_RANGES,
+    INCLUDE_INBOUND_PORTS,
+    EXCLUDE_INBOUND_PORTS,
+    STATUS_PORT,
+    INCLUDE_OUTBOUND_PORTS,
+    EXCLUDE_OUTBOUND_PORTS,
+    KUBEVIRT_INTERFACES,
+    REROUTE_VIRTUAL_INTERFACES,
+    EXCLUDE_INTERFACES,
+    SIDECAR_STATUS,
+    SIDECAR_INJECT,
+];
+
+const INTERCEPTION_MODE: &str = "sidecar.istio.io/interceptionMode";
+const INCLUDE_OUTBOUND_IP_RANGES: &str = "traffic.sidecar.istio.io/includeOutboundIPRanges";
+const EXCLUDE_OUTBOUND_IP_RANGES: &str = "traffic.sidecar.istio.io/excludeOutboundIPRanges";
+const INCLUDE_INBOUND_PORTS: &str = "traffic.sidecar.istio.io/includeInboundPorts";
+const EXCLUDE_INBOUND_PORTS: &str = "traffic.sidecar.istio.io/excludeInboundPorts";
+const STATUS_PORT: &str = "status.sidecar.istio.io/port";
+const INCLUDE_OUTBOUND_PORTS: &str = "traffic.sidecar.istio.io/includeOutboundPorts";
+const EXCLUDE_OUTBOUND_PORTS: &str = "traffic.sidecar.istio.io/excludeOutboundPorts";
+const KUBEVIRT_INTERFACES: &str = "traffic.sidecar.istio.io/kubevirtInterfaces";
+const REROUTE_VIRTUAL_INTERFACES: &str = "istio.io/reroute-virtual-interfaces";
+const EXCLUDE_INTERFACES: &str = "traffic.sidecar.istio.io/excludeInterfaces";
+const SIDECAR_STATUS: &str = "sidecar.istio.io/status";
+const SIDECAR_INJECT: &str = "sidecar.istio.io/inject";
+
+/// Who ran istio-iptables with the pod's annotations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installer {
+    /// Nobody: istio-iptables with the given flags alone.
+    Flags,
+    /// The sidecar injector's istio-init container.
+    Init,
+    /// The istio-cni plugin.
+    Cni,
+}
+
+/// The settings the installer derives from `annotations`, before the given flags.
+fn annotation_settings(
+    annotations: &[(String, String)],
+    installer: Installer,
+) -> Result<Vec<Given<Key>>, FlagError> {
+    if installer == Installer::Flags {
+        return Ok(Vec::new());
+    }
+    for (k, _) in annotations {
+        if !ANNOTATIONS.contains(&k.as_str()) {
+            let reason = if k == "proxy.istio.io/config" {
+                "the proxy's configuration is not read here: give what it sets for istio-iptables (e.g. `ISTIO_META_DNS_CAPTURE=true`) in --istio-args".to_string()
+            } else {
+                format!(
+                    "the injector derives istio-iptables flags from {}",
+                    ANNOTATIONS
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            return Err(FlagError::UnknownAnnotation {
+                key: k.clone(),
+                reason,
+            });
+        }
+    }
+    // The last of a key given twice wins, as in a pod's map of annotations.
+    let get = |key: &str| {
+        annotations
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let set = |key: Key, spelled: &str, value: &str| Given {
+        key,
+        spelled: spelled.to_string(),
+        value: value.to_string(),
+    };
+    let with_default =
+        |key: Key, ann: &str, default: &str| set(key, ann, get(ann).unwrap_or(default));
+    let mut out = vec![
+        set(Key::EnvoyPort, "-p", "15001"),
+        set(Key::ProxyUid, "-u", "1337"),
+    ];
+    if let Some(mode) = get(INTERCEPTION_MODE) {
+        if mode == "NONE" {
+            return Err(FlagError::BadValue {
+                flag: INTERCEPTION_MODE.to_string(),
+                value: mode.to_string(),
+                reason: "installs no rules (the injector adds no istio-init container): there is no profile of them".to_string(),
+            });
+        }
+    }
+    out.push(with_default(Key::Mode, INTERCEPTION_MODE, "REDIRECT"));
+    out.push(with_default(
+        Key::OutboundCidrs,
+        INCLUDE_OUTBOUND_IP_RANGES,
+        "*",
+    ));
+    out.push(with_default(
+        Key::ExcludeCidrs,
+        EXCLUDE_OUTBOUND_IP_RANGES,
+        "",
+    ));
+    out.push(with_default(Key::InboundPorts, INCLUDE_INBOUND_PORTS, "*"));
+    let excluded = get(EXCLUDE_INBOUND_PORTS);
+    match installer {
+        Installer::Cni => {
+            out.push(set(Key::ProxyGid, "-g", "1337"));
+            // `<excludeInboundPorts, default 15020>,15020,15021,15090`, without repeats.
+            let mut d: Vec<&str> = items(excluded.unwrap_or("15020"));
+            d.extend(["15020", "15021", "15090"]);
+            out.push(set(
+                Key::ExcludeInbound,
+                EXCLUDE_INBOUND_PORTS,
+                &dedup(d).join(","),
+            ));
+            out.push(with_default(
+                Key::ExcludeOutbound,
+                EXCLUDE_OUTBOUND_PORTS,
+                "15020",
+            ));
+            out.push(with_default(Key::OutboundPorts, INCLUDE_OUTBOUND_PORTS, ""));
+        }
+        Installer::Init | Installer::Flags => {
+            out.push(set(Key::CapturePort, "-z", "15006"));
+            // `15090,15021,` then excludeInboundPorts with the status port added unless it is
+            // 0 or already there (the template's `excludeInboundPort`).
+            let status = get(STATUS_PORT).unwrap_or("15020").trim();
+            let mut d: Vec<&str> = vec!["15090", "15021"];
+            let listed = items(excluded.unwrap_or(""));
+            d.extend(&listed);
+            if !status.is_empty() && status != "0" && !listed.contains(&status) {
+                d.push(status);
+            }
+            let spelled = if excluded.is_some() {
+                EXCLUDE_INBOUND_PORTS
+            } else {
+                STATUS_PORT
+            };
+            out.push(set(Key::ExcludeInbound, spelled, &d.join(",")));
+            if let Some(q) = get(INCLUDE_OUTBOUND_PORTS) {
+                out.push(set(Key::OutboundPorts, INCLUDE_OUTBOUND_PORTS, q));
+            }
+            if let Some(o) = get(EXCLUDE_OUTBOUND_PORTS) {
+                out.push(set(Key::ExcludeOutbound, EXCLUDE_OUTBOUND_PORTS, o));
+            }
+        }
+    }
+    // The plugin prefers the newer key; the template reads the older one.
+    let virt = get(REROUTE_VIRTUAL_INTERFACES)
+        .map(|v| (REROUTE_VIRTUAL_INTERFACES, v))
+        .or_else(|| get(KUBEVIRT_INTERFACES).map(|v| (KUBEVIRT_INTERFACES, v)));
+    if let Some((k, v)) = virt {
+        out.push(set(Key::VirtualInterfaces, k, v));
+    }
+    if let Some(c) = get(EXCLUDE_INTERFACES) {
+        out.push(set(Key::ExcludeInterfaces, EXCLUDE_INTERFACES, c));
+    }
+    Ok(out)
+}
+
+impl IstioFlags {
+    /// Reads istio-iptables' words `args` (flags, and leading `NAME=VALUE` variables), after the
+    /// flags `installer` derives from `annotations` (none for [`Installer::Flags`]): a flag in
+    /// `args` overrides the installer's.
+    ///
+    /// # Example
+    /// ```
+    /// use sidecar_model::flags::istio::{Installer, IstioFlags};
+    /// use sidecar_model::pod::Profile;
+    ///
+    /// let f = IstioFlags::read("-p 15001 -z 15006 -u 1337 -b '*' -d 15090,15021,15020", &[], Installer::Flags).unwrap();
+    /// let p = f.profile(Profile::istio()).unwrap();
+    /// assert_eq!((p.inbound_ports, p.metrics_ports), (None, vec![15090, 15021, 15020]));
+    /// assert_eq!(p.exclude_inbound_ports, vec![15008, 15090, 15021, 15020]);
+    /// ```
+    pub fn read(
+        args: &str,
+        annotations: &[(String, String)],
+        installer: Installer,
+    ) -> Result<IstioFlags, FlagError> {
+        let mut settings = annotation_settings(annotations, installer)?;
+        settings.extend(GRAMMAR.read(&split_words("`--istio-args`", args)?)?);
+        let mut f = IstioFlags::default();
+        for g in &settings {
+            f.set(g)?;
+        }
+        if f.redirect_dns && !f.capture_all_dns && f.dns_servers.is_none() {
+            return Err(FlagError::Conflict(
+                "`--redirect-dns` without `--capture-all-dns` captures DNS to the nameservers of the pod's /etc/resolv.conf: give them as `DNS_SERVERS=IP,…` before the flags (`DNS_SERVERS=` when it names none)".to_string(),
+            ));
+        }
+        Ok(f)
+    }
+
+    fn set(&mut self, g: &Given<Key>) -> Result<(), FlagError> {
+        let one_port = |g: &Given<Key>| super::port(g, &g.value);
+        let owner_list = |g: &Given<Key>| {
+            owners(g).map(|words| Owners {
+                spelled: g.spelled.clone(),
+                words,
+            })
+        };
+        match g.key {
+            Key::EnvoyPort => self.outbound_port = one_port(g)?,
+            Key::CapturePort => self.inbound_port = one_port(g)?,
+            Key::TunnelPort => self.tunnel_port = one_port(g)?,
+            Key::ProxyUid => self.uids = Some(owner_list(g)?),
+            Key::ProxyGid => self.gids = Some(owner_list(g)?),
+            Key::EnvoyUser => self.envoy_user = Some(owner_list(g)?),
+            Key::Mode => {
+                if !matches!(g.value.as_str(), "" | "REDIRECT" | "TPROXY") {
+                    return Err(bad(
+                        g,
+                        &g.value,
+                        "is not an interception mode (REDIRECT or TPROXY)",
+                    ));
+                }
+            }
+            Key::InboundPorts => {
+                self.inbound = if g.value.trim() == "*" {
+                    Inbound::All
+                } else {
+                    Inbound::Only(ports(g)?)
+                }
+            }
+            Key::ExcludeInbound => self.exclude_inbound = ports(g)?,
+            Key::OutboundPorts => self.outbound_ports = ports(g)?,
+            Key::ExcludeOutbound => self.exclude_outbound_ports = ports(g)?,
+            Key::OutboundCidrs => {
+                self.outbound_cidrs = if g.value.trim() == "*" {
+                    None
+                } else {
+                    Some(cidrs(g)?)
+                }
+            }
+            Key::ExcludeCidrs => {
+                if g.value.trim() == "*" {
+                    return Err(bad(g, &g.value, "is refused by istio-iptables (`*` excludes every destination: give no -i instead)"));
+                }
+                self.exclude_cidrs = cidrs(g)?;
+            }
+            Key::VirtualInterfaces => self.virtual_interfaces = interfaces(g)?,
+            Key::ExcludeInterfaces => {
+                interfaces(g)?;
+            }
+            Key::TproxyMark | Key::TproxyTable => {
+                number(g)?;
+            }
+            Key::RedirectDns => self.redirect_dns = bool_of(g)?,
+            Key::CaptureAllDns => self.capture_all_dns = bool_of(g)?,
+            Key::OwnerGroups => {
+                self.owner_groups = if g.value.trim() == "*" {
+                    None
+                } else {
+                    Some(owner_list(g)?)
+                }
+            }
+            Key::OwnerGroupsExclude => {
+                self.owner_groups_exclude = if items(&g.value).is_empty() {
+                    None
+                } else {
+                    Some(owner_list(g)?)
+                }
+            }
+            Key::LoopbackCidr => {
+                // config.go ValidateIPv4LoopbackCidr: an IPv4 loopback prefix, /8 to /32.
+                let net = g
+                    .value
+                    .trim()
+                    .parse::<ipnet::Ipv4Net>()
+                    .map_err(|_| bad(g, &g.value, "is not an IPv4 CIDR"))?;
+                if !net.addr().is_loopback() || net.prefix_len() < 8 {
+                    return Err(bad(
+                        g,
+                        &g.value,
+                        "is not a loopback range (within 127.0.0.0/8, prefix /8 to /32)",
+                    ));
+                }
+                self.loopback = net.trunc();
+            }
+            Key::DnsServers => self.dns_servers = Some(addresses(g)?),
+            Key::NoEffectBool => {
+                bool_of(g)?;
+            }
+            Key::NoEffect => {}
+        }
+        Ok(())
+    }
+
+    /// `base` with the values the flags determine ([`DETERMINES`]) set from them; every other
+    /// value stays `base`'s. Names of users and groups resolve through `base`'s `users` and
+    /// `groups`.
+    pub fn profile(&self, mut base: Profile) -> Result<Profile, FlagError> {
+        self.apply(&mut base)?;
+        Ok(base)
+    }
+
+    /// Sets the values of `p` the flags determine ([`DETERMINES`]).
+    pub fn apply(&self, p: &mut Profile) -> Result<(), FlagError> {
+        // No -u: ENVOY_USER's uid (the image's istio-proxy is 1337, the fallback too).
+        let uids = match (&self.uids, &self.envoy_user) {
+            (Some(o), _) | (None, Some(o)) => resolve(&o.words, &p.users, &o.spelled, "user")?,
+            (None, None) => vec![1337],
+        };
+        // No -g: -u's words, read as groups.
+        let gid_words = self
+            .gids
+            .as_ref()
+            .or(self.uids.as_ref())
+            .or(self.envoy_user.as_ref());
+        let gids = match gid_words {
+            Some(o) => resolve(&o.words, &p.groups, &o.spelled, "group")?,
+            None => vec![1337],
+        };
+        let (Some(&uid), Some(&gid)) = (uids.first(), gids.first()) else {
+            return Err(FlagError::Conflict(
+                "istio-iptables was given no proxy uid or gid".to_string(),
+            ));
+        };
+        p.proxy_uid = uid;
+        p.proxy_uids = if uids.len() > 1 { uids } else { Vec::new() };
+        p.proxy_gid = gid;
+        p.proxy_gids = if gids.len() > 1 { gids } else { Vec::new() };
+        // The rules know the proxy by its uids and gids.
+        p.proxy_mark = None;
+        p.proxy_identity = None;
+
+        let mut proxy_ports: Vec<u16> = p
+            .proxy_ports
+            .iter()
+            .copied()
+            .filter(|x| *x != p.outbound_port && *x != p.inbound_port)
+            .collect();
+        proxy_ports.extend([self.outbound_port, self.inbound_port, self.tunnel_port]);
+        proxy_ports.sort_unstable();
+        proxy_ports.dedup();
+        p.proxy_ports = proxy_ports;
+        p.outbound_port = self.outbound_port;
+        p.inbound_port = self.inbound_port;
+
+        p.inbound_ports = match &self.inbound {
+            Inbound::All => None,
+            Inbound::Only(v) => Some(v.clone()),
+        };
+        p.exclude_inbound_ports =
+            dedup(std::iter::once(self.tunnel_port).chain(self.exclude_inbound.iter().copied()));
+        p.metrics_ports = dedup(
+            self.exclude_inbound
+                .iter()
+                .copied()
+                .filter(|x| AGENT_SERVER_PORTS.contains(x)),
+        );
+        p.outbound_ports = (!self.outbound_ports.is_empty()).then(|| self.outbound_ports.clone());
+        p.exclude_outbound_ports = self.exclude_outbound_ports.clone();
+        p.outbound_cidrs = self.outbound_cidrs.clone();
+        p.exclude_outbound_cidrs = self.exclude_cidrs.clone();
+        p.virtual_interfaces = self.virtual_interfaces.clone();
+        // The exclude list counts only when every group is captured (filter.go).
+        match &self.owner_groups {
+            Some(o) => {
+                p.outbound_gids = Some(resolve(&o.words, &p.groups, &o.spelled, "group")?);
+                p.exclude_outbound_gids = Vec::new();
+            }
+            None => {
+                p.outbound_gids = None;
+                p.exclude_outbound_gids = match &self.owner_groups_exclude {
+                    Some(o) => resolve(&o.words, &p.groups, &o.spelled, "group")?,
+                    None => Vec::new(),
+                };
+            }
+        }
+        p.loopback_cidr = self.loopback;
+
+        let servers = self.dns_servers.clone().unwrap_or_default();
+        let captured = self.redirect_dns && (self.capture_all_dns || !servers.is_empty());
+        p.dns_capture_port = captured.then_some(DNS_LISTENER);
+        p.dns_servers = (captured && !self.capture_all_dns).then(|| servers.clone());
+        p.dns_capture_local = captured && self.capture_all_dns;
+        if self.dns_servers.is_some() {
+            p.nameservers = servers;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Credential;
+
+    fn flags(s: &str) -> IstioFlags {
+        IstioFlags::read(s, &[], Installer::Flags).unwrap()
+    }
+
+    fn profile(s: &str) -> Profile {
+        flags(s).profile(Profile::istio()).unwrap()
+    }
+
+    fn err(s: &str) -> String {
+        IstioFlags::read(s, &[], Installer::Flags)
+            .and_then(|f| f.profile(Profile::istio()))
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn net(s: &str) -> ipnet::IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn no_flags_is_istio_iptables_defaults() {
+        let p = profile("");
+        assert_eq!((p.outbound_port, p.inbound_port), (15001, 15006));
+        assert_eq!((p.proxy_uid, p.proxy_gid), (1337, 1337));
+        assert!(p.proxy_uids.is_empty() && p.proxy_gids.is_empty());
+        // No -b: no inbound capture; no -i: no outbound capture; the tunnel port left alone.
+        assert_eq!(p.inbound_ports, Some(vec![]));
+        assert_eq!(p.outbound_cidrs, Some(vec![]));
+        assert_eq!(p.exclude_inbound_ports, vec![15008]);
+        assert!(p.metrics_ports.is_empty());
+        assert_eq!(p.outbound_ports, None);
+        assert_eq!(p.dns_capture_port, None);
+        assert_eq!(p.loopback_cidr, "127.0.0.1/32".parse().unwrap());
+        // The program's name may lead.
+        assert_eq!(flags("istio-iptables"), flags(""));
+    }
+
+    #[test]
+    fn every_capture_flag() {
+        let p = profile(
+            "-p 16001 -z 16006 -e 16008 -u 3,4 -g 1,2 -m TPROXY -b 80,443 -d 15090,9000 -i 10.0.0.0/8,fd00::/8 -x 10.9.0.0/16 -q 8080 -o 25,26 -k eth1,eth2 -c eth9 -t 1337 -r 133",
+        );
+        assert_eq!((p.outbound_port, p.inbound_port), (16001, 16006));
+        assert_eq!((p.proxy_uid, p.proxy_uids.clone()), (3, vec![3, 4]));
+        assert_eq!((p.proxy_gid, p.proxy_gids.clone()), (1, vec![1, 2]));
+        assert_eq!(p.inbound_ports, Some(vec![80, 443]));
+        assert_eq!(p.exclude_inbound_ports, vec![16008, 15090, 9000]);
+        assert_eq!(p.metrics_ports, vec![15090]);
+        assert_eq!(
+            p.outbound_cidrs,
+            Some(vec![net("10.0.0.0/8"), net("fd00::/8")])
+        );
+        assert_eq!(p.exclude_outbound_cidrs, vec![net("10.9.0.0/16")]);
+        assert_eq!(p.outbound_ports, Some(vec![8080]));
+        assert_eq!(p.exclude_outbound_ports, vec![25, 26]);
+        assert_eq!(p.virtual_interfaces, vec!["eth1", "eth2"]);
+        // The listeners replace the istio profile's 15001 and 15006; the agent's ports stay.
+        assert_eq!(
+            p.proxy_ports,
+            vec![15000, 15008, 15020, 15021, 15053, 15090, 16001, 16006, 16008]
+        );
+        // Long names say the same.
+        let long = profile(
+            "--envoy-port=16001 --inbound-capture-port 16006 --inbound-tunnel-port 16008 --proxy-uid 3,4 --proxy-gid 1,2 --istio-inbound-interception-mode TPROXY --istio-inbound-ports 80,443 --istio-local-exclude-ports 15090,9000 --istio-service-cidr 10.0.0.0/8,fd00::/8 --istio-service-exclude-cidr 10.9.0.0/16 --istio-outbound-ports 8080 --istio-local-outbound-ports-exclude 25,26 --kube-virt-interfaces eth1,eth2 --istio-exclude-interfaces eth9 --istio-inbound-tproxy-mark 1337 --istio-inbound-tproxy-route-table 133",
+        );
+        assert_eq!(long, p);
+    }
+
+    #[test]
+    fn wildcards_and_empty_lists() {
+        let p = profile("-b '*' -i '*' -x ''");
+        assert_eq!((p.inbound_ports, p.outbound_cidrs), (None, None));
+        assert!(p.exclude_outbound_cidrs.is_empty());
+        let p = profile("-b '' -i ''");
+        assert_eq!(p.inbound_ports, Some(vec![]));
+        assert_eq!(p.outbound_cidrs, Some(vec![]));
+        // -u alone gives -g too, read as groups.
+        let p = profile("-u 5");
+        assert_eq!((p.proxy_uid, p.proxy_gid), (5, 5));
+    }
+
+    #[test]
+    fn the_identity_is_uid_and_gid_whatever_the_base() {
+        let p = flags("-u 7").profile(Profile::ambient()).unwrap();
+        assert_eq!(p.proxy_mark, None);
+        assert_eq!(p.identity_kinds(), vec![Credential::Uid, Credential::Gid]);
+        assert_eq!(p.identity().uids, vec![7]);
+    }
+
+    #[test]
+    fn dns_capture_follows_the_servers_and_capture_all() {
+        let p = profile("DNS_SERVERS=127.0.0.53,::127.0.0.53 --redirect-dns");
+        assert_eq!(p.dns_capture_port, Some(15053));
+        let servers: Vec<IpAddr> = vec![
+            "127.0.0.53".parse().unwrap(),
+            "::127.0.0.53".parse().unwrap(),
+        ];
+        assert_eq!(p.dns_servers, Some(servers.clone()));
+        assert_eq!(p.nameservers, servers);
+        assert!(!p.dns_capture_local);
+        // No server: capture silently off, as istio-iptables leaves it.
+        let p = profile("DNS_SERVERS= --redirect-dns");
+        assert_eq!((p.dns_capture_port, p.dns_servers), (None, None));
+        // Capture-all: every query, the pod's own addresses too.
+        let p = profile("--redirect-dns --capture-all-dns");
+        assert_eq!((p.dns_capture_port, p.dns_servers), (Some(15053), None));
+        assert!(p.dns_capture_local);
+        // The variables say it too; the flag wins over its variable.
+        assert_eq!(
+            profile("ISTIO_META_DNS_CAPTURE=true CAPTURE_ALL_DNS=1"),
+            profile("--redirect-dns --capture-all-dns")
+        );
+        assert_eq!(
+            profile("REDIRECT_DNS=true --redirect-dns=false").dns_capture_port,
+            None
+        );
+        // ISTIO_META_DNS_CAPTURE is read after REDIRECT_DNS, whatever the words' order.
+        assert_eq!(
+            profile("ISTIO_META_DNS_CAPTURE=true REDIRECT_DNS=false --capture-all-dns")
+                .dns_capture_port,
+            Some(15053)
+        );
+        // Without servers or capture-all, the resolv.conf servers must be said.
+        assert!(
+            err("--redirect-dns").contains("DNS_SERVERS"),
+            "{}",
+            err("--redirect-dns")
+        );
+        assert_eq!(
+            err("DNS_SERVERS=x --redirect-dns"),
+            "`DNS_SERVERS`: `x` is not an IP address"
+        );
+    }
+
+    #[test]
+    fn owner_groups_loopback_and_names() {
+        let mut base = Profile::istio();
+        base.groups.insert("java".into(), 2001);
+        base.users.insert("envoy".into(), 101);
+        base.groups.insert("envoy".into(), 102);
+        let f = |s: &str| {
+            IstioFlags::read(s, &[], Installer::Flags).and_then(|x| x.profile(base.clone()))
+        };
+        let p = f("ISTIO_OUTBOUND_OWNER_GROUPS=java,202").unwrap();
+        assert_eq!(p.outbound_gids, Some(vec![2001, 202]));
+        // The exclude list counts only under `*`.
+        let p =
+            f("ISTIO_OUTBOUND_OWNER_GROUPS=202 ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE=888").unwrap();
+        assert_eq!(
+            (p.outbound_gids, p.exclude_outbound_gids),
+            (Some(vec![202]), vec![])
+        );
+        let p = f("ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE=888,java").unwrap();
+        assert_eq!(
+            (p.outbound_gids, p.exclude_outbound_gids),
+            (None, vec![888, 2001])
+        );
+        assert_eq!(
+            f("ISTIO_OUTBOUND_OWNER_GROUPS=ftp").unwrap_err().to_string(),
+            "`ISTIO_OUTBOUND_OWNER_GROUPS`: group `ftp` is not a number and the profile's `groups` does not name it (give `groups = { ftp = ID }` in a --profile file, as the pod image resolves it)"
+        );
+        // ENVOY_USER names the proxy's user when -u does not; -g then reads the same name.
+        let p = f("ENVOY_USER=envoy").unwrap();
+        assert_eq!((p.proxy_uid, p.proxy_gid), (101, 102));
+        let p = f("ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR=127.0.0.1/8").unwrap();
+        assert_eq!(p.loopback_cidr, "127.0.0.0/8".parse().unwrap());
+        assert!(f("ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR=10.0.0.0/8").is_err());
+        assert!(f("ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR=127.0.0.0/7").is_err());
+        assert_eq!(
+            f("-u istio-proxy").unwrap_err().to_string(),
+            "`-u`: user `istio-proxy` is not a number and the profile's `users` does not name it (give `users = { istio-proxy = ID }` in a --profile file, as the pod image resolves it)"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        assert_eq!(err("-p x"), "`-p`: `x` is not a port (1-65535)");
+        assert_eq!(
+            err("--envoy-port=70000"),
+            "`--envoy-port`: `70000` is not a port (1-65535)"
+        );
+        assert_eq!(err("-z 0"), "`-z`: `0` is not a port (1-65535)");
+        assert_eq!(err("-b 80,x"), "`-b`: `x` is not a port (1-65535)");
+        assert_eq!(err("-d '*'"), "`-d`: `*` is not a port (1-65535)");
+        assert_eq!(
+            err("-m FOO"),
+            "`-m`: `FOO` is not an interception mode (REDIRECT or TPROXY)"
+        );
+        assert_eq!(
+            err("-i 10.0.0.1"),
+            "`-i`: `10.0.0.1` is not a CIDR (address/prefix length)"
+        );
+        assert!(err("-x '*'").starts_with("`-x`: `*` is refused by istio-iptables"));
+        assert_eq!(err("-t x"), "`-t`: `x` is not a number");
+        assert_eq!(err("-u ''"), "`-u`: `` names no user or group");
+        assert_eq!(err("-k a/b"), "`-k`: `a/b` is not an interface name");
+        assert_eq!(
+            err("--drop-invalid=maybe"),
+            "`--drop-invalid`: `maybe` is not a boolean (true or false)"
+        );
+        assert_eq!(
+            err("INBOUND_CAPTURE_PORT=x"),
+            "`INBOUND_CAPTURE_PORT`: `x` is not a port (1-65535)"
+        );
+    }
+
+    #[test]
+    fn unknown_flags_and_words_are_refused() {
+        assert_eq!(
+            err("--tproxy-mark 1"),
+            "unknown istio-iptables flag `--tproxy-mark`"
+        );
+        assert_eq!(err("-y"), "unknown istio-iptables flag `-y`");
+        assert_eq!(
+            err("ENVOY_PORT=1"),
+            "`ENVOY_PORT` is not an environment variable istio-iptables reads"
+        );
+        assert_eq!(
+            err("-p 15001 extra"),
+            "unexpected argument `extra`: istio-iptables takes flags only"
+        );
+        assert!(err("--redirect-dns true").contains("`--redirect-dns=true`"));
+        assert!(err("-p '15001").contains("cannot split"));
+    }
+
+    #[test]
+    fn flags_that_set_nothing_a_profile_says_are_accepted() {
+        let p = profile(
+            "INVALID_DROP=true ISTIO_DUAL_STACK=false -n -f --dry-run --skip-rule-apply --run-validation --drop-invalid --dual-stack --cni-mode --reconcile --cleanup-only --force-apply --native-nftables --force-legacy-iptables --iptables-trace-logging --network-namespace /var/run/netns/x --force-iptables-binary iptables-legacy --iptables-probe-port 15002 --probe-timeout 5s --log_output_level=default:info --log_as_json -m REDIRECT -c eth9 -t 1337 -r 133",
+        );
+        assert_eq!(p, profile(""));
+    }
+
+    #[test]
+    fn only_the_determined_values_are_set() {
+        // Two bases that differ everywhere: what the flags set agrees, the rest stays each
+        // base's.
+        let f = flags("DNS_SERVERS=10.96.0.10 -u 3 -b '*' -d 15090 --redirect-dns");
+        let a = f.profile(Profile::istio()).unwrap();
+        let mut other = Profile::ambient();
+        other.app_uid = 4242;
+        other.pod_local_direct_ports = vec![15008];
+        other.outbound_port = 1;
+        other.inbound_port = 2;
+        let b = f.profile(other.clone()).unwrap();
+        let ta = toml::Table::try_from(&a).unwrap();
+        let tb = toml::Table::try_from(&b).unwrap();
+        let to = toml::Table::try_from(&other).unwrap();
+        let tbase = toml::Table::try_from(&Profile::istio()).unwrap();
+        for (k, va) in &ta {
+            let vb = tb.get(k);
+            if DETERMINES.contains(&k.as_str()) {
+                // proxy_ports keeps a base's ports other than its listeners.
+                if k != "proxy_ports" {
+                    assert_eq!(Some(va), vb, "{k}");
+                }
+            } else {
+                assert_eq!(Some(va), tbase.get(k), "{k} set from istio's base");
+                assert_eq!(vb, to.get(k), "{k} set from the other base");
+            }
+        }
+    }
+
+    fn ann(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_injectors_defaults() {
+        // istio-init without annotations: the template's flags.
+        let init = IstioFlags::read("", &ann(&[(SIDECAR_STATUS, "{}")]), Installer::Init).unwrap();
+        assert_eq!(
+            init,
+            flags("-p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021,15020")
+        );
+        // The CNI plugin: the same, and outbound 15020 left alone.
+        let cni = IstioFlags::read("", &[], Installer::Cni).unwrap();
+        assert_eq!(
+            cni,
+            flags("-p 15001 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15020,15021,15090 -o 15020")
+        );
+        let p = cni.profile(Profile::istio()).unwrap();
+        assert_eq!(p.exclude_inbound_ports, vec![15008, 15020, 15021, 15090]);
+        assert_eq!(p.metrics_ports, vec![15020, 15021, 15090]);
+        assert_eq!(p.exclude_outbound_ports, vec![15020]);
+    }
+
+    #[test]
+    fn every_annotation() {
+        let a = ann(&[
+            (INTERCEPTION_MODE, "TPROXY"),
+            (INCLUDE_OUTBOUND_IP_RANGES, "10.0.0.0/8"),
+            (EXCLUDE_OUTBOUND_IP_RANGES, "10.96.0.0/16"),
+            (INCLUDE_INBOUND_PORTS, "80,8080"),
+            (EXCLUDE_INBOUND_PORTS, "3333,4444"),
+            (STATUS_PORT, "15021"),
+            (INCLUDE_OUTBOUND_PORTS, "443"),
+            (EXCLUDE_OUTBOUND_PORTS, "5555"),
+            (KUBEVIRT_INTERFACES, "net1"),
+            (EXCLUDE_INTERFACES, "eth9"),
+            (SIDECAR_INJECT, "true"),
+        ]);
+        assert_eq!(
+            IstioFlags::read("", &a, Installer::Init).unwrap(),
+            flags("-p 15001 -z 15006 -u 1337 -m TPROXY -i 10.0.0.0/8 -x 10.96.0.0/16 -b 80,8080 -d 15090,15021,3333,4444,15021 -q 443 -o 5555 -k net1 -c eth9")
+        );
+        assert_eq!(
+            IstioFlags::read("", &a, Installer::Cni).unwrap(),
+            flags("-p 15001 -u 1337 -g 1337 -m TPROXY -i 10.0.0.0/8 -x 10.96.0.0/16 -b 80,8080 -d 3333,4444,15020,15021,15090 -q 443 -o 5555 -k net1 -c eth9")
+        );
+        // A status port of 0 adds nothing; the newer virtual-interfaces key wins.
+        let b = ann(&[
+            (STATUS_PORT, "0"),
+            (KUBEVIRT_INTERFACES, "net1"),
+            (REROUTE_VIRTUAL_INTERFACES, "net2"),
+        ]);
+        assert_eq!(
+            IstioFlags::read("", &b, Installer::Init).unwrap(),
+            flags(
+                "-p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021 -k net2"
+            )
+        );
+        // Flags given after the annotations override the injector's (the proxy's runAsUser).
+        let p = IstioFlags::read("-u 1000670000 -g 1000670001", &[], Installer::Cni)
+            .unwrap()
+            .profile(Profile::istio())
+            .unwrap();
+        assert_eq!((p.proxy_uid, p.proxy_gid), (1000670000, 1000670001));
+    }
+
+    #[test]
+    fn bad_annotations_name_the_annotation() {
+        let e = |pairs: &[(&str, &str)]| {
+            IstioFlags::read("", &ann(pairs), Installer::Init)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e(&[(INCLUDE_INBOUND_PORTS, "80,x")]),
+            "`traffic.sidecar.istio.io/includeInboundPorts`: `x` is not a port (1-65535)"
+        );
+        assert_eq!(
+            e(&[(EXCLUDE_INBOUND_PORTS, "*")]),
+            "`traffic.sidecar.istio.io/excludeInboundPorts`: `*` is not a port (1-65535)"
+        );
+        assert_eq!(
+            e(&[(INCLUDE_OUTBOUND_IP_RANGES, "10.0.0.0")]),
+            "`traffic.sidecar.istio.io/includeOutboundIPRanges`: `10.0.0.0` is not a CIDR (address/prefix length)"
+        );
+        assert_eq!(
+            e(&[(INTERCEPTION_MODE, "FOO")]),
+            "`sidecar.istio.io/interceptionMode`: `FOO` is not an interception mode (REDIRECT or TPROXY)"
+        );
+        assert!(e(&[(INTERCEPTION_MODE, "NONE")]).contains("installs no rules"));
+        assert!(e(&[("traffic.sidecar.istio.io/includeInboundPort", "80")])
+            .starts_with("unknown annotation `traffic.sidecar.istio.io/includeInboundPort`: the injector derives istio-iptables flags from `sidecar.istio.io/interceptionMode`"));
+        assert!(e(&[("proxy.istio.io/config", "{}")]).contains("ISTIO_META_DNS_CAPTURE=true"));
+    }
+}
