@@ -57,6 +57,16 @@ struct Entry {
     #[serde(default)]
     #[allow(dead_code, reason = "read by scripts/mutate-corpus")]
     mutate_accept: Vec<toml::Value>,
+    /// The generator's flags, annotations and installer (read by tests/profiles_from_flags.rs).
+    #[serde(default)]
+    #[allow(dead_code, reason = "read by tests/profiles_from_flags.rs")]
+    istio_args: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "read by tests/profiles_from_flags.rs")]
+    annotations: Vec<String>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "read by tests/profiles_from_flags.rs")]
+    istio_cni: bool,
     /// The nft golden of the same configuration ([`iptables_counterpart`]), where its
     /// expectation is not this file's: the two backends behave differently there.
     #[serde(default)]

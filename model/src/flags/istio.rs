@@ -746,9 +746,26 @@ impl IstioFlags {
                 .copied()
                 .filter(|x| AGENT_SERVER_PORTS.contains(x)),
         );
-        p.outbound_ports = (!self.outbound_ports.is_empty()).then(|| self.outbound_ports.clone());
+        // run.go sends `-q` ports to the outbound listener before the `-i` ranges: a connection
+        // is captured when its port is one of `-q` *or* its destination is in `-i`. A profile's
+        // include lists must both hold, so only `-q` with `-i ''` (the ports alone decide) or
+        // `-i '*'` (everything is captured) can be said.
+        let (outbound_ports, outbound_cidrs) = match (&self.outbound_ports[..], &self.outbound_cidrs)
+        {
+            ([], c) => (None, c.clone()),
+            (_, None) => (None, None),
+            (q, Some(c)) if c.is_empty() && self.virtual_interfaces.is_empty() => {
+                (Some(q.to_vec()), None)
+            }
+            (_, Some(_)) => {
+                return Err(FlagError::Conflict(
+                    "`-q` with an `-i` list (or with `-k` and no `-i`) captures connections to those ports or to those ranges (a VM's by range alone), which a profile cannot say: its `outbound_ports` and `outbound_cidrs` must both hold".to_string(),
+                ))
+            }
+        };
+        p.outbound_ports = outbound_ports;
+        p.outbound_cidrs = outbound_cidrs;
         p.exclude_outbound_ports = self.exclude_outbound_ports.clone();
-        p.outbound_cidrs = self.outbound_cidrs.clone();
         p.exclude_outbound_cidrs = self.exclude_cidrs.clone();
         p.virtual_interfaces = self.virtual_interfaces.clone();
         // The exclude list counts only when every group is captured (filter.go).
@@ -824,7 +841,7 @@ mod tests {
     #[test]
     fn every_capture_flag() {
         let p = profile(
-            "-p 16001 -z 16006 -e 16008 -u 3,4 -g 1,2 -m TPROXY -b 80,443 -d 15090,9000 -i 10.0.0.0/8,fd00::/8 -x 10.9.0.0/16 -q 8080 -o 25,26 -k eth1,eth2 -c eth9 -t 1337 -r 133",
+            "-p 16001 -z 16006 -e 16008 -u 3,4 -g 1,2 -m TPROXY -b 80,443 -d 15090,9000 -i 10.0.0.0/8,fd00::/8 -x 10.9.0.0/16 -o 25,26 -k eth1,eth2 -c eth9 -t 1337 -r 133",
         );
         assert_eq!((p.outbound_port, p.inbound_port), (16001, 16006));
         assert_eq!((p.proxy_uid, p.proxy_uids.clone()), (3, vec![3, 4]));
@@ -837,7 +854,7 @@ mod tests {
             Some(vec![net("10.0.0.0/8"), net("fd00::/8")])
         );
         assert_eq!(p.exclude_outbound_cidrs, vec![net("10.9.0.0/16")]);
-        assert_eq!(p.outbound_ports, Some(vec![8080]));
+        assert_eq!(p.outbound_ports, None);
         assert_eq!(p.exclude_outbound_ports, vec![25, 26]);
         assert_eq!(p.virtual_interfaces, vec!["eth1", "eth2"]);
         // The listeners replace the istio profile's 15001 and 15006; the agent's ports stay.
@@ -847,9 +864,25 @@ mod tests {
         );
         // Long names say the same.
         let long = profile(
-            "--envoy-port=16001 --inbound-capture-port 16006 --inbound-tunnel-port 16008 --proxy-uid 3,4 --proxy-gid 1,2 --istio-inbound-interception-mode TPROXY --istio-inbound-ports 80,443 --istio-local-exclude-ports 15090,9000 --istio-service-cidr 10.0.0.0/8,fd00::/8 --istio-service-exclude-cidr 10.9.0.0/16 --istio-outbound-ports 8080 --istio-local-outbound-ports-exclude 25,26 --kube-virt-interfaces eth1,eth2 --istio-exclude-interfaces eth9 --istio-inbound-tproxy-mark 1337 --istio-inbound-tproxy-route-table 133",
+            "--envoy-port=16001 --inbound-capture-port 16006 --inbound-tunnel-port 16008 --proxy-uid 3,4 --proxy-gid 1,2 --istio-inbound-interception-mode TPROXY --istio-inbound-ports 80,443 --istio-local-exclude-ports 15090,9000 --istio-service-cidr 10.0.0.0/8,fd00::/8 --istio-service-exclude-cidr 10.9.0.0/16 --istio-local-outbound-ports-exclude 25,26 --kube-virt-interfaces eth1,eth2 --istio-exclude-interfaces eth9 --istio-inbound-tproxy-mark 1337 --istio-inbound-tproxy-route-table 133",
         );
         assert_eq!(long, p);
+    }
+
+    #[test]
+    fn outbound_ports_and_ranges() {
+        // -q alone (no -i): the ports decide, whatever the destination.
+        let p = profile("-q 8080,9090");
+        assert_eq!((p.outbound_ports, p.outbound_cidrs), (Some(vec![8080, 9090]), None));
+        // -q with -i '*': everything is captured anyway.
+        let p = profile("-q 8080 -i '*'");
+        assert_eq!((p.outbound_ports, p.outbound_cidrs), (None, None));
+        // -q with an -i list captures either: a profile cannot say that.
+        assert!(err("-q 8080 -i 10.0.0.0/8").starts_with("`-q` with an `-i` list"));
+        // Nor -q with VM interfaces and no -i (their traffic is captured by range alone).
+        assert!(err("-q 8080 -k eth1").starts_with("`-q` with an `-i` list"));
+        assert_eq!(err("-q 80,x"), "`-q`: `x` is not a port (1-65535)");
+        assert_eq!(profile("-o 25").exclude_outbound_ports, vec![25]);
     }
 
     #[test]
