@@ -127,7 +127,8 @@ fn differences(hand: &Profile, from_flags: &Profile) -> Vec<String> {
         .filter_map(|k| {
             let (x, y) = (norm(k, a.get(k)), norm(k, b.get(k)));
             (x != y).then(|| {
-                let show = |v: Option<toml::Value>| v.map_or("(none)".to_string(), |v| v.to_string());
+                let show =
+                    |v: Option<toml::Value>| v.map_or("(none)".to_string(), |v| v.to_string());
                 format!("{k}: hand-written {} / from flags {}", show(x), show(y))
             })
         })
@@ -147,9 +148,9 @@ fn every_entry_has_its_flags_or_says_why_not() {
     for (key, e) in entries(&raw) {
         match (flags_of(e), no_flags(key)) {
             (Err(err), _) => problems.push(format!("{key}: {err}")),
-            (Ok(Some(_)), Some(_)) => problems.push(format!(
-                "{key}: has flags but NO_FLAGS says it has none"
-            )),
+            (Ok(Some(_)), Some(_)) => {
+                problems.push(format!("{key}: has flags but NO_FLAGS says it has none"))
+            }
             (Ok(None), None) => problems.push(format!(
                 "{key}: no `istio_args`, `annotations` or `istio_cni`, and no reason in NO_FLAGS"
             )),
@@ -232,7 +233,10 @@ fn expected(
     } else {
         tag.and_then(|t| e.get("history")?.get(t))
     };
-    if v.and_then(|v| v.get("skip")).or_else(|| e.get("skip")).is_some() {
+    if v.and_then(|v| v.get("skip"))
+        .or_else(|| e.get("skip"))
+        .is_some()
+    {
         return None;
     }
     let violated = v
@@ -241,7 +245,11 @@ fn expected(
     Some(
         violated
             .and_then(|x| x.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default(),
     )
 }
@@ -325,7 +333,13 @@ fn check_one(dir: &Path, job: &Job) -> Option<String> {
         Err(e) => return Some(format!("{}: does not parse: {e}", job.file)),
     };
     let pod = Pod::for_rulesets(&job.pod_ips, &[&rs]);
-    let report = match check(&rs, &print_ruleset(&rs), &pod, &job.profile, &Options::default()) {
+    let report = match check(
+        &rs,
+        &print_ruleset(&rs),
+        &pod,
+        &job.profile,
+        &Options::default(),
+    ) {
         Ok(r) => r,
         Err(e) => return Some(format!("{}: check failed: {e}", job.file)),
     };

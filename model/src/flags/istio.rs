@@ -49,8 +49,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{
-    addresses, bad, bool_of, cidrs, dedup, interfaces, items, number, owners, ports, resolve,
-    split_words, FlagError, Given, Grammar, OwnerWord, Spec, Takes,
+    addresses, bad, bool_of, cidrs, dedup, interfaces, items, number, owners, ports,
+    replace_listeners, resolve, split_words, FlagError, Given, Grammar, OwnerWord, Spec, Takes,
 };
 use crate::profile::Profile;
 
@@ -721,16 +721,14 @@ impl IstioFlags {
         p.proxy_mark = None;
         p.proxy_identity = None;
 
-        let mut proxy_ports: Vec<u16> = p
-            .proxy_ports
-            .iter()
-            .copied()
-            .filter(|x| *x != p.outbound_port && *x != p.inbound_port)
-            .collect();
-        proxy_ports.extend([self.outbound_port, self.inbound_port, self.tunnel_port]);
-        proxy_ports.sort_unstable();
-        proxy_ports.dedup();
-        p.proxy_ports = proxy_ports;
+        p.proxy_ports = replace_listeners(
+            &p.proxy_ports,
+            &[
+                (Some(p.outbound_port), self.outbound_port),
+                (Some(p.inbound_port), self.inbound_port),
+                (None, self.tunnel_port),
+            ],
+        );
         p.outbound_port = self.outbound_port;
         p.inbound_port = self.inbound_port;
 
@@ -860,7 +858,7 @@ mod tests {
         // The listeners replace the istio profile's 15001 and 15006; the agent's ports stay.
         assert_eq!(
             p.proxy_ports,
-            vec![15000, 15008, 15020, 15021, 15053, 15090, 16001, 16006, 16008]
+            vec![15000, 16001, 16006, 15008, 15020, 15021, 15053, 15090, 16008]
         );
         // Long names say the same.
         let long = profile(
@@ -873,7 +871,10 @@ mod tests {
     fn outbound_ports_and_ranges() {
         // -q alone (no -i): the ports decide, whatever the destination.
         let p = profile("-q 8080,9090");
-        assert_eq!((p.outbound_ports, p.outbound_cidrs), (Some(vec![8080, 9090]), None));
+        assert_eq!(
+            (p.outbound_ports, p.outbound_cidrs),
+            (Some(vec![8080, 9090]), None)
+        );
         // -q with -i '*': everything is captured anyway.
         let p = profile("-q 8080 -i '*'");
         assert_eq!((p.outbound_ports, p.outbound_cidrs), (None, None));

@@ -20,6 +20,8 @@
 //! variable, an argument or a bad value is refused, naming it in backticks ([`FlagError`]).
 
 pub mod istio;
+pub mod kuma;
+pub mod linkerd;
 
 use std::net::IpAddr;
 
@@ -500,6 +502,22 @@ pub(crate) fn dedup<T: PartialEq + Clone>(v: impl IntoIterator<Item = T>) -> Vec
         }
     }
     out
+}
+
+/// `ports` (a profile's `proxy_ports`) with each `(old, new)` listener replaced in place, and the
+/// new ones it lacks appended: the order of a profile's list is kept when nothing changes.
+pub(crate) fn replace_listeners(ports: &[u16], pairs: &[(Option<u16>, u16)]) -> Vec<u16> {
+    let mut out: Vec<u16> = ports
+        .iter()
+        .map(|x| {
+            pairs
+                .iter()
+                .find(|(old, _)| *old == Some(*x))
+                .map_or(*x, |(_, new)| *new)
+        })
+        .collect();
+    out.extend(pairs.iter().map(|(_, new)| *new));
+    dedup(out)
 }
 
 /// `KEY=VALUE` split at the first `=`, as `--annotation` takes it.
