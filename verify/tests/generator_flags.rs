@@ -34,7 +34,13 @@ fn flags_check_as_the_profile_file_they_stand_for() {
         "exclude_inbound_ports = [15008, 15090, 15021, 15020]\nmetrics_ports = [15090, 15021, 15020]\n",
     )
     .unwrap();
-    let from_file = run(&["check", "--format", "json", "--profile", file.to_str().unwrap()]);
+    let from_file = run(&[
+        "check",
+        "--format",
+        "json",
+        "--profile",
+        file.to_str().unwrap(),
+    ]);
     let from_flags = run(&[
         "check",
         "--format",
