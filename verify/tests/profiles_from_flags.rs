@@ -98,7 +98,7 @@ fn flags_profile(
     flags: &IstioFlags,
 ) -> Result<Profile, String> {
     let mut table = istio_profile_table(raw, key, tag).unwrap();
-    table.retain(|k, _| !DETERMINES.iter().any(|d| *d == &k[..]));
+    table.retain(|k, _| !DETERMINES.contains(&k));
     let base = Profile::from_toml(&toml::to_string(&table).unwrap())
         .map_err(|e| format!("{key}: profile without the flags' values: {e}"))?;
     flags

@@ -232,8 +232,7 @@ impl<K: Copy> Grammar<'_, K> {
             last_bool = None;
             // A cluster of one-letter flags: booleans, then at most one taking a value (the
             // rest of the word, after an optional `=`, or the next word).
-            let mut chars = shorts.char_indices();
-            while let Some((at, c)) = chars.next() {
+            for (at, c) in shorts.char_indices() {
                 let spec = self
                     .specs
                     .iter()

@@ -267,7 +267,7 @@ fn only_the_determined_values_are_set() {
     let ta = toml::Table::try_from(&a).unwrap();
     let tb = toml::Table::try_from(&b).unwrap();
     let to = toml::Table::try_from(&other).unwrap();
-    let tbase = toml::Table::try_from(&Profile::istio()).unwrap();
+    let tbase = toml::Table::try_from(Profile::istio()).unwrap();
     for (k, va) in &ta {
         let vb = tb.get(k);
         if DETERMINES.contains(&k.as_str()) {
