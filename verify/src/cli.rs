@@ -18,12 +18,21 @@ use crate::input;
 use crate::journey_text;
 use crate::report::{Document, Source};
 
+/// The version `--version` prints: the crate's, and the git revision it was built from
+/// (verify/build.rs; `unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SIDECAR_VERIFY_REVISION"),
+    ")"
+);
+
 /// Verification and fuzz suite for the iptables rules a service-mesh sidecar installs.
 ///
 /// RULES is a file in iptables-save, iptables-restore or iptables-command form, or `-` for
 /// stdin; without it, the classic Istio sidecar ruleset built into the tool is used.
 #[derive(Debug, Parser)]
-#[command(name = "sidecar-verify", version, about, long_about = None)]
+#[command(name = "sidecar-verify", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -46,8 +55,10 @@ pub enum Command {
     },
     /// Follow one connection through the rules and the proxy's re-connections, hop by hop.
     Trace(TraceArgs),
-    /// Run the article's six kinds of sidecar traffic and the cases users hit, and compare the
-    /// path the article claims with the path the model computes.
+    /// Run the six kinds of sidecar traffic of the article "Traffic types and iptables rules in
+    /// Istio sidecar explained" (Tetrate blog) and the cases users hit, built from the profile,
+    /// and, under a profile built on `istio`, compare the path the article claims with the
+    /// path the model computes.
     Scenarios(ScenarioArgs),
     /// Prove the invariants over every connection (or show one that breaks each), and report
     /// rules no connection can reach or match.
@@ -719,7 +730,7 @@ fn scenarios(a: &ScenarioArgs) -> u8 {
     if a.json {
         return to_json(&results, "the scenarios").map_or_else(|code| code, |s| emit(&s));
     }
-    emit(&crate::scenarios::text(&results))
+    emit(&crate::scenarios::text(&results, &sim.profile))
 }
 
 fn kernel(a: &KernelArgs) -> u8 {
