@@ -206,7 +206,7 @@ pub enum LiveError {
         label: String,
     },
     /// iptables-legacy and nf_tables both hold rules.
-    #[error("{label}: both iptables-legacy ({legacy}) and nf_tables ({nft}) hold rules; the kernel runs both, and no dump says which runs first at an equal priority, so neither alone is the namespace's ruleset (read them apart: `iptables-legacy-save` and `nft list ruleset` in the namespace)")]
+    #[error("{label}: both iptables-legacy and nf_tables hold rules, {legacy} and {nft}; the kernel runs both, and no dump says which runs first at an equal priority, so neither alone is the namespace's ruleset (read them apart: `iptables-legacy-save` and `nft list ruleset` in the namespace)")]
     Mixed {
         /// The target's label.
         label: String,
@@ -556,8 +556,7 @@ fn listing(target: &Target) -> Result<Listing, LiveError> {
 
 /// The inventory of the legacy saves (IPv4, IPv6), iptables-nft's saves (IPv4, IPv6) and the
 /// tables `nft -j list ruleset` lists: an nft table is iptables-nft's when its family's
-/// iptables-nft save prints a table of its name, with the same chains and as many rules in
-/// each, and does not call it incompatible.
+/// iptables-nft save prints a table that [`shows`] it, and does not call it incompatible.
 pub fn inventory(legacy: [String; 2], nft_saves: [String; 2], nft: Vec<TableSeen>) -> Inventory {
     let [l4, l6] = legacy;
     let mut inv = Inventory {
@@ -572,7 +571,7 @@ pub fn inventory(legacy: [String; 2], nft_saves: [String; 2], nft: Vec<TableSeen
     let (t4, bad4) = save_tables(&n4, "ip");
     let (t6, bad6) = save_tables(&n6, "ip6");
     for t in nft {
-        let own = t4.iter().chain(&t6).any(|s| *s == t)
+        let own = t4.iter().chain(&t6).any(|s| shows(s, &t))
             && !bad4
                 .iter()
                 .chain(&bad6)
@@ -584,6 +583,23 @@ pub fn inventory(legacy: [String; 2], nft_saves: [String; 2], nft: Vec<TableSeen
         }
     }
     inv
+}
+
+/// Whether `save`, a table an iptables-nft save printed, shows the nf_tables table `nft` whole:
+/// the same family, name and policies, every chain of `nft` with as many rules, and no other
+/// chain but empty built-in ones (iptables-nft creates a built-in chain only when a rule or a
+/// policy needs it, and its save prints every built-in chain of the table, absent ones as
+/// `ACCEPT [0:0]`).
+fn shows(save: &TableSeen, nft: &TableSeen) -> bool {
+    const BUILT_IN: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+    save.family == nft.family
+        && save.name == nft.name
+        && save.policy_not_accept == nft.policy_not_accept
+        && nft.chains.iter().all(|c| save.chains.contains(c))
+        && save
+            .chains
+            .iter()
+            .all(|c| nft.chains.contains(c) || (c.1 == 0 && BUILT_IN.contains(&c.0.as_str())))
 }
 
 /// The tables of one family's iptables-save text, and the `(family, name)` of those it calls
@@ -844,6 +860,23 @@ COMMIT
             vec![more.clone()],
         );
         assert_eq!(inv.nft, vec![more]);
+        // A built-in chain iptables-nft never created is in the save, not in nft.
+        let fewer = table("ip", "nat", &[("X", 2)], false);
+        let save_x = "*nat\n:OUTPUT ACCEPT [0:0]\n:X - [0:0]\n-A X -j RETURN\n-A X -j RETURN\nCOMMIT\n";
+        let inv = inventory(
+            [String::new(), String::new()],
+            [save_x.into(), String::new()],
+            vec![fewer.clone()],
+        );
+        assert_eq!(inv.iptables_nft, vec![fewer]);
+        // A user chain nft does not list: not iptables-nft's.
+        let no_x = table("ip", "nat", &[("OUTPUT", 0)], false);
+        let inv = inventory(
+            [String::new(), String::new()],
+            [save_x.into(), String::new()],
+            vec![no_x.clone()],
+        );
+        assert_eq!(inv.nft, vec![no_x]);
         // The IPv6 save does not make an `ip` table iptables-nft's.
         let inv = inventory(
             [String::new(), String::new()],
