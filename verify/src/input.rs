@@ -82,11 +82,7 @@ pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
 }
 
 /// Parses `bytes` read under `name`.
-fn finish(
-    name: String,
-    bytes: Vec<u8>,
-    live: Option<live::Summary>,
-) -> Result<Loaded, LoadError> {
+fn finish(name: String, bytes: Vec<u8>, live: Option<live::Summary>) -> Result<Loaded, LoadError> {
     let parsed = parse(&name, &bytes).map_err(Box::new)?;
     Ok(Loaded {
         name,

@@ -164,7 +164,12 @@ fn verdicts(run: &Run) -> Vec<(String, String)> {
 
 /// `check RULES --format json ARGS` for the live spelling and for the file: the same verdicts
 /// and exit code; the live run's stderr says `read LABEL: SAYS`. Returns the file's verdicts.
-fn same_check(live: &[&str], file: &str, args: &[&str], says: &str) -> (i32, Vec<(String, String)>) {
+fn same_check(
+    live: &[&str],
+    file: &str,
+    args: &[&str],
+    says: &str,
+) -> (i32, Vec<(String, String)>) {
     let with = |rules: &[&str]| {
         let mut a = vec!["check", "--format", "json"];
         a.extend(rules);
@@ -202,7 +207,12 @@ fn legacy_dual_stack() {
     need_netns!("reading an iptables-legacy namespace");
     let ns = Netns::create("live").unwrap();
     let rel = "corpus/rulesets/istio-dual-stack.rules";
-    restore(&ns, rel, "iptables-legacy-restore", "ip6tables-legacy-restore");
+    restore(
+        &ns,
+        rel,
+        "iptables-legacy-restore",
+        "ip6tables-legacy-restore",
+    );
     let before = dump(&ns);
     let label = format!("netns:{}", ns.name());
     let (code, v) = same_check(
@@ -296,7 +306,12 @@ fn legacy_beside_an_empty_nft_table() {
     need_netns!("reading legacy rules beside an empty nft table");
     let ns = Netns::create("live").unwrap();
     let rel = "corpus/istio-classic.rules";
-    restore(&ns, rel, "iptables-legacy-restore", "ip6tables-legacy-restore");
+    restore(
+        &ns,
+        rel,
+        "iptables-legacy-restore",
+        "ip6tables-legacy-restore",
+    );
     exec(
         &ns,
         "iptables-nft-restore",
@@ -367,7 +382,12 @@ fn diff_file_and_namespace() {
     need_netns!("diffing a file with a namespace");
     let ns = Netns::create("live").unwrap();
     let rel = "corpus/istio-classic.rules";
-    restore(&ns, rel, "iptables-legacy-restore", "ip6tables-legacy-restore");
+    restore(
+        &ns,
+        rel,
+        "iptables-legacy-restore",
+        "ip6tables-legacy-restore",
+    );
     let before = dump(&ns);
     let r = sv(&["diff", &repo(rel), &format!("netns:{}", ns.name())]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -406,7 +426,12 @@ fn legacy_and_nft_rules_together_are_refused() {
     need_netns!("reading a namespace with legacy and nft rules");
     let ns = Netns::create("live").unwrap();
     let rel = "corpus/istio-classic.rules";
-    restore(&ns, rel, "iptables-legacy-restore", "ip6tables-legacy-restore");
+    restore(
+        &ns,
+        rel,
+        "iptables-legacy-restore",
+        "ip6tables-legacy-restore",
+    );
     exec(
         &ns,
         "iptables-nft-restore",
@@ -427,12 +452,18 @@ fn legacy_and_nft_rules_together_are_refused() {
     assert!(r.stdout.is_empty());
     // A drop policy alone is rules too.
     let ns2 = Netns::create("live").unwrap();
-    restore(&ns2, rel, "iptables-legacy-restore", "ip6tables-legacy-restore");
+    restore(
+        &ns2,
+        rel,
+        "iptables-legacy-restore",
+        "ip6tables-legacy-restore",
+    );
     exec(&ns2, "nft", &["-f", "-"], "table inet f {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t}\n}\n");
     let r = sv(&["parse", &format!("netns:{}", ns2.name())]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("hold rules, iptables-legacy (ipv4: nat) and nft (inet f);"),
+        r.stderr
+            .contains("hold rules, iptables-legacy (ipv4: nat) and nft (inet f);"),
         "{}",
         r.stderr
     );
@@ -502,11 +533,18 @@ fn parse_errors_point_at_the_dump() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     // `error: netns:NAME:LINE:COLUMN: …`, LINE a line of the set's declaration in the dump.
     let prefix = format!("error: netns:{}:", ns.name());
-    let rest = r.stderr.strip_prefix(&prefix).unwrap_or_else(|| panic!("{}", r.stderr));
+    let rest = r
+        .stderr
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{}", r.stderr));
     let line: usize = rest.split(':').next().unwrap().parse().unwrap();
     let text = listed.lines().nth(line - 1).unwrap().trim();
     let set = listed.lines().position(|l| l.contains("set s {")).unwrap() + 1;
-    assert!((set..set + 4).contains(&line), "line {line} ({text}): {}", r.stderr);
+    assert!(
+        (set..set + 4).contains(&line),
+        "line {line} ({text}): {}",
+        r.stderr
+    );
     // miette's snippet shows the dump's line.
     assert!(r.stderr.contains(text), "`{text}` not in: {}", r.stderr);
 }
