@@ -657,7 +657,7 @@ fn mutate(a: &MutateArgs) -> u8 {
     let accept_path = a.accept.clone().or_else(|| {
         a.rules
             .as_deref()
-            .filter(|r| *r != "-")
+            .filter(|r| *r != "-" && crate::live::Target::from_rules_arg(r).is_none())
             .map(|r| accept::beside(std::path::Path::new(r)))
             .filter(|p| p.exists())
     });

@@ -28,7 +28,20 @@
 //! listings are several commands, not one snapshot: they are all taken again after reading, and
 //! when a table, a chain or a chain's number of rules changed in between, the reading is refused
 //! ([`LiveError::Changed`]). The namespace is entered with `ip netns exec NAME` for a name (under
-//! `/var/run/netns`) and `nsenter --net=PATH` for a path or a process; both need root.
+//! `/var/run/netns`) and `nsenter --net=PATH` for a path or a process; both need root. The
+//! measurements behind these rules are in docs/live-namespaces.md.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use sidecar_verify::live::{read, Target};
+//!
+//! let reading = read(&Target::netns("pod1")?)?;
+//! eprintln!("{}", reading.summary); // read netns:pod1: iptables-nft (ipv4: nat) with …
+//! let parsed = sidecar_model::parse(&reading.summary.label, &reading.text)?;
+//! println!("{} IPv4 tables", parsed.ruleset.ipv4.len());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::path::{Path, PathBuf};
