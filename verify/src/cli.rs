@@ -29,8 +29,9 @@ pub const VERSION: &str = concat!(
 
 /// Verification and fuzz suite for the iptables rules a service-mesh sidecar installs.
 ///
-/// RULES is a file in iptables-save, iptables-restore or iptables-command form, or `-` for
-/// stdin; without it, the classic Istio sidecar ruleset built into the tool is used.
+/// RULES is a file in iptables-save, iptables-restore, iptables-command or nft form, `-` for
+/// stdin, or a live network namespace: `netns:NAME|PATH` or `pid:PID` (as root; `--netns` and
+/// `--pid` say the same); without it, the classic Istio sidecar ruleset built into the tool is used.
 #[derive(Debug, Parser)]
 #[command(name = "sidecar-verify", version = VERSION, about, long_about = None)]
 pub struct Cli {
@@ -44,7 +45,8 @@ pub struct Cli {
 pub enum Command {
     /// Read a ruleset and print it as canonical iptables-save text (or the typed model as JSON).
     Parse {
-        /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+        /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+        /// `pid:PID` (default: the embedded classic Istio ruleset).
         rules: Option<String>,
         /// Print the typed model as JSON instead.
         #[arg(long)]
@@ -52,6 +54,9 @@ pub enum Command {
         /// The pod's addresses (accepted for symmetry with the other subcommands; unused here).
         #[arg(long = "pod-ip", value_name = "IP")]
         pod_ip: Vec<IpAddr>,
+        /// Read the rules of a live network namespace instead.
+        #[command(flatten)]
+        live: LiveArgs,
     },
     /// Follow one connection through the rules and the proxy's re-connections, hop by hop.
     Trace(TraceArgs),
@@ -119,6 +124,50 @@ pub struct PodArgs {
     pub profile: String,
 }
 
+/// `--netns`/`--pid`: the flag form of RULES `netns:NAME|PATH` and `pid:PID` (crate::live).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LiveArgs {
+    /// Read the rules of this network namespace (as root): a name under /var/run/netns or a path
+    /// such as /proc/PID/ns/net; the same as RULES `netns:NAME|PATH`.
+    #[arg(long, value_name = "NAME|PATH", conflicts_with_all = ["rules", "pid"])]
+    pub netns: Option<String>,
+    /// Read the rules of this process's network namespace (as root); the same as RULES
+    /// `pid:PID`.
+    #[arg(long, value_name = "PID", conflicts_with = "rules")]
+    pub pid: Option<u32>,
+}
+
+impl LiveArgs {
+    /// The RULES spelling of the flags, when one is given.
+    fn rules(&self) -> Option<String> {
+        use crate::live::{NETNS_PREFIX, PID_PREFIX};
+        match (&self.netns, self.pid) {
+            (Some(n), _) => Some(format!("{NETNS_PREFIX}{n}")),
+            (None, Some(p)) => Some(format!("{PID_PREFIX}{p}")),
+            (None, None) => None,
+        }
+    }
+}
+
+impl Command {
+    /// Turns `--netns`/`--pid` into RULES, so that every subcommand reads them through
+    /// `input::load` as it reads `netns:…`/`pid:…` (clap refuses a flag beside RULES).
+    fn fold_live(&mut self) {
+        let (rules, live) = match self {
+            Command::Parse { rules, live, .. } => (rules, &*live),
+            Command::Trace(a) => (&mut a.rules, &a.live),
+            Command::Scenarios(a) => (&mut a.rules, &a.live),
+            Command::Check(a) => (&mut a.rules, &a.live),
+            Command::Mutate(a) => (&mut a.rules, &a.live),
+            Command::Kernel(a) => (&mut a.rules, &a.live),
+            Command::Diff(_) | Command::Agent { .. } | Command::Connect { .. } => return,
+        };
+        if let Some(r) = live.rules() {
+            *rules = Some(r);
+        }
+    }
+}
+
 /// `--profile`'s value: the built-in profiles' names or a file (`istio|ambient|FILE`).
 static PROFILE_VALUE: LazyLock<String> = LazyLock::new(|| {
     let mut v: Vec<&str> = BUILTIN.iter().map(|b| b.name).collect();
@@ -137,8 +186,12 @@ static PROFILE_HELP: LazyLock<String> = LazyLock::new(|| {
 /// Arguments of `trace`.
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// The opening process's uid (default: the profile's application uid).
     #[arg(long)]
     pub uid: Option<u32>,
@@ -180,8 +233,12 @@ pub struct TraceArgs {
 /// Arguments of `scenarios`.
 #[derive(Debug, clap::Args)]
 pub struct ScenarioArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Where the pod is and what mesh it runs.
     #[command(flatten)]
     pub pod: PodArgs,
@@ -193,8 +250,12 @@ pub struct ScenarioArgs {
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Where the pod is and what mesh it runs.
     #[command(flatten)]
     pub pod: PodArgs,
@@ -219,9 +280,9 @@ pub struct CheckArgs {
 /// Arguments of `diff`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    /// The old ruleset (a path, or `-` for stdin).
+    /// The old ruleset (a path, `-` for stdin, `netns:NAME|PATH` or `pid:PID`).
     pub old: String,
-    /// The new ruleset.
+    /// The new ruleset (the same forms).
     pub new: String,
     /// Where the pod is and what mesh it runs.
     #[command(flatten)]
@@ -243,8 +304,12 @@ pub struct DiffArgs {
 /// Arguments of `mutate`.
 #[derive(Debug, clap::Args)]
 pub struct MutateArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Where the pod is and what mesh it runs.
     #[command(flatten)]
     pub pod: PodArgs,
@@ -265,8 +330,12 @@ pub struct MutateArgs {
 /// Arguments of `kernel`.
 #[derive(Debug, clap::Args)]
 pub struct KernelArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Random flows to run besides the scenarios' connections.
     #[arg(long, default_value_t = 200)]
     pub flows: usize,
@@ -285,7 +354,8 @@ pub struct KernelArgs {
 }
 
 /// Runs the command line and returns the process exit code.
-pub fn run(cli: Cli) -> u8 {
+pub fn run(mut cli: Cli) -> u8 {
+    cli.command.fold_live();
     match cli.command {
         Command::Parse { rules, json, .. } => parse(rules.as_deref(), json),
         Command::Trace(a) => trace(&a),
@@ -360,13 +430,22 @@ impl miette::Diagnostic for Snippet<'_> {
     }
 }
 
+/// Loads RULES, saying on stderr which backends a live namespace held; 2 after the error.
+fn load(rules: Option<&str>) -> Result<input::Loaded, u8> {
+    let loaded = input::load(rules).map_err(|e| {
+        report(&e);
+        2u8
+    })?;
+    if let Some(summary) = &loaded.live {
+        eprintln!("{summary}");
+    }
+    Ok(loaded)
+}
+
 fn parse(rules: Option<&str>, json: bool) -> u8 {
-    let loaded = match input::load(rules) {
+    let loaded = match load(rules) {
         Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return 2;
-        }
+        Err(code) => return code,
     };
     if json {
         return to_json(&loaded.parsed.ruleset, "the model").map_or_else(|code| code, |s| emit(&s));
@@ -395,10 +474,7 @@ fn parse_mark(s: &str) -> Result<u32, String> {
 }
 
 fn simulator(rules: Option<&str>, pod: &PodArgs) -> Result<(input::Loaded, Simulator), u8> {
-    let loaded = input::load(rules).map_err(|e| {
-        report(&e);
-        2u8
-    })?;
+    let loaded = load(rules)?;
     let profile = load_profile(pod)?;
     let rs = &loaded.parsed.ruleset;
     let sim = Simulator::new(rs, Pod::for_rulesets(&pod.pod_ip, &[rs]), profile);
@@ -512,23 +588,17 @@ fn diff(a: &DiffArgs) -> u8 {
         eprintln!("error: only one of OLD and NEW can be read from stdin");
         return 2;
     }
-    let old = match input::load(Some(&a.old)) {
+    let old = match load(Some(&a.old)) {
         Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return 2;
-        }
+        Err(code) => return code,
     };
     let profile = match load_profile(&a.pod) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let new = match input::load(Some(&a.new)) {
+    let new = match load(Some(&a.new)) {
         Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return 2;
-        }
+        Err(code) => return code,
     };
     // Every family either side holds: a family captured on one side only is a change.
     let pod = Pod::for_rulesets(&a.pod.pod_ip, &[&old.parsed.ruleset, &new.parsed.ruleset]);
@@ -598,7 +668,7 @@ fn mutate(a: &MutateArgs) -> u8 {
     let accept_path = a.accept.clone().or_else(|| {
         a.rules
             .as_deref()
-            .filter(|r| *r != "-")
+            .filter(|r| *r != "-" && crate::live::Target::from_rules_arg(r).is_none())
             .map(|r| accept::beside(std::path::Path::new(r)))
             .filter(|p| p.exists())
     });

@@ -1,7 +1,10 @@
-//! Reading a ruleset from a path, from stdin (`-`), or the embedded default.
+//! Reading a ruleset from a path, from stdin (`-`), from a live network namespace
+//! (`netns:NAME|PATH`, `pid:PID`: [`crate::live`]), or the embedded default.
 
 use sidecar_model::parse::read_bounded;
 use sidecar_model::{parse, ParseError, Parsed, DEFAULT_RULESET};
+
+use crate::live;
 
 /// The name errors give the embedded default ruleset.
 pub const DEFAULT_NAME: &str = "<default: istio-classic.rules>";
@@ -21,23 +24,38 @@ pub enum LoadError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Parse(#[from] Box<ParseError>),
+    /// A live network namespace's rules could not be read.
+    #[error(transparent)]
+    Live(#[from] live::LiveError),
 }
 
 /// A loaded ruleset with the name it was read under and its raw text.
 #[derive(Debug)]
 pub struct Loaded {
-    /// The path, `<stdin>`, or the default's name.
+    /// The path, `<stdin>`, `netns:NAME`, `pid:PID`, or the default's name.
     pub name: String,
     /// The bytes read.
     pub bytes: Vec<u8>,
     /// The parse.
     pub parsed: Parsed,
+    /// For a live namespace, the backends found and read (the CLI prints it on stderr).
+    pub live: Option<live::Summary>,
 }
 
-/// Loads `path` (`-` for stdin), or the embedded default when `None`. Reading stops once a line
+/// Loads `path` (`-` for stdin, `netns:NAME|PATH` or `pid:PID` for the rules of a live network
+/// namespace), or the embedded default when `None`. Reading a file or stdin stops once a line
 /// exceeds [`sidecar_model::parse::MAX_LINE_BYTES`] (the parse then refuses it), so a huge line
-/// is never held whole.
+/// is never held whole. A namespace's dump is parsed under the namespace's label, so an error
+/// points at the dump's line.
 pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
+    if let Some(target) = path.and_then(live::Target::from_rules_arg) {
+        let reading = live::read(&target?)?;
+        return finish(
+            reading.summary.label.clone(),
+            reading.text,
+            Some(reading.summary),
+        );
+    }
     let (name, bytes) = match path {
         None => (
             DEFAULT_NAME.to_string(),
@@ -60,10 +78,16 @@ pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
             (p.to_string(), bytes)
         }
     };
+    finish(name, bytes, None)
+}
+
+/// Parses `bytes` read under `name`.
+fn finish(name: String, bytes: Vec<u8>, live: Option<live::Summary>) -> Result<Loaded, LoadError> {
     let parsed = parse(&name, &bytes).map_err(Box::new)?;
     Ok(Loaded {
         name,
         bytes,
         parsed,
+        live,
     })
 }
