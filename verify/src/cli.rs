@@ -220,6 +220,40 @@ pub struct FitArgs {
     /// GitHub code scanning resolves against the repository; default: the working directory).
     #[arg(long, value_name = "DIR")]
     pub sarif_root: Option<std::path::PathBuf>,
+    /// Also write the report in FORMAT (json, markdown, sarif or html) to FILE, from the same
+    /// run; repeatable. Markdown written this way is whole (no `--max-bytes`).
+    #[arg(long, value_name = "FORMAT:FILE", value_parser = parse_also)]
+    pub also: Vec<(String, std::path::PathBuf)>,
+}
+
+/// `--also FORMAT:FILE`.
+fn parse_also(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (format, file) = s
+        .split_once(':')
+        .filter(|(_, f)| !f.is_empty())
+        .ok_or_else(|| format!("`{s}` is not FORMAT:FILE"))?;
+    if !["json", "markdown", "sarif", "html"].contains(&format) {
+        return Err(format!(
+            "`{format}` is not a format `--also` writes (json, markdown, sarif, html)"
+        ));
+    }
+    Ok((format.to_string(), file.into()))
+}
+
+/// Writes the `--also` reports; 0 when all were written, 2 (with a message) when not.
+fn deliver_also(fit: &FitArgs, report: &impl serde::Serialize, doc: &Document<'_>) -> u8 {
+    let whole = FitArgs {
+        max_bytes: 0,
+        ..fit.clone()
+    };
+    for (format, file) in &fit.also {
+        let code = render(format, report, doc, &whole, String::new)
+            .map_or_else(|code| code, |out| deliver(Some(file), &out));
+        if code != 0 {
+            return code;
+        }
+    }
+    0
 }
 
 /// `--max-bytes`: 0 (unlimited) or at least the least a shortened report fits in.
@@ -496,7 +530,7 @@ fn check(a: &CheckArgs) -> u8 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if deliver(a.output.as_deref(), &out) != 0 {
+    if deliver(a.output.as_deref(), &out) != 0 || deliver_also(&a.fit, &report, &doc) != 0 {
         return 2;
     }
     // Violated or unknown: not a pass.
@@ -616,7 +650,7 @@ fn diff(a: &DiffArgs) -> u8 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if deliver(a.output.as_deref(), &out) != 0 {
+    if deliver(a.output.as_deref(), &out) != 0 || deliver_also(&a.fit, &r, &doc) != 0 {
         return 2;
     }
     u8::from(!r.changes.is_empty() || r.unknown)

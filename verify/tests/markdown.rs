@@ -92,7 +92,14 @@ fn a_diff_of_very_different_rulesets_fits_one_comment() {
     assert!(shown.len() >= 15, "{} classes", shown.len());
     assert_eq!(markdown_within(&doc, None), whole);
     let mut charts_before = usize::MAX;
-    for max in [DEFAULT_MAX_BYTES, 40_000, 20_000, 12_000, 5_000, MIN_MAX_BYTES] {
+    for max in [
+        DEFAULT_MAX_BYTES,
+        40_000,
+        20_000,
+        12_000,
+        5_000,
+        MIN_MAX_BYTES,
+    ] {
         let md = markdown_within(&doc, Some(max));
         assert!(md.len() <= max, "{} bytes over {max}", md.len());
         balanced(&md);
@@ -109,7 +116,12 @@ fn a_diff_of_very_different_rulesets_fits_one_comment() {
         charts_before = charts;
         for (k, c) in shown.iter().enumerate().take(charts) {
             assert!(
-                md.contains(&format!("#### {}. {}: {}", k + 1, c.impact.words(), c.description)),
+                md.contains(&format!(
+                    "#### {}. {}: {}",
+                    k + 1,
+                    c.impact.words(),
+                    c.description
+                )),
                 "{max}: class {} is not told in full",
                 k + 1
             );
@@ -127,7 +139,10 @@ fn a_diff_of_very_different_rulesets_fits_one_comment() {
                 );
             }
             if !folded.is_empty() {
-                assert!(md.contains(&format!("➕ {} class(es)", folded.len())), "{md}");
+                assert!(
+                    md.contains(&format!("➕ {} class(es)", folded.len())),
+                    "{md}"
+                );
             }
         }
     }
@@ -148,7 +163,10 @@ fn a_check_report_fits_a_small_budget() {
     let md = markdown_within(&doc, Some(max));
     assert!(md.len() <= max, "{} bytes", md.len());
     balanced(&md);
-    assert!(md.contains("Shortened to fit 3000 bytes") || md.contains("Cut here"), "{md}");
+    assert!(
+        md.contains("Shortened to fit 3000 bytes") || md.contains("Cut here"),
+        "{md}"
+    );
 }
 
 /// `--max-bytes` below the least a shortened report fits in is refused (exit 2), 0 is

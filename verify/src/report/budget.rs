@@ -20,7 +20,7 @@ pub const MIN_MAX_BYTES: usize = 2_000;
 
 /// Where the whole report is, for a reader of a shortened one.
 pub const FULL_REPORT: &str = "the whole report is the same command with `--max-bytes 0` \
-     (the GitHub Action uploads it as the run's `sidecar-verify-report` artifact)";
+     (posted by the GitHub Action: the run's `sidecar-verify-report` artifact)";
 
 /// The first of `candidates` (richest first) no longer than `max` bytes (`None`: the first, whole
 /// as it is). When none fits, the last one cut after its last line that fits, with a closing line
