@@ -18,7 +18,7 @@ use crate::ast::*;
 use crate::eval::{Engine, Hit, HookVerdict, IfName, Packet, Scratch, Trace};
 
 // The mesh profile is the pod's too: `pod::Profile` is where most callers look for it.
-pub use crate::profile::{Credential, Identity, InboundSource, PodLocalProxy, Profile};
+pub use crate::profile::{Credential, Identity, InboundSource, PodLocalApp, PodLocalProxy, Profile};
 
 /// The pod: its addresses (besides the loopback ranges).
 ///
@@ -669,10 +669,11 @@ impl Simulator {
                 }
                 Delivery::Listener(port) if port == self.profile.inbound_port => Connection {
                     proto: conn.proto,
-                    src: Some(match self.profile.inbound_source {
-                        InboundSource::Passthrough => self.profile.passthrough(fam),
-                        InboundSource::Original => p.src,
-                    }),
+                    src: match self.profile.inbound_source {
+                        InboundSource::Passthrough => Some(self.profile.passthrough(fam)),
+                        InboundSource::Original => Some(p.src),
+                        InboundSource::Route => None,
+                    },
                     dst: orig.ip(),
                     sport: next_sport,
                     dport: orig.port(),

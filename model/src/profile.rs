@@ -47,9 +47,24 @@ pub const BUILTIN: &[Builtin] = &[
         make: Profile::ambient,
         about: "Istio ambient's in-pod redirection: ztunnel, identified by mark 0x539",
     },
+    Builtin {
+        name: "kuma",
+        make: Profile::kuma,
+        about: "Kuma's transparent proxy: kuma-dp as uid 5678, DNS to 15053",
+    },
+    Builtin {
+        name: "linkerd",
+        make: Profile::linkerd,
+        about: "Linkerd's proxy-init: linkerd2-proxy as uid 2102 on 4140/4143",
+    },
+    Builtin {
+        name: "consul",
+        make: Profile::consul,
+        about: "Consul's redirect-traffic: Envoy as uid 5995 on 15001/20000, DNS to 127.0.0.1:8600",
+    },
 ];
 
-/// The built-in profiles' names: `istio or ambient`.
+/// The built-in profiles' names: `istio, ambient, … or consul`.
 pub fn builtin_names() -> String {
     or_list(BUILTIN.iter().map(|b| b.name.to_string()).collect())
 }
@@ -215,6 +230,11 @@ pub struct Profile {
     /// the inbound policy) or `direct` (ambient: ztunnel's connections into the pod are not
     /// captured).
     pub pod_local_proxy: PodLocalProxy,
+    /// What an application's (non-proxy) connection to its own pod IP does (invariant
+    /// `pod-local`): `direct` (Istio, ambient, Kuma, Linkerd: never redirected) or `outbound`
+    /// (Consul's rules have no `-o lo` exception: it passes the outbound listener exactly once
+    /// and the inbound listener never).
+    pub pod_local_app: PodLocalApp,
     /// Ports of the pod address the `pod-local` invariant makes no claim about for the proxy's
     /// connections (istio: 15008, HBONE, which Istio's rules leave to the proxy since 1.18
     /// (`! --dport 15008`) and captured before; the profile's `exclude_outbound_ports` and,
@@ -262,6 +282,16 @@ pub enum PodLocalProxy {
     Inbound,
     /// Not captured: the first hop is not redirected.
     Direct,
+}
+
+/// What an application's connections to its pod IP do ([`Profile::pod_local_app`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodLocalApp {
+    /// Not captured: the first hop is not redirected.
+    Direct,
+    /// Through the outbound listener exactly once (and never the inbound one).
+    Outbound,
 }
 
 /// The 1-based line and column of the top-level key `key` in `text`, when it is there.
@@ -340,6 +370,9 @@ pub enum InboundSource {
     Passthrough,
     /// The original client's address, spoofed transparently, as ztunnel does.
     Original,
+    /// Whatever the kernel's route gives (the proxy binds no address: the pod's own address
+    /// towards the original destination), as linkerd2-proxy and Consul's Envoy do.
+    Route,
 }
 
 impl Default for Profile {
@@ -391,6 +424,7 @@ impl Profile {
             users: std::collections::BTreeMap::new(),
             groups: std::collections::BTreeMap::new(),
             pod_local_proxy: PodLocalProxy::Inbound,
+            pod_local_app: PodLocalApp::Direct,
             pod_local_exempt_ports: vec![15008],
             pod_local_direct_ports: Vec::new(),
             loopback_cidr: ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 1), 32).unwrap_or_default(),
@@ -436,6 +470,89 @@ impl Profile {
                 .iter()
                 .filter_map(|n| n.parse().ok())
                 .collect(),
+            ..Profile::istio()
+        }
+    }
+
+    /// Kuma's transparent proxy as kuma-init (or `kumactl install transparent-proxy`) sets it
+    /// up on Kubernetes, from Kuma's documented defaults (pkg/transparentproxy/config): kuma-dp
+    /// runs as uid 5678 and the rules know it by that uid alone (`--uid-owner 5678`, never the
+    /// gid); outbound listener 15001, inbound 15006, DNS 15053 with every query captured (the
+    /// injector's built-in DNS, `--redirect-all-dns-traffic`, so queries to the pod's own
+    /// addresses too); the inbound listener re-connects from 127.0.0.6 / ::6 and the proxy's
+    /// own connections to its pod IP pass it once (`! -d 127.0.0.1/32 -o lo -m owner
+    /// --uid-owner 5678 -j KUMA_MESH_INBOUND_REDIRECT`), as Istio's do. No inbound port is
+    /// excluded; Envoy's admin 9901 listens on 127.0.0.1 only. Kuma before 2.9 used inbound
+    /// port 15010 for IPv6; a profile for such rules sets `inbound_port` per ruleset.
+    pub fn kuma() -> Profile {
+        Profile {
+            name: "kuma".into(),
+            proxy_uid: 5678,
+            proxy_gid: 5678,
+            proxy_identity: Some(vec![Credential::Uid]),
+            proxy_ports: vec![15001, 15006, 15053, 9901],
+            metrics_ports: Vec::new(),
+            exclude_inbound_ports: Vec::new(),
+            dns_capture_port: Some(15053),
+            dns_capture_local: true,
+            pod_local_exempt_ports: Vec::new(),
+            ..Profile::istio()
+        }
+    }
+
+    /// Linkerd's proxy-init (linkerd2-proxy-init, with the injector's defaults): the proxy
+    /// runs as uid 2102 and the rules know it by that uid alone; TCP only, outbound listener
+    /// 4140, inbound 4143; inbound ports 4190 (tap) and 4191 (admin: metrics and health) and
+    /// the default `ignoreInboundPorts`/`ignoreOutboundPorts` 4567, 4568 are never captured;
+    /// every connection over lo is left alone (`-o lo -j RETURN`), so the proxy's own
+    /// connections to its pod IP and the applications' are not captured. The proxy binds no
+    /// source for its inbound re-connection (`inbound_source = "route"`).
+    pub fn linkerd() -> Profile {
+        Profile {
+            name: "linkerd".into(),
+            proxy_uid: 2102,
+            proxy_gid: 2102,
+            proxy_identity: Some(vec![Credential::Uid]),
+            outbound_port: 4140,
+            inbound_port: 4143,
+            proxy_ports: vec![4140, 4143, 4190, 4191],
+            metrics_ports: vec![4191],
+            exclude_inbound_ports: vec![4190, 4191, 4567, 4568],
+            exclude_outbound_ports: vec![4567, 4568],
+            inbound_source: InboundSource::Route,
+            pod_local_proxy: PodLocalProxy::Direct,
+            pod_local_exempt_ports: Vec::new(),
+            ..Profile::istio()
+        }
+    }
+
+    /// Consul's transparent proxy as `consul connect redirect-traffic` (Consul's sdk/iptables)
+    /// sets it up with consul-k8s' values: Envoy runs as uid 5995 and the rules know it by that
+    /// uid alone; outbound listener 15001 (the sdk's default), inbound 20000 (consul-k8s'
+    /// public listener; the sdk requires it to be given); DNS queries to 127.0.0.1:53 are
+    /// DNATed to Consul's DNS at 127.0.0.1:8600 (`dns_servers = ["127.0.0.1"]`). There is no
+    /// `-o lo` exception: an application's connection to its own pod IP passes the outbound
+    /// listener once (`pod_local_app = "outbound"`), and the proxy's are returned by its uid.
+    /// The proxy binds no source for its inbound re-connection (`inbound_source = "route"`);
+    /// Envoy sends it to the application's port on 127.0.0.1 where the model keeps the
+    /// original destination: both are returned by the uid rule before any other.
+    pub fn consul() -> Profile {
+        Profile {
+            name: "consul".into(),
+            proxy_uid: 5995,
+            proxy_gid: 5995,
+            proxy_identity: Some(vec![Credential::Uid]),
+            outbound_port: 15001,
+            inbound_port: 20000,
+            proxy_ports: vec![15001, 20000, 8600, 19000],
+            metrics_ports: Vec::new(),
+            exclude_inbound_ports: Vec::new(),
+            dns_capture_port: Some(8600),
+            dns_servers: Some(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]),
+            inbound_source: InboundSource::Route,
+            pod_local_proxy: PodLocalProxy::Direct,
+            pod_local_app: PodLocalApp::Outbound,
+            pod_local_exempt_ports: Vec::new(),
             ..Profile::istio()
         }
     }

@@ -642,10 +642,10 @@ fn the_profile_option_lists_the_builtin_profiles() {
         .output()
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    let unknown = trace_with("kuma");
+    let unknown = trace_with("osm");
     assert_eq!(unknown.status.code(), Some(2));
     let err = String::from_utf8(unknown.stderr).unwrap();
-    assert!(err.starts_with("error: unknown profile `kuma`"), "{err}");
+    assert!(err.starts_with("error: unknown profile `osm`"), "{err}");
     for b in BUILTIN {
         assert!(help.contains(b.name) && help.contains(b.about), "{help}");
         assert!(

@@ -86,6 +86,8 @@ impl Dns {
         let not_reconnection = match p.inbound_source {
             InboundSource::Passthrough => d.not(d.src_is(p.passthrough(d.family()))),
             InboundSource::Original => d.src_local(),
+            // From the pod's own address, as the proxy: `non_proxy` leaves it out already.
+            InboundSource::Route => d.lit(true),
         };
         d.and(vec![
             c.non_proxy.clone(),

@@ -8,10 +8,11 @@ use super::{Conditions, Dom, Invariant, Part, Words};
 
 /// The proxy's inbound re-connections over lo are never redirected.
 ///
-/// These assertions are unsatisfiable if and only if no connection opened in the pod that
+/// These assertions are unsatisfiable if and only if no TCP connection opened in the pod that
 /// leaves by lo and looks like the inbound listener's re-connection (from the passthrough
 /// address; or, when the proxy re-connects from the client's own address, opened by the proxy
-/// from a non-local source) has its first hop redirected.
+/// from a non-local source; or, when it binds no source (`route`), opened by the proxy from a
+/// local one to a pod IP) has its first hop redirected.
 pub struct PassthroughNotRecaptured;
 
 impl Invariant for PassthroughNotRecaptured {
@@ -22,11 +23,15 @@ impl Invariant for PassthroughNotRecaptured {
     fn statement(p: &Profile, w: &Words) -> String {
         match p.inbound_source {
             InboundSource::Passthrough => format!(
-                "connections from {} / {} over lo are never redirected",
+                "TCP connections from {} / {} over lo are never redirected",
                 p.passthrough_v4, p.passthrough_v6
             ),
             InboundSource::Original => format!(
-                "the proxy's inbound re-connections (opened by the proxy ({}) over lo from a non-local source, the client's own address) are never redirected",
+                "the proxy's inbound re-connections (TCP, opened by the proxy ({}) over lo from a non-local source, the client's own address) are never redirected",
+                w.who
+            ),
+            InboundSource::Route => format!(
+                "the proxy's inbound re-connections (TCP, opened by the proxy ({}) over lo from the pod's own address to a pod IP) are never redirected",
                 w.who
             ),
         }
@@ -43,29 +48,32 @@ impl Invariant for PassthroughNotRecaptured {
                 v.push("inbound_source = original".into());
                 v
             }
+            InboundSource::Route => {
+                let mut v = proxy_uses(p);
+                v.push("inbound_source = route".into());
+                v
+            }
         }
     }
 
     fn violation<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
-        d.and(vec![
-            c.local.clone(),
-            match p.inbound_source {
-                InboundSource::Passthrough => d.src_is(p.passthrough(d.family())),
-                InboundSource::Original => d.and(vec![c.proxy.clone(), d.not(d.src_local())]),
-            },
-            d.out_lo(),
-            d.redirected(),
-        ])
+        d.and(vec![Self::premise(d, p, c), d.redirected()])
     }
 
-    /// Connections opened in the pod from the passthrough source (or, re-connecting from the
-    /// original client, the proxy's from a non-local source) leaving by lo.
+    /// TCP connections opened in the pod from the passthrough source (or, re-connecting from
+    /// the original client, the proxy's from a non-local source; or, binding no source, the
+    /// proxy's from a local one to a pod IP, where inbound connections are addressed) leaving
+    /// by lo. TCP: every mesh's inbound capture and listener are TCP, so are its
+    /// re-connections (Kuma's UDP DNS redirect comes before its 127.0.0.6 RETURN, harmless:
+    /// nothing sends UDP from there).
     fn premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
         d.and(vec![
             c.local.clone(),
+            d.tcp(),
             match p.inbound_source {
                 InboundSource::Passthrough => d.src_is(p.passthrough(d.family())),
                 InboundSource::Original => d.and(vec![c.proxy.clone(), d.not(d.src_local())]),
+                InboundSource::Route => d.and(vec![c.proxy.clone(), d.src_local(), d.dst_pod_ip()]),
             },
             d.out_lo(),
         ])

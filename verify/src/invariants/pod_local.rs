@@ -19,7 +19,9 @@
 //! - An application's (non-proxy) connection to a pod IP is not captured (ISTIO_OUTPUT rule 3,
 //!   `-o lo -m owner ! --uid-owner 1337 -j RETURN`; ambient's `! -d 127.0.0.1/32 -o lo -j
 //!   ACCEPT`), a DNS query the profile's DNS listener takes aside (ambient and Istio's DNS
-//!   capture send TCP to the pod IP's port 53 there). Both built-in profiles say so.
+//!   capture send TCP to the pod IP's port 53 there). So say `istio`, `ambient`, `kuma` and
+//!   `linkerd` (`pod_local_app = "direct"`); Consul's rules have no `-o lo` exception, so its
+//!   profile says `outbound`: the outbound listener exactly once, the inbound one never.
 //!
 //! Which proxy identity: the one the proxy re-connects as ([`reconnecting_proxy`]). Whether
 //! its other identities (a further uid, the gid alone) are treated alike is identity symmetry's
@@ -28,7 +30,7 @@
 
 use std::net::IpAddr;
 
-use sidecar_model::pod::{InboundSource, PodLocalProxy, Profile};
+use sidecar_model::pod::{InboundSource, PodLocalApp, PodLocalProxy, Profile};
 use sidecar_model::Family;
 
 use super::shared::{capture_ports, list};
@@ -107,7 +109,7 @@ impl PodLocal {
     fn proxy_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
         let not_reconnection = match p.inbound_source {
             InboundSource::Passthrough => d.not(d.src_is(p.passthrough(d.family()))),
-            InboundSource::Original => d.lit(true),
+            InboundSource::Original | InboundSource::Route => d.lit(true),
         };
         d.and(vec![
             c.local.clone(),
@@ -121,15 +123,21 @@ impl PodLocal {
         ])
     }
 
-    /// The applications' connections the second part speaks about.
-    fn app_premise<D: Dom>(d: &D, c: &Conditions<D::B>) -> D::B {
-        d.and(vec![c.local.clone(), c.non_proxy.clone(), d.dst_pod_ip()])
+    /// The applications' connections the second part speaks about (through the outbound
+    /// listener, `pod_local_app = "outbound"`: not those to a capture port, which loop in any
+    /// such ruleset and are `no-redirect-loop`'s business).
+    fn app_premise<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
+        let ports = match p.pod_local_app {
+            PodLocalApp::Direct => d.lit(true),
+            PodLocalApp::Outbound => d.not(d.dport_in(&capture_ports(p))),
+        };
+        d.and(vec![c.local.clone(), c.non_proxy.clone(), d.dst_pod_ip(), ports])
     }
 
     /// The connections the invariant speaks about: the proxy's (as it re-connects) and the
     /// applications' to a pod IP, as the first and second parts of the contract range.
     fn scope<D: Dom>(d: &D, p: &Profile, c: &Conditions<D::B>) -> D::B {
-        d.or(vec![Self::proxy_premise(d, p, c), Self::app_premise(d, c)])
+        d.or(vec![Self::proxy_premise(d, p, c), Self::app_premise(d, p, c)])
     }
 }
 
@@ -152,7 +160,7 @@ impl Invariant for PodLocal {
         };
         let from = match p.inbound_source {
             InboundSource::Passthrough => format!(" (not from {})", p.passthrough_v4),
-            InboundSource::Original => String::new(),
+            InboundSource::Original | InboundSource::Route => String::new(),
         };
         let direct = direct(p);
         let direct = if direct.is_empty() {
@@ -161,10 +169,17 @@ impl Invariant for PodLocal {
             format!(", those to ports {} are never redirected", list(&direct))
         };
         format!(
-            "the proxy's TCP connections ({who}) from the pod{from} to its own pod IP or another loopback address (not {} or ::1) {proxy}{direct} (ports {} aside); connections from non-proxy processes ({}) to the pod IP are never redirected{}",
+            "the proxy's TCP connections ({who}) from the pod{from} to its own pod IP or another loopback address (not {} or ::1) {proxy}{direct} (ports {} aside); connections from non-proxy processes ({}) to the pod IP {}{}",
             p.loopback_cidr,
             list(&aside),
             w.non_proxy,
+            match p.pod_local_app {
+                PodLocalApp::Direct => "are never redirected".to_string(),
+                PodLocalApp::Outbound => format!(
+                    "pass the outbound listener {} exactly once and the inbound listener {} never (TCP; UDP is never redirected)",
+                    p.outbound_port, p.inbound_port
+                ),
+            },
             w.dns
         )
     }
@@ -187,6 +202,9 @@ impl Invariant for PodLocal {
                 PodLocalProxy::Direct => "direct",
             }
         ));
+        if p.pod_local_app == PodLocalApp::Outbound {
+            v.push("pod_local_app = outbound".into());
+        }
         v.push(format!(
             "pod_local_exempt_ports = [{}]",
             list(&p.pod_local_exempt_ports)
@@ -232,10 +250,22 @@ impl Invariant for PodLocal {
             d.and(vec![d.dport_in(&direct), d.not(d.redirected())]),
             d.and(vec![d.not(d.dport_in(&direct)), proxy_ok]),
         ]);
-        let app_ok = d.or(vec![d.not(d.redirected()), c.dns_ok.clone()]);
+        let app_ok = match p.pod_local_app {
+            PodLocalApp::Direct => d.not(d.redirected()),
+            // Only TCP is captured outbound: UDP stays uncaptured.
+            PodLocalApp::Outbound => d.or(vec![
+                d.and(vec![
+                    d.tcp(),
+                    d.passes(p.outbound_port, 1),
+                    d.passes(p.inbound_port, 0),
+                ]),
+                d.and(vec![d.not(d.tcp()), d.not(d.redirected())]),
+            ]),
+        };
+        let app_ok = d.or(vec![app_ok, c.dns_ok.clone()]);
         let ok = d.and(vec![
             d.or(vec![d.not(Self::proxy_premise(d, p, c)), proxy_ok]),
-            d.or(vec![d.not(Self::app_premise(d, c)), app_ok]),
+            d.or(vec![d.not(Self::app_premise(d, p, c)), app_ok]),
         ]);
         d.and(vec![Self::scope(d, p, c), d.not(ok)])
     }

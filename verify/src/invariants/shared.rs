@@ -280,8 +280,11 @@ impl Part {
                     list(&p.exclude_outbound_gids)
                 )
             }),
-            Part::InboundSource => (p.inbound_source == InboundSource::Original)
-                .then(|| "inbound_source = original".into()),
+            Part::InboundSource => match p.inbound_source {
+                InboundSource::Passthrough => None,
+                InboundSource::Original => Some("inbound_source = original".into()),
+                InboundSource::Route => Some("inbound_source = route".into()),
+            },
             Part::DnsCapturePort => p
                 .dns_capture_port
                 .map(|port| format!("dns_capture_port = {port}")),

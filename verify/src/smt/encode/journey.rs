@@ -131,6 +131,7 @@ impl Encoder<'_> {
             let inbound_src = match profile.inbound_source {
                 InboundSource::Passthrough => self.addr(profile.passthrough(self.family)),
                 InboundSource::Original => h.entered.src.clone(),
+                InboundSource::Route => self.route_src(&p.dst),
             };
             p.src = via_in.ite(&inbound_src, &self.route_src(&p.dst));
             p.iif = bv(u128::from(IF_NONE), IF_BITS);
