@@ -18,7 +18,9 @@ use crate::ast::*;
 use crate::eval::{Engine, Hit, HookVerdict, IfName, Packet, Scratch, Trace};
 
 // The mesh profile is the pod's too: `pod::Profile` is where most callers look for it.
-pub use crate::profile::{Credential, Identity, InboundSource, PodLocalApp, PodLocalProxy, Profile};
+pub use crate::profile::{
+    Credential, Identity, InboundSource, PodLocalApp, PodLocalProxy, Profile,
+};
 
 /// The pod: its addresses (besides the loopback ranges).
 ///
