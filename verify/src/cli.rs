@@ -275,6 +275,71 @@ pub struct CheckArgs {
     /// whatever the other rules match). Costs several times the proofs.
     #[arg(long)]
     pub why: bool,
+    /// How Markdown and SARIF reports are fitted for a pull request.
+    #[command(flatten)]
+    pub fit: FitArgs,
+}
+
+/// How Markdown and SARIF reports are fitted for a pull request (`check`, `diff`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FitArgs {
+    /// Markdown: the most bytes the report may take, so that it fits one pull-request comment
+    /// (GitHub's limit is 65,536 characters); past it the least important parts are shortened
+    /// (classes told in one line each, without journeys), with a note saying so. 0: unlimited.
+    #[arg(long, value_name = "N", default_value_t = crate::report::budget::DEFAULT_MAX_BYTES, value_parser = parse_max_bytes)]
+    pub max_bytes: usize,
+    /// SARIF: the directory the rulesets' paths are made relative to (the `%SRCROOT%` base
+    /// GitHub code scanning resolves against the repository; default: the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub sarif_root: Option<std::path::PathBuf>,
+    /// Also write the report in FORMAT (json, markdown, sarif or html) to FILE, from the same
+    /// run; repeatable. Markdown written this way is whole (no `--max-bytes`).
+    #[arg(long, value_name = "FORMAT:FILE", value_parser = parse_also)]
+    pub also: Vec<(String, std::path::PathBuf)>,
+}
+
+/// `--also FORMAT:FILE`.
+fn parse_also(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (format, file) = s
+        .split_once(':')
+        .filter(|(_, f)| !f.is_empty())
+        .ok_or_else(|| format!("`{s}` is not FORMAT:FILE"))?;
+    if !["json", "markdown", "sarif", "html"].contains(&format) {
+        return Err(format!(
+            "`{format}` is not a format `--also` writes (json, markdown, sarif, html)"
+        ));
+    }
+    Ok((format.to_string(), file.into()))
+}
+
+/// Writes the `--also` reports; 0 when all were written, 2 (with a message) when not.
+fn deliver_also(fit: &FitArgs, report: &impl serde::Serialize, doc: &Document<'_>) -> u8 {
+    let whole = FitArgs {
+        max_bytes: 0,
+        ..fit.clone()
+    };
+    for (format, file) in &fit.also {
+        let code = render(format, report, doc, &whole, String::new)
+            .map_or_else(|code| code, |out| deliver(Some(file), &out));
+        if code != 0 {
+            return code;
+        }
+    }
+    0
+}
+
+/// `--max-bytes`: 0 (unlimited) or at least the least a shortened report fits in.
+fn parse_max_bytes(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a number of bytes: {e}"))?;
+    let min = crate::report::budget::MIN_MAX_BYTES;
+    if n != 0 && n < min {
+        return Err(format!(
+            "`{s}` is below {min}, the least a shortened report fits in (0: unlimited)"
+        ));
+    }
+    Ok(n)
 }
 
 /// Arguments of `diff`.
@@ -299,6 +364,9 @@ pub struct DiffArgs {
     /// Per-query solver timeout in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u32,
+    /// How Markdown and SARIF reports are fitted for a pull request.
+    #[command(flatten)]
+    pub fit: FitArgs,
 }
 
 /// Arguments of `mutate`.
@@ -325,6 +393,10 @@ pub struct MutateArgs {
     /// Per-query solver timeout in milliseconds (a timeout makes the mutant unknown).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u32,
+    /// Markdown: the most bytes the report may take (one pull-request comment); past it the
+    /// mutant tables are shortened, with a note saying so. 0: unlimited.
+    #[arg(long, value_name = "N", default_value_t = crate::report::budget::DEFAULT_MAX_BYTES, value_parser = parse_max_bytes)]
+    pub max_bytes: usize,
 }
 
 /// Arguments of `kernel`.
@@ -530,21 +602,22 @@ fn check(a: &CheckArgs) -> u8 {
         }
     };
     let rules_arg = a.rules.clone().unwrap_or_default();
+    let name = loaded.shown_name();
     let doc = Document::Check {
         report: &report,
         source: Source {
-            name: &loaded.name,
+            name: &name,
             ruleset: rs,
         },
         pod: &sim.pod,
     };
-    let out = match render(&a.format, &report, &doc, || {
+    let out = match render(&a.format, &report, &doc, &a.fit, || {
         crate::report::text::check(&report, rs, &rules_arg, &sim.pod)
     }) {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if deliver(a.output.as_deref(), &out) != 0 {
+    if deliver(a.output.as_deref(), &out) != 0 || deliver_also(&a.fit, &report, &doc) != 0 {
         return 2;
     }
     // Violated or unknown: not a pass.
@@ -557,13 +630,22 @@ fn render(
     format: &str,
     report: &impl serde::Serialize,
     doc: &Document<'_>,
+    fit: &FitArgs,
     text: impl FnOnce() -> String,
 ) -> Result<String, u8> {
     // The report is serialised as it is (a `serde_json::Value` would sort its keys).
     match format {
         "json" => to_json(report, "the report"),
-        "sarif" => to_json(&crate::report::sarif::sarif(doc), "the report"),
-        "markdown" => Ok(crate::report::markdown::markdown(doc)),
+        "sarif" => {
+            let opts = crate::report::sarif::Options {
+                root: fit.sarif_root.clone(),
+            };
+            to_json(&crate::report::sarif::sarif_with(doc, &opts), "the report")
+        }
+        "markdown" => Ok(crate::report::markdown::markdown_within(
+            doc,
+            (fit.max_bytes > 0).then_some(fit.max_bytes),
+        )),
         "html" => Ok(crate::report::html::html(doc)),
         _ => Ok(text()),
     }
@@ -623,19 +705,20 @@ fn diff(a: &DiffArgs) -> u8 {
             return 2;
         }
     };
+    let (old_name, new_name) = (old.shown_name(), new.shown_name());
     let doc = Document::Diff {
         report: &r,
         old: Source {
-            name: &old.name,
+            name: &old_name,
             ruleset: &old.parsed.ruleset,
         },
         new: Source {
-            name: &new.name,
+            name: &new_name,
             ruleset: &new.parsed.ruleset,
         },
         pod: &pod,
     };
-    let out = match render(&a.format, &r, &doc, || {
+    let out = match render(&a.format, &r, &doc, &a.fit, || {
         // The pod's addresses when they are not the classic 10.1.0.5 alone: which families were
         // compared, and which addresses are defaults.
         let text = crate::report::text::diff(&r);
@@ -648,7 +731,7 @@ fn diff(a: &DiffArgs) -> u8 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if deliver(a.output.as_deref(), &out) != 0 {
+    if deliver(a.output.as_deref(), &out) != 0 || deliver_also(&a.fit, &r, &doc) != 0 {
         return 2;
     }
     u8::from(!r.changes.is_empty() || r.unknown)
@@ -736,8 +819,12 @@ fn mutate(a: &MutateArgs) -> u8 {
             Ok(o) => o,
             Err(code) => return code,
         },
-        "markdown" => crate::report::mutate::markdown(&report, &loaded.name),
-        _ => crate::report::mutate::text(&report, &loaded.name, &rules_arg, &sim.pod),
+        "markdown" => crate::report::mutate::markdown_within(
+            &report,
+            &loaded.shown_name(),
+            (a.max_bytes > 0).then_some(a.max_bytes),
+        ),
+        _ => crate::report::mutate::text(&report, &loaded.shown_name(), &rules_arg, &sim.pod),
     };
     if deliver(a.output.as_deref(), &out) != 0 {
         return 2;

@@ -42,6 +42,43 @@ pub struct Loaded {
     pub live: Option<live::Summary>,
 }
 
+impl Loaded {
+    /// The name reports give it in their titles: [`shown_name`] of [`Loaded::name`].
+    pub fn shown_name(&self) -> String {
+        shown_name(&self.name)
+    }
+}
+
+/// A ruleset's name as a report shows it: an absolute path under the working directory becomes
+/// relative to it (`/home/me/repo/corpus/x.rules` run from `/home/me/repo` is
+/// `corpus/x.rules`); anything else (a relative path, a path outside the working directory,
+/// `<stdin>`, the default's name) stays as given. Error messages keep the path as given.
+pub fn shown_name(name: &str) -> String {
+    match std::env::current_dir() {
+        Ok(cwd) => relative_under(std::path::Path::new(name), &cwd).unwrap_or_else(|| name.into()),
+        Err(_) => name.into(),
+    }
+}
+
+/// `path` relative to `dir` when `path` is absolute and under `dir` (also when only their
+/// canonical forms are, through a symbolic link); `None` otherwise.
+fn relative_under(path: &std::path::Path, dir: &std::path::Path) -> Option<String> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let strip = |p: &std::path::Path, d: &std::path::Path| {
+        p.strip_prefix(d)
+            .ok()
+            .filter(|r| !r.as_os_str().is_empty())
+            .and_then(|r| r.to_str().map(str::to_string))
+    };
+    strip(path, dir).or_else(|| {
+        let p = std::fs::canonicalize(path).ok()?;
+        let d = std::fs::canonicalize(dir).ok()?;
+        strip(&p, &d)
+    })
+}
+
 /// Loads `path` (`-` for stdin, `netns:NAME|PATH` or `pid:PID` for the rules of a live network
 /// namespace), or the embedded default when `None`. Reading a file or stdin stops once a line
 /// exceeds [`sidecar_model::parse::MAX_LINE_BYTES`] (the parse then refuses it), so a huge line
@@ -90,4 +127,40 @@ fn finish(name: String, bytes: Vec<u8>, live: Option<live::Summary>) -> Result<L
         parsed,
         live,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_under;
+    use std::path::Path;
+
+    #[test]
+    fn absolute_paths_under_the_directory_become_relative() {
+        let d = Path::new("/home/me/repo");
+        assert_eq!(
+            relative_under(Path::new("/home/me/repo/corpus/x.rules"), d).as_deref(),
+            Some("corpus/x.rules")
+        );
+        // Outside it, relative, or the directory itself: as given.
+        assert_eq!(relative_under(Path::new("/home/me/other/x.rules"), d), None);
+        assert_eq!(relative_under(Path::new("/home/me/repository"), d), None);
+        assert_eq!(relative_under(Path::new("corpus/x.rules"), d), None);
+        assert_eq!(relative_under(Path::new("/home/me/repo"), d), None);
+    }
+
+    #[test]
+    fn a_link_to_the_directory_is_seen_through() {
+        let base = std::env::temp_dir().join(format!("sv-shown-{}", std::process::id()));
+        let real = base.join("real");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("x.rules"), "").unwrap();
+        let link = base.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(
+            relative_under(&link.join("x.rules"), &real).as_deref(),
+            Some("x.rules")
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }
