@@ -139,6 +139,11 @@ pub enum ProfileError {
 pub struct Profile {
     /// The profile's name.
     pub name: String,
+    /// The built-in profile this one is built on (its own name for a built-in one; a file's
+    /// `base`, `istio` when it has none): which mesh's conventions it follows, e.g. whether
+    /// `scenarios` compares the article's Istio claims. Not a key of its own.
+    #[serde(skip)]
+    pub base: String,
     /// The proxy's uid.
     pub proxy_uid: u32,
     /// The proxy's gid.
@@ -390,6 +395,7 @@ impl Profile {
     pub fn istio() -> Profile {
         Profile {
             name: "istio".into(),
+            base: "istio".into(),
             proxy_uid: 1337,
             proxy_gid: 1337,
             outbound_port: 15001,
@@ -456,6 +462,7 @@ impl Profile {
         .collect();
         Profile {
             name: "ambient".into(),
+            base: "ambient".into(),
             proxy_ports: vec![15001, 15006, 15008, 15053],
             metrics_ports: Vec::new(),
             exclude_inbound_ports: vec![15008],
@@ -487,6 +494,7 @@ impl Profile {
     pub fn kuma() -> Profile {
         Profile {
             name: "kuma".into(),
+            base: "kuma".into(),
             proxy_uid: 5678,
             proxy_gid: 5678,
             proxy_identity: Some(vec![Credential::Uid]),
@@ -510,6 +518,7 @@ impl Profile {
     pub fn linkerd() -> Profile {
         Profile {
             name: "linkerd".into(),
+            base: "linkerd".into(),
             proxy_uid: 2102,
             proxy_gid: 2102,
             proxy_identity: Some(vec![Credential::Uid]),
@@ -539,6 +548,7 @@ impl Profile {
     pub fn consul() -> Profile {
         Profile {
             name: "consul".into(),
+            base: "consul".into(),
             proxy_uid: 5995,
             proxy_gid: 5995,
             proxy_identity: Some(vec![Credential::Uid]),
@@ -673,6 +683,7 @@ impl Profile {
             }
             Some(_) => return Err(ProfileError::BaseNotAName),
         };
+        let base_name = base.base.clone();
         let mut merged = toml::Table::try_from(&base)?;
         // A file giving `proxy_mark` without `proxy_identity` means what it meant before the key
         // existed: the mark identifies the proxy (whatever its base said).
@@ -680,7 +691,8 @@ impl Profile {
             merged.remove("proxy_identity");
         }
         merged.extend(given);
-        let p: Profile = toml::Table::try_into(merged)?;
+        let mut p: Profile = toml::Table::try_into(merged)?;
+        p.base = base_name;
         p.check_identity(text)?;
         Ok(p)
     }

@@ -33,15 +33,15 @@ fn profile_errors_say_where() {
     assert!(e.contains("line 2"), "{e}");
     assert!(e.contains("no_such_key"), "{e}");
     assert_eq!(e, e.trim_end(), "no trailing newline");
-    let e = Profile::from_toml("base = \"linkerd\"\n").unwrap_err();
+    let e = Profile::from_toml("base = \"osm\"\n").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "unknown base profile `linkerd` (istio or ambient)"
+        "unknown base profile `osm` (istio, ambient, kuma, linkerd or consul)"
     );
     let e = Profile::from_toml("base = 3\n").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "`base` must be a profile name (istio or ambient)"
+        "`base` must be a profile name (istio, ambient, kuma, linkerd or consul)"
     );
 }
 
@@ -67,18 +67,18 @@ fn every_builtin_profile_is_found_by_its_own_name() {
         (BUILTIN[0].make)(),
         "the first is the default"
     );
-    assert_eq!(Profile::named("kuma"), None);
+    assert_eq!(Profile::named("osm"), None);
 }
 
 #[test]
 fn an_unknown_profile_name_lists_the_builtin_ones() {
-    let e = Profile::load("kuma").unwrap_err();
+    let e = Profile::load("osm").unwrap_err();
     assert!(
-        matches!(&e, ProfileError::Unknown(n) if n == "kuma"),
+        matches!(&e, ProfileError::Unknown(n) if n == "osm"),
         "{e:?}"
     );
     let msg = e.to_string();
-    assert!(msg.starts_with("unknown profile `kuma`: "), "{msg}");
+    assert!(msg.starts_with("unknown profile `osm`: "), "{msg}");
     for b in BUILTIN {
         assert!(msg.contains(b.name) && msg.contains(b.about), "{msg}");
     }
@@ -95,7 +95,7 @@ fn an_unknown_profile_name_lists_the_builtin_ones() {
 #[test]
 fn a_profile_file_error_names_the_file() {
     let path = std::env::temp_dir().join(format!("sv-profile-{}.toml", std::process::id()));
-    std::fs::write(&path, "base = \"linkerd\"\n").unwrap();
+    std::fs::write(&path, "base = \"osm\"\n").unwrap();
     let spec = path.display().to_string();
     let e = Profile::load(&spec).unwrap_err();
     std::fs::remove_file(&path).unwrap();
@@ -105,7 +105,7 @@ fn a_profile_file_error_names_the_file() {
     );
     assert_eq!(
         e.to_string(),
-        format!("{spec}: unknown base profile `linkerd` (istio or ambient)")
+        format!("{spec}: unknown base profile `osm` (istio, ambient, kuma, linkerd or consul)")
     );
 }
 

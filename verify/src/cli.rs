@@ -18,12 +18,22 @@ use crate::input;
 use crate::journey_text;
 use crate::report::{Document, Source};
 
+/// The version `--version` prints: the crate's, and the git revision it was built from
+/// (verify/build.rs; `unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SIDECAR_VERIFY_REVISION"),
+    ")"
+);
+
 /// Verification and fuzz suite for the iptables rules a service-mesh sidecar installs.
 ///
-/// RULES is a file in iptables-save, iptables-restore or iptables-command form, or `-` for
-/// stdin; without it, the classic Istio sidecar ruleset built into the tool is used.
+/// RULES is a file in iptables-save, iptables-restore, iptables-command or nft form, `-` for
+/// stdin, or a live network namespace: `netns:NAME|PATH` or `pid:PID` (as root; `--netns` and
+/// `--pid` say the same); without it, the classic Istio sidecar ruleset built into the tool is used.
 #[derive(Debug, Parser)]
-#[command(name = "sidecar-verify", version, about, long_about = None)]
+#[command(name = "sidecar-verify", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -35,7 +45,8 @@ pub struct Cli {
 pub enum Command {
     /// Read a ruleset and print it as canonical iptables-save text (or the typed model as JSON).
     Parse {
-        /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+        /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+        /// `pid:PID` (default: the embedded classic Istio ruleset).
         rules: Option<String>,
         /// Print the typed model as JSON instead.
         #[arg(long)]
@@ -43,11 +54,16 @@ pub enum Command {
         /// The pod's addresses (accepted for symmetry with the other subcommands; unused here).
         #[arg(long = "pod-ip", value_name = "IP")]
         pod_ip: Vec<IpAddr>,
+        /// Read the rules of a live network namespace instead.
+        #[command(flatten)]
+        live: LiveArgs,
     },
     /// Follow one connection through the rules and the proxy's re-connections, hop by hop.
     Trace(TraceArgs),
-    /// Run the article's six kinds of sidecar traffic and the cases users hit, and compare the
-    /// path the article claims with the path the model computes.
+    /// Run the six kinds of sidecar traffic of the article "Traffic types and iptables rules in
+    /// Istio sidecar explained" (Tetrate blog) and the cases users hit, built from the profile,
+    /// and, under a profile built on `istio`, compare the path the article claims with the
+    /// path the model computes.
     Scenarios(ScenarioArgs),
     /// Prove the invariants over every connection (or show one that breaks each), and report
     /// rules no connection can reach or match.
@@ -135,6 +151,50 @@ pub struct PodArgs {
     pub linkerd_args: Option<String>,
 }
 
+/// `--netns`/`--pid`: the flag form of RULES `netns:NAME|PATH` and `pid:PID` (crate::live).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LiveArgs {
+    /// Read the rules of this network namespace (as root): a name under /var/run/netns or a path
+    /// such as /proc/PID/ns/net; the same as RULES `netns:NAME|PATH`.
+    #[arg(long, value_name = "NAME|PATH", conflicts_with_all = ["rules", "pid"])]
+    pub netns: Option<String>,
+    /// Read the rules of this process's network namespace (as root); the same as RULES
+    /// `pid:PID`.
+    #[arg(long, value_name = "PID", conflicts_with = "rules")]
+    pub pid: Option<u32>,
+}
+
+impl LiveArgs {
+    /// The RULES spelling of the flags, when one is given.
+    fn rules(&self) -> Option<String> {
+        use crate::live::{NETNS_PREFIX, PID_PREFIX};
+        match (&self.netns, self.pid) {
+            (Some(n), _) => Some(format!("{NETNS_PREFIX}{n}")),
+            (None, Some(p)) => Some(format!("{PID_PREFIX}{p}")),
+            (None, None) => None,
+        }
+    }
+}
+
+impl Command {
+    /// Turns `--netns`/`--pid` into RULES, so that every subcommand reads them through
+    /// `input::load` as it reads `netns:…`/`pid:…` (clap refuses a flag beside RULES).
+    fn fold_live(&mut self) {
+        let (rules, live) = match self {
+            Command::Parse { rules, live, .. } => (rules, &*live),
+            Command::Trace(a) => (&mut a.rules, &a.live),
+            Command::Scenarios(a) => (&mut a.rules, &a.live),
+            Command::Check(a) => (&mut a.rules, &a.live),
+            Command::Mutate(a) => (&mut a.rules, &a.live),
+            Command::Kernel(a) => (&mut a.rules, &a.live),
+            Command::Diff(_) | Command::Agent { .. } | Command::Connect { .. } => return,
+        };
+        if let Some(r) = live.rules() {
+            *rules = Some(r);
+        }
+    }
+}
+
 /// `--profile`'s value: the built-in profiles' names or a file (`istio|ambient|FILE`).
 static PROFILE_VALUE: LazyLock<String> = LazyLock::new(|| {
     let mut v: Vec<&str> = BUILTIN.iter().map(|b| b.name).collect();
@@ -153,8 +213,12 @@ static PROFILE_HELP: LazyLock<String> = LazyLock::new(|| {
 /// Arguments of `trace`.
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// The opening process's uid (default: the profile's application uid).
     #[arg(long)]
     pub uid: Option<u32>,
@@ -196,8 +260,12 @@ pub struct TraceArgs {
 /// Arguments of `scenarios`.
 #[derive(Debug, clap::Args)]
 pub struct ScenarioArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Where the pod is and what mesh it runs.
     #[command(flatten)]
     pub pod: PodArgs,
@@ -209,8 +277,12 @@ pub struct ScenarioArgs {
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Where the pod is and what mesh it runs.
     #[command(flatten)]
     pub pod: PodArgs,
@@ -230,14 +302,79 @@ pub struct CheckArgs {
     /// whatever the other rules match). Costs several times the proofs.
     #[arg(long)]
     pub why: bool,
+    /// How Markdown and SARIF reports are fitted for a pull request.
+    #[command(flatten)]
+    pub fit: FitArgs,
+}
+
+/// How Markdown and SARIF reports are fitted for a pull request (`check`, `diff`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FitArgs {
+    /// Markdown: the most bytes the report may take, so that it fits one pull-request comment
+    /// (GitHub's limit is 65,536 characters); past it the least important parts are shortened
+    /// (classes told in one line each, without journeys), with a note saying so. 0: unlimited.
+    #[arg(long, value_name = "N", default_value_t = crate::report::budget::DEFAULT_MAX_BYTES, value_parser = parse_max_bytes)]
+    pub max_bytes: usize,
+    /// SARIF: the directory the rulesets' paths are made relative to (the `%SRCROOT%` base
+    /// GitHub code scanning resolves against the repository; default: the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub sarif_root: Option<std::path::PathBuf>,
+    /// Also write the report in FORMAT (json, markdown, sarif or html) to FILE, from the same
+    /// run; repeatable. Markdown written this way is whole (no `--max-bytes`).
+    #[arg(long, value_name = "FORMAT:FILE", value_parser = parse_also)]
+    pub also: Vec<(String, std::path::PathBuf)>,
+}
+
+/// `--also FORMAT:FILE`.
+fn parse_also(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (format, file) = s
+        .split_once(':')
+        .filter(|(_, f)| !f.is_empty())
+        .ok_or_else(|| format!("`{s}` is not FORMAT:FILE"))?;
+    if !["json", "markdown", "sarif", "html"].contains(&format) {
+        return Err(format!(
+            "`{format}` is not a format `--also` writes (json, markdown, sarif, html)"
+        ));
+    }
+    Ok((format.to_string(), file.into()))
+}
+
+/// Writes the `--also` reports; 0 when all were written, 2 (with a message) when not.
+fn deliver_also(fit: &FitArgs, report: &impl serde::Serialize, doc: &Document<'_>) -> u8 {
+    let whole = FitArgs {
+        max_bytes: 0,
+        ..fit.clone()
+    };
+    for (format, file) in &fit.also {
+        let code = render(format, report, doc, &whole, String::new)
+            .map_or_else(|code| code, |out| deliver(Some(file), &out));
+        if code != 0 {
+            return code;
+        }
+    }
+    0
+}
+
+/// `--max-bytes`: 0 (unlimited) or at least the least a shortened report fits in.
+fn parse_max_bytes(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a number of bytes: {e}"))?;
+    let min = crate::report::budget::MIN_MAX_BYTES;
+    if n != 0 && n < min {
+        return Err(format!(
+            "`{s}` is below {min}, the least a shortened report fits in (0: unlimited)"
+        ));
+    }
+    Ok(n)
 }
 
 /// Arguments of `diff`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    /// The old ruleset (a path, or `-` for stdin).
+    /// The old ruleset (a path, `-` for stdin, `netns:NAME|PATH` or `pid:PID`).
     pub old: String,
-    /// The new ruleset.
+    /// The new ruleset (the same forms).
     pub new: String,
     /// Where the pod is and what mesh it runs.
     #[command(flatten)]
@@ -254,13 +391,20 @@ pub struct DiffArgs {
     /// Per-query solver timeout in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u32,
+    /// How Markdown and SARIF reports are fitted for a pull request.
+    #[command(flatten)]
+    pub fit: FitArgs,
 }
 
 /// Arguments of `mutate`.
 #[derive(Debug, clap::Args)]
 pub struct MutateArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Where the pod is and what mesh it runs.
     #[command(flatten)]
     pub pod: PodArgs,
@@ -276,13 +420,21 @@ pub struct MutateArgs {
     /// Per-query solver timeout in milliseconds (a timeout makes the mutant unknown).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u32,
+    /// Markdown: the most bytes the report may take (one pull-request comment); past it the
+    /// mutant tables are shortened, with a note saying so. 0: unlimited.
+    #[arg(long, value_name = "N", default_value_t = crate::report::budget::DEFAULT_MAX_BYTES, value_parser = parse_max_bytes)]
+    pub max_bytes: usize,
 }
 
 /// Arguments of `kernel`.
 #[derive(Debug, clap::Args)]
 pub struct KernelArgs {
-    /// The ruleset: a path, or `-` for stdin (default: the embedded classic Istio ruleset).
+    /// The ruleset: a path, `-` for stdin, or a live network namespace, `netns:NAME|PATH` or
+    /// `pid:PID` (default: the embedded classic Istio ruleset).
     pub rules: Option<String>,
+    /// Read the rules of a live network namespace instead.
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Random flows to run besides the scenarios' connections.
     #[arg(long, default_value_t = 200)]
     pub flows: usize,
@@ -301,7 +453,8 @@ pub struct KernelArgs {
 }
 
 /// Runs the command line and returns the process exit code.
-pub fn run(cli: Cli) -> u8 {
+pub fn run(mut cli: Cli) -> u8 {
+    cli.command.fold_live();
     match cli.command {
         Command::Parse { rules, json, .. } => parse(rules.as_deref(), json),
         Command::Trace(a) => trace(&a),
@@ -376,13 +529,22 @@ impl miette::Diagnostic for Snippet<'_> {
     }
 }
 
+/// Loads RULES, saying on stderr which backends a live namespace held; 2 after the error.
+fn load(rules: Option<&str>) -> Result<input::Loaded, u8> {
+    let loaded = input::load(rules).map_err(|e| {
+        report(&e);
+        2u8
+    })?;
+    if let Some(summary) = &loaded.live {
+        eprintln!("{summary}");
+    }
+    Ok(loaded)
+}
+
 fn parse(rules: Option<&str>, json: bool) -> u8 {
-    let loaded = match input::load(rules) {
+    let loaded = match load(rules) {
         Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return 2;
-        }
+        Err(code) => return code,
     };
     if json {
         return to_json(&loaded.parsed.ruleset, "the model").map_or_else(|code| code, |s| emit(&s));
@@ -411,10 +573,7 @@ fn parse_mark(s: &str) -> Result<u32, String> {
 }
 
 fn simulator(rules: Option<&str>, pod: &PodArgs) -> Result<(input::Loaded, Simulator), u8> {
-    let loaded = input::load(rules).map_err(|e| {
-        report(&e);
-        2u8
-    })?;
+    let loaded = load(rules)?;
     let profile = load_profile(pod)?;
     let rs = &loaded.parsed.ruleset;
     let sim = Simulator::new(rs, Pod::for_rulesets(&pod.pod_ip, &[rs]), profile);
@@ -528,21 +687,22 @@ fn check(a: &CheckArgs) -> u8 {
         }
     };
     let rules_arg = a.rules.clone().unwrap_or_default();
+    let name = loaded.shown_name();
     let doc = Document::Check {
         report: &report,
         source: Source {
-            name: &loaded.name,
+            name: &name,
             ruleset: rs,
         },
         pod: &sim.pod,
     };
-    let out = match render(&a.format, &report, &doc, || {
+    let out = match render(&a.format, &report, &doc, &a.fit, || {
         crate::report::text::check(&report, rs, &rules_arg, &sim.pod)
     }) {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if deliver(a.output.as_deref(), &out) != 0 {
+    if deliver(a.output.as_deref(), &out) != 0 || deliver_also(&a.fit, &report, &doc) != 0 {
         return 2;
     }
     // Violated or unknown: not a pass.
@@ -555,13 +715,22 @@ fn render(
     format: &str,
     report: &impl serde::Serialize,
     doc: &Document<'_>,
+    fit: &FitArgs,
     text: impl FnOnce() -> String,
 ) -> Result<String, u8> {
     // The report is serialised as it is (a `serde_json::Value` would sort its keys).
     match format {
         "json" => to_json(report, "the report"),
-        "sarif" => to_json(&crate::report::sarif::sarif(doc), "the report"),
-        "markdown" => Ok(crate::report::markdown::markdown(doc)),
+        "sarif" => {
+            let opts = crate::report::sarif::Options {
+                root: fit.sarif_root.clone(),
+            };
+            to_json(&crate::report::sarif::sarif_with(doc, &opts), "the report")
+        }
+        "markdown" => Ok(crate::report::markdown::markdown_within(
+            doc,
+            (fit.max_bytes > 0).then_some(fit.max_bytes),
+        )),
         "html" => Ok(crate::report::html::html(doc)),
         _ => Ok(text()),
     }
@@ -586,23 +755,17 @@ fn diff(a: &DiffArgs) -> u8 {
         eprintln!("error: only one of OLD and NEW can be read from stdin");
         return 2;
     }
-    let old = match input::load(Some(&a.old)) {
+    let old = match load(Some(&a.old)) {
         Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return 2;
-        }
+        Err(code) => return code,
     };
     let profile = match load_profile(&a.pod) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let new = match input::load(Some(&a.new)) {
+    let new = match load(Some(&a.new)) {
         Ok(l) => l,
-        Err(e) => {
-            report(&e);
-            return 2;
-        }
+        Err(code) => return code,
     };
     // Every family either side holds: a family captured on one side only is a change.
     let pod = Pod::for_rulesets(&a.pod.pod_ip, &[&old.parsed.ruleset, &new.parsed.ruleset]);
@@ -627,19 +790,20 @@ fn diff(a: &DiffArgs) -> u8 {
             return 2;
         }
     };
+    let (old_name, new_name) = (old.shown_name(), new.shown_name());
     let doc = Document::Diff {
         report: &r,
         old: Source {
-            name: &old.name,
+            name: &old_name,
             ruleset: &old.parsed.ruleset,
         },
         new: Source {
-            name: &new.name,
+            name: &new_name,
             ruleset: &new.parsed.ruleset,
         },
         pod: &pod,
     };
-    let out = match render(&a.format, &r, &doc, || {
+    let out = match render(&a.format, &r, &doc, &a.fit, || {
         // The pod's addresses when they are not the classic 10.1.0.5 alone: which families were
         // compared, and which addresses are defaults.
         let text = crate::report::text::diff(&r);
@@ -652,7 +816,7 @@ fn diff(a: &DiffArgs) -> u8 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if deliver(a.output.as_deref(), &out) != 0 {
+    if deliver(a.output.as_deref(), &out) != 0 || deliver_also(&a.fit, &r, &doc) != 0 {
         return 2;
     }
     u8::from(!r.changes.is_empty() || r.unknown)
@@ -672,7 +836,7 @@ fn mutate(a: &MutateArgs) -> u8 {
     let accept_path = a.accept.clone().or_else(|| {
         a.rules
             .as_deref()
-            .filter(|r| *r != "-")
+            .filter(|r| *r != "-" && crate::live::Target::from_rules_arg(r).is_none())
             .map(|r| accept::beside(std::path::Path::new(r)))
             .filter(|p| p.exists())
     });
@@ -740,8 +904,12 @@ fn mutate(a: &MutateArgs) -> u8 {
             Ok(o) => o,
             Err(code) => return code,
         },
-        "markdown" => crate::report::mutate::markdown(&report, &loaded.name),
-        _ => crate::report::mutate::text(&report, &loaded.name, &rules_arg, &sim.pod),
+        "markdown" => crate::report::mutate::markdown_within(
+            &report,
+            &loaded.shown_name(),
+            (a.max_bytes > 0).then_some(a.max_bytes),
+        ),
+        _ => crate::report::mutate::text(&report, &loaded.shown_name(), &rules_arg, &sim.pod),
     };
     if deliver(a.output.as_deref(), &out) != 0 {
         return 2;
@@ -804,7 +972,7 @@ fn scenarios(a: &ScenarioArgs) -> u8 {
     if a.json {
         return to_json(&results, "the scenarios").map_or_else(|code| code, |s| emit(&s));
     }
-    emit(&crate::scenarios::text(&results))
+    emit(&crate::scenarios::text(&results, &sim.profile))
 }
 
 fn kernel(a: &KernelArgs) -> u8 {

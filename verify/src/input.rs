@@ -1,7 +1,10 @@
-//! Reading a ruleset from a path, from stdin (`-`), or the embedded default.
+//! Reading a ruleset from a path, from stdin (`-`), from a live network namespace
+//! (`netns:NAME|PATH`, `pid:PID`: [`crate::live`]), or the embedded default.
 
 use sidecar_model::parse::read_bounded;
 use sidecar_model::{parse, ParseError, Parsed, DEFAULT_RULESET};
+
+use crate::live;
 
 /// The name errors give the embedded default ruleset.
 pub const DEFAULT_NAME: &str = "<default: istio-classic.rules>";
@@ -21,23 +24,75 @@ pub enum LoadError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Parse(#[from] Box<ParseError>),
+    /// A live network namespace's rules could not be read.
+    #[error(transparent)]
+    Live(#[from] live::LiveError),
 }
 
 /// A loaded ruleset with the name it was read under and its raw text.
 #[derive(Debug)]
 pub struct Loaded {
-    /// The path, `<stdin>`, or the default's name.
+    /// The path, `<stdin>`, `netns:NAME`, `pid:PID`, or the default's name.
     pub name: String,
     /// The bytes read.
     pub bytes: Vec<u8>,
     /// The parse.
     pub parsed: Parsed,
+    /// For a live namespace, the backends found and read (the CLI prints it on stderr).
+    pub live: Option<live::Summary>,
 }
 
-/// Loads `path` (`-` for stdin), or the embedded default when `None`. Reading stops once a line
+impl Loaded {
+    /// The name reports give it in their titles: [`shown_name`] of [`Loaded::name`].
+    pub fn shown_name(&self) -> String {
+        shown_name(&self.name)
+    }
+}
+
+/// A ruleset's name as a report shows it: an absolute path under the working directory becomes
+/// relative to it (`/home/me/repo/corpus/x.rules` run from `/home/me/repo` is
+/// `corpus/x.rules`); anything else (a relative path, a path outside the working directory,
+/// `<stdin>`, the default's name) stays as given. Error messages keep the path as given.
+pub fn shown_name(name: &str) -> String {
+    match std::env::current_dir() {
+        Ok(cwd) => relative_under(std::path::Path::new(name), &cwd).unwrap_or_else(|| name.into()),
+        Err(_) => name.into(),
+    }
+}
+
+/// `path` relative to `dir` when `path` is absolute and under `dir` (also when only their
+/// canonical forms are, through a symbolic link); `None` otherwise.
+fn relative_under(path: &std::path::Path, dir: &std::path::Path) -> Option<String> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let strip = |p: &std::path::Path, d: &std::path::Path| {
+        p.strip_prefix(d)
+            .ok()
+            .filter(|r| !r.as_os_str().is_empty())
+            .and_then(|r| r.to_str().map(str::to_string))
+    };
+    strip(path, dir).or_else(|| {
+        let p = std::fs::canonicalize(path).ok()?;
+        let d = std::fs::canonicalize(dir).ok()?;
+        strip(&p, &d)
+    })
+}
+
+/// Loads `path` (`-` for stdin, `netns:NAME|PATH` or `pid:PID` for the rules of a live network
+/// namespace), or the embedded default when `None`. Reading a file or stdin stops once a line
 /// exceeds [`sidecar_model::parse::MAX_LINE_BYTES`] (the parse then refuses it), so a huge line
-/// is never held whole.
+/// is never held whole. A namespace's dump is parsed under the namespace's label, so an error
+/// points at the dump's line.
 pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
+    if let Some(target) = path.and_then(live::Target::from_rules_arg) {
+        let reading = live::read(&target?)?;
+        return finish(
+            reading.summary.label.clone(),
+            reading.text,
+            Some(reading.summary),
+        );
+    }
     let (name, bytes) = match path {
         None => (
             DEFAULT_NAME.to_string(),
@@ -60,10 +115,52 @@ pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
             (p.to_string(), bytes)
         }
     };
+    finish(name, bytes, None)
+}
+
+/// Parses `bytes` read under `name`.
+fn finish(name: String, bytes: Vec<u8>, live: Option<live::Summary>) -> Result<Loaded, LoadError> {
     let parsed = parse(&name, &bytes).map_err(Box::new)?;
     Ok(Loaded {
         name,
         bytes,
         parsed,
+        live,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_under;
+    use std::path::Path;
+
+    #[test]
+    fn absolute_paths_under_the_directory_become_relative() {
+        let d = Path::new("/home/me/repo");
+        assert_eq!(
+            relative_under(Path::new("/home/me/repo/corpus/x.rules"), d).as_deref(),
+            Some("corpus/x.rules")
+        );
+        // Outside it, relative, or the directory itself: as given.
+        assert_eq!(relative_under(Path::new("/home/me/other/x.rules"), d), None);
+        assert_eq!(relative_under(Path::new("/home/me/repository"), d), None);
+        assert_eq!(relative_under(Path::new("corpus/x.rules"), d), None);
+        assert_eq!(relative_under(Path::new("/home/me/repo"), d), None);
+    }
+
+    #[test]
+    fn a_link_to_the_directory_is_seen_through() {
+        let base = std::env::temp_dir().join(format!("sv-shown-{}", std::process::id()));
+        let real = base.join("real");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("x.rules"), "").unwrap();
+        let link = base.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(
+            relative_under(&link.join("x.rules"), &real).as_deref(),
+            Some("x.rules")
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

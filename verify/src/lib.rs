@@ -20,6 +20,7 @@ pub mod input;
 pub mod invariants;
 pub mod journey_text;
 pub mod kernel;
+pub mod live;
 pub mod mutate;
 pub mod netns;
 pub mod prove;

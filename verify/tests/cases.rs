@@ -270,8 +270,8 @@ fn the_loader_refuses_bad_cases() {
             "proto `sctp` is not `tcp` or `udp`",
         ),
         (
-            GOOD.replace("\ndst = ", "\nprofile = \"linkerd\"\ndst = "),
-            "unknown profile `linkerd`",
+            GOOD.replace("\ndst = ", "\nprofile = \"osm\"\ndst = "),
+            "unknown profile `osm`",
         ),
         (
             GOOD.replace("\ndst = ", "\niface = \"vnet0\"\ndst = "),

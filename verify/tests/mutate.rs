@@ -414,3 +414,35 @@ fn an_acceptance_that_accepts_nothing_fails_the_run() {
     );
     assert!(!r.passes());
 }
+
+/// `mutate --format markdown` within a budget: a run with many survivors (the planted rule's
+/// mutants, repeated) is shortened to fit, its tables cut with a note, never over the budget.
+#[test]
+fn the_markdown_report_fits_its_budget() {
+    use sidecar_verify::report::mutate::{markdown, markdown_within};
+    let rs = parse("small", small().as_bytes()).unwrap().ruleset;
+    let ms = mutants(&rs);
+    let mut r = run(
+        &rs,
+        ms,
+        &Pod::default(),
+        &Profile::istio(),
+        &[],
+        &Options::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let survivors: Vec<_> = r.of(Class::Survivor).cloned().collect();
+    assert!(!survivors.is_empty());
+    for _ in 0..100 {
+        r.mutants.extend(survivors.iter().cloned());
+    }
+    let whole = markdown(&r, "small");
+    let max = 5_000;
+    assert!(whole.len() > 4 * max, "{}", whole.len());
+    let md = markdown_within(&r, "small", Some(max));
+    assert!(md.len() <= max, "{} bytes", md.len());
+    assert!(md.contains("Shortened to fit 5000 bytes"), "{md}");
+    assert!(md.contains("more: listed in the whole report"), "{md}");
+    assert_eq!(markdown_within(&r, "small", None), whole);
+}

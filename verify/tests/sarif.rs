@@ -9,11 +9,14 @@ mod common;
 use common::{text, Checked, Diffed};
 use serde_json::Value;
 use sidecar_verify::check::{Report, RuleStatus, Status};
-use sidecar_verify::report::sarif::sarif;
+use sidecar_verify::report::sarif::{sarif, sarif_with, Options};
 
 const CLASSIC: &str = "corpus/istio-classic.rules";
 const NO_UID_RETURN: &str = "corpus/broken/no-uid-return.rules";
 const REDIRECT_15001: &str = "-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001";
+/// The classic rule `corpus/broken/no-uid-return.rules` lacks (a `diff` of the two files shows
+/// only this line and the comments).
+const UID_RETURN: &str = "-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN";
 
 /// The 1-based line of `rel` that is exactly `line`.
 fn line_of(rel: &str, line: &str) -> u64 {
@@ -263,14 +266,20 @@ fn diff_classic_to_no_uid_return_sarif() {
         .collect();
     assert!(!r.changes.is_empty());
     assert_eq!(changes.len(), r.changes.len(), "{log:#}");
+    // The change deletes one rule and adds none: every class comes from it, at its line in
+    // the old file (the new file has no line for it).
     for (c, change) in changes.iter().zip(&r.changes) {
         assert_eq!(c["level"], "warning");
-        assert_eq!(uri(c), NO_UID_RETURN);
-        assert!(start_line(c).is_some(), "{c:#}");
-        assert!(c["message"]["text"]
-            .as_str()
-            .unwrap()
-            .starts_with(&change.description));
+        assert_eq!(uri(c), CLASSIC, "{c:#}");
+        assert_eq!(start_line(c), Some(line_of(CLASSIC, UID_RETURN)), "{c:#}");
+        let text = c["message"]["text"].as_str().unwrap();
+        assert!(text.starts_with(&change.description));
+        assert!(
+            text.ends_with(&format!(
+                "It comes from old nat ISTIO_OUTPUT 4 (deleted): {UID_RETURN}"
+            )),
+            "{text}"
+        );
     }
     let errors: Vec<&Value> = res.iter().filter(|x| x["level"] == "error").collect();
     assert_eq!(errors.len(), 1, "{log:#}");
@@ -282,6 +291,108 @@ fn diff_classic_to_no_uid_return_sarif() {
     );
     assert_eq!(res.len(), changes.len() + errors.len());
     insta::assert_json_snapshot!(log);
+}
+
+/// The `behaviour-change` results of `d`'s log, each checked to be located in `file` at `line`
+/// (1-based), with `words` in its message.
+fn changes_at(d: &Diffed, file: &str, line: u64, words: &str) {
+    let log = sarif(&d.document());
+    validate(&log);
+    let changes: Vec<&Value> = results(&log)
+        .iter()
+        .filter(|x| x["ruleId"] == "behaviour-change")
+        .collect();
+    assert!(!changes.is_empty(), "{log:#}");
+    assert_eq!(changes.len(), d.report.changes.len());
+    for c in changes {
+        assert_eq!((uri(c), start_line(c)), (file, Some(line)), "{c:#}");
+        let text = c["message"]["text"].as_str().unwrap();
+        assert!(text.contains(words), "{text}");
+    }
+}
+
+/// A rule the new ruleset changes: every class (connections to 15090 now captured, to 15091
+/// now not) is located at the new text's line, the only line the change touches.
+#[test]
+fn a_changed_rule_is_located_at_its_new_text() {
+    let old = text(CLASSIC);
+    let (from, to) = (
+        "-A ISTIO_INBOUND -p tcp -m tcp --dport 15090 -j RETURN",
+        "-A ISTIO_INBOUND -p tcp -m tcp --dport 15091 -j RETURN",
+    );
+    assert!(old.contains(from));
+    let new = old.replace(from, to);
+    let d = Diffed::of_texts(CLASSIC, &old, "changed.rules", &new);
+    let line = new.lines().position(|l| l == to).unwrap() as u64 + 1;
+    changes_at(&d, "changed.rules", line, to);
+}
+
+/// A rule the new ruleset inserts: every class is located at its line in the new file.
+#[test]
+fn an_added_rule_is_located_at_its_line() {
+    let old = text(CLASSIC);
+    let (before, added) = (
+        "-A ISTIO_OUTPUT -j ISTIO_REDIRECT",
+        "-A ISTIO_OUTPUT -p tcp -m tcp --dport 3306 -j RETURN",
+    );
+    let new = old.replace(before, &format!("{added}\n{before}"));
+    let d = Diffed::of_texts(CLASSIC, &old, "added.rules", &new);
+    let line = new.lines().position(|l| l == added).unwrap() as u64 + 1;
+    changes_at(&d, "added.rules", line, &format!("(added): {added}"));
+}
+
+/// Every artifact location of `log`: its uri, each with the `%SRCROOT%` base.
+fn artifact_uris(log: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in results(log) {
+        let a = &r["locations"][0]["physicalLocation"]["artifactLocation"];
+        assert_eq!(a["uriBaseId"], "%SRCROOT%", "{r:#}");
+        out.push(a["uri"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+/// Files are named relative to the root (`--sarif-root`, else the working directory), with
+/// `..` outside it, never by an absolute path; the base is declared without a URI.
+#[test]
+fn paths_are_relative_to_the_root() {
+    let root = sidecar_verify::corpus::workspace();
+    let (old, new) = (root.join(CLASSIC), root.join(NO_UID_RETURN));
+    let mut d = Diffed::new(CLASSIC, NO_UID_RETURN);
+    d.old_name = old.to_str().unwrap().to_string();
+    d.new_name = new.to_str().unwrap().to_string();
+    let at = |root: Option<std::path::PathBuf>| {
+        let log = sarif_with(&d.document(), &Options { root });
+        validate(&log);
+        let run = &log["runs"][0];
+        assert_eq!(
+            run["originalUriBaseIds"]["%SRCROOT%"]["uri"],
+            Value::Null,
+            "no absolute root in the log"
+        );
+        let mut uris = artifact_uris(&log);
+        uris.sort();
+        uris.dedup();
+        let props = [
+            run["properties"]["old"].as_str().unwrap().to_string(),
+            run["properties"]["new"].as_str().unwrap().to_string(),
+        ];
+        (uris, props)
+    };
+    let (uris, props) = at(Some(root.clone()));
+    assert_eq!(uris, [NO_UID_RETURN, CLASSIC]);
+    assert_eq!(props, [CLASSIC, NO_UID_RETURN]);
+    let (uris, _) = at(Some(root.join("verify")));
+    assert_eq!(
+        uris,
+        [format!("../{NO_UID_RETURN}"), format!("../{CLASSIC}")]
+    );
+    // The working directory of a test is its package's, verify/.
+    let (uris, _) = at(None);
+    assert_eq!(
+        uris,
+        [format!("../{NO_UID_RETURN}"), format!("../{CLASSIC}")]
+    );
 }
 
 /// The validator does reject what the schema forbids (so the tests above prove something).

@@ -39,7 +39,7 @@ fn scenarios_on_the_classic_ruleset() {
             ("5-envoy-localhost", Some(false)),
             ("6-sidecar-to-istiod", Some(false)),
             ("x-own-pod-ip", None),
-            ("x-gid-1337", None),
+            ("x-proxy-gid", None),
             ("x-root", None),
             ("x-app-localhost", None),
         ]
@@ -96,5 +96,91 @@ fn trace_json_contract() {
     assert_eq!(
         v["hops"][1]["delivered_to"],
         serde_json::json!({"remote": "10.1.0.99:80"})
+    );
+}
+
+/// The scenarios come from the profile: under each other mesh's built-in profile, on our
+/// ruleset of its generator's default, they use its listeners, identity, ports and DNS, name
+/// its chains in the path, and compare no claim of the (Istio) article.
+#[test]
+fn scenarios_follow_the_profile_of_each_mesh() {
+    use sidecar_verify::scenarios::{text, ClaimedArrival::*};
+    let root = sidecar_verify::corpus::workspace();
+    for (mesh, chain, outbound, admin, dns) in [
+        ("kuma", "KUMA_MESH_OUTBOUND", 15001, Some(9901), Some(15053)),
+        ("linkerd", "PROXY_INIT_OUTPUT", 4140, Some(4190), None),
+        (
+            "consul",
+            "CONSUL_PROXY_OUTPUT",
+            15001,
+            Some(19000),
+            Some(8600),
+        ),
+    ] {
+        let path = root.join(format!("corpus/rulesets/{mesh}.rules"));
+        let rs = parse(mesh, &std::fs::read(&path).unwrap()).unwrap().ruleset;
+        let profile = Profile::named(mesh).unwrap();
+        let mut sim = Simulator::new(&rs, Pod::default(), profile.clone());
+        let results = run_scenarios(&mut sim);
+        let by_id = |id: &str| results.iter().find(|r| r.scenario.id == id);
+        assert!(results.iter().all(|r| r.agrees.is_none()), "{mesh}");
+        // Outbound: the mesh's outbound listener, then out of the pod, through its own chain.
+        let out = by_id("2-local-to-remote").unwrap();
+        let seen = sidecar_verify::scenarios::observed(&out.journey);
+        assert_eq!(
+            seen.iter().map(|h| h.arrives).collect::<Vec<_>>(),
+            [Listener(outbound), Remote],
+            "{mesh}: {}",
+            out.model_path
+        );
+        assert!(out.model_path.contains(chain), "{mesh}: {}", out.model_path);
+        // The proxy's own admin port over loopback: reached untouched, as the proxy.
+        let five = by_id("5-envoy-localhost");
+        assert_eq!(five.map(|r| r.scenario.connection.dport), admin, "{mesh}");
+        let five = five.unwrap();
+        assert_eq!(five.scenario.connection.uid, profile.proxy_uid);
+        assert!(five
+            .scenario
+            .title
+            .contains(&format!("uid {}", profile.proxy_uid)));
+        assert_eq!(five.journey.hops.len(), 1, "{mesh}: {}", five.model_path);
+        // DNS: an application's UDP query reaches the mesh's DNS listener, when it has one.
+        let q = by_id("x-app-dns");
+        assert_eq!(q.is_some(), dns.is_some(), "{mesh}");
+        if let (Some(q), Some(port)) = (q, dns) {
+            assert_eq!(q.scenario.connection.proto, 17);
+            let seen = sidecar_verify::scenarios::observed(&q.journey);
+            assert_eq!(
+                seen.first().map(|h| h.arrives),
+                Some(Listener(port)),
+                "{mesh}"
+            );
+        }
+        let t = text(&results, &profile);
+        assert!(t.starts_with("scenarios of \"Traffic types and iptables rules in Istio sidecar explained\" (Tetrate blog"), "{t}");
+        assert!(
+            t.contains(&format!("not compared under profile `{mesh}`")),
+            "{t}"
+        );
+        assert!(!t.contains("AGREE"), "{t}");
+    }
+    // Linkerd promises its admin port 4191 as a metrics port: the scrape is left alone.
+    let rs = parse(
+        "l",
+        &std::fs::read(root.join("corpus/rulesets/linkerd.rules")).unwrap(),
+    )
+    .unwrap()
+    .ruleset;
+    let mut sim = Simulator::new(&rs, Pod::default(), Profile::named("linkerd").unwrap());
+    let scrape = run_scenarios(&mut sim)
+        .into_iter()
+        .find(|r| r.scenario.id == "3-prometheus-scrape")
+        .unwrap();
+    assert_eq!(scrape.scenario.connection.dport, 4191);
+    assert_eq!(
+        sidecar_verify::scenarios::observed(&scrape.journey)
+            .first()
+            .map(|h| h.arrives),
+        Some(Listener(4191))
     );
 }

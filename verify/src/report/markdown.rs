@@ -2,12 +2,20 @@
 //! table (old vs new for a diff), each violation or change class with its witness, the journeys
 //! as text in collapsed sections, and a Mermaid flowchart of each journey (GitHub renders
 //! Mermaid in comments).
+//!
+//! [`markdown_within`] fits the report into a byte budget (`--max-bytes`, [`super::budget`]):
+//! for `diff`, past the budget the unroutable classes are counted instead of listed, the touched
+//! supporting rules named by invariant only, and then the classes from the last one up are told
+//! in one table line each (impact, connections, before, after, witness) without their Mermaid
+//! journeys, until it fits; for `check`, the supports of `--why` are named by invariant only, the
+//! rules table is shortened, and then the violations from the last one up lose their journeys.
 
 use std::fmt::Write as _;
 
 use sidecar_model::pod::Journey;
 use sidecar_model::Ruleset;
 
+use super::budget::{self, cell};
 use super::{Document, Source};
 use crate::journey_text::{delivery_words, journey_text, outcome_words};
 use crate::results::check::{self, RuleStatus};
@@ -105,21 +113,105 @@ fn invariant_rows(out: &mut String, invs: &[InvariantResult]) {
     }
 }
 
-/// The document as Markdown.
+/// The document as Markdown, whole.
 pub fn markdown(doc: &Document<'_>) -> String {
+    markdown_within(doc, None)
+}
+
+/// The document as Markdown in at most `max` bytes (`None`: whole), shortened as the module says.
+pub fn markdown_within(doc: &Document<'_>, max: Option<usize>) -> String {
     match doc {
         Document::Check {
             report,
             source,
             pod,
-        } => check_md(report, *source, pod),
+        } => {
+            let sections = report
+                .invariants
+                .iter()
+                .filter(|i| i.status != Status::Holds)
+                .count();
+            let dead = report
+                .rules
+                .iter()
+                .filter(|x| x.status != RuleStatus::Live)
+                .count();
+            let whole = CheckPlan {
+                full: sections,
+                rules: dead,
+                why: true,
+            };
+            let plans = std::iter::once(whole)
+                .chain(std::iter::once(CheckPlan {
+                    why: false,
+                    ..whole
+                }))
+                .chain(budget::halving(dead).skip(1).map(move |rules| CheckPlan {
+                    rules,
+                    why: false,
+                    ..whole
+                }))
+                .chain((0..sections).rev().map(|full| CheckPlan {
+                    full,
+                    rules: 0,
+                    why: false,
+                }));
+            budget::fit(
+                max,
+                plans.map(|p| check_md(report, *source, pod, p, max.unwrap_or(0))),
+            )
+        }
         Document::Diff {
             report, old, new, ..
-        } => diff_md(report, *old, *new),
+        } => {
+            let n = report.shown_and_folded().0.len();
+            let whole = DiffPlan {
+                full: n,
+                unroutable: true,
+                touched: true,
+            };
+            let plans = std::iter::once(whole)
+                .chain(std::iter::once(DiffPlan {
+                    unroutable: false,
+                    ..whole
+                }))
+                .chain(std::iter::once(DiffPlan {
+                    unroutable: false,
+                    touched: false,
+                    ..whole
+                }))
+                .chain((0..n).rev().map(|full| DiffPlan {
+                    full,
+                    unroutable: false,
+                    touched: false,
+                }));
+            budget::fit(
+                max,
+                plans.map(|p| diff_md(report, *old, *new, p, max.unwrap_or(0))),
+            )
+        }
     }
 }
 
-fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -> String {
+/// How much of a `check` report is told in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CheckPlan {
+    /// The first `full` sections (invariants that do not hold) with their journeys; the others
+    /// with their witness and replay only.
+    full: usize,
+    /// The first `rules` rows of the rules table.
+    rules: usize,
+    /// The rules each invariant rests on (else the invariants with a support, by id).
+    why: bool,
+}
+
+fn check_md(
+    r: &check::Report,
+    src: Source<'_>,
+    pod: &sidecar_model::pod::Pod,
+    plan: CheckPlan,
+    max: usize,
+) -> String {
     let mut out = String::new();
     let violated: Vec<&InvariantResult> =
         r.invariants.iter().filter(|i| !i.status.passes()).collect();
@@ -152,6 +244,31 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
         "### sidecar-verify check `{}`: {head}; {dead} rule(s) never decide a routable connection\n",
         src.name
     );
+    let sections = r
+        .invariants
+        .iter()
+        .filter(|i| i.status != Status::Holds)
+        .count();
+    let mut shortened = Vec::new();
+    if plan.full < sections {
+        shortened.push(format!(
+            "{} of the {sections} invariants that do not hold are told without their journeys",
+            sections - plan.full
+        ));
+    }
+    if plan.rules < dead {
+        shortened.push(format!(
+            "{} of the {dead} rules that never decide a routable connection are not listed",
+            dead - plan.rules
+        ));
+    }
+    let supports = r.invariants.iter().filter(|i| i.support.is_some()).count();
+    if !plan.why && supports > 0 {
+        shortened.push("the rules each invariant rests on are not listed".to_string());
+    }
+    if !shortened.is_empty() {
+        let _ = writeln!(out, "{}", budget::note(max, &shortened));
+    }
     if !pod.is_classic_default() {
         let _ = writeln!(out, "Pod {}\n", pod.header());
     }
@@ -159,7 +276,12 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
         let _ = writeln!(out, "> **Warning:** {w}\n");
     }
     invariant_rows(&mut out, &r.invariants);
-    for i in r.invariants.iter().filter(|i| i.status != Status::Holds) {
+    for (k, i) in r
+        .invariants
+        .iter()
+        .filter(|i| i.status != Status::Holds)
+        .enumerate()
+    {
         let _ = writeln!(out, "\n#### `{}`: {}\n", i.id, status(i.status));
         if let Some(reason) = &i.reason {
             let _ = writeln!(out, "{reason}\n");
@@ -167,6 +289,12 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
         if let Some(w) = &i.witness {
             let _ = writeln!(out, "Witness: {}\n", witness(w));
             let _ = writeln!(out, "Replay: `{}`\n", replay_command(src.name, pod, w));
+        }
+        if k >= plan.full {
+            if let Some(pw) = &i.pair {
+                let _ = writeln!(out, "Paired with: {}\n", witness(&pw.witness));
+            }
+            continue;
         }
         if let Some(j) = &i.journey {
             let _ = writeln!(out, "```mermaid\nflowchart TD");
@@ -187,13 +315,37 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
             journey_block(&mut out, "paired journey", src.ruleset, &pw.journey);
         }
     }
-    why_md(&mut out, &r.invariants);
-    if dead > 0 {
+    if plan.why {
+        why_md(&mut out, &r.invariants);
+    } else if supports > 0 {
+        let ids: Vec<String> = r
+            .invariants
+            .iter()
+            .filter(|i| i.support.is_some())
+            .map(|i| format!("`{}`", i.id))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n#### Why each invariant holds\n\nThe rules the proofs of {} rest on are in the whole report.",
+            ids.join(", ")
+        );
+    }
+    if dead > 0 && plan.rules == 0 {
+        let _ = writeln!(
+            out,
+            "\n#### Rules\n\n{dead} rule(s) never decide a routable connection: listed in the whole report."
+        );
+    } else if dead > 0 {
         let _ = writeln!(
             out,
             "\n#### Rules\n\n| rule | status | earlier rules responsible |\n|---|---|---|"
         );
-        for x in r.rules.iter().filter(|x| x.status != RuleStatus::Live) {
+        for x in r
+            .rules
+            .iter()
+            .filter(|x| x.status != RuleStatus::Live)
+            .take(plan.rules)
+        {
             let by: Vec<String> =
                 x.by.iter()
                     .map(|b| format!("{} {}", b.chain, b.rule))
@@ -206,11 +358,35 @@ fn check_md(r: &check::Report, src: Source<'_>, pod: &sidecar_model::pod::Pod) -
                 by.join(", ")
             );
         }
+        if plan.rules < dead {
+            let _ = writeln!(
+                out,
+                "\n… and {} more: listed in the whole report.",
+                dead - plan.rules
+            );
+        }
     }
     out
 }
 
-fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
+/// How much of a `diff` report is told in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DiffPlan {
+    /// The first `full` classes with their journeys; the others one table line each.
+    full: usize,
+    /// The classes only unroutable packets see, listed (else counted).
+    unroutable: bool,
+    /// The supporting rules the change touches, listed (else the invariants named).
+    touched: bool,
+}
+
+fn diff_md(
+    r: &diff::Report,
+    old: Source<'_>,
+    new: Source<'_>,
+    plan: DiffPlan,
+    max: usize,
+) -> String {
     let mut out = String::new();
     let newly: Vec<&str> = r
         .invariants
@@ -239,6 +415,42 @@ fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
         "### sidecar-verify diff `{}` → `{}`: {head}{inv}\n",
         old.name, new.name
     );
+    let (shown, folded) = r.shown_and_folded();
+    let mut shortened = Vec::new();
+    if plan.full < shown.len() {
+        shortened.push(format!(
+            "{} {} told in one table line each, without {} journeys",
+            if plan.full == 0 {
+                format!("all {} classes", shown.len())
+            } else {
+                format!("classes {}–{}", plan.full + 1, shown.len())
+            },
+            if shown.len() - plan.full == 1 {
+                "is"
+            } else {
+                "are"
+            },
+            if shown.len() - plan.full == 1 {
+                "its"
+            } else {
+                "their"
+            },
+        ));
+    }
+    if !plan.unroutable && !r.unroutable_changes.is_empty() {
+        shortened.push(format!(
+            "the {} class(es) only unroutable packets see are counted, not listed",
+            r.unroutable_changes.len()
+        ));
+    }
+    if !plan.touched && !r.touched.is_empty() {
+        shortened.push(
+            "the supporting rules the change touches are named by invariant only".to_string(),
+        );
+    }
+    if !shortened.is_empty() {
+        let _ = writeln!(out, "{}", budget::note(max, &shortened));
+    }
     let _ = writeln!(out, "| invariant | old | new |\n|---|---|---|");
     for (o, n) in r.invariants.old.iter().zip(&r.invariants.new) {
         let _ = writeln!(
@@ -249,8 +461,7 @@ fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
             status(n.status)
         );
     }
-    let (shown, folded) = r.shown_and_folded();
-    for (k, c) in shown.iter().enumerate() {
+    for (k, c) in shown.iter().enumerate().take(plan.full) {
         let _ = writeln!(
             out,
             "\n#### {}. {}: {}\n\n- before: {}\n- after: {}\n",
@@ -271,11 +482,29 @@ fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
         journey_block(&mut out, "old journey", old.ruleset, &c.old);
         journey_block(&mut out, "new journey", new.ruleset, &c.new);
     }
-    touched_md(&mut out, &r.touched);
+    if let Some(rest) = shown.get(plan.full..).filter(|rest| !rest.is_empty()) {
+        brief_rows(&mut out, plan.full, rest);
+    }
+    if plan.touched {
+        touched_md(&mut out, &r.touched);
+    } else if !r.touched.is_empty() {
+        let ids: Vec<String> = r.touched.iter().map(|t| format!("`{}`", t.id)).collect();
+        let _ = writeln!(
+            out,
+            "\n#### Invariants whose supporting rules this change touches\n\n{} (the rules: in the whole report)",
+            ids.join(", ")
+        );
+    }
     if !folded.is_empty() {
         let _ = writeln!(out, "\n➕ {}", super::text::folded_line(r, folded.len()));
     }
-    if !r.unroutable_changes.is_empty() {
+    if !plan.unroutable && !r.unroutable_changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} class(es) only packets routing never produces can see (not counted): listed in the whole report.",
+            r.unroutable_changes.len()
+        );
+    } else if !r.unroutable_changes.is_empty() {
         let _ = writeln!(
             out,
             "\n<details><summary>{} class(es) only packets routing never produces can see (not counted)</summary>\n",
@@ -293,6 +522,31 @@ fn diff_md(r: &diff::Report, old: Source<'_>, new: Source<'_>) -> String {
         let _ = writeln!(out, "\n</details>");
     }
     out
+}
+
+/// The classes told in brief, one table line each, numbered on from `skip`.
+fn brief_rows(out: &mut String, skip: usize, rest: &[&diff::Change]) {
+    let title = if rest.len() == 1 {
+        format!("Class {}, in brief", skip + 1)
+    } else {
+        format!("Classes {}–{}, in brief", skip + 1, skip + rest.len())
+    };
+    let _ = writeln!(
+        out,
+        "\n#### {title}\n\n| # | impact | connections | before | after | witness |\n|---:|---|---|---|---|---|"
+    );
+    for (k, c) in rest.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            skip + k + 1,
+            c.impact.words(),
+            cell(&c.description),
+            cell(&c.before),
+            cell(&c.after),
+            cell(&witness(&c.witness))
+        );
+    }
 }
 
 /// Why each invariant that holds holds (when `check --why` computed it): a collapsed section

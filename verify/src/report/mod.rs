@@ -6,6 +6,8 @@
 //! self-contained page with the journeys drawn. Renderers read the model, never the commands
 //! that fill it in.
 
+pub mod budget;
+pub mod cause;
 pub mod html;
 pub mod markdown;
 pub mod mutate;

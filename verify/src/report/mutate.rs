@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use sidecar_model::pod::Pod;
 use sidecar_model::Family;
 
+use super::budget::cell;
 use crate::results::mutate::{Class, MutantResult, Report};
 use crate::results::{replay_command, Status};
 
@@ -209,12 +210,32 @@ pub fn text(r: &Report, name: &str, rules_arg: &str, pod: &Pod) -> String {
     s
 }
 
-fn cell(t: &str) -> String {
-    t.replace('|', "\\|").replace('\n', " ")
+/// `mutate`'s report as Markdown, made to be posted as a pull-request comment, whole.
+pub fn markdown(r: &Report, name: &str) -> String {
+    markdown_within(r, name, None)
 }
 
-/// `mutate`'s report as Markdown, made to be posted as a pull-request comment.
-pub fn markdown(r: &Report, name: &str) -> String {
+/// `mutate`'s Markdown in at most `max` bytes (`None`: whole; [`super::budget`]): past the
+/// budget the survivors', unknown and accepted tables keep their first rows (halved until it
+/// fits), then the masked and killed groups are counted only.
+pub fn markdown_within(r: &Report, name: &str, max: Option<usize>) -> String {
+    let rows = [Class::Survivor, Class::Unknown, Class::Accepted]
+        .iter()
+        .map(|c| r.of(*c).count())
+        .max()
+        .unwrap_or(0);
+    let plans = super::budget::halving(rows)
+        .map(|rows| (rows, true))
+        .chain(std::iter::once((0, false)));
+    super::budget::fit(
+        max,
+        plans.map(|(rows, groups)| markdown_plan(r, name, rows, groups, max.unwrap_or(0))),
+    )
+}
+
+/// The Markdown with the first `rows` rows of each mutant table, and the masked and killed
+/// groups when `groups`.
+fn markdown_plan(r: &Report, name: &str, rows: usize, groups: bool, max: usize) -> String {
     let mut s = String::new();
     let verdict = if r.passes() {
         "✅ no unaccepted survivor"
@@ -223,6 +244,21 @@ pub fn markdown(r: &Report, name: &str) -> String {
     };
     let _ = writeln!(s, "### `sidecar-verify mutate` {}: {verdict}\n", cell(name));
     let c = &r.counts;
+    let mut shortened = Vec::new();
+    let longest = [Class::Survivor, Class::Unknown, Class::Accepted]
+        .iter()
+        .map(|c| r.of(*c).count())
+        .max()
+        .unwrap_or(0);
+    if rows < longest {
+        shortened.push(format!("the mutant tables keep their first {rows} row(s)"));
+    }
+    if !groups && (c.masked > 0 || c.killed > 0) {
+        shortened.push("the masked and killed mutants are counted only".to_string());
+    }
+    if !shortened.is_empty() {
+        let _ = writeln!(s, "{}", super::budget::note(max, &shortened));
+    }
     let _ = writeln!(
         s,
         "| mutants | invalid | equivalent | killed | masked | accepted | survivors | unknown | time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
@@ -265,7 +301,8 @@ pub fn markdown(r: &Report, name: &str) -> String {
         }
         let _ = writeln!(s, "#### {title} ({})\n", list.len());
         let _ = writeln!(s, "| mutant | rule before → after | changed connections | witness | reason |\n|---|---|---|---|---|");
-        for m in list {
+        let more = list.len().saturating_sub(rows);
+        for m in list.into_iter().take(rows) {
             let (class_words, witness) =
                 m.change
                     .as_ref()
@@ -293,7 +330,13 @@ pub fn markdown(r: &Report, name: &str) -> String {
                 cell(m.reason.as_deref().unwrap_or(""))
             );
         }
+        if more > 0 {
+            let _ = writeln!(s, "\n… and {more} more: listed in the whole report.");
+        }
         s.push('\n');
+    }
+    if !groups {
+        return s;
     }
     let masked = masked_by(r);
     if !masked.is_empty() {

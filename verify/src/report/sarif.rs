@@ -8,12 +8,22 @@
 //!   of its witness (the last rule that hop hit, found in the ruleset by table, chain and number,
 //!   at the line it was read from); an `unknown` one a `warning` with the reason, located at the
 //!   file; a shadowed or unreachable rule a `note` at its line.
-//! * `diff`: each change class is a `warning` located at the rule deciding the new side's first
-//!   hop in the new file (else the old side's in the old file), and each invariant that holds on
-//!   the old ruleset and is violated on the new one an `error` located in the new file.
+//! * `diff`: each change class is a `warning` located at the rule it comes from
+//!   ([`super::cause`]): the rule the new ruleset added or changed where the witness's two
+//!   journeys part, in the new file, or the old journey's rule there in the old file when the
+//!   new ruleset deleted it with nothing in its place (so GitHub annotates a line the pull
+//!   request changed); when both journeys hit the same rules, the rule deciding the new side's
+//!   first hop. Each invariant that holds on the old ruleset and is violated on the new one is
+//!   an `error` located in the new file.
 //!
-//! A rule whose line is unknown (0) is located at its file without a region. The log holds no
-//! timestamps or paths of its own, so the same inputs give the same bytes.
+//! A rule whose line is unknown (0) is located at its file without a region. Files are named
+//! by relative references resolved against the base id `%SRCROOT%` (as GitHub code scanning
+//! expects): the path relative to [`Options::root`] (the working directory by default), with
+//! `..` for a file outside it; never an absolute path. `originalUriBaseIds` describes
+//! `%SRCROOT%` without a URI (the consumer, e.g. `upload-sarif`, knows its checkout). The log
+//! holds no timestamps or absolute paths, so the same inputs give the same bytes.
+
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 use sidecar_model::pod::{Journey, Pod};
@@ -26,6 +36,16 @@ use crate::results::check::{self, RuleResult, RuleStatus};
 use crate::results::diff::{self, Change, Impact};
 use crate::results::{replay_command, InvariantResult, Status, Witness};
 
+/// The base id every artifact location is relative to.
+pub const SRCROOT: &str = "%SRCROOT%";
+
+/// How the log names files.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The directory paths are relative to (`%SRCROOT%`); `None`: the working directory.
+    pub root: Option<PathBuf>,
+}
+
 /// The schema the log declares.
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
@@ -36,8 +56,15 @@ pub const UNREACHABLE_RULE: &str = "unreachable-rule";
 /// The rule id of a shadowed rule.
 pub const SHADOWED_RULE: &str = "shadowed-rule";
 
-/// The SARIF 2.1.0 log of `doc`.
+/// The SARIF 2.1.0 log of `doc`, its paths relative to the working directory.
 pub fn sarif(doc: &Document<'_>) -> Value {
+    sarif_with(doc, &Options::default())
+}
+
+/// The SARIF 2.1.0 log of `doc`, its paths relative to `opts.root`.
+pub fn sarif_with(doc: &Document<'_>, opts: &Options) -> Value {
+    let names = Names::new(doc, opts);
+    let names = &names;
     let (statements, results, properties) = match *doc {
         Document::Check {
             report,
@@ -45,10 +72,10 @@ pub fn sarif(doc: &Document<'_>) -> Value {
             pod,
         } => (
             statements(&report.invariants),
-            check_results(report, source, pod),
+            check_results(report, source, pod, names),
             json!({
                 "command": "check",
-                "ruleset": { "name": source.name, "sha256": report.ruleset.sha256 },
+                "ruleset": { "name": names.path(source.name), "sha256": report.ruleset.sha256 },
                 "profile": report.profile,
                 "routing": report.routing,
             }),
@@ -60,11 +87,11 @@ pub fn sarif(doc: &Document<'_>) -> Value {
             pod,
         } => (
             statements(&report.invariants.new),
-            diff_results(report, old, new, pod),
+            diff_results(report, old, new, pod, names),
             json!({
                 "command": "diff",
-                "old": old.name,
-                "new": new.name,
+                "old": names.path(old.name),
+                "new": names.path(new.name),
                 "truncated": report.truncated,
                 "unknown": report.unknown,
             }),
@@ -89,6 +116,13 @@ pub fn sarif(doc: &Document<'_>) -> Value {
                     "name": "sidecar-verify",
                     "version": env!("CARGO_PKG_VERSION"),
                     "rules": rules,
+                }
+            },
+            "originalUriBaseIds": {
+                SRCROOT: {
+                    "description": {
+                        "text": "The directory sidecar-verify ran in, or its --sarif-root: the repository's root when run from there",
+                    }
                 }
             },
             "columnKind": "unicodeCodePoints",
@@ -160,6 +194,91 @@ fn descriptors(statements: &[(&'static str, String)]) -> Vec<Descriptor> {
     v
 }
 
+/// The rulesets' names as the log gives them: paths relative to the root.
+struct Names {
+    /// The working directory, absolute (`None` when it cannot be had: names stay as given).
+    cwd: Option<PathBuf>,
+    /// The root, absolute.
+    root: Option<PathBuf>,
+}
+
+impl Names {
+    fn new(_doc: &Document<'_>, opts: &Options) -> Names {
+        let cwd = std::env::current_dir().ok();
+        let root = match (&opts.root, &cwd) {
+            (Some(r), Some(c)) => Some(normalize(&c.join(r))),
+            (Some(r), None) if r.is_absolute() => Some(normalize(r)),
+            (None, Some(c)) => Some(normalize(c)),
+            _ => None,
+        };
+        Names { cwd, root }
+    }
+
+    /// `name` relative to the root (`/` separated), or as given when it is no path
+    /// (`<stdin>`, the default's name) or the root is unknown.
+    fn path(&self, name: &str) -> String {
+        if name.starts_with('<') {
+            return name.to_string();
+        }
+        let (Some(cwd), Some(root)) = (&self.cwd, &self.root) else {
+            return name.to_string();
+        };
+        let abs = normalize(&cwd.join(name));
+        let lexical = relative(&abs, root);
+        if lexical.starts_with("..") {
+            // Through a symbolic link the file may be under the root after all.
+            if let (Ok(a), Ok(r)) = (std::fs::canonicalize(&abs), std::fs::canonicalize(root)) {
+                let canonical = relative(&a, &r);
+                if !canonical.starts_with("..") {
+                    return canonical;
+                }
+            }
+        }
+        lexical
+    }
+
+    fn uri(&self, name: &str) -> String {
+        uri(&self.path(name))
+    }
+}
+
+/// `p` without `.` components and with `..` applied (lexically).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `path` relative to `base` (both absolute and normalised), `/` separated, with `..` where
+/// `path` is outside `base`; `.` for `base` itself.
+fn relative(path: &Path, base: &Path) -> String {
+    let p: Vec<Component<'_>> = path.components().collect();
+    let b: Vec<Component<'_>> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = Vec::new();
+    parts.extend(b.iter().skip(common).map(|_| "..".to_string()));
+    parts.extend(
+        p.iter()
+            .skip(common)
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
 /// Where a result points: a file, and the line there when known.
 struct Location {
     uri: String,
@@ -168,18 +287,18 @@ struct Location {
 }
 
 impl Location {
-    fn file(source: Source<'_>) -> Location {
+    fn file(source: Source<'_>, names: &Names) -> Location {
         Location {
-            uri: uri(source.name),
+            uri: names.uri(source.name),
             line: 0,
             columns: None,
         }
     }
 
-    fn rule(source: Source<'_>, rule: &Rule) -> Location {
+    fn rule(source: Source<'_>, rule: &Rule, names: &Names) -> Location {
         let o = &rule.origin;
         Location {
-            uri: uri(source.name),
+            uri: names.uri(source.name),
             line: o.line,
             columns: (o.line > 0 && o.end > o.start)
                 .then(|| (o.start.saturating_add(1), o.end.saturating_add(1))),
@@ -188,7 +307,10 @@ impl Location {
 
     fn to_value(&self) -> Value {
         let mut physical = Map::new();
-        physical.insert("artifactLocation".into(), json!({ "uri": self.uri }));
+        physical.insert(
+            "artifactLocation".into(),
+            json!({ "uri": self.uri, "uriBaseId": SRCROOT }),
+        );
         if self.line > 0 {
             let mut region = Map::new();
             region.insert("startLine".into(), json!(self.line));
@@ -284,7 +406,13 @@ fn witness_words(w: &Witness) -> String {
 }
 
 /// A violated invariant, located at the rule deciding its witness's first hop in `source`.
-fn violation(inv: &InvariantResult, source: Source<'_>, pod: &Pod, lead: &str) -> Option<Finding> {
+fn violation(
+    inv: &InvariantResult,
+    source: Source<'_>,
+    pod: &Pod,
+    lead: &str,
+    names: &Names,
+) -> Option<Finding> {
     let w = inv.witness.as_ref()?;
     let family = inv.family.unwrap_or_else(|| family_of(w));
     let d = inv
@@ -316,8 +444,8 @@ fn violation(inv: &InvariantResult, source: Source<'_>, pod: &Pod, lead: &str) -
         ));
     }
     let location = d.map_or_else(
-        || Location::file(source),
-        |d| Location::rule(source, d.rule),
+        || Location::file(source, names),
+        |d| Location::rule(source, d.rule, names),
     );
     Some(Finding {
         rule: inv.id,
@@ -327,20 +455,25 @@ fn violation(inv: &InvariantResult, source: Source<'_>, pod: &Pod, lead: &str) -
     })
 }
 
-fn check_results(report: &check::Report, source: Source<'_>, pod: &Pod) -> Vec<Finding> {
+fn check_results(
+    report: &check::Report,
+    source: Source<'_>,
+    pod: &Pod,
+    names: &Names,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for inv in &report.invariants {
         match inv.status {
             Status::Holds => {}
             Status::Violated => {
-                if let Some(f) = violation(inv, source, pod, "") {
+                if let Some(f) = violation(inv, source, pod, "", names) {
                     out.push(f);
                 } else {
                     out.push(Finding {
                         rule: inv.id,
                         level: "error",
                         text: format!("{}: {}. Violated", inv.id, inv.statement),
-                        location: Location::file(source),
+                        location: Location::file(source, names),
                     });
                 }
             }
@@ -355,7 +488,7 @@ fn check_results(report: &check::Report, source: Source<'_>, pod: &Pod) -> Vec<F
                         .as_deref()
                         .unwrap_or("the solver could not decide it")
                 ),
-                location: Location::file(source),
+                location: Location::file(source, names),
             }),
             Status::Vacuous => out.push(Finding {
                 rule: inv.id,
@@ -368,19 +501,19 @@ fn check_results(report: &check::Report, source: Source<'_>, pod: &Pod) -> Vec<F
                         .as_deref()
                         .unwrap_or("no connection meets its premise")
                 ),
-                location: Location::file(source),
+                location: Location::file(source, names),
             }),
         }
     }
     for r in &report.rules {
-        if let Some(f) = reachability(r, source) {
+        if let Some(f) = reachability(r, source, names) {
             out.push(f);
         }
     }
     out
 }
 
-fn reachability(r: &RuleResult, source: Source<'_>) -> Option<Finding> {
+fn reachability(r: &RuleResult, source: Source<'_>, names: &Names) -> Option<Finding> {
     let (rule, word) = match r.status {
         RuleStatus::Shadowed => (SHADOWED_RULE, "shadowed"),
         RuleStatus::Unreachable => (UNREACHABLE_RULE, "unreachable"),
@@ -396,8 +529,8 @@ fn reachability(r: &RuleResult, source: Source<'_>) -> Option<Finding> {
     }
     text.push_str(&format!(": {}", r.text));
     let location = find_rule(source, r.family, (r.table, r.part), &r.chain, r.rule).map_or_else(
-        || Location::file(source),
-        |rule| Location::rule(source, rule),
+        || Location::file(source, names),
+        |rule| Location::rule(source, rule, names),
     );
     Some(Finding {
         rule,
@@ -407,12 +540,35 @@ fn reachability(r: &RuleResult, source: Source<'_>) -> Option<Finding> {
     })
 }
 
-fn change_result(c: &Change, old: Source<'_>, new: Source<'_>) -> Finding {
+fn change_result(c: &Change, old: Source<'_>, new: Source<'_>, names: &Names) -> Finding {
     let family = family_of(&c.witness);
-    let location = decider(new, family, &c.new)
-        .map(|d| Location::rule(new, d.rule))
-        .or_else(|| decider(old, family, &c.old).map(|d| Location::rule(old, d.rule)))
-        .unwrap_or_else(|| Location::file(new));
+    let cause = super::cause::cause(old.ruleset, new.ruleset, family, &c.old, &c.new);
+    let (location, from) = match &cause {
+        Some(k) => {
+            let (source, side) = match k.side {
+                super::cause::Side::New => (new, "new"),
+                super::cause::Side::Old => (old, "old"),
+            };
+            (
+                Location::rule(source, k.rule, names),
+                format!(
+                    ". It comes from {side} {} ({}): {}",
+                    k.at,
+                    k.kind.words(),
+                    k.text
+                ),
+            )
+        }
+        None => (
+            decider(new, family, &c.new)
+                .map(|d| Location::rule(new, d.rule, names))
+                .or_else(|| {
+                    decider(old, family, &c.old).map(|d| Location::rule(old, d.rule, names))
+                })
+                .unwrap_or_else(|| Location::file(new, names)),
+            String::new(),
+        ),
+    };
     // Loops of connections addressed to the proxy's own capture ports that loop on both sides
     // are a note; every other change a warning.
     let level = if c.impact == Impact::CapturePortLoop {
@@ -424,7 +580,7 @@ fn change_result(c: &Change, old: Source<'_>, new: Source<'_>) -> Finding {
         rule: BEHAVIOUR_CHANGE,
         level,
         text: format!(
-            "{}: {} (impact: {})",
+            "{}: {} (impact: {}){from}",
             c.description,
             c.effect,
             c.impact.words()
@@ -438,11 +594,12 @@ fn diff_results(
     old: Source<'_>,
     new: Source<'_>,
     pod: &Pod,
+    names: &Names,
 ) -> Vec<Finding> {
     let mut out: Vec<Finding> = report
         .changes
         .iter()
-        .map(|c| change_result(c, old, new))
+        .map(|c| change_result(c, old, new, names))
         .collect();
     for inv in &report.invariants.new {
         let held = report
@@ -452,12 +609,14 @@ fn diff_results(
             .any(|o| o.id == inv.id && o.status.passes());
         if held && inv.status == Status::Violated {
             let lead = "holds on the old ruleset, violated on the new one: ";
-            out.push(violation(inv, new, pod, lead).unwrap_or_else(|| Finding {
-                rule: inv.id,
-                level: "error",
-                text: format!("{lead}{}: {}", inv.id, inv.statement),
-                location: Location::file(new),
-            }));
+            out.push(
+                violation(inv, new, pod, lead, names).unwrap_or_else(|| Finding {
+                    rule: inv.id,
+                    level: "error",
+                    text: format!("{lead}{}: {}", inv.id, inv.statement),
+                    location: Location::file(new, names),
+                }),
+            );
         }
     }
     out

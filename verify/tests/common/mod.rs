@@ -76,7 +76,13 @@ pub struct Diffed {
 impl Diffed {
     /// `diff` from `old` to `new` with the default pod and the istio profile.
     pub fn new(old: &str, new: &str) -> Diffed {
-        let (old_rs, new_rs) = (load(old), load(new));
+        Diffed::of_texts(old, &text(old), new, &text(new))
+    }
+
+    /// `diff` of two rulesets given as text, named `old` and `new`.
+    pub fn of_texts(old: &str, old_text: &str, new: &str, new_text: &str) -> Diffed {
+        let old_rs = parse(old, old_text.as_bytes()).unwrap().ruleset;
+        let new_rs = parse(new, new_text.as_bytes()).unwrap().ruleset;
         let pod = Pod::default();
         let report = diff::diff(
             &old_rs,
