@@ -16,6 +16,7 @@ pub mod check;
 pub mod cli;
 pub mod corpus;
 pub mod diff;
+pub mod generator;
 pub mod input;
 pub mod invariants;
 pub mod journey_text;
