@@ -61,10 +61,11 @@ pub fn note(text: &str) {
     }
 }
 
-/// The progress bar: made when a phase begins, drawn after it has run for a second.
+/// The progress bar: made hidden when the first phase begins, drawn once the work has run for
+/// a second (checked at each step), so a quick command never flickers one.
 #[derive(Default)]
 struct Bar {
-    bar: Mutex<Option<indicatif::ProgressBar>>,
+    bar: Mutex<Option<(indicatif::ProgressBar, std::time::Instant, bool)>>,
 }
 
 impl crate::progress::Listener for Bar {
@@ -72,11 +73,9 @@ impl crate::progress::Listener for Bar {
         let Ok(mut slot) = self.bar.lock() else {
             return;
         };
-        let bar = slot.get_or_insert_with(|| {
-            let b = indicatif::ProgressBar::with_draw_target(
-                None,
-                indicatif::ProgressDrawTarget::stderr_with_hz(10),
-            );
+        let (bar, _, _) = slot.get_or_insert_with(|| {
+            let b =
+                indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
             b.set_style(
                 indicatif::ProgressStyle::with_template(
                     "{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed})",
@@ -84,8 +83,7 @@ impl crate::progress::Listener for Bar {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
-            b.enable_steady_tick(Duration::from_millis(200));
-            b
+            (b, std::time::Instant::now(), false)
         });
         bar.set_message(what.to_string());
         bar.set_length(steps);
@@ -93,8 +91,13 @@ impl crate::progress::Listener for Bar {
     }
 
     fn advance(&self, n: u64) {
-        if let Ok(slot) = self.bar.lock() {
-            if let Some(b) = slot.as_ref() {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some((b, start, shown)) = slot.as_mut() {
+                if !*shown && start.elapsed() >= Duration::from_secs(1) {
+                    b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(10));
+                    b.enable_steady_tick(Duration::from_millis(200));
+                    *shown = true;
+                }
                 b.inc(n);
             }
         }
@@ -102,7 +105,7 @@ impl crate::progress::Listener for Bar {
 
     fn finish(&self) {
         if let Ok(mut slot) = self.bar.lock() {
-            if let Some(b) = slot.take() {
+            if let Some((b, _, _)) = slot.take() {
                 b.finish_and_clear();
             }
         }
