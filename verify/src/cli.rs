@@ -518,7 +518,9 @@ fn run_command(command: Command) -> u8 {
 pub fn report(err: &input::LoadError) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "error: {err}");
-    if let Some(help) = miette::Diagnostic::help(err).filter(|_| !matches!(err, input::LoadError::Parse(_))) {
+    if let Some(help) =
+        miette::Diagnostic::help(err).filter(|_| !matches!(err, input::LoadError::Parse(_)))
+    {
         let _ = writeln!(stderr, "  help: {help}");
     }
     if let input::LoadError::Parse(pe) = err {
@@ -601,7 +603,14 @@ fn parse_mark(s: &str) -> Result<u32, String> {
 }
 
 fn simulator(rules: Option<&str>, pod: &PodArgs) -> Result<(input::Loaded, Simulator), u8> {
-    let loaded = load(rules)?;
+    // Without RULES, the profile's own default ruleset (the classic one for istio).
+    let loaded = match rules {
+        Some(_) => load(rules)?,
+        None => input::load_default(&pod.profile).map_err(|e| {
+            report(&e);
+            2u8
+        })?,
+    };
     let profile = load_profile(pod)?;
     let rs = &loaded.parsed.ruleset;
     let sim = Simulator::new(rs, Pod::for_rulesets(&pod.pod_ip, &[rs]), profile);

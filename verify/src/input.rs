@@ -1,8 +1,8 @@
 //! Reading a ruleset from a path, from stdin (`-`), from a live network namespace
 //! (`netns:NAME|PATH`, `pid:PID`: [`crate::live`]), or the embedded default.
 
-use sidecar_model::parse::read_bounded;
 use sidecar_model::parse::parse_with;
+use sidecar_model::parse::read_bounded;
 use sidecar_model::{ParseError, Parsed, DEFAULT_RULESET};
 
 use crate::live;
@@ -121,6 +121,19 @@ pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
         }
     };
     finish(name, bytes, None)
+}
+
+/// Loads the ruleset a command checks when no RULES are given under `profile` (`--profile`'s
+/// value): a built-in profile's own ruleset of its generator's defaults
+/// ([`sidecar_model::profile::Builtin::rules`]), the classic Istio ruleset for a file.
+pub fn load_default(profile: &str) -> Result<Loaded, LoadError> {
+    let builtin = sidecar_model::profile::BUILTIN
+        .iter()
+        .find(|b| b.name == profile && b.name != "istio");
+    match builtin.and_then(|b| b.rules) {
+        Some((file, text)) => finish(format!("<default: {file}>"), text.as_bytes().to_vec(), None),
+        None => load(None),
+    }
 }
 
 /// Parses `bytes` read under `name` (with `--family`, [`crate::term::Settings::family`]); an

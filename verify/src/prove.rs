@@ -241,7 +241,10 @@ fn check_family(
             outside: &outside,
             journey: &journey,
         };
-        crate::progress::phase(&format!("proving the invariants, {}", fam_name(fam)), ALL.len());
+        crate::progress::phase(
+            &format!("proving the invariants, {}", fam_name(fam)),
+            ALL.len(),
+        );
         for id in ALL {
             crate::progress::step();
             // A relation is proved over pairs ([`relations`]), after the families.

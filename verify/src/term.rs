@@ -74,8 +74,10 @@ impl crate::progress::Listener for Bar {
             return;
         };
         let (bar, _, _) = slot.get_or_insert_with(|| {
-            let b =
-                indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
+            let b = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::hidden(),
+            );
             b.set_style(
                 indicatif::ProgressStyle::with_template(
                     "{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed})",

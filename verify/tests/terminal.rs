@@ -35,7 +35,10 @@ fn version_names_the_revision() {
         Some(h) => assert!(v.contains(&format!("({h})")), "{v} vs {h}"),
         None => assert!(v.contains("(unknown)"), "{v}"),
     }
-    assert!(v.starts_with(&format!("sidecar-verify {} (", env!("CARGO_PKG_VERSION"))), "{v}");
+    assert!(
+        v.starts_with(&format!("sidecar-verify {} (", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
 }
 
 #[test]
@@ -43,24 +46,52 @@ fn completions_and_man_page_come_from_the_clap_definitions() {
     let o = run(&["completions", "bash"], &[]);
     assert!(o.status.success());
     let bash = String::from_utf8(o.stdout).unwrap();
-    for word in ["check", "diff", "mutate", "completions", "--profile", "--netns", "--max-bytes", "--family", "--quiet"] {
+    for word in [
+        "check",
+        "diff",
+        "mutate",
+        "completions",
+        "--profile",
+        "--netns",
+        "--max-bytes",
+        "--family",
+        "--quiet",
+    ] {
         assert!(bash.contains(word), "bash completion lacks {word}");
     }
     let o = run(&["completions", "zsh"], &[]);
-    assert!(String::from_utf8(o.stdout).unwrap().contains("#compdef sidecar-verify"));
+    assert!(String::from_utf8(o.stdout)
+        .unwrap()
+        .contains("#compdef sidecar-verify"));
     let o = run(&["completions", "tcsh"], &[]);
-    assert_eq!(o.status.code(), Some(2), "an unknown shell is a usage error");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
     let o = run(&["man"], &[]);
     assert!(o.status.success());
     let man = String::from_utf8(o.stdout).unwrap();
-    assert!(man.contains(".TH sidecar-verify 1"), "{}", &man[..200.min(man.len())]);
+    assert!(
+        man.contains(".TH sidecar-verify 1"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
     assert!(man.contains("check"), "the subcommands are listed");
 }
 
 #[test]
 fn colour_only_when_asked_or_on_a_terminal() {
     const RED: &str = "\u{1b}[";
-    let never = run(&["check", "--color", "always", "corpus/broken/no-uid-return.rules"], &[]);
+    let never = run(
+        &[
+            "check",
+            "--color",
+            "always",
+            "corpus/broken/no-uid-return.rules",
+        ],
+        &[],
+    );
     let text = String::from_utf8(never.stdout).unwrap();
     assert!(text.contains(RED), "--color always colours");
     assert!(text.contains("VIOLATED"));
@@ -74,7 +105,10 @@ fn colour_only_when_asked_or_on_a_terminal() {
         a.extend(args);
         let o = run(&a, &env);
         assert_eq!(o.status.code(), Some(1));
-        assert!(!String::from_utf8(o.stdout).unwrap().contains(RED), "{a:?} {env:?}");
+        assert!(
+            !String::from_utf8(o.stdout).unwrap().contains(RED),
+            "{a:?} {env:?}"
+        );
     }
     // JSON and files are never coloured.
     let o = run(&["check", "--color", "always", "--format", "json"], &[]);
@@ -87,8 +121,21 @@ fn stderr_is_quiet_when_not_a_terminal() {
     // here, so nothing is drawn.
     let o = run(&["check"], &[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = run(&["--quiet", "check", "corpus/rulesets/kuma.rules", "--profile", "kuma"], &[]);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(
+        &[
+            "--quiet",
+            "check",
+            "corpus/rulesets/kuma.rules",
+            "--profile",
+            "kuma",
+        ],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(0));
     assert!(o.stderr.is_empty());
 }
