@@ -31,6 +31,11 @@ pub struct Builtin {
     pub name: &'static str,
     /// Makes it.
     pub make: fn() -> Profile,
+    /// Our ruleset of its generator's defaults (file name under corpus/, text): what a
+    /// command checks under this profile when no RULES are given. None (ambient, whose rules
+    /// vary with DNS and virtual interfaces more than one default can say): the classic
+    /// ruleset, as for a profile file.
+    pub rules: Option<(&'static str, &'static str)>,
     /// What it is, in one line.
     pub about: &'static str,
 }
@@ -40,26 +45,40 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "istio",
         make: Profile::istio,
+        rules: Some(("istio-classic.rules", crate::DEFAULT_RULESET)),
         about: "Istio's sidecar: Envoy as uid and gid 1337",
     },
     Builtin {
         name: "ambient",
         make: Profile::ambient,
+        rules: None,
         about: "Istio ambient's in-pod redirection: ztunnel, identified by mark 0x539",
     },
     Builtin {
         name: "kuma",
         make: Profile::kuma,
+        rules: Some((
+            "rulesets/kuma.rules",
+            include_str!("../../corpus/rulesets/kuma.rules"),
+        )),
         about: "Kuma's transparent proxy: kuma-dp as uid 5678, DNS to 15053",
     },
     Builtin {
         name: "linkerd",
         make: Profile::linkerd,
+        rules: Some((
+            "rulesets/linkerd.rules",
+            include_str!("../../corpus/rulesets/linkerd.rules"),
+        )),
         about: "Linkerd's proxy-init: linkerd2-proxy as uid 2102 on 4140/4143",
     },
     Builtin {
         name: "consul",
         make: Profile::consul,
+        rules: Some((
+            "rulesets/consul.rules",
+            include_str!("../../corpus/rulesets/consul.rules"),
+        )),
         about: "Consul's redirect-traffic: Envoy as uid 5995 on 15001/20000, DNS to 127.0.0.1:8600",
     },
 ];

@@ -38,6 +38,18 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Print nothing on stderr but errors: no progress bar, no notes.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Colour the text reports' statuses: `auto` (on a terminal, unless NO_COLOR is set),
+    /// `always` or `never`.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+    /// The family of a save or restore text without a header (`ip6tables-save` output with its
+    /// comments cut): `ipv4` or `ipv6`; without it, IPv6 when its addresses are, and an input
+    /// mixing both with no marker is refused.
+    #[arg(long, global = true, value_name = "FAMILY", value_parser = ["ipv4", "ipv6"])]
+    pub family: Option<String>,
 }
 
 /// The subcommands.
@@ -77,6 +89,14 @@ pub enum Command {
     /// Compare the model with Linux netfilter: run flows in a pod made of network namespaces and
     /// check, flow by flow, the rules each first packet hit (nftables tracing) and where it arrived.
     Kernel(KernelArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) on stdout,
+    /// e.g. `sidecar-verify completions bash > /etc/bash_completion.d/sidecar-verify`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `sidecar-verify man > sidecar-verify.1`.
+    Man,
     /// (internal) The listener and flow runner the kernel oracle starts in each namespace.
     #[command(name = "__agent", hide = true)]
     Agent {
@@ -163,7 +183,11 @@ impl Command {
             Command::Check(a) => (&mut a.rules, &a.live),
             Command::Mutate(a) => (&mut a.rules, &a.live),
             Command::Kernel(a) => (&mut a.rules, &a.live),
-            Command::Diff(_) | Command::Agent { .. } | Command::Connect { .. } => return,
+            Command::Diff(_)
+            | Command::Completions { .. }
+            | Command::Man
+            | Command::Agent { .. }
+            | Command::Connect { .. } => return,
         };
         if let Some(r) = live.rules() {
             *rules = Some(r);
@@ -431,7 +455,35 @@ pub struct KernelArgs {
 /// Runs the command line and returns the process exit code.
 pub fn run(mut cli: Cli) -> u8 {
     cli.command.fold_live();
-    match cli.command {
+    let family = match cli.family.as_deref() {
+        Some("ipv6") => Some(sidecar_model::Family::Ipv6),
+        Some(_) => Some(sidecar_model::Family::Ipv4),
+        None => None,
+    };
+    crate::term::init(cli.quiet, &cli.color, family);
+    let code = run_command(cli.command);
+    crate::progress::finish();
+    code
+}
+
+fn run_command(command: Command) -> u8 {
+    match command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "sidecar-verify", &mut std::io::stdout());
+            0
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            match clap_mangen::Man::new(cmd).render(&mut out) {
+                Ok(()) => emit(&String::from_utf8_lossy(&out)),
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    2
+                }
+            }
+        }
         Command::Parse { rules, json, .. } => parse(rules.as_deref(), json),
         Command::Trace(a) => trace(&a),
         Command::Scenarios(a) => scenarios(&a),
@@ -469,6 +521,11 @@ pub fn run(mut cli: Cli) -> u8 {
 pub fn report(err: &input::LoadError) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "error: {err}");
+    if let Some(help) =
+        miette::Diagnostic::help(err).filter(|_| !matches!(err, input::LoadError::Parse(_)))
+    {
+        let _ = writeln!(stderr, "  help: {help}");
+    }
     if let input::LoadError::Parse(pe) = err {
         // The snippet and the hint; the message itself is on the line above.
         let handler =
@@ -512,7 +569,7 @@ fn load(rules: Option<&str>) -> Result<input::Loaded, u8> {
         2u8
     })?;
     if let Some(summary) = &loaded.live {
-        eprintln!("{summary}");
+        crate::term::note(&summary.to_string());
     }
     Ok(loaded)
 }
@@ -549,7 +606,14 @@ fn parse_mark(s: &str) -> Result<u32, String> {
 }
 
 fn simulator(rules: Option<&str>, pod: &PodArgs) -> Result<(input::Loaded, Simulator), u8> {
-    let loaded = load(rules)?;
+    // Without RULES, the profile's own default ruleset (the classic one for istio).
+    let loaded = match rules {
+        Some(_) => load(rules)?,
+        None => input::load_default(&pod.profile).map_err(|e| {
+            report(&e);
+            2u8
+        })?,
+    };
     let profile = load_profile(pod)?;
     let rs = &loaded.parsed.ruleset;
     let sim = Simulator::new(rs, Pod::for_rulesets(&pod.pod_ip, &[rs]), profile);
@@ -615,7 +679,8 @@ fn check(a: &CheckArgs) -> u8 {
         pod: &sim.pod,
     };
     let out = match render(&a.format, &report, &doc, &a.fit, || {
-        crate::report::text::check(&report, rs, &rules_arg, &sim.pod)
+        let text = crate::report::text::check(&report, rs, &rules_arg, &sim.pod);
+        painted(text, a.output.as_deref())
     }) {
         Ok(o) => o,
         Err(code) => return code,
@@ -655,6 +720,15 @@ fn render(
 }
 
 /// Writes `out` to `path`, or to stdout; 0 when it worked, 2 (with a message) when not.
+/// A text report coloured for the terminal when it goes to stdout ([`crate::term::paint`]); a
+/// file gets it as it is.
+fn painted(text: String, output: Option<&std::path::Path>) -> String {
+    match output {
+        None => crate::term::paint(&text),
+        Some(_) => text,
+    }
+}
+
 fn deliver(path: Option<&std::path::Path>, out: &str) -> u8 {
     match path {
         Some(p) => match std::fs::write(p, out) {
@@ -725,11 +799,12 @@ fn diff(a: &DiffArgs) -> u8 {
         // The pod's addresses when they are not the classic 10.1.0.5 alone: which families were
         // compared, and which addresses are defaults.
         let text = crate::report::text::diff(&r);
-        if pod.is_classic_default() {
+        let text = if pod.is_classic_default() {
             text
         } else {
             format!("pod {}\n{text}", pod.header())
-        }
+        };
+        painted(text, a.output.as_deref())
     }) {
         Ok(o) => o,
         Err(code) => return code,
@@ -794,16 +869,8 @@ fn mutate(a: &MutateArgs) -> u8 {
     let opts = crate::mutate::Options {
         timeout_ms: a.timeout_ms,
     };
-    // Progress on stderr, only for a person watching a terminal.
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut progress = |done: usize, total: usize| {
-        if tty {
-            eprint!("\rmutant {done}/{total}");
-            if done == total {
-                eprintln!();
-            }
-        }
-    };
+    // Progress is drawn by the terminal's listener (crate::term), not here.
+    let mut progress = |_: usize, _: usize| {};
     let report =
         match crate::mutate::mutate(rs, &sim.pod, &sim.profile, &accepts, &opts, &mut progress) {
             Ok(r) => r,

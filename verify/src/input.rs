@@ -1,8 +1,9 @@
 //! Reading a ruleset from a path, from stdin (`-`), from a live network namespace
 //! (`netns:NAME|PATH`, `pid:PID`: [`crate::live`]), or the embedded default.
 
+use sidecar_model::parse::parse_with;
 use sidecar_model::parse::read_bounded;
-use sidecar_model::{parse, ParseError, Parsed, DEFAULT_RULESET};
+use sidecar_model::{ParseError, Parsed, DEFAULT_RULESET};
 
 use crate::live;
 
@@ -27,6 +28,10 @@ pub enum LoadError {
     /// A live network namespace's rules could not be read.
     #[error(transparent)]
     Live(#[from] live::LiveError),
+    /// The input holds no table at all: an empty dump, most likely of the wrong backend.
+    #[error("`{0}` holds no table: nothing to check (an empty dump? iptables-nft-save prints nothing in a namespace loaded with iptables-legacy, and the other way round; `nft list ruleset` lists nft and iptables-nft tables, not legacy ones)")]
+    #[diagnostic(help("dump with the backend that wrote the rules: iptables-legacy-save, iptables-nft-save (and their ip6tables- forms) or nft list ruleset; or read the pod's namespace directly with --netns NAME or --pid PID"))]
+    NoTables(String),
 }
 
 /// A loaded ruleset with the name it was read under and its raw text.
@@ -118,9 +123,29 @@ pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
     finish(name, bytes, None)
 }
 
-/// Parses `bytes` read under `name`.
+/// Loads the ruleset a command checks when no RULES are given under `profile` (`--profile`'s
+/// value): a built-in profile's own ruleset of its generator's defaults
+/// ([`sidecar_model::profile::Builtin::rules`]), the classic Istio ruleset for a file.
+pub fn load_default(profile: &str) -> Result<Loaded, LoadError> {
+    let builtin = sidecar_model::profile::BUILTIN
+        .iter()
+        .find(|b| b.name == profile && b.name != "istio");
+    match builtin.and_then(|b| b.rules) {
+        Some((file, text)) => finish(format!("<default: {file}>"), text.as_bytes().to_vec(), None),
+        None => load(None),
+    }
+}
+
+/// Parses `bytes` read under `name` (with `--family`, [`crate::term::Settings::family`]); an
+/// input without any table is refused ([`LoadError::NoTables`]).
 fn finish(name: String, bytes: Vec<u8>, live: Option<live::Summary>) -> Result<Loaded, LoadError> {
-    let parsed = parse(&name, &bytes).map_err(Box::new)?;
+    let opts = sidecar_model::parse::Options {
+        family: crate::term::settings().family,
+    };
+    let parsed = parse_with(&name, &bytes, &opts).map_err(Box::new)?;
+    if parsed.ruleset.ipv4.is_empty() && parsed.ruleset.ipv6.is_empty() {
+        return Err(LoadError::NoTables(name));
+    }
     Ok(Loaded {
         name,
         bytes,

@@ -241,7 +241,12 @@ fn check_family(
             outside: &outside,
             journey: &journey,
         };
+        crate::progress::phase(
+            &format!("proving the invariants, {}", fam_name(fam)),
+            ALL.len(),
+        );
         for id in ALL {
+            crate::progress::step();
             // A relation is proved over pairs ([`relations`]), after the families.
             if id.is_relation() {
                 invariants.push((id, Status::Holds, None, None));
@@ -308,6 +313,14 @@ fn stops(t: Option<&Target>) -> bool {
     )
 }
 
+/// A family as progress names it.
+fn fam_name(fam: Family) -> &'static str {
+    match fam {
+        Family::Ipv4 => "IPv4",
+        Family::Ipv6 => "IPv6",
+    }
+}
+
 fn reachability(
     rs: &Ruleset,
     fam: Family,
@@ -333,10 +346,18 @@ fn reachability(
     s.assert(&facts);
 
     let mut out = Vec::new();
+    let count: usize = rs
+        .tables(fam)
+        .iter()
+        .flat_map(|t| &t.chains)
+        .map(|c| c.rules.len())
+        .sum();
+    crate::progress::phase(&format!("which rules can match, {}", fam_name(fam)), count);
     for (ti, t) in rs.tables(fam).iter().enumerate() {
         let part = rs.part_of(fam, ti);
         for (ci, c) in t.chains.iter().enumerate() {
             for (ri, rule) in c.rules.iter().enumerate() {
+                crate::progress::step();
                 let id = RuleId {
                     table: t.kind,
                     part,

@@ -695,3 +695,36 @@ fn two_backends_capturing_at_one_place_are_named_in_a_warning() {
     let json: serde_json::Value = serde_json::from_slice(&classic.stdout).unwrap();
     assert_eq!(json["warnings"], serde_json::json!([]));
 }
+
+/// Without RULES a command checks the profile's own ruleset: under `kuma` and `linkerd` every
+/// invariant passes (our rulesets of their generators' defaults), under `consul` its three
+/// findings are reported; the classic ruleset stays istio's (and a profile file's) default.
+#[test]
+fn without_rules_each_mesh_profile_checks_its_own_ruleset() {
+    let bin = env!("CARGO_BIN_EXE_sidecar-verify");
+    for (profile, file, code) in [
+        ("kuma", "corpus/rulesets/kuma.rules", 0),
+        ("linkerd", "corpus/rulesets/linkerd.rules", 0),
+        ("consul", "corpus/rulesets/consul.rules", 1),
+        ("istio", "corpus/istio-classic.rules", 1),
+    ] {
+        let json = |args: &[&str]| {
+            let o = Command::new(bin)
+                .args(["check", "--format", "json", "--profile", profile])
+                .args(args)
+                .current_dir(workspace())
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            (o.status.code(), v["ruleset"]["sha256"].clone())
+        };
+        let (c_default, sha_default) = json(&[]);
+        let (c_file, sha_file) = json(&[file]);
+        assert_eq!(
+            (c_default, &sha_default),
+            (Some(code), &sha_file),
+            "{profile}"
+        );
+        assert_eq!(c_file, Some(code), "{profile}");
+    }
+}

@@ -88,6 +88,7 @@ pub fn run(
     let original = prove::invariants(rs, pod, profile, &popts)?;
     let total = all.len();
     let mut results = Vec::with_capacity(total);
+    crate::progress::phase("checking the mutants", total);
     for (n, (mutation, mutant)) in all.into_iter().enumerate() {
         let mut r = MutantResult {
             mutation,
@@ -97,7 +98,10 @@ pub fn run(
             masked_by: Vec::new(),
             reason: None,
         };
-        classify(rs, &mutant, pod, profile, &original, &popts, &dopts, &mut r);
+        crate::progress::within(|| {
+            classify(rs, &mutant, pod, profile, &original, &popts, &dopts, &mut r);
+        });
+        crate::progress::step();
         if r.class == Class::Survivor {
             if let Some(a) = accepts.iter().find(|a| a.matches(&r.mutation)) {
                 r.class = Class::Accepted;
