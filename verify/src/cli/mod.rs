@@ -416,7 +416,8 @@ fn mutate(a: &MutateArgs) -> u8 {
                 return 2;
             }
         },
-        None if a.rules.is_none() => Some((
+        // (Only for the classic ruleset: a mesh profile's own default ruleset has none.)
+        None if a.rules.is_none() && loaded.name == input::DEFAULT_NAME => Some((
             std::path::PathBuf::from("<default: istio-classic.rules.mutate.toml>"),
             DEFAULT_ACCEPT.to_string(),
         )),
