@@ -123,10 +123,12 @@ pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
     finish(name, bytes, None)
 }
 
-/// Loads the ruleset a command checks when no RULES are given under `profile` (`--profile`'s
-/// value): a built-in profile's own ruleset of its generator's defaults
-/// ([`sidecar_model::profile::Builtin::rules`]), the classic Istio ruleset for a file.
-pub fn load_default(profile: &str) -> Result<Loaded, LoadError> {
+/// Loads the ruleset a command checks when no RULES are given, for a profile built on the
+/// built-in profile `base` ([`sidecar_model::pod::Profile::base`]): that mesh's own ruleset of
+/// its generator's defaults ([`sidecar_model::profile::Builtin::rules`]), the classic Istio
+/// ruleset for istio and ambient.
+pub fn load_default(base: &str) -> Result<Loaded, LoadError> {
+    let profile = base;
     let builtin = sidecar_model::profile::BUILTIN
         .iter()
         .find(|b| b.name == profile && b.name != "istio");

@@ -163,15 +163,19 @@ fn to_json(value: &impl serde::Serialize, what: &str) -> Result<String, u8> {
 }
 
 fn simulator(rules: Option<&str>, pod: &PodArgs) -> Result<(input::Loaded, Simulator), u8> {
-    // Without RULES, the profile's own default ruleset (the classic one for istio).
-    let loaded = match rules {
-        Some(_) => load(rules)?,
-        None => input::load_default(&pod.profile).map_err(|e| {
-            report(&e);
-            2u8
-        })?,
+    // Without RULES, the default ruleset of the mesh the profile is built on (`--profile kuma`,
+    // `--kuma-args`, a file whose `base` is `linkerd`): the classic one for istio.
+    let (loaded, profile) = match rules {
+        Some(_) => (load(rules)?, load_profile(pod)?),
+        None => {
+            let profile = load_profile(pod)?;
+            let loaded = input::load_default(&profile.base).map_err(|e| {
+                report(&e);
+                2u8
+            })?;
+            (loaded, profile)
+        }
     };
-    let profile = load_profile(pod)?;
     let rs = &loaded.parsed.ruleset;
     let sim = Simulator::new(rs, Pod::for_rulesets(&pod.pod_ip, &[rs]), profile);
     Ok((loaded, sim))
