@@ -727,4 +727,18 @@ fn without_rules_each_mesh_profile_checks_its_own_ruleset() {
         );
         assert_eq!(c_file, Some(code), "{profile}");
     }
+    // The mesh a generator's flags describe decides it too (`--profile` left at its default).
+    let sha = |args: &[&str]| {
+        let o = Command::new(bin)
+            .args(["check", "--format", "json"])
+            .args(args)
+            .current_dir(workspace())
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["ruleset"]["sha256"].clone()
+    };
+    assert_eq!(
+        sha(&["--kuma-args", "--redirect-outbound-port 15001"]),
+        sha(&["--profile", "kuma", "corpus/rulesets/kuma.rules"])
+    );
 }
