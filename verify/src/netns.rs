@@ -9,6 +9,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Whether an executable file named `tool` is in a directory of `PATH` (what a shell's
+/// `command -v` finds, without a shell).
+pub fn on_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
 /// Why the kernel cannot be asked on this machine.
 pub fn unavailable() -> Option<String> {
     let uid = Command::new("id").arg("-u").output().ok();
@@ -23,12 +35,7 @@ pub fn unavailable() -> Option<String> {
         "ip6tables-restore",
         "ip6tables-save",
     ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
+        if !on_path(tool) {
             return Some(format!(
                 "`{tool}` not found (install iproute2 and iptables)"
             ));

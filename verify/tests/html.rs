@@ -15,12 +15,7 @@ use sidecar_verify::report::html::html;
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|c| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {c}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
+        .find(|c| sidecar_verify::netns::on_path(c))
 }
 
 fn run_chromium(bin: &str, args: &[&str], page: &Path) -> std::process::Output {

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 
 use sidecar_model::{parse, print::print_family, Family};
 use sidecar_verify::corpus::workspace;
-use sidecar_verify::netns::{unavailable, Netns};
+use sidecar_verify::netns::{on_path, unavailable, Netns};
 
 /// Why these tests cannot run here: the scratch namespaces' reasons, or a missing tool.
 fn skip() -> Option<String> {
@@ -33,12 +33,7 @@ fn skip() -> Option<String> {
         "nft",
         "nsenter",
     ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
+        if !on_path(tool) {
             return Some(format!("`{tool}` not found"));
         }
     }

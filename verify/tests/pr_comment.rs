@@ -14,12 +14,7 @@ use sidecar_verify::corpus::workspace;
 const BIN: &str = env!("CARGO_BIN_EXE_sidecar-verify");
 const MARKER: &str = "<!-- sidecar-verify -->";
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use sidecar_verify::netns::on_path as have;
 
 fn tools() -> bool {
     let missing: Vec<&str> = ["bash", "git", "jq"]

@@ -71,12 +71,7 @@ pub fn unavailable() -> Option<String> {
 }
 
 fn tracing_unavailable() -> Option<String> {
-    let found = Command::new("sh")
-        .args(["-c", "command -v nft"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
+    if !crate::netns::on_path("nft") {
         return Some("`nft` not found (install nftables)".into());
     }
     let version = Command::new("iptables")

@@ -367,7 +367,7 @@ pub fn read(target: &Target) -> Result<Reading, LiveError> {
         return Err(LiveError::NotRoot { label });
     }
     for tool in std::iter::once(target.enter_tool()).chain(LIST_TOOLS) {
-        if !on_path(tool) {
+        if !crate::netns::on_path(tool) {
             return Err(LiveError::ToolMissing {
                 label,
                 tool: tool.to_string(),
@@ -425,17 +425,6 @@ pub fn read(target: &Target) -> Result<Reading, LiveError> {
             source,
             inventory: before.inventory,
         },
-    })
-}
-
-/// Whether `tool` is an executable file on `PATH`.
-fn on_path(tool: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(tool))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
     })
 }
 
