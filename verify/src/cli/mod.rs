@@ -188,6 +188,18 @@ fn load_profile(pod: &PodArgs) -> Result<Profile, u8> {
     })
 }
 
+/// Says why the proofs could not be made and gives the exit code: 1 when the SMT encoding and
+/// the evaluator disagree (an internal error, not bad input), 2 when the ruleset cannot be
+/// encoded.
+fn prove_failed(name: &str, e: &crate::check::ProveError) -> u8 {
+    if let crate::check::ProveError::Disagreement { .. } = e {
+        eprintln!("error: {e}");
+        return 1;
+    }
+    eprintln!("error: {name}: {e}");
+    2
+}
+
 fn emit(text: &str) -> u8 {
     let mut stdout = std::io::stdout().lock();
     if stdout
@@ -220,14 +232,7 @@ fn check(a: &CheckArgs) -> u8 {
         },
     ) {
         Ok(r) => r,
-        Err(e @ crate::check::ProveError::Disagreement { .. }) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("error: {}: {e}", loaded.name);
-            return 2;
-        }
+        Err(e) => return prove_failed(&loaded.name, &e),
     };
     let rules_arg = a.rules.clone().unwrap_or_default();
     let name = loaded.shown_name();
@@ -452,14 +457,7 @@ fn mutate(a: &MutateArgs) -> u8 {
     let report =
         match crate::mutate::mutate(rs, &sim.pod, &sim.profile, &accepts, &opts, &mut progress) {
             Ok(r) => r,
-            Err(e @ crate::check::ProveError::Disagreement { .. }) => {
-                eprintln!("error: {e}");
-                return 1;
-            }
-            Err(e) => {
-                eprintln!("error: {}: {e}", loaded.name);
-                return 2;
-            }
+            Err(e) => return prove_failed(&loaded.name, &e),
         };
     let rules_arg = a.rules.clone().unwrap_or_default();
     let out = match a.format.as_str() {
