@@ -145,3 +145,94 @@ pub fn istio_pod_ips(profiles: &toml::Table, key: &str) -> Vec<std::net::IpAddr>
         .map(|a| a.iter().filter_map(|s| s.as_str()?.parse().ok()).collect())
         .unwrap_or_default()
 }
+
+/// One file of Istio's corpus to `check`: the profile and pod it is checked with, and the
+/// invariants it must fail (`istio_corpus_check`, `profiles_from_flags`).
+#[derive(Debug)]
+pub struct Job {
+    /// The file, relative to the corpus folder.
+    pub file: String,
+    /// The profile it is checked with.
+    pub profile: sidecar_model::pod::Profile,
+    /// The entry's `pod_ips`; the pod is built as `check` builds it (`Pod::for_rulesets`).
+    pub pod_ips: Vec<std::net::IpAddr>,
+    /// The invariants that must not pass (an unknown one written `ID (unknown)`).
+    pub violated: std::collections::BTreeSet<String>,
+}
+
+/// A job's file checked: its ruleset, the pod, the report, and the invariants that did not
+/// pass (an unknown one written `ID (unknown)`).
+#[derive(Debug)]
+pub struct JobRun {
+    /// The file's ruleset.
+    pub ruleset: sidecar_model::Ruleset,
+    /// The pod it was checked in.
+    pub pod: sidecar_model::pod::Pod,
+    /// What `check` found.
+    pub report: crate::check::Report,
+    /// The invariants that did not pass.
+    pub failing: std::collections::BTreeSet<String>,
+}
+
+impl Job {
+    /// `check` on the file under `dir` with the job's profile and pod, or why it could not be
+    /// run (the file does not parse, the proofs failed).
+    pub fn run(&self, dir: &Path) -> Result<JobRun, String> {
+        use crate::check::{check, Options, Status};
+        let bytes = std::fs::read(dir.join(&self.file))
+            .map_err(|e| format!("{}: cannot read: {e}", self.file))?;
+        let ruleset = sidecar_model::parse(&self.file, &bytes)
+            .map_err(|e| format!("{}: does not parse: {e}", self.file))?
+            .ruleset;
+        let pod = sidecar_model::pod::Pod::for_rulesets(&self.pod_ips, &[&ruleset]);
+        let canonical = sidecar_model::print_ruleset(&ruleset);
+        let report = check(
+            &ruleset,
+            &canonical,
+            &pod,
+            &self.profile,
+            &Options::default(),
+        )
+        .map_err(|e| format!("{}: check failed: {e}", self.file))?;
+        let failing = report
+            .invariants
+            .iter()
+            .filter(|i| !i.status.passes())
+            .map(|i| {
+                if i.status == Status::Unknown {
+                    format!("{} (unknown)", i.id)
+                } else {
+                    i.id.to_string()
+                }
+            })
+            .collect();
+        Ok(JobRun {
+            ruleset,
+            pod,
+            report,
+            failing,
+        })
+    }
+}
+
+/// `each` on every job, on two threads (the machines CI runs on have two cores), the problems
+/// it reports gathered in no particular order.
+pub fn run_jobs(jobs: &[Job], each: impl Fn(&Job) -> Vec<String> + Sync) -> Vec<String> {
+    let queue = std::sync::Mutex::new(jobs.iter());
+    let found = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let next = queue.lock().ok().and_then(|mut q| q.next());
+                let Some(job) = next else {
+                    return;
+                };
+                let problems = each(job);
+                if let Ok(mut f) = found.lock() {
+                    f.extend(problems);
+                }
+            });
+        }
+    });
+    found.into_inner().unwrap_or_default()
+}

@@ -12,14 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Mutex;
 
-use sidecar_model::pod::{Pod, Profile};
-use sidecar_model::{parse, print_ruleset};
-use sidecar_verify::check::{check, Options, Status};
+use sidecar_model::pod::Profile;
+use sidecar_verify::check::Status;
 use sidecar_verify::corpus::{
     istio_dir, istio_entry, istio_iptables_files, istio_nft_files, istio_profile_table,
-    istio_profiles, workspace,
+    istio_profiles, run_jobs, workspace, Job, JobRun,
 };
 use sidecar_verify::report::text::check as text;
 
@@ -99,14 +97,6 @@ fn profiles() -> BTreeMap<String, Entry> {
     let path = workspace().join("corpus/istio-profiles.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-struct Job {
-    file: String,
-    profile: Profile,
-    /// The entry's `pod_ips`; the pod is built as `check` builds it ([`Pod::for_rulesets`]).
-    pod_ips: Vec<IpAddr>,
-    violated: BTreeSet<String>,
 }
 
 #[test]
@@ -194,21 +184,9 @@ fn every_istio_configuration_meets_its_expected_invariants() {
     }
 
     let started = std::time::Instant::now();
-    let queue = Mutex::new(jobs.iter());
-    let results = Mutex::new(Vec::new());
     let verbose = std::env::var_os("ISTIO_CORPUS_REPORT").is_some();
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let Some(job) = queue.lock().unwrap().next() else {
-                    return;
-                };
-                let found = check_one(&dir, job, verbose);
-                results.lock().unwrap().extend(found);
-            });
-        }
-    });
-    problems.extend(results.into_inner().unwrap());
+    let found = run_jobs(&jobs, |job| check_one(&dir, job, verbose));
+    problems.extend(found);
     println!(
         "istio corpus: {} files checked with their profiles, {skipped} skipped, in {:.1} s",
         jobs.len(),
@@ -219,31 +197,16 @@ fn every_istio_configuration_meets_its_expected_invariants() {
 
 /// `check` on one file with its profile; what differs from its expectation.
 fn check_one(dir: &Path, job: &Job, verbose: bool) -> Vec<String> {
-    let bytes = std::fs::read(dir.join(&job.file)).unwrap();
-    let rs = match parse(&job.file, &bytes) {
-        Ok(p) => p.ruleset,
-        Err(e) => return vec![format!("{}: does not parse: {e}", job.file)],
-    };
-    let canonical = print_ruleset(&rs);
-    // Every family the file holds tables for, as `check` without --pod-ip does.
-    let pod = Pod::for_rulesets(&job.pod_ips, &[&rs]);
-    let report = match check(&rs, &canonical, &pod, &job.profile, &Options::default()) {
+    let JobRun {
+        ruleset: rs,
+        pod,
+        report,
+        failing: got,
+    } = match job.run(dir) {
         Ok(r) => r,
-        Err(e) => return vec![format!("{}: check failed: {e}", job.file)],
+        Err(e) => return vec![e],
     };
     let mut problems = Vec::new();
-    let got: BTreeSet<String> = report
-        .invariants
-        .iter()
-        .filter(|i| !i.status.passes())
-        .map(|i| {
-            if i.status == Status::Unknown {
-                format!("{} (unknown)", i.id)
-            } else {
-                i.id.to_string()
-            }
-        })
-        .collect();
     let path = Path::new("../shared/corpus/istio").join(&job.file);
     let report_text = text(&report, &rs, &path.display().to_string(), &pod);
     let unwitnessed: Vec<&str> = report

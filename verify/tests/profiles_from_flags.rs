@@ -16,16 +16,13 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Mutex;
 
 use sidecar_model::flags::annotation;
 use sidecar_model::flags::istio::{Installer, IstioFlags, DETERMINES};
-use sidecar_model::pod::{Pod, Profile};
-use sidecar_model::{parse, print_ruleset};
-use sidecar_verify::check::{check, Options, Status};
+use sidecar_model::pod::Profile;
 use sidecar_verify::corpus::{
     istio_dir, istio_entry, istio_iptables_files, istio_nft_files, istio_pod_ips,
-    istio_profile_table, istio_profiles,
+    istio_profile_table, istio_profiles, run_jobs, Job,
 };
 
 /// Entries with no generator flags, by key or key prefix, and why.
@@ -211,14 +208,6 @@ fn profiles_from_flags_equal_the_hand_written_ones() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// One file to check: its profile from flags, its pod and its expected violations.
-struct Job {
-    file: String,
-    profile: Profile,
-    pod_ips: Vec<std::net::IpAddr>,
-    violated: BTreeSet<String>,
-}
-
 /// What `istio_corpus_check` expects of `file` (entry `key`, version `tag`, or the nft
 /// counterpart of the entry's iptables file): none when it is skipped.
 fn expected(
@@ -302,21 +291,8 @@ fn check_with_the_profile_from_flags_finds_the_expected_violations() {
     }
     assert!(jobs.len() >= 100, "only {} files have flags", jobs.len());
     let started = std::time::Instant::now();
-    let queue = Mutex::new(jobs.iter());
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let Some(job) = queue.lock().unwrap().next() else {
-                    return;
-                };
-                if let Some(p) = check_one(&dir, job) {
-                    results.lock().unwrap().push(p);
-                }
-            });
-        }
-    });
-    problems.extend(results.into_inner().unwrap());
+    let found = run_jobs(&jobs, |job| check_one(&dir, job).into_iter().collect());
+    problems.extend(found);
     println!(
         "istio corpus from flags: {} files checked with the profile of their flags, {no_flags_files} without flags, {skipped} skipped, in {:.1} s",
         jobs.len(),
@@ -327,34 +303,10 @@ fn check_with_the_profile_from_flags_finds_the_expected_violations() {
 
 /// `check` on one file with its profile from flags; what differs from the expectation.
 fn check_one(dir: &Path, job: &Job) -> Option<String> {
-    let bytes = std::fs::read(dir.join(&job.file)).unwrap();
-    let rs = match parse(&job.file, &bytes) {
-        Ok(p) => p.ruleset,
-        Err(e) => return Some(format!("{}: does not parse: {e}", job.file)),
+    let got = match job.run(dir) {
+        Ok(r) => r.failing,
+        Err(e) => return Some(e),
     };
-    let pod = Pod::for_rulesets(&job.pod_ips, &[&rs]);
-    let report = match check(
-        &rs,
-        &print_ruleset(&rs),
-        &pod,
-        &job.profile,
-        &Options::default(),
-    ) {
-        Ok(r) => r,
-        Err(e) => return Some(format!("{}: check failed: {e}", job.file)),
-    };
-    let got: BTreeSet<String> = report
-        .invariants
-        .iter()
-        .filter(|i| !i.status.passes())
-        .map(|i| {
-            if i.status == Status::Unknown {
-                format!("{} (unknown)", i.id)
-            } else {
-                i.id.to_string()
-            }
-        })
-        .collect();
     (got != job.violated).then(|| {
         format!(
             "{}: with the profile from flags, expected violated {:?}, got {got:?}",
