@@ -32,9 +32,9 @@ pub struct Builtin {
     /// Makes it.
     pub make: fn() -> Profile,
     /// Our ruleset of its generator's defaults (file name under corpus/, text): what a
-    /// command checks under this profile when no RULES are given. None (ambient, whose rules
-    /// vary with DNS and virtual interfaces more than one default can say): the classic
-    /// ruleset, as for a profile file.
+    /// command checks under this profile when no RULES are given. None: the classic ruleset
+    /// ([`crate::DEFAULT_RULESET`]), istio's own, and ambient's (whose rules vary with DNS and
+    /// virtual interfaces more than one default can say), as for a profile file.
     pub rules: Option<(&'static str, &'static str)>,
     /// What it is, in one line.
     pub about: &'static str,
@@ -45,7 +45,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "istio",
         make: Profile::istio,
-        rules: Some(("istio-classic.rules", crate::DEFAULT_RULESET)),
+        rules: None,
         about: "Istio's sidecar: Envoy as uid and gid 1337",
     },
     Builtin {

@@ -234,23 +234,3 @@ fn a_contradictory_proxy_identity_is_refused_with_its_position() {
         Profile::from_toml("base = \"ambient\"\nproxy_identity = [\"uid\", \"mark\"]\n").is_ok()
     );
 }
-
-/// A built-in profile's own ruleset (what a command checks under it without RULES) is the
-/// corpus file it names, byte for byte.
-#[test]
-fn builtin_default_rulesets_are_their_corpus_files() {
-    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
-    let mut with = 0;
-    for b in BUILTIN {
-        if let Some((file, text)) = b.rules {
-            assert_eq!(
-                std::fs::read_to_string(corpus.join(file)).unwrap(),
-                text,
-                "{}",
-                b.name
-            );
-            with += 1;
-        }
-    }
-    assert_eq!(with, 4, "istio, kuma, linkerd, consul");
-}

@@ -125,13 +125,12 @@ pub fn load(path: Option<&str>) -> Result<Loaded, LoadError> {
 
 /// Loads the ruleset a command checks when no RULES are given, for a profile built on the
 /// built-in profile `base` ([`sidecar_model::pod::Profile::base`]): that mesh's own ruleset of
-/// its generator's defaults ([`sidecar_model::profile::Builtin::rules`]), the classic Istio
-/// ruleset for istio and ambient.
+/// its generator's defaults ([`sidecar_model::profile::Builtin::rules`]); the classic Istio
+/// ruleset, under its own name ([`DEFAULT_NAME`]), for istio, ambient and anything else.
 pub fn load_default(base: &str) -> Result<Loaded, LoadError> {
-    let profile = base;
     let builtin = sidecar_model::profile::BUILTIN
         .iter()
-        .find(|b| b.name == profile && b.name != "istio");
+        .find(|b| b.name == base);
     match builtin.and_then(|b| b.rules) {
         Some((file, text)) => finish(format!("<default: {file}>"), text.as_bytes().to_vec(), None),
         None => load(None),
