@@ -21,7 +21,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("mutate");
     g.sample_size(10);
     g.bench_function("classic", |b| {
-        b.iter(|| mutate(&rs, &pod, &profile, &[], &opts, &mut |_, _| {}).expect("mutate runs"));
+        b.iter(|| mutate(&rs, &pod, &profile, &[], &opts).expect("mutate runs"));
     });
     g.finish();
 }

@@ -76,7 +76,6 @@ fn a_planted_weakness_is_found() {
         &Profile::istio(),
         &[],
         &Options::default(),
-        &mut |_, _| {},
     )
     .unwrap();
     // Every invariant passes on the original but identity-symmetry (the classic gid rules after
@@ -281,7 +280,6 @@ fn a_family_without_a_pod_address_is_not_a_pass() {
         &Profile::istio(),
         &[],
         &Options::default(),
-        &mut |_, _| {},
     )
     .unwrap();
     for m in &r.mutants {
@@ -401,7 +399,6 @@ fn an_acceptance_that_accepts_nothing_fails_the_run() {
         &Profile::istio(),
         &accepts,
         &Options::default(),
-        &mut |_, _| {},
     )
     .unwrap();
     // Deleting the jump to ISTIO_OUTPUT leaves outbound traffic uncaptured: killed.
@@ -429,7 +426,6 @@ fn the_markdown_report_fits_its_budget() {
         &Profile::istio(),
         &[],
         &Options::default(),
-        &mut |_, _| {},
     )
     .unwrap();
     let survivors: Vec<_> = r.of(Class::Survivor).cloned().collect();

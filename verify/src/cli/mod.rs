@@ -452,13 +452,10 @@ fn mutate(a: &MutateArgs) -> u8 {
     let opts = crate::mutate::Options {
         timeout_ms: a.timeout_ms,
     };
-    // Progress is drawn by the terminal's listener (crate::term), not here.
-    let mut progress = |_: usize, _: usize| {};
-    let report =
-        match crate::mutate::mutate(rs, &sim.pod, &sim.profile, &accepts, &opts, &mut progress) {
-            Ok(r) => r,
-            Err(e) => return prove_failed(&loaded.name, &e),
-        };
+    let report = match crate::mutate::mutate(rs, &sim.pod, &sim.profile, &accepts, &opts) {
+        Ok(r) => r,
+        Err(e) => return prove_failed(&loaded.name, &e),
+    };
     let rules_arg = a.rules.clone().unwrap_or_default();
     let out = match a.format.as_str() {
         "json" => match to_json(&report, "the report") {

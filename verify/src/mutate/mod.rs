@@ -41,8 +41,8 @@ impl Default for Options {
     }
 }
 
-/// Runs every mutant of `rs` in `pod` with `profile`; `accepts` are the accepted survivors;
-/// `progress` is told (done, total) after each mutant.
+/// Runs every mutant of `rs` in `pod` with `profile`; `accepts` are the accepted survivors.
+/// Each mutant done is a step of the phase "checking the mutants" ([`crate::progress`]).
 ///
 /// # Example
 /// ```
@@ -52,7 +52,7 @@ impl Default for Options {
 ///
 /// let text = "*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p tcp -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001\nCOMMIT\n";
 /// let rs = parse("r", text.as_bytes()).unwrap().ruleset;
-/// let report = mutate(&rs, &Pod::default(), &Profile::istio(), &[], &Options::default(), &mut |_, _| {}).unwrap();
+/// let report = mutate(&rs, &Pod::default(), &Profile::istio(), &[], &Options::default()).unwrap();
 /// assert_eq!(report.counts.mutants, report.mutants.len());
 /// ```
 pub fn mutate(
@@ -61,9 +61,8 @@ pub fn mutate(
     profile: &Profile,
     accepts: &[Acceptance],
     opts: &Options,
-    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report, ProveError> {
-    run(rs, mutants(rs), pod, profile, accepts, opts, progress)
+    run(rs, mutants(rs), pod, profile, accepts, opts)
 }
 
 /// [`mutate`] on the mutants given (a part of [`mutants`]`(rs)`, say those of one rule).
@@ -74,7 +73,6 @@ pub fn run(
     profile: &Profile,
     accepts: &[Acceptance],
     opts: &Options,
-    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report, ProveError> {
     let start = Instant::now();
     let popts = prove::Options {
@@ -89,7 +87,7 @@ pub fn run(
     let total = all.len();
     let mut results = Vec::with_capacity(total);
     crate::progress::phase("checking the mutants", total);
-    for (n, (mutation, mutant)) in all.into_iter().enumerate() {
+    for (mutation, mutant) in all {
         let mut r = MutantResult {
             mutation,
             class: Class::Unknown,
@@ -109,7 +107,6 @@ pub fn run(
             }
         }
         results.push(r);
-        progress(n + 1, total);
     }
     let count = |c: Class| results.iter().filter(|m| m.class == c).count();
     let counts = Counts {
