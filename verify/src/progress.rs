@@ -3,8 +3,9 @@
 //! shows it. Without a listener (tests, library use) a call costs one atomic load.
 //!
 //! Phases today: proving the invariants (one step per invariant and family) and the rules'
-//! reachability (one step per rule and family), in `prove`; the classes of `diff` and the
-//! mutants of `mutate`.
+//! reachability (one step per rule and family), in `prove` (so `check`, and `diff`'s two
+//! proofs), and the mutants of `mutate` (one step each, the proofs inside not shown). `diff`'s
+//! enumeration of classes says nothing yet.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
