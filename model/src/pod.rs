@@ -19,7 +19,7 @@ use crate::eval::{Engine, Hit, HookVerdict, IfName, Packet, Scratch, Trace};
 
 // The mesh profile is the pod's too: `pod::Profile` is where most callers look for it.
 pub use crate::profile::{
-    Credential, Identity, InboundSource, PodLocalApp, PodLocalProxy, Profile,
+    Credential, DnsUpstream, Identity, InboundSource, PodLocalApp, PodLocalProxy, Profile,
 };
 
 /// The pod: its addresses (besides the loopback ranges).

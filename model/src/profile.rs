@@ -296,6 +296,25 @@ pub struct Profile {
     /// upstream queries, to addresses that are not among `dns_servers`, must not be captured
     /// back into the DNS listener (istio/istio #30309). None: the pod runs no local resolver.
     pub dns_resolver_uid: Option<u32>,
+    /// How the DNS listener forwards a query it cannot answer (invariants `dns` and
+    /// `proxy-not-recaptured`): `dns` (default: as a DNS query the proxy opens to port 53, as
+    /// Istio's agent and Kuma's embedded DNS do, so the proxy's own queries captured back into
+    /// the listener come round again and must never be) or `other` (by another protocol:
+    /// consul-dataplane's DNS proxy asks the Consul servers over gRPC, so a query of the proxy
+    /// answered by the listener cannot loop, and Consul's rules send the whole pod's queries
+    /// there, the proxy's included; the invariants make no claim about the proxy's queries).
+    pub dns_upstream: DnsUpstream,
+}
+
+/// How the DNS listener forwards what it cannot answer ([`Profile::dns_upstream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsUpstream {
+    /// A DNS query (port 53) opened by the proxy: its own queries must not be captured.
+    Dns,
+    /// Another protocol (consul-dataplane: gRPC to the Consul servers): no DNS query of the
+    /// proxy's can come round again.
+    Other,
 }
 
 /// What the proxy's own connections to its pod address do ([`Profile::pod_local_proxy`]).
@@ -457,6 +476,7 @@ impl Profile {
             dns_uncaptured_cidrs: Vec::new(),
             dns_capture_local: false,
             dns_resolver_uid: None,
+            dns_upstream: DnsUpstream::Dns,
         }
     }
 
@@ -558,7 +578,9 @@ impl Profile {
     /// sets it up with consul-k8s' values: Envoy runs as uid 5995 and the rules know it by that
     /// uid alone; outbound listener 15001 (the sdk's default), inbound 20000 (consul-k8s'
     /// public listener; the sdk requires it to be given); DNS queries to 127.0.0.1:53 are
-    /// DNATed to Consul's DNS at 127.0.0.1:8600 (`dns_servers = ["127.0.0.1"]`). There is no
+    /// DNATed to Consul's DNS at 127.0.0.1:8600 (`dns_servers = ["127.0.0.1"]`), the proxy's
+    /// own queries too: consul-dataplane's DNS proxy answers them over gRPC to the Consul
+    /// servers, never through port 53 (`dns_upstream = "other"`). There is no
     /// `-o lo` exception: an application's connection to its own pod IP passes the outbound
     /// listener once (`pod_local_app = "outbound"`), and the proxy's are returned by its uid.
     /// The proxy binds no source for its inbound re-connection (`inbound_source = "route"`);
@@ -578,6 +600,7 @@ impl Profile {
             exclude_inbound_ports: Vec::new(),
             dns_capture_port: Some(8600),
             dns_servers: Some(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]),
+            dns_upstream: DnsUpstream::Other,
             inbound_source: InboundSource::Route,
             pod_local_proxy: PodLocalProxy::Direct,
             pod_local_app: PodLocalApp::Outbound,

@@ -696,9 +696,47 @@ fn two_backends_capturing_at_one_place_are_named_in_a_warning() {
     assert_eq!(json["warnings"], serde_json::json!([]));
 }
 
+/// `dns_upstream` decides whether the proxy's own DNS queries may reach the DNS listener.
+/// Consul's rules send every query to 127.0.0.1:53, the proxy's too, to 127.0.0.1:8600: under
+/// the built-in `consul` profile (consul-dataplane forwards over gRPC, `dns_upstream =
+/// "other"`) that is no recapture, while for a listener that forwards as DNS the same rules
+/// are a loop, and both invariants show the proxy's query to port 53 as the witness.
+#[test]
+fn dns_upstream_decides_whether_the_proxys_queries_may_reach_the_dns_listener() {
+    let c = load(&workspace().join("corpus/rulesets/consul.rules"));
+    let status = |r: &Report, id: &str| {
+        let i = r.invariants.iter().find(|i| i.id == id).unwrap();
+        (i.status, i.witness.clone())
+    };
+    let builtin = run(&c);
+    for id in ["proxy-not-recaptured", "dns"] {
+        assert_eq!(status(&builtin, id).0, Status::Holds, "{id} under consul");
+    }
+    let forwards_as_dns = Case {
+        profile: Profile::from_toml("base = \"consul\"\ndns_upstream = \"dns\"\n").unwrap(),
+        ..load(&workspace().join("corpus/rulesets/consul.rules"))
+    };
+    let r = run(&forwards_as_dns);
+    for id in ["proxy-not-recaptured", "dns"] {
+        let (st, w) = status(&r, id);
+        assert_eq!(st, Status::Violated, "{id} with dns_upstream = dns");
+        let w = w.unwrap();
+        assert_eq!((w.uid, w.dport), (5995, 53), "{id}: {w:?}");
+    }
+    // Nothing else changes.
+    let others = |r: &Report| -> Vec<(&str, Status)> {
+        r.invariants
+            .iter()
+            .filter(|i| i.id != "proxy-not-recaptured" && i.id != "dns")
+            .map(|i| (i.id, i.status))
+            .collect()
+    };
+    assert_eq!(others(&builtin), others(&r));
+}
+
 /// Without RULES a command checks the profile's own ruleset: under `kuma` and `linkerd` every
-/// invariant passes (our rulesets of their generators' defaults), under `consul` its three
-/// findings are reported; the classic ruleset stays istio's (and a profile file's) default.
+/// invariant passes (our rulesets of their generators' defaults), under `consul` its finding
+/// (`localhost-untouched`) is reported; the classic ruleset stays istio's (and a profile file's) default.
 #[test]
 fn without_rules_each_mesh_profile_checks_its_own_ruleset() {
     let bin = env!("CARGO_BIN_EXE_sidecar-verify");

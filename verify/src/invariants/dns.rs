@@ -8,7 +8,8 @@
 //!   redirected to the DNS listener.
 //! - The proxy's own queries (any of its identities) are never redirected to the DNS listener:
 //!   the listener forwards what it cannot answer as the proxy, and a forward captured back
-//!   comes round again.
+//!   comes round again. A listener that forwards by another protocol (`dns_upstream =
+//!   "other"`: consul-dataplane asks the Consul servers over gRPC) may answer them: no claim.
 //! - A local resolver's (`dns_resolver_uid`: systemd-resolved, dnsmasq) queries to addresses
 //!   that are not the pod's nameservers, its upstream, are never redirected to the DNS
 //!   listener: the application asks the resolver through the proxy, the resolver asks upstream,
@@ -26,7 +27,7 @@
 //! listener (it does not follow the forward), so the loop is stated on the first hops that
 //! would close it. Without DNS capture the invariant speaks about no connection.
 
-use sidecar_model::pod::{InboundSource, Profile};
+use sidecar_model::pod::{DnsUpstream, InboundSource, Profile};
 
 use super::shared::list;
 use super::{Conditions, Dom, Invariant, Part, Words};
@@ -104,8 +105,14 @@ impl Dns {
             || d.lit(false),
             |v| d.not(d.or(v.iter().map(|a| d.dst_in(&(*a).into())).collect())),
         );
+        // A listener that forwards over another protocol answers the proxy's own queries too:
+        // nothing of theirs can come round again, so the invariant makes no claim about them.
+        let proxy = match p.dns_upstream {
+            DnsUpstream::Dns => c.proxy.clone(),
+            DnsUpstream::Other => d.lit(false),
+        };
         d.or(vec![
-            c.proxy.clone(),
+            proxy,
             d.and(vec![c.non_proxy.clone(), Self::resolver(d, p)]),
             d.dst_in_any(&p.dns_uncaptured_cidrs),
             not_named,
@@ -165,6 +172,19 @@ impl Invariant for Dns {
         } else {
             ("neither ", "ever")
         };
+        let back = match (p.dns_upstream, p.dns_resolver_uid) {
+            (DnsUpstream::Dns, _) => format!(
+                "{either}the proxy's own queries ({}){resolver} are {never} redirected there (no DNS query comes back round)",
+                w.who
+            ),
+            // The listener forwards by another protocol: only the resolver's upstream can loop.
+            (DnsUpstream::Other, None) => {
+                "the proxy's own queries may reach it too (it forwards by another protocol)".into()
+            }
+            (DnsUpstream::Other, Some(u)) => format!(
+                "the proxy's own queries may reach it too (it forwards by another protocol); the local resolver's (uid {u}) queries to other addresses never do"
+            ),
+        };
         let untouched = if p.dns_uncaptured_cidrs.is_empty() {
             String::new()
         } else {
@@ -173,14 +193,13 @@ impl Invariant for Dns {
                 list(&p.dns_uncaptured_cidrs)
             )
         };
-        let others = if p.dns_servers.is_some() {
-            ", nor a query to any other address"
-        } else {
-            ""
+        let others = match (p.dns_servers.is_some(), p.dns_upstream) {
+            (false, _) => "",
+            (true, DnsUpstream::Dns) => ", nor a query to any other address",
+            (true, DnsUpstream::Other) => "; no query to any other address is",
         };
         format!(
-            "applications' DNS queries (UDP and TCP port 53, not from the inbound re-connection's source) to {servers} are redirected to the DNS listener {port}; {either}the proxy's own queries ({}){resolver} are {never} redirected there (no DNS query comes back round){untouched}{others}; nothing but port 53 is",
-            w.who
+            "applications' DNS queries (UDP and TCP port 53, not from the inbound re-connection's source) to {servers} are redirected to the DNS listener {port}; {back}{untouched}{others}; nothing but port 53 is"
         )
     }
 
@@ -203,6 +222,9 @@ impl Invariant for Dns {
         }
         if p.dns_capture_local {
             v.push("dns_capture_local = true".into());
+        }
+        if p.dns_upstream == DnsUpstream::Other {
+            v.push("dns_upstream = other".into());
         }
         if !p.dns_uncaptured_cidrs.is_empty() {
             v.push(format!(

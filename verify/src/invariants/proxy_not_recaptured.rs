@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
-use sidecar_model::pod::Profile;
+use sidecar_model::pod::{DnsUpstream, Profile};
 use sidecar_model::Family;
 
 use super::shared::proxy_uses;
@@ -36,7 +36,8 @@ fn listeners(p: &Profile) -> Vec<u16> {
 /// outbound listener, or, while its destination is non-local or the loopback address 127.0.0.1
 /// (::1), redirected and delivered to one of the proxy's listeners (capture ports,
 /// `proxy_ports`, the DNS listener). A translation elsewhere (a DNAT to another remote address)
-/// is not a capture.
+/// is not a capture, nor is a query to port 53 delivered to a DNS listener that forwards by
+/// another protocol (`dns_upstream = "other"`).
 pub struct ProxyNotRecaptured;
 
 impl Invariant for ProxyNotRecaptured {
@@ -45,8 +46,14 @@ impl Invariant for ProxyNotRecaptured {
     const ALSO_USES: &'static [Part] = &[];
 
     fn statement(p: &Profile, w: &Words) -> String {
+        let dns = match (p.dns_upstream, p.dns_capture_port) {
+            (DnsUpstream::Other, Some(l)) => format!(
+                " (but its DNS queries, which the DNS listener {l} answers without forwarding them as DNS)"
+            ),
+            _ => String::new(),
+        };
         format!(
-            "no connection opened by the proxy ({}) is redirected to the outbound port {}, and none to a non-local destination or to 127.0.0.1 / ::1 is sent to any of its listeners ({})",
+            "no connection opened by the proxy ({}) is redirected to the outbound port {}, and none to a non-local destination or to 127.0.0.1 / ::1 is sent to any of its listeners ({}){dns}",
             w.who,
             p.outbound_port,
             super::shared::list(&listeners(p))
@@ -61,6 +68,9 @@ impl Invariant for ProxyNotRecaptured {
             "proxy_ports = [{}]",
             super::shared::list(&p.proxy_ports)
         ));
+        if let (DnsUpstream::Other, Some(l)) = (p.dns_upstream, p.dns_capture_port) {
+            v.push(format!("dns_upstream = other (queries to 53 may reach {l})"));
+        }
         v
     }
 
@@ -70,7 +80,14 @@ impl Invariant for ProxyNotRecaptured {
             Family::Ipv6 => IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)),
         };
         let to_a_listener = d.or(listeners(p).into_iter().map(|l| d.delivered(l)).collect());
+        // A DNS listener that forwards by another protocol answers the proxy's own queries:
+        // such a query reaching it is no recapture (`dns_upstream = "other"`).
+        let answered = match (p.dns_upstream, p.dns_capture_port) {
+            (DnsUpstream::Other, Some(l)) => d.and(vec![d.dport_is(53), d.delivered(l)]),
+            _ => d.lit(false),
+        };
         d.and(vec![
+            d.not(answered),
             c.local.clone(),
             c.proxy.clone(),
             d.redirected(),
