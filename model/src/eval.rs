@@ -225,9 +225,16 @@ pub trait Observer {
     /// A rule was tried and did not match (for checkers; the default does nothing).
     #[inline]
     fn tried(&mut self, _hit: Hit, _pkt: &Packet, _matched: Option<bool>) {}
-    /// A rule's match could not be decided (an extension the model does not interpret); it was
-    /// taken as not matching.
+    /// A rule's match could not be decided (an extension the model does not interpret); it is
+    /// taken as [`Observer::decide`] says.
     fn undecided(&mut self, hit: Hit);
+    /// How an undecided rule is taken: not matching (the default, as the evaluator takes it
+    /// everywhere) or matching (reachability's concrete seeds follow one choice of the
+    /// solver's free booleans, which may take either).
+    #[inline]
+    fn decide(&mut self, _hit: Hit) -> bool {
+        false
+    }
 }
 
 /// The fast path: records nothing.
@@ -639,7 +646,12 @@ impl Engine {
                 match m {
                     Some(true) => break Some((crule, here)),
                     Some(false) => {}
-                    None => obs.undecided(here),
+                    None => {
+                        obs.undecided(here);
+                        if obs.decide(here) {
+                            break Some((crule, here));
+                        }
+                    }
                 }
             };
             let Some((crule, here)) = found else {
