@@ -36,9 +36,7 @@ use crate::invariants::{Concrete, Id, Symbolic, ALL};
 use crate::results::check::{RuleAt, RuleAtTable, RuleResult};
 use crate::results::{InvariantResult, Status, Witness};
 use crate::smt::solve::{guard, hints, solver, steer, unknown_reason};
-use crate::smt::{
-    all, truth, EncodeError, Encoder, RuleId, SymHit, SymPacket,
-};
+use crate::smt::{all, truth, EncodeError, Encoder, RuleId, SymHit, SymPacket};
 
 /// How to prove.
 #[derive(Debug, Clone)]
@@ -252,6 +250,7 @@ fn check_family(
                 invariants.push((id, Status::Holds, None, None));
                 continue;
             }
+            let t0 = std::time::Instant::now();
             let v = id.violation(&sym, profile);
             s.push();
             let r = prove(
@@ -263,6 +262,14 @@ fn check_family(
                 let (st, reason) = premise_met(&s, &id.premise(&sym, profile));
                 r.1 = st;
                 r.3 = reason;
+            }
+            if std::env::var_os("SIDECAR_VERIFY_TIMINGS").is_some() {
+                eprintln!(
+                    "timing:   {} {:?} in {:.3} s",
+                    id.name(),
+                    r.1,
+                    t0.elapsed().as_secs_f64()
+                );
             }
             invariants.push(r);
         }

@@ -112,7 +112,10 @@ pub(super) fn reachability(
     let t0 = std::time::Instant::now();
     let lap = |what: &str| {
         if std::env::var_os("SIDECAR_VERIFY_TIMINGS").is_some() {
-            eprintln!("timing:   reachability {what} at {:.3} s", t0.elapsed().as_secs_f64());
+            eprintln!(
+                "timing:   reachability {what} at {:.3} s",
+                t0.elapsed().as_secs_f64()
+            );
         }
     };
     // Any packet at all, entering here or from outside.
@@ -167,8 +170,7 @@ pub(super) fn reachability(
             let on_path: Vec<Hit> = path.iter().map(|&q| hit_of(rules.ids[q])).collect();
             let report = sim.hop_packet_deciding(entry, pkt, &mut |h| on_path.contains(&h));
             for r in &report.matched {
-                let Some(&(ti, ci)) = rules.by_name.get(&(r.table, r.part, r.chain.clone()))
-                else {
+                let Some(&(ti, ci)) = rules.by_name.get(&(r.table, r.part, r.chain.clone())) else {
                     continue;
                 };
                 let Some(q) = rules.pos(ti, ci, (r.rule as usize).saturating_sub(1)) else {
@@ -195,11 +197,21 @@ pub(super) fn reachability(
     let fires_routed = |k: usize| {
         any(&routed_at
             .get(&rules.ids[k])
-            .map(|v| v.iter().map(|&i| routed_hits[i].fires.clone()).collect::<Vec<_>>())
+            .map(|v| {
+                v.iter()
+                    .map(|&i| routed_hits[i].fires.clone())
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default())
     };
     let mut unknown = Vec::new();
-    settle(routed, &pending, &fires_routed, &mut |k, _| known[k] = Known::Live, &mut unknown)?;
+    settle(
+        routed,
+        &pending,
+        &fires_routed,
+        &mut |k, _| known[k] = Known::Live,
+        &mut unknown,
+    )?;
     for k in unknown.drain(..) {
         known[k] = Known::Unknown;
     }
@@ -207,12 +219,22 @@ pub(super) fn reachability(
     let fires_any = |k: usize| {
         any(&any_at
             .get(&rules.ids[k])
-            .map(|v| v.iter().map(|&i| hop.hits[i].fires.clone()).collect::<Vec<_>>())
+            .map(|v| {
+                v.iter()
+                    .map(|&i| hop.hits[i].fires.clone())
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default())
     };
     let pending: Vec<usize> = (0..n).filter(|&k| known[k] == Known::Nothing).collect();
     // (Their packets are steered to readable values below, rule by rule: seeds found most.)
-    settle(&s, &pending, &fires_any, &mut |k, _| known[k] = Known::Fires, &mut unknown)?;
+    settle(
+        &s,
+        &pending,
+        &fires_any,
+        &mut |k, _| known[k] = Known::Fires,
+        &mut unknown,
+    )?;
     for k in unknown.drain(..) {
         known[k] = Known::Unknown;
     }
@@ -220,11 +242,21 @@ pub(super) fn reachability(
     let reach_any = |k: usize| {
         any(&any_at
             .get(&rules.ids[k])
-            .map(|v| v.iter().map(|&i| hop.hits[i].reach.clone()).collect::<Vec<_>>())
+            .map(|v| {
+                v.iter()
+                    .map(|&i| hop.hits[i].reach.clone())
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default())
     };
     let pending: Vec<usize> = (0..n).filter(|&k| known[k] == Known::Nothing).collect();
-    settle(&s, &pending, &reach_any, &mut |k, _| known[k] = Known::Shadowed, &mut unknown)?;
+    settle(
+        &s,
+        &pending,
+        &reach_any,
+        &mut |k, _| known[k] = Known::Shadowed,
+        &mut unknown,
+    )?;
     for k in unknown.drain(..) {
         known[k] = Known::Unknown;
     }
@@ -259,7 +291,8 @@ pub(super) fn reachability(
             Known::Live => RuleStatus::Live,
             Known::Fires => {
                 res.packet = packets[k].or_else(|| {
-                    readable(&s, enc, &p, &outside, &fires_any(k)).map(|m| p.read(&m, &enc.ifaces, fam))
+                    readable(&s, enc, &p, &outside, &fires_any(k))
+                        .map(|m| p.read(&m, &enc.ifaces, fam))
                 });
                 RuleStatus::Unroutable
             }
@@ -550,7 +583,11 @@ fn seeds(
         p.tcp_flags = if proto == 6 { 0x02 } else { 0 };
         p.mark = w.mark.unwrap_or(0);
         p.out_iface = Some(IfName::new(out_if));
-        out.push((Hook::Output, p, routable(&p, false, pod, prof, fam, routing)));
+        out.push((
+            Hook::Output,
+            p,
+            routable(&p, false, pod, prof, fam, routing),
+        ));
         // The same header as any packet: the rule's own source and out interface.
         if w.src.is_some() || w.oif.is_some() {
             let mut q = p;
@@ -558,14 +595,21 @@ fn seeds(
             if let Some(o) = &w.oif {
                 q.out_iface = Some(IfName::new(o));
             }
-            out.push((Hook::Output, q, routable(&q, false, pod, prof, fam, routing)));
+            out.push((
+                Hook::Output,
+                q,
+                routable(&q, false, pod, prof, fam, routing),
+            ));
         }
     }
     // From outside: to the pod (routable) and to the rule's destination.
     let primary = pod.primary(fam);
-    for to in [primary.filter(|_| w.dst.is_none_or(|d| pod.is_local(d))), w.dst]
-        .into_iter()
-        .flatten()
+    for to in [
+        primary.filter(|_| w.dst.is_none_or(|d| pod.is_local(d))),
+        w.dst,
+    ]
+    .into_iter()
+    .flatten()
     {
         let src = w.src.filter(|a| !pod.is_local(*a)).unwrap_or(peer);
         let mut p = Packet::tcp_out(src, to, sport, dport, 0, 0);
@@ -573,7 +617,11 @@ fn seeds(
         p.tcp_flags = if proto == 6 { 0x02 } else { 0 };
         p.has_socket = false;
         p.in_iface = Some(IfName::new(w.iif.as_deref().unwrap_or(ETH0)));
-        out.push((Hook::Prerouting, p, routable(&p, true, pod, prof, fam, routing)));
+        out.push((
+            Hook::Prerouting,
+            p,
+            routable(&p, true, pod, prof, fam, routing),
+        ));
     }
     out
 }

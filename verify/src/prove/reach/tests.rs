@@ -49,7 +49,13 @@ fn per_rule(rs: &Ruleset, fam: Family, pod: &Pod, profile: &Profile) -> Vec<Rule
                     any(&hits
                         .iter()
                         .filter(|h| h.id == id)
-                        .map(|h| if reach { h.reach.clone() } else { h.fires.clone() })
+                        .map(|h| {
+                            if reach {
+                                h.reach.clone()
+                            } else {
+                                h.fires.clone()
+                            }
+                        })
                         .collect::<Vec<_>>())
                 };
                 let st = if !hop.hits.iter().any(|h| h.id == id) {
@@ -135,4 +141,49 @@ fn seeds_and_grouped_queries_agree_with_one_query_per_rule() {
         }
     }
     assert!(compared > 500, "{compared} rules compared");
+}
+
+/// No journey of the corpus reaches a fifth hop (index 4) when unrolled to the profile's bound:
+/// the journey's state repeats by hop 3 ([`crate::smt::encode::journey::REPEAT_BY`]), so the
+/// shorter unrolling the proofs use loses nothing.
+#[test]
+fn journeys_never_need_a_fifth_hop() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let mut files = Vec::new();
+    rules_files(&root, &mut files);
+    files.sort();
+    let mut asked = 0;
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let Ok(parsed) = parse(&f.display().to_string(), &bytes) else {
+            continue;
+        };
+        let rs = parsed.ruleset;
+        let pod = Pod::for_rulesets(&[], &[&rs]);
+        for profile in [Profile::istio(), Profile::ambient(), Profile::linkerd()] {
+            for fam in pod.families() {
+                let mut enc = Encoder::new(&rs, fam, &pod, &profile).unwrap();
+                let first = SymPacket::fresh("c", enc.width);
+                let out = Bool::new_const("c_outside");
+                let j = enc.journey_within(&first, &out, usize::MAX).unwrap();
+                assert!(
+                    j.exists.len() > 4,
+                    "{}: unrolled to {}",
+                    f.display(),
+                    j.exists.len()
+                );
+                let s = solver(30_000);
+                s.assert(enc.scope(&first, &out, false));
+                assert_eq!(
+                    query(&s, &j.exists[4]).0,
+                    SatResult::Unsat,
+                    "{} {fam:?} {}: a journey reaches hop 4",
+                    f.display(),
+                    profile.name
+                );
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked > 60, "{asked}");
 }
