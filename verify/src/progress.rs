@@ -50,9 +50,10 @@ pub fn listen(l: Box<dyn Listener>) {
 
 /// With `SIDECAR_VERIFY_TIMINGS` set in the environment, each top-level phase's wall time is
 /// written to stderr when the next one begins or the work is over (for profiling: docs/scale.md).
-fn timings() -> Option<&'static std::sync::Mutex<Option<(String, std::time::Instant)>>> {
-    static T: OnceLock<Option<std::sync::Mutex<Option<(String, std::time::Instant)>>>> =
-        OnceLock::new();
+type Timing = std::sync::Mutex<Option<(String, std::time::Instant)>>;
+
+fn timings() -> Option<&'static Timing> {
+    static T: OnceLock<Option<Timing>> = OnceLock::new();
     T.get_or_init(|| {
         std::env::var_os("SIDECAR_VERIFY_TIMINGS").map(|_| std::sync::Mutex::new(None))
     })

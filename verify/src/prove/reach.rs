@@ -85,6 +85,27 @@ impl Rules {
     }
 }
 
+/// The disjunction of `f` over the places `id` is tried (false where it is tried nowhere).
+fn term(
+    at: &HashMap<RuleId, Vec<usize>>,
+    hits: &[SymHit],
+    id: Option<RuleId>,
+    f: fn(&SymHit) -> Bool,
+) -> Bool {
+    let places: Vec<Bool> = id
+        .and_then(|id| at.get(&id))
+        .map(|v| v.iter().filter_map(|&i| hits.get(i)).map(f).collect())
+        .unwrap_or_default();
+    any(&places)
+}
+
+/// Sets `v[k]` (nothing when `k` is out of range).
+fn set<T>(v: &mut [T], k: usize, x: T) {
+    if let Some(slot) = v.get_mut(k) {
+        *slot = x;
+    }
+}
+
 /// What is known of one rule so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Known {
@@ -150,9 +171,9 @@ pub(super) fn reachability(
     let mut packets: Vec<Option<Packet>> = vec![None; n];
     // A rule of a chain no built-in chain reaches is in no hop's encoding: unreachable by
     // structure, and nothing earlier is responsible.
-    for (k, id) in rules.ids.iter().enumerate() {
+    for (k, id) in known.iter_mut().zip(&rules.ids) {
         if !any_at.contains_key(id) {
-            known[k] = Known::Unreachable;
+            *k = Known::Unreachable;
         }
     }
 
@@ -160,14 +181,18 @@ pub(super) fn reachability(
     // 1. Concrete seeds.
     let callers = callers(rs, fam, &rules);
     for k in 0..n {
-        if matches!(known[k], Known::Live | Known::Unreachable) {
+        if matches!(known.get(k), None | Some(Known::Live | Known::Unreachable)) {
             continue;
         }
         let Some(path) = path_to(rs, fam, &rules, &callers, k) else {
             continue;
         };
+        let on_path: Vec<Hit> = path
+            .iter()
+            .filter_map(|&q| rules.ids.get(q))
+            .map(|id| hit_of(*id))
+            .collect();
         for (entry, pkt, in_scope) in seeds(rs, fam, sim, &rules, &path, opts.routing) {
-            let on_path: Vec<Hit> = path.iter().map(|&q| hit_of(rules.ids[q])).collect();
             let report = sim.hop_packet_deciding(entry, pkt, &mut |h| on_path.contains(&h));
             for r in &report.matched {
                 let Some(&(ti, ci)) = rules.by_name.get(&(r.table, r.part, r.chain.clone())) else {
@@ -177,13 +202,13 @@ pub(super) fn reachability(
                     continue;
                 };
                 if in_scope {
-                    known[q] = Known::Live;
-                } else if known[q] == Known::Nothing {
-                    known[q] = Known::Fires;
-                    packets[q] = Some(pkt);
+                    set(&mut known, q, Known::Live);
+                } else if known.get(q) == Some(&Known::Nothing) {
+                    set(&mut known, q, Known::Fires);
+                    set(&mut packets, q, Some(pkt));
                 }
             }
-            if known[k] == Known::Live {
+            if known.get(k) == Some(&Known::Live) {
                 break;
             }
         }
@@ -191,74 +216,63 @@ pub(super) fn reachability(
 
     lap("seeds");
     // 2. The rest, symbolically: live among those no seed showed live.
-    let pending: Vec<usize> = (0..n)
-        .filter(|&k| matches!(known[k], Known::Nothing | Known::Fires))
-        .collect();
-    let fires_routed = |k: usize| {
-        any(&routed_at
-            .get(&rules.ids[k])
-            .map(|v| {
-                v.iter()
-                    .map(|&i| routed_hits[i].fires.clone())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default())
+    let pending = |known: &[Known], want: &[Known]| -> Vec<usize> {
+        (0..known.len())
+            .filter(|&k| known.get(k).is_some_and(|x| want.contains(x)))
+            .collect()
     };
+    let id_of = |k: usize| rules.ids.get(k).copied();
+    let fires_routed = |k: usize| term(&routed_at, routed_hits, id_of(k), |h| h.fires.clone());
     let mut unknown = Vec::new();
+    let todo = pending(&known, &[Known::Nothing, Known::Fires]);
+    let mut live = Vec::new();
     settle(
         routed,
-        &pending,
+        &todo,
         &fires_routed,
-        &mut |k, _| known[k] = Known::Live,
+        &mut |k, _| live.push(k),
         &mut unknown,
     )?;
+    for k in live {
+        set(&mut known, k, Known::Live);
+    }
     for k in unknown.drain(..) {
-        known[k] = Known::Unknown;
+        set(&mut known, k, Known::Unknown);
     }
     // Unroutable: some packet hits it.
-    let fires_any = |k: usize| {
-        any(&any_at
-            .get(&rules.ids[k])
-            .map(|v| {
-                v.iter()
-                    .map(|&i| hop.hits[i].fires.clone())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default())
-    };
-    let pending: Vec<usize> = (0..n).filter(|&k| known[k] == Known::Nothing).collect();
+    let fires_any = |k: usize| term(&any_at, &hop.hits, id_of(k), |h| h.fires.clone());
+    let todo = pending(&known, &[Known::Nothing]);
     // (Their packets are steered to readable values below, rule by rule: seeds found most.)
+    let mut fires = Vec::new();
     settle(
         &s,
-        &pending,
+        &todo,
         &fires_any,
-        &mut |k, _| known[k] = Known::Fires,
+        &mut |k, _| fires.push(k),
         &mut unknown,
     )?;
+    for k in fires {
+        set(&mut known, k, Known::Fires);
+    }
     for k in unknown.drain(..) {
-        known[k] = Known::Unknown;
+        set(&mut known, k, Known::Unknown);
     }
     // Shadowed: some packet reaches it.
-    let reach_any = |k: usize| {
-        any(&any_at
-            .get(&rules.ids[k])
-            .map(|v| {
-                v.iter()
-                    .map(|&i| hop.hits[i].reach.clone())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default())
-    };
-    let pending: Vec<usize> = (0..n).filter(|&k| known[k] == Known::Nothing).collect();
+    let reach_any = |k: usize| term(&any_at, &hop.hits, id_of(k), |h| h.reach.clone());
+    let todo = pending(&known, &[Known::Nothing]);
+    let mut reached = Vec::new();
     settle(
         &s,
-        &pending,
+        &todo,
         &reach_any,
-        &mut |k, _| known[k] = Known::Shadowed,
+        &mut |k, _| reached.push(k),
         &mut unknown,
     )?;
+    for k in reached {
+        set(&mut known, k, Known::Shadowed);
+    }
     for k in unknown.drain(..) {
-        known[k] = Known::Unknown;
+        set(&mut known, k, Known::Unknown);
     }
     for k in known.iter_mut().filter(|k| **k == Known::Nothing) {
         *k = Known::Unreachable;
@@ -266,10 +280,14 @@ pub(super) fn reachability(
 
     lap("settled");
     let mut out = Vec::with_capacity(n);
-    for k in 0..n {
+    for (k, ((&id, &(ti, ci)), (&st, pkt))) in rules
+        .ids
+        .iter()
+        .zip(&rules.at)
+        .zip(known.iter().zip(&packets))
+        .enumerate()
+    {
         crate::progress::step();
-        let id = rules.ids[k];
-        let (ti, ci) = rules.at[k];
         let Some(c) = rs.tables(fam).get(ti).and_then(|t| t.chains.get(ci)) else {
             continue;
         };
@@ -287,17 +305,17 @@ pub(super) fn reachability(
             by: Vec::new(),
             packet: None,
         };
-        res.status = match known[k] {
+        res.status = match st {
             Known::Live => RuleStatus::Live,
             Known::Fires => {
-                res.packet = packets[k].or_else(|| {
+                res.packet = pkt.or_else(|| {
                     readable(&s, enc, &p, &outside, &fires_any(k))
                         .map(|m| p.read(&m, &enc.ifaces, fam))
                 });
                 RuleStatus::Unroutable
             }
             Known::Shadowed | Known::Unreachable => {
-                let shadowed = known[k] == Known::Shadowed;
+                let shadowed = st == Known::Shadowed;
                 if any_at.contains_key(&id) {
                     res.by = responsible(rs, fam, &s, &hop.hits, id, shadowed);
                 }
@@ -426,7 +444,7 @@ fn path_to(
     k: usize,
 ) -> Option<Vec<usize>> {
     let mut path = vec![k];
-    let (mut ti, mut ci) = rules.at[k];
+    let (mut ti, mut ci) = *rules.at.get(k)?;
     let tables = rs.tables(fam);
     for _ in 0..=tables.get(ti).map_or(0, |t| t.chains.len()) {
         let chain = tables.get(ti)?.chains.get(ci)?;
@@ -436,7 +454,7 @@ fn path_to(
         }
         let q = *callers.get(&(ti, ci))?.first()?;
         path.push(q);
-        (ti, ci) = rules.at[q];
+        (ti, ci) = *rules.at.get(q)?;
     }
     None
 }
@@ -475,8 +493,9 @@ fn wants(rs: &Ruleset, fam: Family, rules: &Rules, path: &[usize]) -> Wants {
         }
     };
     for &q in path {
-        let id = rules.ids[q];
-        let (ti, ci) = rules.at[q];
+        let (Some(id), Some(&(ti, ci))) = (rules.ids.get(q), rules.at.get(q)) else {
+            continue;
+        };
         let Some(r): Option<&Rule> = rs
             .tables(fam)
             .get(ti)
