@@ -287,7 +287,7 @@ fn diff_family(
         }
         let mut found = 0;
         loop {
-            match s.check() {
+            match crate::smt::solve::check(&s) {
                 SatResult::Unsat => break,
                 SatResult::Unknown => {
                     report.unknown = true;

@@ -124,14 +124,14 @@ fn prove(
     id: Id,
 ) -> Result<Proved, ProveError> {
     s.assert(v);
-    match s.check() {
+    match crate::smt::solve::check(s) {
         SatResult::Unsat => return Ok((id, Status::Holds, None, None)),
         SatResult::Unknown => return Ok((id, Status::Unknown, None, Some(unknown_reason(s)))),
         SatResult::Sat => {}
     }
     let decided: Vec<Bool> = enc.free.iter().map(|(_, b)| b.not()).collect();
     let mut assume = vec![guard(s, &all(&decided))];
-    match s.check_assumptions(&assume) {
+    match crate::smt::solve::check_assuming(s, &assume) {
         SatResult::Sat => {}
         SatResult::Unknown => return Ok((id, Status::Unknown, None, Some(unknown_reason(s)))),
         SatResult::Unsat => {
@@ -194,7 +194,7 @@ fn prove(
 fn premise_met(s: &Solver, premise: &Bool) -> (Status, Option<String>) {
     s.push();
     s.assert(premise);
-    let r = s.check();
+    let r = crate::smt::solve::check(s);
     let why = (r == SatResult::Unknown).then(|| unknown_reason(s));
     s.pop(1);
     match r {
@@ -368,7 +368,7 @@ fn responsible(
                 a
             })
             .collect();
-        if s.check_assumptions(&lits) == SatResult::Unsat {
+        if crate::smt::solve::check_assuming(s, &lits) == SatResult::Unsat {
             // Shrink to a minimal set: drop each literal that is not needed.
             let mut keep: Vec<usize> = (0..lits.len()).collect();
             let core = s.get_unsat_core();
@@ -381,7 +381,7 @@ fn responsible(
                     .filter(|(n, _)| *n != j)
                     .filter_map(|(_, k)| lits.get(*k).cloned())
                     .collect();
-                if s.check_assumptions(&trial) == SatResult::Unsat {
+                if crate::smt::solve::check_assuming(s, &trial) == SatResult::Unsat {
                     keep.remove(j);
                 } else {
                     j += 1;

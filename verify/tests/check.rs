@@ -780,3 +780,49 @@ fn without_rules_each_mesh_profile_checks_its_own_ruleset() {
         sha(&["--profile", "kuma", "corpus/rulesets/kuma.rules"])
     );
 }
+
+/// `--deadline`: what the solver has not decided when the run's time is up is `unknown`
+/// (exit 1, with the deadline named), never a pass; with time enough the verdicts are those of
+/// a run without one.
+#[test]
+fn a_passed_deadline_leaves_nothing_holding() {
+    let bin = env!("CARGO_BIN_EXE_sidecar-verify");
+    let run = |args: &[&str]| {
+        let o = Command::new(bin)
+            .args([
+                "check",
+                "--format",
+                "json",
+                "corpus/rulesets/uid-only.rules",
+            ])
+            .args(["--profile", "corpus/profiles/uid-only.toml"])
+            .args(args)
+            .current_dir(workspace())
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.code(), v)
+    };
+    let (code, v) = run(&["--deadline", "0s"]);
+    assert_eq!(code, Some(1));
+    let inv = v["invariants"].as_array().unwrap();
+    assert!(inv.iter().all(|i| i["status"] != "holds"), "{v}");
+    let unknown: Vec<&serde_json::Value> =
+        inv.iter().filter(|i| i["status"] == "unknown").collect();
+    assert!(unknown.len() >= 8, "{} unknown", unknown.len());
+    for i in unknown {
+        assert!(i["reason"].as_str().unwrap().contains("--deadline"), "{i}");
+    }
+    let (code, timed) = run(&["--deadline", "10m"]);
+    let (code_free, free) = run(&[]);
+    assert_eq!((code, code_free), (Some(0), Some(0)));
+    let statuses = |v: &serde_json::Value| -> Vec<String> {
+        v["invariants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["status"].to_string())
+            .collect()
+    };
+    assert_eq!(statuses(&timed), statuses(&free));
+}

@@ -20,6 +20,9 @@ use crate::report::{Document, Source};
 
 /// Runs the command line and returns the process exit code.
 pub fn run(mut cli: Cli) -> u8 {
+    if let Some(d) = cli.deadline {
+        crate::smt::solve::set_deadline(std::time::Instant::now() + d);
+    }
     cli.command.fold_live();
     let family = match cli.family.as_deref() {
         Some("ipv6") => Some(sidecar_model::Family::Ipv6),

@@ -90,7 +90,7 @@ impl<'a, 'e> Class<'a, 'e> {
         for c in conds {
             self.d.assert(c);
         }
-        let r = self.d.check();
+        let r = crate::smt::solve::check(&self.d);
         let m = if r == SatResult::Sat {
             self.d.get_model()
         } else {

@@ -374,10 +374,14 @@ fn settle(
         if set.is_empty() {
             continue;
         }
+        if crate::smt::solve::deadline_passed() {
+            unknown.extend(set);
+            continue;
+        }
         let terms: Vec<Bool> = set.iter().map(|&k| term(k)).collect();
         s.push();
         s.assert(any(&terms));
-        let r = s.check();
+        let r = crate::smt::solve::check(s);
         let model = if r == SatResult::Sat {
             s.get_model()
         } else {

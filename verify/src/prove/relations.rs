@@ -134,7 +134,7 @@ fn prove_pair(
     };
     s.assert(&v);
     let unknown = |s: &z3::Solver| PairResult::with(Status::Unknown, Some(unknown_reason(s)));
-    match s.check() {
+    match crate::smt::solve::check(&s) {
         SatResult::Unsat => return Ok(PairResult::with(Status::Holds, None)),
         SatResult::Unknown => return Ok(unknown(&s)),
         SatResult::Sat => {}
@@ -145,7 +145,7 @@ fn prove_pair(
         free.extend(e.free.iter().map(|(_, b)| b.not()));
     }
     let mut assume = vec![guard(&s, &all(&free))];
-    match s.check_assumptions(&assume) {
+    match crate::smt::solve::check_assuming(&s, &assume) {
         SatResult::Sat => {}
         SatResult::Unknown => return Ok(unknown(&s)),
         SatResult::Unsat => {
