@@ -9,7 +9,7 @@ use crate::ast::*;
 use crate::error::ParseError;
 
 /// The arguments of `line` from byte `from` on, their spans counted from the line's start.
-pub(super) fn tokens(line: &Line<'_>, from: usize) -> Result<Vec<Token>, ParseError> {
+pub(super) fn tokens<'t>(line: &Line<'t>, from: usize) -> Result<Vec<Token<'t>>, ParseError> {
     let rest = line.text.get(from..).unwrap_or_default();
     let mut toks =
         tokenize(rest).map_err(|e| line.error(from + e.at, from + e.at + 1, e.message))?;
@@ -141,8 +141,8 @@ struct AddRule<'a> {
     family: Family,
     kind: TableKind,
     /// `-A` or `-I`: where the rules without a span of their own point.
-    cmd: &'a Token,
-    chain: &'a Token,
+    cmd: &'a Token<'a>,
+    chain: &'a Token<'a>,
     counters: Option<Counters>,
 }
 

@@ -93,7 +93,7 @@ pub enum Position<'a> {
         /// The 1-based index.
         index: usize,
         /// The token an index past the end is reported at.
-        at: &'a Token,
+        at: &'a Token<'a>,
     },
 }
 

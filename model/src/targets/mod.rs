@@ -96,9 +96,9 @@ impl TargetDef {
 /// The options given to a target, for its `finish`.
 pub struct Given<'a> {
     pub(crate) name: &'a str,
-    pub(crate) at: &'a Token,
+    pub(crate) at: &'a Token<'a>,
     /// Each option given: its name, its values and the token of its last value.
-    pub(crate) vals: &'a [(String, Vec<String>, Token)],
+    pub(crate) vals: &'a [(String, Vec<String>, Token<'a>)],
     pub(crate) family: Family,
     /// The rule's `-p` (without `!`).
     pub(crate) proto: Option<Protocol>,
@@ -108,7 +108,7 @@ pub struct Given<'a> {
 
 impl Given<'_> {
     /// The first value of `opt` and the token of its last value, when given.
-    pub fn value(&self, opt: &str) -> Option<(&str, &Token)> {
+    pub fn value(&self, opt: &str) -> Option<(&str, &Token<'_>)> {
         self.vals
             .iter()
             .find(|(o, ..)| o == opt)
@@ -121,15 +121,15 @@ impl Given<'_> {
     }
 
     /// The token of `opt`'s value, or of the target's name when not given.
-    pub fn token(&self, opt: &str) -> &Token {
+    pub fn token(&self, opt: &str) -> &Token<'_> {
         self.value(opt).map_or(self.at, |(_, t)| t)
     }
 
     /// `text` at the place of `opt`'s value.
-    pub fn value_token(&self, opt: &str, text: &str) -> Token {
+    pub fn value_token(&self, opt: &str, text: &str) -> Token<'static> {
         let t = self.token(opt);
         Token {
-            text: text.to_string(),
+            text: text.to_string().into(),
             start: t.start,
             end: t.end,
         }
