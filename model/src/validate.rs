@@ -59,7 +59,7 @@ struct Jumps {
 
 impl Jumps {
     fn of(t: &Table) -> Jumps {
-        let index: std::collections::HashMap<&str, usize> = t
+        let index: crate::parse::names::NameMap<&str, usize> = t
             .chains
             .iter()
             .enumerate()

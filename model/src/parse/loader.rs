@@ -31,8 +31,6 @@
 //!    `the_readme_names_every_input_form` in `verify/tests/architecture.rs` fails until it is
 //!    there), and in docs/model-and-parser.md.
 
-use std::collections::HashMap;
-
 use super::lex::Token;
 use super::{Format, Parsed};
 use crate::ast::*;
@@ -437,7 +435,7 @@ struct TableState {
     kind: TableKind,
     chains: Vec<Chain>,
     /// Each chain's index in `chains`: a ruleset of 100,000 chains looks a name up per line.
-    index: HashMap<String, usize>,
+    index: super::names::NameMap<String, usize>,
 }
 
 impl TableState {
@@ -445,7 +443,7 @@ impl TableState {
         let mut t = TableState {
             kind,
             chains: Vec::new(),
-            index: HashMap::new(),
+            index: super::names::NameMap::default(),
         };
         for h in kind.builtin_chains() {
             t.push(Chain {

@@ -101,8 +101,9 @@ struct MatchB<'t> {
     raw: Vec<(bool, usize, usize)>,
     unmodelled: bool,
     m: Match,
-    /// Options given once already (iptables refuses repeats).
-    seen: Vec<&'static str>,
+    /// Options given once already (iptables refuses repeats): bit i for the module's i-th
+    /// option.
+    seen: u64,
 }
 
 /// The token stream of one rule.
@@ -146,7 +147,8 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Vec<R
     let mut matches: Vec<MatchB> = Vec::new();
     let mut target: Option<TargetB> = None;
     let mut pending_neg: Option<&Token<'_>> = None;
-    let mut seen_generic: Vec<&'static str> = Vec::new();
+    // The generic options given so far (`-s`, `-d`, `-i`, `-o`, `-p`, `-f`), by their key.
+    let mut seen_generic: [&'static str; 6] = [""; 6];
     // The rule's `-p`, wherever it stands (see `owned_options`).
     let final_proto = toks.iter().enumerate().find_map(|(i, t)| {
         let is_p = matches!(t.text.as_str(), "-p" | "--protocol");
@@ -175,7 +177,9 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Vec<R
             if seen_generic.contains(&key) {
                 return Err(err_at(t, format!("option `{opt}` given more than once")));
             }
-            seen_generic.push(key);
+            if let Some(free) = seen_generic.iter_mut().find(|k| k.is_empty()) {
+                *free = key;
+            }
             Ok(())
         };
         match opt {
@@ -270,7 +274,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Vec<R
                         raw: Vec::new(),
                         unmodelled: false,
                         m: (module.new)(),
-                        seen: Vec::new(),
+                        seen: 0,
                     }),
                     None => {
                         // An unknown module: its arguments run up to the next generic option
@@ -296,7 +300,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Vec<R
                                 name: name.to_string(),
                                 args: Vec::new(),
                             },
-                            seen: Vec::new(),
+                            seen: 0,
                         });
                     }
                 }
@@ -534,7 +538,7 @@ fn dispatch_option<'t>(
                     raw: Vec::new(),
                     unmodelled: false,
                     m: (module.new)(),
-                    seen: Vec::new(),
+                    seen: 0,
                 });
                 if let Some(mb) = matches.last_mut() {
                     return apply_match_option(module, mb, t, negated, a, ctx);
@@ -631,7 +635,12 @@ fn apply_match_option<'t>(
 ) -> Res<()> {
     let opt = t.text.as_str();
     let key = module.key(opt);
-    if mb.seen.contains(&key) {
+    let bit = module
+        .options
+        .iter()
+        .position(|o| *o == key)
+        .map_or(0, |i| 1u64 << (i % 64));
+    if mb.seen & bit != 0 {
         let message = match module.repeated.iter().find(|(k, _)| *k == key) {
             Some((_, m)) => (*m).to_string(),
             None => format!(
@@ -641,7 +650,7 @@ fn apply_match_option<'t>(
         };
         return Err(err_at(t, message));
     }
-    mb.seen.push(key);
+    mb.seen |= bit;
     let start = a.pos;
     match mb.m.option(&mut OptArgs::new(t, negated, ctx.family, a))? {
         Take::Done => {}
@@ -673,11 +682,23 @@ fn finish_match(mb: MatchB<'_>, rule: &Rule, toks: &[Token<'_>]) -> Res<Match> {
             args: texts(toks, &mb.raw),
         });
     }
+    // The options given, in the module's order, on the stack.
+    let mut given: [&'static str; 64] = [""; 64];
+    let mut n = 0;
+    let options = Module::options_of(mb.name);
+    for (i, o) in options.iter().enumerate().take(64) {
+        if mb.seen & (1 << i) != 0 {
+            if let Some(slot) = given.get_mut(n) {
+                *slot = o;
+                n += 1;
+            }
+        }
+    }
     let cx = Finish {
         at: mb.at,
         name: mb.name,
         proto: rule.proto.filter(|p| !p.negated).map(|p| p.value),
-        seen: &mb.seen,
+        seen: given.get(..n).unwrap_or(&[]),
     };
     mb.m.finish(&cx)?;
     Ok(mb.m)
@@ -694,9 +715,8 @@ struct TargetB<'t> {
     goto: bool,
     raw: Vec<String>,
     unmodelled: bool,
-    seen: Vec<&'t str>,
     /// Each option given: its name, its values and the token of its last value.
-    vals: Vec<(String, Vec<String>, Token<'t>)>,
+    vals: Vec<(&'t str, &'t [Token<'t>], &'t Token<'t>)>,
 }
 
 fn start_target<'t>(
@@ -714,7 +734,6 @@ fn start_target<'t>(
         goto,
         raw: Vec::new(),
         unmodelled: false,
-        seen: Vec::new(),
         vals: Vec::new(),
     };
     if goto || TargetDef::named(name).is_none() {
@@ -775,7 +794,7 @@ fn apply_target_option<'t>(
     if negated {
         return Err(err_at(t, format!("`!` cannot negate `{opt}`")));
     }
-    if tb.seen.contains(&opt) {
+    if tb.vals.iter().any(|(o, ..)| *o == opt) {
         return Err(err_at(
             t,
             format!(
@@ -784,18 +803,16 @@ fn apply_target_option<'t>(
             ),
         ));
     }
-    tb.seen.push(opt);
-    let mut vals = Vec::new();
+    let from = a.pos;
     let mut at = t;
     for _ in 0..def.arity(opt) {
-        let v = a.value(t)?;
-        at = v;
-        vals.push(v.text.to_string());
+        at = a.value(t)?;
     }
     if def.verbatim.contains(&opt) {
         tb.unmodelled = true;
     }
-    tb.vals.push((opt.to_string(), vals, at.clone()));
+    tb.vals
+        .push((opt, a.toks.get(from..a.pos).unwrap_or(&[]), at));
     Ok(())
 }
 
@@ -810,8 +827,8 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB<'_>, rule: &Rule) -> Res<Tar
         // values.
         let mut args = tb.raw;
         for (opt, vals, _) in tb.vals {
-            args.push(opt);
-            args.extend(vals);
+            args.push(opt.to_string());
+            args.extend(vals.iter().map(|v| v.text.to_string()));
         }
         return Ok(Target::Unknown {
             name: tb.name.to_string(),

@@ -97,8 +97,9 @@ impl TargetDef {
 pub struct Given<'a> {
     pub(crate) name: &'a str,
     pub(crate) at: &'a Token<'a>,
-    /// Each option given: its name, its values and the token of its last value.
-    pub(crate) vals: &'a [(String, Vec<String>, Token<'a>)],
+    /// Each option given: its name, its values and the token of its last value (of the option
+    /// itself when it takes none).
+    pub(crate) vals: &'a [(&'a str, &'a [Token<'a>], &'a Token<'a>)],
     pub(crate) family: Family,
     /// The rule's `-p` (without `!`).
     pub(crate) proto: Option<Protocol>,
@@ -111,13 +112,13 @@ impl Given<'_> {
     pub fn value(&self, opt: &str) -> Option<(&str, &Token<'_>)> {
         self.vals
             .iter()
-            .find(|(o, ..)| o == opt)
-            .map(|(_, v, t)| (v.first().map_or("", String::as_str), t))
+            .find(|(o, ..)| *o == opt)
+            .map(|(_, v, t)| (v.first().map_or("", |t| t.text.as_str()), *t))
     }
 
     /// Whether `opt` was given.
     pub fn has(&self, opt: &str) -> bool {
-        self.vals.iter().any(|(o, ..)| o == opt)
+        self.vals.iter().any(|(o, ..)| *o == opt)
     }
 
     /// The token of `opt`'s value, or of the target's name when not given.
