@@ -51,39 +51,53 @@ pub fn validate(rs: &Ruleset) -> Result<(), ValidationError> {
 }
 
 /// Each chain's jumps and gotos to chains of the table, resolved once: `(rule, target chain)`
-/// by chain index, in rule order. A table of 100,000 chains has as many jumps, which every
-/// check below walks; a name lookup per jump and per check was most of a large parse.
+/// by chain index, in rule order, all chains' in one vector (chain `i`'s from `start[i]` to
+/// `start[i + 1]`). A table of 100,000 chains has as many jumps, which every check below walks;
+/// a name lookup per jump and per check was most of a large parse.
 struct Jumps {
-    edges: Vec<Vec<(usize, usize)>>,
+    edges: Vec<(u32, u32)>,
+    start: Vec<usize>,
 }
 
 impl Jumps {
     fn of(t: &Table) -> Jumps {
-        let index: crate::parse::names::NameMap<&str, usize> = t
+        let index: crate::parse::names::NameMap<&str, u32> = t
             .chains
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.name.as_str(), i))
+            .map(|(i, c)| (c.name.as_str(), u32::try_from(i).unwrap_or(u32::MAX)))
             .collect();
-        let edges = t
-            .chains
-            .iter()
-            .map(|c| {
-                c.rules
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(ri, r)| {
-                        let name = r.target.as_ref().and_then(Target::chain)?;
-                        index.get(name).map(|ti| (ri, *ti))
-                    })
-                    .collect()
-            })
-            .collect();
-        Jumps { edges }
+        let mut edges = Vec::new();
+        let mut start = Vec::with_capacity(t.chains.len() + 1);
+        for c in &t.chains {
+            start.push(edges.len());
+            for (ri, r) in c.rules.iter().enumerate() {
+                let Some(name) = r.target.as_ref().and_then(Target::chain) else {
+                    continue;
+                };
+                if let Some(ti) = index.get(name) {
+                    edges.push((u32::try_from(ri).unwrap_or(u32::MAX), *ti));
+                }
+            }
+        }
+        start.push(edges.len());
+        Jumps { edges, start }
     }
 
-    fn from(&self, chain: usize) -> &[(usize, usize)] {
-        self.edges.get(chain).map_or(&[], Vec::as_slice)
+    /// Chain `chain`'s jumps: `(rule index, target chain index)`.
+    fn from(&self, chain: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.slice(chain)
+            .iter()
+            .map(|&(r, t)| (r as usize, t as usize))
+    }
+
+    /// The same as a slice, in `u32`s.
+    fn slice(&self, chain: usize) -> &[(u32, u32)] {
+        let (a, b) = (
+            self.start.get(chain).copied().unwrap_or(0),
+            self.start.get(chain + 1).copied().unwrap_or(0),
+        );
+        self.edges.get(a..b).unwrap_or(&[])
     }
 }
 
@@ -107,7 +121,7 @@ fn hooks_along(t: &Table, jumps: &Jumps) -> Vec<u8> {
     let mut work: Vec<usize> = (0..t.chains.len()).collect();
     while let Some(i) = work.pop() {
         let h = hooks.get(i).copied().unwrap_or(0);
-        for &(_, j) in jumps.from(i) {
+        for (_, j) in jumps.from(i) {
             if let Some(hj) = hooks.get_mut(j) {
                 if *hj | h != *hj {
                     *hj |= h;
@@ -139,7 +153,8 @@ fn check_cycles(t: &Table, jumps: &Jumps) -> Result<(), ValidationError> {
             *c = Color::Grey;
         }
         while let Some(&mut (ci, ref mut ji)) = stack.last_mut() {
-            if let Some(&(ri, ti)) = jumps.from(ci).get(*ji) {
+            if let Some(&(ri, ti)) = jumps.slice(ci).get(*ji) {
+                let (ri, ti) = (ri as usize, ti as usize);
                 *ji += 1;
                 let Some(rule) = t.chains.get(ci).and_then(|c| c.rules.get(ri)) else {
                     continue;
@@ -204,7 +219,7 @@ fn check_depth(t: &Table, jumps: &Jumps) -> Result<(), ValidationError> {
             continue;
         };
         let next = l + 1;
-        for &(ri, ti) in jumps.from(ci) {
+        for (ri, ti) in jumps.from(ci) {
             let (Some(r), Some(name)) = (
                 chain.rules.get(ri),
                 t.chains.get(ti).map(|c| c.name.as_str()),

@@ -358,7 +358,7 @@ impl<'t> Loader<'t> {
         kind: TableKind,
         chain: &Token,
         position: Position<'_>,
-        rules: Vec<Rule>,
+        rules: impl IntoIterator<Item = Rule>,
     ) -> Result<(), ParseError> {
         let Some(c) = self.table_mut(family, kind).chain_mut(&chain.text) else {
             return Ok(());
@@ -436,6 +436,8 @@ struct TableState {
     chains: Vec<Chain>,
     /// Each chain's index in `chains`: a ruleset of 100,000 chains looks a name up per line.
     index: super::names::NameMap<String, usize>,
+    /// The chain found last: a save file's rules come chain by chain, so most lines name it.
+    last: std::cell::Cell<usize>,
 }
 
 impl TableState {
@@ -444,6 +446,7 @@ impl TableState {
             kind,
             chains: Vec::new(),
             index: super::names::NameMap::default(),
+            last: std::cell::Cell::new(0),
         };
         for h in kind.builtin_chains() {
             t.push(Chain {
@@ -462,13 +465,24 @@ impl TableState {
         self.chains.push(chain);
     }
 
-    fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
+    /// The index of chain `name`: the last one found, or through the map.
+    fn find(&self, name: &str) -> Option<usize> {
+        let last = self.last.get();
+        if self.chains.get(last).is_some_and(|c| c.name == name) {
+            return Some(last);
+        }
         let i = *self.index.get(name)?;
+        self.last.set(i);
+        Some(i)
+    }
+
+    fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
+        let i = self.find(name)?;
         self.chains.get_mut(i)
     }
 
     fn has_chain(&self, name: &str) -> bool {
-        self.index.contains_key(name)
+        self.find(name).is_some()
     }
 
     fn has_user_chain(&self, name: &str) -> bool {

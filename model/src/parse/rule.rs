@@ -135,9 +135,40 @@ impl<'t> Args<'t> {
     }
 }
 
+/// The rules one command adds: one, or one per source × destination when `-s` or `-d` lists
+/// several addresses.
+#[derive(Debug, Clone)]
+pub enum Expanded {
+    /// The common case, without a vector.
+    One(Rule),
+    /// In iptables' order.
+    Many(Vec<Rule>),
+}
+
+impl Expanded {
+    /// The rules, to edit.
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Rule> {
+        match self {
+            Expanded::One(r) => std::slice::from_mut(r).iter_mut(),
+            Expanded::Many(v) => v.iter_mut(),
+        }
+    }
+}
+
+impl IntoIterator for Expanded {
+    type Item = Rule;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Rule>, std::vec::IntoIter<Rule>>;
+    fn into_iter(self) -> Self::IntoIter {
+        match self {
+            Expanded::One(r) => Some(r).into_iter().chain(Vec::new()),
+            Expanded::Many(v) => None.into_iter().chain(v),
+        }
+    }
+}
+
 /// Parses the arguments of one rule. Several rules come back when `-s` or `-d` lists several
 /// addresses (iptables adds one rule per combination, in order).
-pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Vec<Rule>> {
+pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expanded> {
     let mut a = Args { toks, pos: 0 };
     let mut rule = Rule::default();
     let mut srcs: Vec<Cidr> = Vec::new();
@@ -359,7 +390,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Vec<R
             .first()
             .filter(|c| !c.is_any() || dst_neg)
             .map(|c| Neg::new(dst_neg, *c));
-        return Ok(vec![rule]);
+        return Ok(Expanded::One(rule));
     }
     let srcs: Vec<Option<Cidr>> = if srcs.is_empty() {
         vec![None]
@@ -384,7 +415,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Vec<R
             out.push(r);
         }
     }
-    Ok(out)
+    Ok(Expanded::Many(out))
 }
 
 /// The options that known matches own (loaded so far, or named anywhere in the rule), and those
