@@ -1,4 +1,4 @@
-//! The command line: `sidecar-verify <parse|trace|scenarios|check|diff|mutate|kernel> [RULES] …`.
+//! The command line: `sidecar-verify <parse|trace|scenarios|check|diff|mutate|kernel|synth> [RULES] …`.
 //!
 //! Exit codes everywhere: 0 ok / holds / vacuous / no change; 1 violation / unknown / behaviour
 //! change / disagreement; 2 bad input or usage.
