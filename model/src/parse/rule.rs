@@ -94,6 +94,8 @@ fn is_generic(s: &str) -> bool {
 /// A match being built.
 struct MatchB<'t> {
     name: &'t str,
+    /// Its module in the table, found once (none for a module the model does not know).
+    module: Option<&'static Module>,
     at: &'t Token<'t>,
     /// The arguments it took, as ranges of the rule's tokens (with a `!` before the first when
     /// negated): the match's verbatim text when the model keeps it verbatim. Ranges, so that a
@@ -301,6 +303,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
                 match Module::named(name) {
                     Some(module) => matches.push(MatchB {
                         name,
+                        module: Some(module),
                         at: v,
                         raw: Vec::new(),
                         unmodelled: false,
@@ -324,6 +327,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
                         }
                         matches.push(MatchB {
                             name,
+                            module: None,
                             at: v,
                             raw: vec![(false, from, a.pos)],
                             unmodelled: true,
@@ -430,7 +434,7 @@ fn owned_options(
 ) -> Vec<&'static str> {
     let mut v: Vec<&'static str> = Vec::new();
     for mb in matches {
-        v.extend_from_slice(Module::options_of(mb.name));
+        v.extend_from_slice(mb.module.map_or(&[][..], |m| m.options));
     }
     // Every module the rule loads, wherever it stands.
     let modules = toks.windows(2).filter_map(|w| match w {
@@ -544,7 +548,7 @@ fn dispatch_option<'t>(
     let opt = t.text.as_str();
     // Newest loaded match first.
     for mb in matches.iter_mut().rev() {
-        let Some(module) = Module::named(mb.name) else {
+        let Some(module) = mb.module else {
             continue;
         };
         if module.options.contains(&opt) {
@@ -552,7 +556,7 @@ fn dispatch_option<'t>(
         }
     }
     if let Some(tb) = target.as_mut() {
-        if let Some(def) = TargetDef::named(tb.name).filter(|d| d.options.contains(&opt)) {
+        if let Some(def) = tb.def.filter(|d| d.options.contains(&opt)) {
             if def.port_options.contains(&opt) {
                 tb.proto_at_ports = Some(rule.proto);
             }
@@ -565,6 +569,7 @@ fn dispatch_option<'t>(
             if module.options.contains(&opt) && !p.negated {
                 matches.push(MatchB {
                     name: module.name,
+                    module: Some(module),
                     at: t,
                     raw: Vec::new(),
                     unmodelled: false,
@@ -591,7 +596,8 @@ fn dispatch_option<'t>(
     for mb in matches.iter() {
         owner = format!(" for match `{}`", mb.name);
         known.extend(
-            Module::options_of(mb.name)
+            mb.module
+                .map_or(&[][..], |m| m.options)
                 .iter()
                 .map(|o| (*o, owner.clone())),
         );
@@ -716,7 +722,7 @@ fn finish_match(mb: MatchB<'_>, rule: &Rule, toks: &[Token<'_>]) -> Res<Match> {
     // The options given, in the module's order, on the stack.
     let mut given: [&'static str; 64] = [""; 64];
     let mut n = 0;
-    let options = Module::options_of(mb.name);
+    let options = mb.module.map_or(&[][..], |m| m.options);
     for (i, o) in options.iter().enumerate().take(64) {
         if mb.seen & (1 << i) != 0 {
             if let Some(slot) = given.get_mut(n) {
@@ -742,6 +748,8 @@ struct TargetB<'t> {
     /// `-p` as it stood when an option carrying ports was read (iptables checks it then).
     proto_at_ports: Option<Option<Neg<Protocol>>>,
     name: &'t str,
+    /// The target's definition when `name` is one (found once).
+    def: Option<&'static TargetDef>,
     at: &'t Token<'t>,
     goto: bool,
     raw: Vec<String>,
@@ -758,16 +766,18 @@ fn start_target<'t>(
     owned: &dyn Fn() -> Vec<&'static str>,
 ) -> Res<TargetB<'t>> {
     let name = v.text.as_str();
+    let def = TargetDef::named(name);
     let mut tb = TargetB {
         proto_at_ports: None,
         name,
+        def,
         at: v,
         goto,
         raw: Vec::new(),
         unmodelled: false,
         vals: Vec::new(),
     };
-    if goto || TargetDef::named(name).is_none() {
+    if goto || def.is_none() {
         if (ctx.chain_exists)(name) {
             return Ok(tb);
         }
@@ -866,7 +876,7 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB<'_>, rule: &Rule) -> Res<Tar
             args,
         });
     }
-    let Some(def) = TargetDef::named(tb.name) else {
+    let Some(def) = tb.def else {
         return Ok(Target::Jump {
             chain: tb.name.to_string(),
         });
