@@ -447,6 +447,8 @@ struct TableState {
     index: super::names::NameMap<String, usize>,
     /// The chain found last: a save file's rules come chain by chain, so most lines name it.
     last: std::cell::Cell<usize>,
+    /// The user chain a jump named last: many rules jump to the same one (`KUBE-MARK-MASQ`).
+    last_target: std::cell::Cell<usize>,
 }
 
 impl TableState {
@@ -456,6 +458,7 @@ impl TableState {
             chains: Vec::new(),
             index: super::names::NameMap::default(),
             last: std::cell::Cell::new(0),
+            last_target: std::cell::Cell::new(0),
         };
         for h in kind.builtin_chains() {
             t.push(Chain {
@@ -495,10 +498,15 @@ impl TableState {
     }
 
     fn has_user_chain(&self, name: &str) -> bool {
-        self.index
-            .get(name)
-            .and_then(|i| self.chains.get(*i))
-            .is_some_and(|c| c.policy.is_none())
+        let last = self.last_target.get();
+        if let Some(c) = self.chains.get(last).filter(|c| c.name == name) {
+            return c.policy.is_none();
+        }
+        let Some(&i) = self.index.get(name) else {
+            return false;
+        };
+        self.last_target.set(i);
+        self.chains.get(i).is_some_and(|c| c.policy.is_none())
     }
 }
 
