@@ -1,4 +1,4 @@
-//! The command line: `sidecar-verify <parse|trace|scenarios|check|diff|mutate|kernel> [RULES] …`.
+//! The command line: `sidecar-verify <parse|trace|scenarios|check|diff|mutate|kernel|synth> [RULES] …`.
 //!
 //! Exit codes everywhere: 0 ok / holds / vacuous / no change; 1 violation / unknown / behaviour
 //! change / disagreement; 2 bad input or usage.
@@ -13,6 +13,7 @@ use sidecar_model::pod::{
 pub use args::*;
 
 mod args;
+mod synth;
 
 use crate::input;
 use crate::journey_text;
@@ -60,6 +61,7 @@ fn run_command(command: Command) -> u8 {
         Command::Diff(a) => diff(&a),
         Command::Mutate(a) => mutate(&a),
         Command::Kernel(a) => kernel(&a),
+        Command::Synth(SynthCommand::KubeProxy(a)) => synth::kube_proxy(&a),
         Command::Agent { ports } => crate::kernel::agent::agent(&ports),
         Command::Connect {
             id,
