@@ -1,5 +1,9 @@
 //! `check` on the classic ruleset: every invariant proved and every rule's reachability, from
-//! the parsed ruleset to the finished report (Z3 included). Target: at most 300 ms.
+//! the parsed ruleset to the finished report (Z3 included). Target: at most 300 ms. And the
+//! scale group: `check` of a node's nat table (kube-proxy with N services and Istio's rules in
+//! front, `sidecar-verify synth kube-proxy --mesh istio`), and `diff` of two such tables that
+//! differ in one service's endpoint (docs/scale.md; `scripts/bench-scale` runs the command line
+//! at the sizes criterion is too slow for).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -50,6 +54,49 @@ fn bench(c: &mut Criterion) {
     g.bench_function("classic-dual-stack-pod", |b| {
         b.iter(|| check(&rs, &canonical, &dual, &profile, &opts).expect("check runs"));
     });
+    g.finish();
+    scale(c);
+}
+
+/// `check` and `diff` on kube-proxy tables with Istio's rules in front.
+#[expect(
+    clippy::expect_used,
+    reason = "the generated tables parse and can be checked (tests/synth.rs says so); a failure here fails the run"
+)]
+fn scale(c: &mut Criterion) {
+    use sidecar_model::synth::kube_proxy::{generate, Mesh, Spec};
+    let mut g = c.benchmark_group("scale");
+    g.sample_size(10);
+    for services in [10, 100] {
+        let spec = Spec {
+            services,
+            mesh: Mesh::from_name("istio"),
+            ..Spec::default()
+        };
+        let text = generate(&spec).expect("the table is generated");
+        let rs = parse("node", text.as_bytes()).expect("it parses").ruleset;
+        let pod = Pod::default();
+        let profile = Profile::istio();
+        let opts = Options::default();
+        g.bench_function(format!("check-kube-proxy-{services}"), |b| {
+            b.iter(|| check(&rs, &text, &pod, &profile, &opts).expect("check runs"));
+        });
+        // The same table with one endpoint of one service moved.
+        let moved = text.replacen("--to-destination 10.244.", "--to-destination 10.245.", 1);
+        assert_ne!(moved, text, "an endpoint was moved");
+        let new = parse("node-moved", moved.as_bytes())
+            .expect("it parses")
+            .ruleset;
+        let dopts = sidecar_verify::diff::Options::default();
+        g.bench_function(format!("diff-kube-proxy-{services}-one-service"), |b| {
+            b.iter(|| {
+                let r = sidecar_verify::diff::diff(&rs, &new, &pod, &profile, &dopts)
+                    .expect("diff runs");
+                assert!(!r.changes.is_empty(), "the moved endpoint is a change");
+                r
+            });
+        });
+    }
     g.finish();
 }
 
