@@ -20,6 +20,7 @@ pub mod parse;
 pub mod pod;
 pub mod print;
 pub mod profile;
+pub mod synth;
 pub mod targets;
 pub mod validate;
 

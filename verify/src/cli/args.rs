@@ -78,6 +78,10 @@ pub enum Command {
     /// Compare the model with Linux netfilter: run flows in a pod made of network namespaces and
     /// check, flow by flow, the rules each first packet hit (nftables tracing) and where it arrived.
     Kernel(KernelArgs),
+    /// Write a synthetic ruleset of a node's size to stdout (deterministic for a seed), for
+    /// scale work: `synth kube-proxy --services N`.
+    #[command(subcommand)]
+    Synth(SynthCommand),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) on stdout,
     /// e.g. `sidecar-verify completions bash > /etc/bash_completion.d/sidecar-verify`.
     Completions {
@@ -173,6 +177,7 @@ impl Command {
             Command::Mutate(a) => (&mut a.rules, &a.live),
             Command::Kernel(a) => (&mut a.rules, &a.live),
             Command::Diff(_)
+            | Command::Synth(_)
             | Command::Completions { .. }
             | Command::Man
             | Command::Agent { .. }
@@ -423,6 +428,39 @@ pub struct KernelArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `synth` writes.
+#[derive(Debug, Subcommand)]
+pub enum SynthCommand {
+    /// The nat table kube-proxy's iptables mode keeps for N services (one port each, K
+    /// endpoints each), as `iptables-save` prints it; with `--mesh`, a node's nat table with a
+    /// mesh's rules merged in (a host-network pod with a sidecar: docs/scale.md).
+    KubeProxy(KubeProxyArgs),
+}
+
+/// Arguments of `synth kube-proxy`.
+#[derive(Debug, clap::Args)]
+pub struct KubeProxyArgs {
+    /// Services, one port each (cluster IPs from 10.96.0.0/12).
+    #[arg(long, value_name = "N")]
+    pub services: usize,
+    /// Endpoints per service (from 10.244.0.0/16).
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub endpoints: usize,
+    /// Every M-th service is a NodePort service (the first, the M+1-th, …); 0: none.
+    #[arg(long, value_name = "M", default_value_t = 10)]
+    pub nodeport_every: usize,
+    /// Merge this mesh's built-in ruleset in, its jumps first in the built-in chains.
+    #[arg(long, value_name = "MESH", value_parser = ["istio", "kuma", "linkerd", "consul"])]
+    pub mesh: Option<String>,
+    /// The form: `iptables` (iptables-save text) or `nft` (kube-proxy's nftables mode; not
+    /// built yet: exits 2).
+    #[arg(long, default_value = "iptables", value_parser = ["iptables", "nft"])]
+    pub backend: String,
+    /// The seed of names, addresses and ports.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// A mark in decimal or `0x` hex.

@@ -13,6 +13,7 @@ use sidecar_model::pod::{
 pub use args::*;
 
 mod args;
+mod synth;
 
 use crate::input;
 use crate::journey_text;
@@ -57,6 +58,7 @@ fn run_command(command: Command) -> u8 {
         Command::Diff(a) => diff(&a),
         Command::Mutate(a) => mutate(&a),
         Command::Kernel(a) => kernel(&a),
+        Command::Synth(SynthCommand::KubeProxy(a)) => synth::kube_proxy(&a),
         Command::Agent { ports } => crate::kernel::agent::agent(&ports),
         Command::Connect {
             id,
