@@ -38,7 +38,7 @@ use crate::matches::Env;
 mod compile;
 mod index;
 
-use compile::{compile_table, CChain};
+use compile::{compile_table, CChain, CRule};
 pub use index::{IndexStats, DEFAULT_INDEX_MIN};
 
 /// An interface name stored inline (at most 15 bytes, as the kernel allows), so packets are
@@ -313,6 +313,9 @@ pub struct Engine {
     plan: [[Vec<PlanEntry>; 5]; 2],
     /// Local addresses, for `-m addrtype`.
     local: Vec<IpAddr>,
+    /// Per family, where REDIRECT sends a packet that did not come from this host or lo: the
+    /// first local address of the family that is no loopback one, else loopback's.
+    redirect: [IpAddr; 2],
     /// Per family: whether some rule turns connection tracking on (see [`conntrack_active`]).
     ct_active: [bool; 2],
 }
@@ -502,12 +505,25 @@ impl Engine {
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ],
+            redirect: [
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 
     /// Sets the addresses `-m addrtype` takes as LOCAL (besides the loopback ranges).
     pub fn with_local_addrs(mut self, addrs: &[IpAddr]) -> Engine {
         self.local.extend_from_slice(addrs);
+        for (slot, v4) in self.redirect.iter_mut().zip([true, false]) {
+            if let Some(a) = self
+                .local
+                .iter()
+                .find(|a| a.is_ipv4() == v4 && !a.is_loopback())
+            {
+                *slot = *a;
+            }
+        }
         self
     }
 
@@ -639,44 +655,35 @@ impl Engine {
             };
             // The next rule of this chain whose matches hold: with an index (and an observer
             // that need not see every rule tried), among the rules that can match only.
-            let mut ri = ri;
-            let mut cands = match &cchain.index {
-                Some(ix) if !O::EVERY_TRIED => Some(ix.candidates(pkt)),
-                _ => None,
+            let at = |rule: u32| Hit {
+                table: kind,
+                part,
+                chain: ci,
+                rule,
             };
-            let found = loop {
-                if let Some(c) = &mut cands {
-                    match c.next(ri) {
-                        Some(next) => ri = next,
-                        None => break None,
+            let found = match &cchain.index {
+                Some(ix) if !O::EVERY_TRIED => {
+                    let mut cands = ix.candidates(pkt);
+                    let mut from = ri;
+                    loop {
+                        let Some(r) = cands.next(from) else {
+                            break None;
+                        };
+                        from = r.saturating_add(1);
+                        let Some(crule) = cchain.rules.get(r as usize) else {
+                            break None;
+                        };
+                        if self.try_rule(chain, crule, at(r), pkt, hook, obs) {
+                            break Some((crule, at(r)));
+                        }
                     }
                 }
-                let Some(crule) = cchain.rules.get(ri as usize) else {
-                    break None;
-                };
-                let here = Hit {
-                    table: kind,
-                    part,
-                    chain: ci,
-                    rule: ri,
-                };
-                ri += 1;
-                // The compact head first; the rule itself only when its `-m` matches matter.
-                let m = if !crule.head.holds(pkt) {
-                    Some(false)
-                } else if !crule.has_matches {
-                    Some(true)
-                } else {
-                    match chain.rules.get(here.rule as usize) {
-                        Some(rule) => self.matches_hold(rule, pkt, hook),
-                        None => Some(false),
-                    }
-                };
-                obs.tried(here, pkt, m);
-                match m {
-                    Some(true) => break Some((crule, here)),
-                    Some(false) => {}
-                    None => obs.undecided(here),
+                _ => {
+                    let rest = cchain.rules.get(ri as usize..).unwrap_or(&[]);
+                    rest.iter()
+                        .zip(ri..)
+                        .find(|&(crule, r)| self.try_rule(chain, crule, at(r), pkt, hook, obs))
+                        .map(|(crule, r)| (crule, at(r)))
                 }
             };
             let Some((crule, here)) = found else {
@@ -688,7 +695,7 @@ impl Engine {
                     None => return policy,
                 }
             };
-            cur = (ci, ri);
+            cur = (ci, here.rule.saturating_add(1));
             obs.hit(here);
             let Some(target) = chain
                 .rules
@@ -715,7 +722,7 @@ impl Engine {
                     cur = (to, 0);
                 }
                 Target::Redirect { ports, .. } => {
-                    pkt.dst = redirect_addr(hook, pkt, &self.local);
+                    pkt.dst = self.redirect_addr(hook, pkt);
                     if let Some(p) = ports {
                         pkt.dport = p.lo;
                     }
@@ -781,6 +788,58 @@ impl Engine {
         }
     }
 
+    /// Tries rule `here.rule` of `chain` (compiled as `crule`) on `pkt`: whether it is a hit.
+    /// Tells `obs` it was tried, and when it could not be decided.
+    #[inline(always)]
+    fn try_rule<O: Observer>(
+        &self,
+        chain: &Chain,
+        crule: &CRule,
+        here: Hit,
+        pkt: &Packet,
+        hook: Hook,
+        obs: &mut O,
+    ) -> bool {
+        // The compact head first; the rule itself only when its `-m` matches matter.
+        let m = if !crule.head.holds(pkt) {
+            Some(false)
+        } else if !crule.has_matches {
+            Some(true)
+        } else {
+            match chain.rules.get(here.rule as usize) {
+                Some(rule) => self.matches_hold(rule, pkt, hook),
+                None => Some(false),
+            }
+        };
+        obs.tried(here, pkt, m);
+        match m {
+            Some(true) => true,
+            Some(false) => false,
+            None => {
+                obs.undecided(here);
+                false
+            }
+        }
+    }
+
+    /// Where REDIRECT sends a packet: the loopback address for locally generated packets (and
+    /// packets that came in on lo), the first local address of the packet's family otherwise
+    /// (the pod IP on eth0): [`Engine::redirect`], found once.
+    #[inline(always)]
+    fn redirect_addr(&self, hook: Hook, p: &Packet) -> IpAddr {
+        // A constant in memory, not built on the stack: a packet's address is read whole right
+        // after, and reading what was just written in parts stalls.
+        static LOOPBACK: [IpAddr; 2] = [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ];
+        let fi = fam_idx(p.family());
+        if hook == Hook::Output || p.in_iface.is_some_and(|i| i.as_str() == "lo") {
+            return LOOPBACK.get(fi).copied().unwrap_or(p.dst);
+        }
+        self.redirect.get(fi).copied().unwrap_or(p.dst)
+    }
+
     /// Whether all the rule's matches hold; `None` when one cannot be decided.
     #[inline]
     pub fn rule_matches(&self, r: &Rule, p: &Packet, hook: Hook) -> Option<bool> {
@@ -827,7 +886,7 @@ impl Engine {
     }
 
     /// Whether all `-m` matches of the rule hold; `None` when one cannot be decided.
-    #[inline]
+    #[inline(always)]
     fn matches_hold(&self, r: &Rule, p: &Packet, _hook: Hook) -> Option<bool> {
         let env = Env { local: &self.local };
         let mut undecided = false;
@@ -844,25 +903,6 @@ impl Engine {
             Some(true)
         }
     }
-}
-
-/// Where REDIRECT sends a packet: the loopback address for locally generated packets, the first
-/// local address of the incoming interface's family otherwise (the pod IP on eth0).
-fn redirect_addr(hook: Hook, p: &Packet, local: &[IpAddr]) -> IpAddr {
-    let v4 = p.dst.is_ipv4();
-    let lo = if v4 {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        IpAddr::V6(Ipv6Addr::LOCALHOST)
-    };
-    if hook == Hook::Output || p.in_iface.is_some_and(|i| i.as_str() == "lo") {
-        return lo;
-    }
-    local
-        .iter()
-        .find(|a| a.is_ipv4() == v4 && !a.is_loopback())
-        .copied()
-        .unwrap_or(lo)
 }
 
 enum TableEnd {
