@@ -231,14 +231,23 @@ pub trait Observer {
     /// Whether [`Observer::tried`] must see every rule in the order a scan of each chain tries
     /// it (the default). An observer that says `false` lets the engine pass over the rules a
     /// chain's index shows cannot match the packet without trying them; the hits, the undecided
-    /// rules, the verdict and the packet are the same either way.
+    /// rules, the verdict and the packet are the same either way (a rule passed over is one
+    /// whose result is "no match", never an undecided one, so [`Observer::decide`] is asked
+    /// about the same rules).
     const EVERY_TRIED: bool = true;
     /// A rule was tried, with its result (for checkers; the default does nothing).
     #[inline]
     fn tried(&mut self, _hit: Hit, _pkt: &Packet, _matched: Option<bool>) {}
-    /// A rule's match could not be decided (an extension the model does not interpret); it was
-    /// taken as not matching.
+    /// A rule's match could not be decided (an extension the model does not interpret); it is
+    /// taken as [`Observer::decide`] says.
     fn undecided(&mut self, hit: Hit);
+    /// How an undecided rule is taken: not matching (the default, as the evaluator takes it
+    /// everywhere) or matching (reachability's concrete seeds follow one choice of the
+    /// solver's free booleans, which may take either).
+    #[inline]
+    fn decide(&mut self, _hit: Hit) -> bool {
+        false
+    }
 }
 
 /// The fast path: records nothing.
@@ -789,7 +798,7 @@ impl Engine {
     }
 
     /// Tries rule `here.rule` of `chain` (compiled as `crule`) on `pkt`: whether it is a hit.
-    /// Tells `obs` it was tried, and when it could not be decided.
+    /// Tells `obs` it was tried, and when it could not be decided (then `obs` decides).
     #[inline(always)]
     fn try_rule<O: Observer>(
         &self,
@@ -817,7 +826,7 @@ impl Engine {
             Some(false) => false,
             None => {
                 obs.undecided(here);
-                false
+                obs.decide(here)
             }
         }
     }

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use crate::ast::*;
-use crate::eval::{Engine, Hit, HookVerdict, IfName, Packet, Scratch, Trace};
+use crate::eval::{Engine, Hit, HookVerdict, IfName, Observer, Packet, Scratch, Trace};
 
 // The mesh profile is the pod's too: `pod::Profile` is where most callers look for it.
 pub use crate::profile::{
@@ -370,6 +370,24 @@ pub struct Journey {
     pub outcome: Outcome,
 }
 
+/// A trace whose undecided rules are taken as a closure says ([`Observer::decide`]).
+struct Deciding<'d> {
+    trace: Trace,
+    decide: &'d mut dyn FnMut(Hit) -> bool,
+}
+
+impl Observer for Deciding<'_> {
+    fn hit(&mut self, hit: Hit) {
+        self.trace.hit(hit);
+    }
+    fn undecided(&mut self, hit: Hit) {
+        self.trace.undecided(hit);
+    }
+    fn decide(&mut self, hit: Hit) -> bool {
+        (self.decide)(hit)
+    }
+}
+
 /// Follows connections through a ruleset in a pod.
 #[derive(Debug, Clone)]
 pub struct Simulator {
@@ -453,7 +471,19 @@ impl Simulator {
     /// locally generated packet, whose out interface is already chosen; PREROUTING for one from
     /// outside). [`Simulator::hop`] builds the packet by routing; this takes any header, also
     /// ones routing never produces.
-    pub fn hop_packet(&self, entry: Hook, mut p: Packet) -> HopReport {
+    pub fn hop_packet(&self, entry: Hook, p: Packet) -> HopReport {
+        self.hop_packet_deciding(entry, p, &mut |_| false)
+    }
+
+    /// [`Simulator::hop_packet`] with each undecided rule (a match the model cannot interpret)
+    /// taken as matching when `decide` says so, instead of never: one choice of the free
+    /// booleans the SMT encoding gives such matches.
+    pub fn hop_packet_deciding(
+        &self,
+        entry: Hook,
+        mut p: Packet,
+        decide: &mut dyn FnMut(Hit) -> bool,
+    ) -> HopReport {
         let entered = p;
         let fam = p.family();
         let original_dst = std::net::SocketAddr::new(p.dst, p.dport);
@@ -469,12 +499,15 @@ impl Simulator {
                        skip_nat: bool,
                        matched: &mut Vec<RuleRef>,
                        undecided: &mut Vec<RuleRef>| {
-            let mut t = Trace::default();
+            let mut t = Deciding {
+                trace: Trace::default(),
+                decide: &mut *decide,
+            };
             let (v, fx) = self
                 .engine
                 .run_hook_opts(hook, p, &mut scratch, &mut t, skip_nat);
-            self.name_hits(fam, hook, &t.hits, matched);
-            self.name_hits(fam, hook, &t.undecided, undecided);
+            self.name_hits(fam, hook, &t.trace.hits, matched);
+            self.name_hits(fam, hook, &t.trace.undecided, undecided);
             (v, fx)
         };
 

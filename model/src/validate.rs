@@ -36,9 +36,10 @@ fn at(r: &Rule, message: String, help: Option<String>) -> ValidationError {
 /// Checks every table of both families.
 pub fn validate(rs: &Ruleset) -> Result<(), ValidationError> {
     for t in rs.ipv4.iter().chain(&rs.ipv6) {
-        check_cycles(t)?;
-        check_depth(t)?;
-        let hooks = reaching_hooks(t);
+        let jumps = Jumps::of(t);
+        check_cycles(t, &jumps)?;
+        check_depth(t, &jumps)?;
+        let hooks = hooks_along(t, &jumps);
         for (ci, c) in t.chains.iter().enumerate() {
             let h = hooks.get(ci).copied().unwrap_or(0);
             for r in &c.rules {
@@ -49,8 +50,63 @@ pub fn validate(rs: &Ruleset) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Each chain's jumps and gotos to chains of the table, resolved once: `(rule, target chain)`
+/// by chain index, in rule order, all chains' in one vector (chain `i`'s from `start[i]` to
+/// `start[i + 1]`). A table of 100,000 chains has as many jumps, which every check below walks;
+/// a name lookup per jump and per check was most of a large parse.
+struct Jumps {
+    edges: Vec<(u32, u32)>,
+    start: Vec<usize>,
+}
+
+impl Jumps {
+    fn of(t: &Table) -> Jumps {
+        let index: crate::parse::names::NameMap<&str, u32> = t
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        let mut edges = Vec::new();
+        let mut start = Vec::with_capacity(t.chains.len() + 1);
+        for c in &t.chains {
+            start.push(edges.len());
+            for (ri, r) in c.rules.iter().enumerate() {
+                let Some(name) = r.target.as_ref().and_then(Target::chain) else {
+                    continue;
+                };
+                if let Some(ti) = index.get(name) {
+                    edges.push((u32::try_from(ri).unwrap_or(u32::MAX), *ti));
+                }
+            }
+        }
+        start.push(edges.len());
+        Jumps { edges, start }
+    }
+
+    /// Chain `chain`'s jumps: `(rule index, target chain index)`.
+    fn from(&self, chain: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.slice(chain)
+            .iter()
+            .map(|&(r, t)| (r as usize, t as usize))
+    }
+
+    /// The same as a slice, in `u32`s.
+    fn slice(&self, chain: usize) -> &[(u32, u32)] {
+        let (a, b) = (
+            self.start.get(chain).copied().unwrap_or(0),
+            self.start.get(chain + 1).copied().unwrap_or(0),
+        );
+        self.edges.get(a..b).unwrap_or(&[])
+    }
+}
+
 /// For each chain (by index), the set of hooks (bits of [`Hook::bit`]) from which it is reached.
 pub fn reaching_hooks(t: &Table) -> Vec<u8> {
+    hooks_along(t, &Jumps::of(t))
+}
+
+fn hooks_along(t: &Table, jumps: &Jumps) -> Vec<u8> {
     let mut hooks: Vec<u8> = t
         .chains
         .iter()
@@ -62,21 +118,10 @@ pub fn reaching_hooks(t: &Table) -> Vec<u8> {
             }
         })
         .collect();
-    let edges: Vec<Vec<usize>> = t
-        .chains
-        .iter()
-        .map(|c| {
-            c.rules
-                .iter()
-                .filter_map(|r| r.target.as_ref().and_then(Target::chain))
-                .filter_map(|n| t.chain_index(n))
-                .collect()
-        })
-        .collect();
     let mut work: Vec<usize> = (0..t.chains.len()).collect();
     while let Some(i) = work.pop() {
         let h = hooks.get(i).copied().unwrap_or(0);
-        for &j in edges.get(i).map_or(&[][..], Vec::as_slice) {
+        for (_, j) in jumps.from(i) {
             if let Some(hj) = hooks.get_mut(j) {
                 if *hj | h != *hj {
                     *hj |= h;
@@ -89,7 +134,7 @@ pub fn reaching_hooks(t: &Table) -> Vec<u8> {
 }
 
 /// Refuses any jump cycle among the table's chains (iteratively: no recursion on depth).
-fn check_cycles(t: &Table) -> Result<(), ValidationError> {
+fn check_cycles(t: &Table, jumps: &Jumps) -> Result<(), ValidationError> {
     #[derive(Clone, Copy, PartialEq)]
     enum Color {
         White,
@@ -102,24 +147,19 @@ fn check_cycles(t: &Table) -> Result<(), ValidationError> {
         if color.get(root) != Some(&Color::White) {
             continue;
         }
-        // Stack of (chain, next rule index to look at).
+        // Stack of (chain, next jump of it to look at).
         let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
         if let Some(c) = color.get_mut(root) {
             *c = Color::Grey;
         }
-        while let Some(&mut (ci, ref mut ri)) = stack.last_mut() {
-            let Some(chain) = t.chains.get(ci) else {
-                stack.pop();
-                continue;
-            };
-            if let Some(rule) = chain.rules.get(*ri) {
-                *ri += 1;
-                let Some(target) = rule.target.as_ref().and_then(Target::chain) else {
+        while let Some(&mut (ci, ref mut ji)) = stack.last_mut() {
+            if let Some(&(ri, ti)) = jumps.slice(ci).get(*ji) {
+                let (ri, ti) = (ri as usize, ti as usize);
+                *ji += 1;
+                let Some(rule) = t.chains.get(ci).and_then(|c| c.rules.get(ri)) else {
                     continue;
                 };
-                let Some(ti) = t.chain_index(target) else {
-                    continue;
-                };
+                let target = t.chains.get(ti).map_or("", |c| c.name.as_str());
                 match color.get(ti) {
                     Some(Color::Grey) => {
                         let mut path: Vec<&str> = stack
@@ -164,7 +204,7 @@ pub const MAX_CHAIN_LEVEL: u32 = 15;
 /// built-in chain; the error is at the earliest such rule in the input. Each chain's deepest
 /// level is found by relaxation capped at the limit, so the work is at most
 /// `MAX_CHAIN_LEVEL` times the number of jumps, however long the chain of jumps.
-fn check_depth(t: &Table) -> Result<(), ValidationError> {
+fn check_depth(t: &Table, jumps: &Jumps) -> Result<(), ValidationError> {
     let mut level: Vec<Option<u32>> = t
         .chains
         .iter()
@@ -179,11 +219,11 @@ fn check_depth(t: &Table) -> Result<(), ValidationError> {
             continue;
         };
         let next = l + 1;
-        for r in &chain.rules {
-            let Some(name) = r.target.as_ref().and_then(Target::chain) else {
-                continue;
-            };
-            let Some(ti) = t.chain_index(name) else {
+        for (ri, ti) in jumps.from(ci) {
+            let (Some(r), Some(name)) = (
+                chain.rules.get(ri),
+                t.chains.get(ti).map(|c| c.name.as_str()),
+            ) else {
                 continue;
             };
             if next > MAX_CHAIN_LEVEL {

@@ -98,8 +98,10 @@ pub fn diff(
         routing: true,
         timeout_ms: opts.timeout_ms,
     };
-    let inv_old = prove::ruleset(old, pod, profile, &popts)?.invariants;
-    let inv_new = prove::ruleset(new, pod, profile, &popts)?.invariants;
+    // The invariants of each side, without the rules' reachability `check` adds (diff does
+    // not report it).
+    let inv_old = prove::invariants(old, pod, profile, &popts)?;
+    let inv_new = prove::invariants(new, pod, profile, &popts)?;
     let (old, new) = (profile.resolve_names(old), profile.resolve_names(new));
     let (old, new): (&Ruleset, &Ruleset) = (&old, &new);
     let mut report = Report {
@@ -279,6 +281,8 @@ fn diff_family(
         if first_only && !scope_routable {
             break;
         }
+        // One solver for the classes of this scope, made when the first is found.
+        let mut shared: Option<z3::Solver> = None;
         s.push();
         if scope_routable {
             s.assert(&routable);
@@ -287,7 +291,7 @@ fn diff_family(
         }
         let mut found = 0;
         loop {
-            match s.check() {
+            match crate::smt::solve::check(&s) {
                 SatResult::Unsat => break,
                 SatResult::Unknown => {
                     report.unknown = true;
@@ -345,24 +349,21 @@ fn diff_family(
             } else {
                 routable.not()
             };
-            let found_class = class::Class::new(
-                &a.enc,
-                &first,
-                &outside,
-                &a.journey,
-                &m,
-                &class,
-                &all(&[facts.clone(), scope]),
-                opts.timeout_ms,
-            );
-            let shape = found_class.words();
-            let impact = class::rank(
-                found_class.has_application(profile),
-                found_class.addressed_to(&capture_ports(profile)),
-                &jo,
-                &jn,
-            );
-            drop(found_class);
+            let d = shared.get_or_insert_with(|| {
+                let d = solver(opts.timeout_ms);
+                d.assert(all(&[facts.clone(), scope]));
+                d
+            });
+            let (shape, impact) = {
+                let found = class::Class::new(&a.enc, &first, &outside, &a.journey, &m, &class, d);
+                let impact = class::rank(
+                    found.has_application(profile),
+                    found.addressed_to(&capture_ports(profile)),
+                    &jo,
+                    &jn,
+                );
+                (found.words(), impact)
+            };
             let block = class.not();
             s.assert(&block);
             blocks.push(block);

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use sidecar_verify::cli::{run, Cli};
 
+/// mimalloc instead of the system's allocator: parsing a node's ruleset (150,000 lines, a million
+/// small allocations) takes a third less time (docs/scale.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -48,8 +48,35 @@ pub fn listen(l: Box<dyn Listener>) {
     let _ = LISTENER.set(l);
 }
 
+/// With `SIDECAR_VERIFY_TIMINGS` set in the environment, each top-level phase's wall time is
+/// written to stderr when the next one begins or the work is over (for profiling: docs/scale.md).
+type Timing = std::sync::Mutex<Option<(String, std::time::Instant)>>;
+
+fn timings() -> Option<&'static Timing> {
+    static T: OnceLock<Option<Timing>> = OnceLock::new();
+    T.get_or_init(|| {
+        std::env::var_os("SIDECAR_VERIFY_TIMINGS").map(|_| std::sync::Mutex::new(None))
+    })
+    .as_ref()
+}
+
+fn time_phase(next: Option<&str>) {
+    if INNER.with(Cell::get) > 0 {
+        return;
+    }
+    if let Some(t) = timings() {
+        if let Ok(mut g) = t.lock() {
+            if let Some((what, at)) = g.take() {
+                eprintln!("timing: {:>9.3} s  {what}", at.elapsed().as_secs_f64());
+            }
+            *g = next.map(|w| (w.to_string(), std::time::Instant::now()));
+        }
+    }
+}
+
 /// A phase begins.
 pub fn phase(what: &str, steps: usize) {
+    time_phase(Some(what));
     if let Some(l) = listener() {
         l.phase(what, u64::try_from(steps).unwrap_or(u64::MAX));
     }
@@ -64,6 +91,7 @@ pub fn step() {
 
 /// The work is over.
 pub fn finish() {
+    time_phase(None);
     if let Some(l) = listener() {
         l.finish();
     }

@@ -25,21 +25,18 @@
 pub mod support;
 
 use sidecar_model::pod::{Journey, Pod, Profile, Simulator};
-use sidecar_model::print::print_rule;
 use sidecar_model::{Family, Hook, Ruleset, Target};
-use z3::ast::{Bool, BV};
+use z3::ast::Bool;
 use z3::{SatResult, Solver};
 
+mod reach;
 mod relations;
 
 use crate::invariants::{Concrete, Id, Symbolic, ALL};
-use crate::results::check::{RuleAt, RuleAtTable, RuleResult, RuleStatus};
+use crate::results::check::{RuleAt, RuleAtTable, RuleResult};
 use crate::results::{InvariantResult, Status, Witness};
-use crate::smt::solve::{guard, hints, query, solver, steer, unknown_reason};
-use crate::smt::{
-    all, any, bv, truth, EncodeError, Encoder, RuleId, SymHit, SymPacket, CT_BITS, IF_BITS,
-    IF_ETH0, IF_NONE, MARK_BITS,
-};
+use crate::smt::solve::{guard, hints, solver, steer, unknown_reason};
+use crate::smt::{all, truth, EncodeError, Encoder, RuleId, SymHit, SymPacket};
 
 /// How to prove.
 #[derive(Debug, Clone)]
@@ -127,14 +124,14 @@ fn prove(
     id: Id,
 ) -> Result<Proved, ProveError> {
     s.assert(v);
-    match s.check() {
+    match crate::smt::solve::check(s) {
         SatResult::Unsat => return Ok((id, Status::Holds, None, None)),
         SatResult::Unknown => return Ok((id, Status::Unknown, None, Some(unknown_reason(s)))),
         SatResult::Sat => {}
     }
     let decided: Vec<Bool> = enc.free.iter().map(|(_, b)| b.not()).collect();
     let mut assume = vec![guard(s, &all(&decided))];
-    match s.check_assumptions(&assume) {
+    match crate::smt::solve::check_assuming(s, &assume) {
         SatResult::Sat => {}
         SatResult::Unknown => return Ok((id, Status::Unknown, None, Some(unknown_reason(s)))),
         SatResult::Unsat => {
@@ -197,7 +194,7 @@ fn prove(
 fn premise_met(s: &Solver, premise: &Bool) -> (Status, Option<String>) {
     s.push();
     s.assert(premise);
-    let r = s.check();
+    let r = crate::smt::solve::check(s);
     let why = (r == SatResult::Unknown).then(|| unknown_reason(s));
     s.pop(1);
     match r {
@@ -225,6 +222,7 @@ fn check_family(
     sim: &Simulator,
     with_rules: bool,
 ) -> Result<FamilyResult, ProveError> {
+    crate::progress::phase(&format!("encoding the journey, {}", fam_name(fam)), 0);
     let mut enc = Encoder::new(rs, fam, pod, profile)?;
     let first = SymPacket::fresh("c", enc.width);
     let outside = Bool::new_const("c_outside");
@@ -252,6 +250,7 @@ fn check_family(
                 invariants.push((id, Status::Holds, None, None));
                 continue;
             }
+            let t0 = std::time::Instant::now();
             let v = id.violation(&sym, profile);
             s.push();
             let r = prove(
@@ -264,6 +263,14 @@ fn check_family(
                 r.1 = st;
                 r.3 = reason;
             }
+            if std::env::var_os("SIDECAR_VERIFY_TIMINGS").is_some() {
+                eprintln!(
+                    "timing:   {} {:?} in {:.3} s",
+                    id.name(),
+                    r.1,
+                    t0.elapsed().as_secs_f64()
+                );
+            }
             invariants.push(r);
         }
     }
@@ -274,7 +281,7 @@ fn check_family(
         .map(|h| h.hits.clone())
         .unwrap_or_default();
     let rules = if with_rules {
-        reachability(rs, fam, &mut enc, &s, &routed_hits, opts)?
+        reach::reachability(rs, fam, &mut enc, &s, &routed_hits, sim, opts)?
     } else {
         Vec::new()
     };
@@ -321,128 +328,6 @@ fn fam_name(fam: Family) -> &'static str {
     }
 }
 
-fn reachability(
-    rs: &Ruleset,
-    fam: Family,
-    enc: &mut Encoder<'_>,
-    routed: &Solver,
-    routed_hits: &[SymHit],
-    opts: &Options,
-) -> Result<Vec<RuleResult>, ProveError> {
-    // Any packet at all, entering here or from outside.
-    let p = SymPacket::fresh("any", enc.width);
-    let outside = Bool::new_const("any_outside");
-    let hop = enc.hop(&p, &outside, true)?;
-    let none = |v: &BV| v.eq(bv(u128::from(IF_NONE), IF_BITS));
-    let facts = all(&[
-        enc.ifaces.valid(&p.iif),
-        enc.ifaces.valid(&p.oif),
-        outside.ite(
-            &all(&[none(&p.oif), none(&p.iif).not(), p.has_socket.not()]),
-            &all(&[none(&p.iif), none(&p.oif).not()]),
-        ),
-    ]);
-    let s = solver(opts.timeout_ms);
-    s.assert(&facts);
-
-    let mut out = Vec::new();
-    let count: usize = rs
-        .tables(fam)
-        .iter()
-        .flat_map(|t| &t.chains)
-        .map(|c| c.rules.len())
-        .sum();
-    crate::progress::phase(&format!("which rules can match, {}", fam_name(fam)), count);
-    for (ti, t) in rs.tables(fam).iter().enumerate() {
-        let part = rs.part_of(fam, ti);
-        for (ci, c) in t.chains.iter().enumerate() {
-            for (ri, rule) in c.rules.iter().enumerate() {
-                crate::progress::step();
-                let id = RuleId {
-                    table: t.kind,
-                    part,
-                    chain: ci,
-                    rule: ri,
-                };
-                let of = |hits: &[SymHit], f: fn(&SymHit) -> Bool| {
-                    any(&hits
-                        .iter()
-                        .filter(|h| h.id == id)
-                        .map(f)
-                        .collect::<Vec<_>>())
-                };
-                let mut res = RuleResult {
-                    family: fam,
-                    table: t.kind,
-                    part,
-                    chain: c.name.clone(),
-                    rule: rule_no(ri),
-                    text: print_rule(fam, &c.name, rule),
-                    status: RuleStatus::Unknown,
-                    by: Vec::new(),
-                    packet: None,
-                };
-                // A rule of a chain no built-in chain reaches is in no hop's encoding: it is
-                // unreachable by structure, and nothing earlier is responsible.
-                if !hop.hits.iter().any(|h| h.id == id) {
-                    res.status = RuleStatus::Unreachable;
-                    out.push(res);
-                    continue;
-                }
-                let live = of(routed_hits, |h| h.fires.clone());
-                res.status = match query(routed, &live).0 {
-                    SatResult::Sat => RuleStatus::Live,
-                    SatResult::Unknown => RuleStatus::Unknown,
-                    SatResult::Unsat => {
-                        let fires = of(&hop.hits, |h| h.fires.clone());
-                        match query(&s, &fires).0 {
-                            SatResult::Sat => {
-                                s.push();
-                                s.assert(&fires);
-                                let mut hs: Vec<Bool> = vec![
-                                    p.has_socket.clone(),
-                                    p.oif.eq(bv(u128::from(IF_ETH0), IF_BITS)),
-                                    p.iif.eq(bv(u128::from(IF_ETH0), IF_BITS)),
-                                ];
-                                hs.extend(hints(enc, &p, &outside));
-                                hs.push(p.ctstate.eq(bv(0, CT_BITS)));
-                                hs.push(p.mark.eq(bv(0, MARK_BITS)));
-                                let lits: Vec<Bool> = hs.iter().map(|h| guard(&s, h)).collect();
-                                let m = steer(&s, &mut Vec::new(), lits);
-                                res.packet = m.map(|m| p.read(&m, &enc.ifaces, fam));
-                                s.pop(1);
-                                RuleStatus::Unroutable
-                            }
-                            SatResult::Unknown => RuleStatus::Unknown,
-                            SatResult::Unsat => {
-                                let reach = of(&hop.hits, |h| h.reach.clone());
-                                let st = match query(&s, &reach).0 {
-                                    SatResult::Sat => RuleStatus::Shadowed,
-                                    SatResult::Unsat => RuleStatus::Unreachable,
-                                    SatResult::Unknown => RuleStatus::Unknown,
-                                };
-                                if st != RuleStatus::Unknown {
-                                    res.by = responsible(
-                                        rs,
-                                        fam,
-                                        &s,
-                                        &hop.hits,
-                                        id,
-                                        st == RuleStatus::Shadowed,
-                                    );
-                                }
-                                st
-                            }
-                        }
-                    }
-                };
-                out.push(res);
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// The earlier rules of the chain that leave nothing for `id`: per place the rule is tried, a
 /// minimal unsat core of "these earlier rules intercept" over the chain's entry condition and
 /// (when `with_match`) the rule's own match.
@@ -483,7 +368,7 @@ fn responsible(
                 a
             })
             .collect();
-        if s.check_assumptions(&lits) == SatResult::Unsat {
+        if crate::smt::solve::check_assuming(s, &lits) == SatResult::Unsat {
             // Shrink to a minimal set: drop each literal that is not needed.
             let mut keep: Vec<usize> = (0..lits.len()).collect();
             let core = s.get_unsat_core();
@@ -496,7 +381,7 @@ fn responsible(
                     .filter(|(n, _)| *n != j)
                     .filter_map(|(_, k)| lits.get(*k).cloned())
                     .collect();
-                if s.check_assumptions(&trial) == SatResult::Unsat {
+                if crate::smt::solve::check_assuming(s, &trial) == SatResult::Unsat {
                     keep.remove(j);
                 } else {
                     j += 1;
@@ -587,8 +472,11 @@ fn proofs(
         rules.extend(fr.rules);
         undecided.extend(fr.undecided);
     }
+    let relations = ALL.iter().filter(|id| id.is_relation()).count();
+    crate::progress::phase("proving the relations", relations);
     for (id, res) in ALL.iter().zip(invariants.iter_mut()) {
         if id.is_relation() {
+            crate::progress::step();
             relations::prove_relation(rs, pod, profile, opts, &sim, *id, res)?;
         }
     }
@@ -602,6 +490,7 @@ fn proofs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smt::solve::query;
     use sidecar_model::{parse, DEFAULT_RULESET};
 
     /// Every invariant's violation implies its premise (so an unsatisfiable premise leaves

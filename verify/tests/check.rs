@@ -780,3 +780,84 @@ fn without_rules_each_mesh_profile_checks_its_own_ruleset() {
         sha(&["--profile", "kuma", "corpus/rulesets/kuma.rules"])
     );
 }
+
+/// `--deadline`: what the solver has not decided when the run's time is up is `unknown`
+/// (exit 1, with the deadline named), never a pass; with time enough the verdicts are those of
+/// a run without one.
+#[test]
+fn a_passed_deadline_leaves_nothing_holding() {
+    let bin = env!("CARGO_BIN_EXE_sidecar-verify");
+    let run = |args: &[&str]| {
+        let o = Command::new(bin)
+            .args([
+                "check",
+                "--format",
+                "json",
+                "corpus/rulesets/uid-only.rules",
+            ])
+            .args(["--profile", "corpus/profiles/uid-only.toml"])
+            .args(args)
+            .current_dir(workspace())
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.code(), v)
+    };
+    let (code, v) = run(&["--deadline", "0s"]);
+    assert_eq!(code, Some(1));
+    let inv = v["invariants"].as_array().unwrap();
+    assert!(inv.iter().all(|i| i["status"] != "holds"), "{v}");
+    let unknown: Vec<&serde_json::Value> =
+        inv.iter().filter(|i| i["status"] == "unknown").collect();
+    assert!(unknown.len() >= 8, "{} unknown", unknown.len());
+    for i in unknown {
+        assert!(i["reason"].as_str().unwrap().contains("--deadline"), "{i}");
+    }
+    let (code, timed) = run(&["--deadline", "10m"]);
+    let (code_free, free) = run(&[]);
+    assert_eq!((code, code_free), (Some(0), Some(0)));
+    let statuses = |v: &serde_json::Value| -> Vec<String> {
+        v["invariants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["status"].to_string())
+            .collect()
+    };
+    assert_eq!(statuses(&timed), statuses(&free));
+}
+
+/// A sample (`-m statistic`) draws alike for the two connections of `identity-symmetry`: on a
+/// kube-proxy table (a service's endpoint chosen at random) the proxy known by uid and known by
+/// gid get the same journey, so the relation holds instead of resting on two different draws
+/// (`unknown`); a rule that lets the gid alone through is still an asymmetry.
+#[test]
+fn samples_draw_alike_for_both_connections_of_a_pair() {
+    let table = |extra: &str| {
+        format!(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+             :KUBE-SERVICES - [0:0]\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-A1 - [0:0]\n:KUBE-SEP-A2 - [0:0]\n\
+             {extra}-A OUTPUT -j KUBE-SERVICES\n\
+             -A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-A\n\
+             -A KUBE-SVC-A -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-A1\n\
+             -A KUBE-SVC-A -j KUBE-SEP-A2\n\
+             -A KUBE-SEP-A1 -p tcp -m tcp -j DNAT --to-destination 10.244.0.1:8080\n\
+             -A KUBE-SEP-A2 -p tcp -m tcp -j DNAT --to-destination 10.244.0.2:8080\n\
+             COMMIT\n"
+        )
+    };
+    let symmetry = |text: &str| {
+        let rs = parse("kube-proxy", text.as_bytes()).unwrap().ruleset;
+        let pod = Pod::for_rulesets(&[], &[&rs]);
+        let r = check(&rs, text, &pod, &Profile::istio(), &Options::default()).unwrap();
+        let i = r
+            .invariants
+            .into_iter()
+            .find(|i| i.id == "identity-symmetry")
+            .unwrap();
+        (i.status, i.reason)
+    };
+    assert_eq!(symmetry(&table("")).0, Status::Holds);
+    let (st, why) = symmetry(&table("-A OUTPUT -m owner --gid-owner 1337 -j RETURN\n"));
+    assert_eq!(st, Status::Violated, "{why:?}");
+}

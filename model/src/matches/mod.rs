@@ -179,7 +179,7 @@ pub enum Take {
 
 /// One option of a match being parsed: its token, its `!`, and the arguments after it.
 pub struct OptArgs<'a, 't> {
-    opt: &'t Token,
+    opt: &'t Token<'t>,
     negated: bool,
     family: Family,
     args: &'a mut Args<'t>,
@@ -187,7 +187,7 @@ pub struct OptArgs<'a, 't> {
 
 impl<'a, 't> OptArgs<'a, 't> {
     pub(crate) fn new(
-        opt: &'t Token,
+        opt: &'t Token<'t>,
         negated: bool,
         family: Family,
         args: &'a mut Args<'t>,
@@ -206,7 +206,7 @@ impl<'a, 't> OptArgs<'a, 't> {
     }
 
     /// The option's token.
-    pub fn token(&self) -> &'t Token {
+    pub fn token(&self) -> &'t Token<'t> {
         self.opt
     }
 
@@ -221,7 +221,7 @@ impl<'a, 't> OptArgs<'a, 't> {
     }
 
     /// The option's next value (an error at the option when there is none).
-    pub fn value(&mut self) -> Res<&'t Token> {
+    pub fn value(&mut self) -> Res<&'t Token<'t>> {
         self.args.value(self.opt)
     }
 
@@ -233,7 +233,7 @@ impl<'a, 't> OptArgs<'a, 't> {
 
 /// What a module's final checks see.
 pub struct Finish<'a> {
-    pub(crate) at: &'a Token,
+    pub(crate) at: &'a Token<'a>,
     pub(crate) name: &'a str,
     pub(crate) proto: Option<Protocol>,
     pub(crate) seen: &'a [&'static str],

@@ -44,15 +44,20 @@ impl Detector {
                 LineKind::Skip
             });
         }
-        if let Some(f) = bare_save_line(trimmed) {
-            return Ok(LineKind::SaveLine(f));
+        // Most lines of a save file: `-A CHAIN …` is neither a save line, an nft command nor a
+        // command line (its first word is `-A`), so it is told apart without the checks below.
+        let rule_line = trimmed.starts_with("-A ") || trimmed.starts_with("-I ");
+        if !rule_line {
+            if let Some(f) = bare_save_line(trimmed) {
+                return Ok(LineKind::SaveLine(f));
+            }
         }
-        if is_nft(trimmed) {
+        if !rule_line && is_nft(trimmed) {
             return Err(line
                 .error_line("an nft command in an iptables input")
                 .with_help("an input is in one form: an nft script or `nft list ruleset` output starts with an nft command"));
         }
-        let this = if is_command_line(trimmed) {
+        let this = if !rule_line && is_command_line(trimmed) {
             Format::Commands
         } else {
             Format::Restore

@@ -31,8 +31,6 @@
 //!    `the_readme_names_every_input_form` in `verify/tests/architecture.rs` fails until it is
 //!    there), and in docs/model-and-parser.md.
 
-use std::collections::HashMap;
-
 use super::lex::Token;
 use super::{Format, Parsed};
 use crate::ast::*;
@@ -93,7 +91,7 @@ pub enum Position<'a> {
         /// The 1-based index.
         index: usize,
         /// The token an index past the end is reported at.
-        at: &'a Token,
+        at: &'a Token<'a>,
     },
 }
 
@@ -360,13 +358,22 @@ impl<'t> Loader<'t> {
         kind: TableKind,
         chain: &Token,
         position: Position<'_>,
-        rules: Vec<Rule>,
+        rules: impl IntoIterator<Item = Rule>,
     ) -> Result<(), ParseError> {
         let Some(c) = self.table_mut(family, kind).chain_mut(&chain.text) else {
             return Ok(());
         };
         match position {
-            Position::Append => c.rules.extend(rules),
+            Position::Append => {
+                for r in rules {
+                    // Doubling from one rule, not from four as `Vec` does: most chains of a
+                    // node's ruleset hold two or three rules, and a rule is 224 bytes.
+                    if c.rules.len() == c.rules.capacity() {
+                        c.rules.reserve_exact(c.rules.len().max(1));
+                    }
+                    c.rules.push(r);
+                }
+            }
             Position::Insert { index, at } => {
                 if index > c.rules.len() + 1 {
                     return Err(line.error_at(
@@ -437,7 +444,11 @@ struct TableState {
     kind: TableKind,
     chains: Vec<Chain>,
     /// Each chain's index in `chains`: a ruleset of 100,000 chains looks a name up per line.
-    index: HashMap<String, usize>,
+    index: super::names::NameMap<String, usize>,
+    /// The chain found last: a save file's rules come chain by chain, so most lines name it.
+    last: std::cell::Cell<usize>,
+    /// The user chain a jump named last: many rules jump to the same one (`KUBE-MARK-MASQ`).
+    last_target: std::cell::Cell<usize>,
 }
 
 impl TableState {
@@ -445,7 +456,9 @@ impl TableState {
         let mut t = TableState {
             kind,
             chains: Vec::new(),
-            index: HashMap::new(),
+            index: super::names::NameMap::default(),
+            last: std::cell::Cell::new(0),
+            last_target: std::cell::Cell::new(0),
         };
         for h in kind.builtin_chains() {
             t.push(Chain {
@@ -464,20 +477,36 @@ impl TableState {
         self.chains.push(chain);
     }
 
-    fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
+    /// The index of chain `name`: the last one found, or through the map.
+    fn find(&self, name: &str) -> Option<usize> {
+        let last = self.last.get();
+        if self.chains.get(last).is_some_and(|c| c.name == name) {
+            return Some(last);
+        }
         let i = *self.index.get(name)?;
+        self.last.set(i);
+        Some(i)
+    }
+
+    fn chain_mut(&mut self, name: &str) -> Option<&mut Chain> {
+        let i = self.find(name)?;
         self.chains.get_mut(i)
     }
 
     fn has_chain(&self, name: &str) -> bool {
-        self.index.contains_key(name)
+        self.find(name).is_some()
     }
 
     fn has_user_chain(&self, name: &str) -> bool {
-        self.index
-            .get(name)
-            .and_then(|i| self.chains.get(*i))
-            .is_some_and(|c| c.policy.is_none())
+        let last = self.last_target.get();
+        if let Some(c) = self.chains.get(last).filter(|c| c.name == name) {
+            return c.policy.is_none();
+        }
+        let Some(&i) = self.index.get(name) else {
+            return false;
+        };
+        self.last_target.set(i);
+        self.chains.get(i).is_some_and(|c| c.policy.is_none())
     }
 }
 
@@ -513,10 +542,14 @@ impl FamilyState {
                 continue;
             };
             let t = self.tables.swap_remove(i);
-            let (mut chains, mut users): (Vec<Chain>, Vec<Chain>) =
-                t.chains.into_iter().partition(|c| c.policy.is_some());
-            users.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-            chains.append(&mut users);
+            // The built-in chains come first (`TableState::new` made them, and only user
+            // chains are pushed after): the user chains are sorted where they stand, which
+            // costs nothing more than a look when they came sorted, as a save file lists them.
+            let mut chains = t.chains;
+            let builtins = chains.iter().take_while(|c| c.policy.is_some()).count();
+            if let Some(users) = chains.get_mut(builtins..) {
+                users.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+            }
             out.push(Table {
                 kind,
                 chains,

@@ -21,6 +21,7 @@ mod detect;
 mod iptables;
 pub mod lex;
 pub mod loader;
+pub(crate) mod names;
 mod restore;
 pub mod rule;
 

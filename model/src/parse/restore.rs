@@ -19,7 +19,7 @@ impl FrontEnd for Restore {
             let name = rest.trim();
             let start = lead + 1 + (rest.len() - rest.trim_start().len());
             let name = Token {
-                text: name.to_string(),
+                text: name.into(),
                 start,
                 end: start + name.len(),
             };

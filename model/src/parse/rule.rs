@@ -92,27 +92,33 @@ fn is_generic(s: &str) -> bool {
 }
 
 /// A match being built.
-struct MatchB {
-    name: String,
-    at: Token,
-    raw: Vec<String>,
+struct MatchB<'t> {
+    name: &'t str,
+    /// Its module in the table, found once (none for a module the model does not know).
+    module: Option<&'static Module>,
+    at: &'t Token<'t>,
+    /// The arguments it took, as ranges of the rule's tokens (with a `!` before the first when
+    /// negated): the match's verbatim text when the model keeps it verbatim. Ranges, so that a
+    /// match the model reads costs no string.
+    raw: Vec<(bool, usize, usize)>,
     unmodelled: bool,
     m: Match,
-    /// Options given once already (iptables refuses repeats).
-    seen: Vec<&'static str>,
+    /// Options given once already (iptables refuses repeats): bit i for the module's i-th
+    /// option.
+    seen: u64,
 }
 
 /// The token stream of one rule.
 pub(crate) struct Args<'t> {
-    toks: &'t [Token],
+    toks: &'t [Token<'t>],
     pos: usize,
 }
 
 impl<'t> Args<'t> {
-    fn peek(&self) -> Option<&'t Token> {
+    fn peek(&self) -> Option<&'t Token<'t>> {
         self.toks.get(self.pos)
     }
-    fn next(&mut self) -> Option<&'t Token> {
+    fn next(&mut self) -> Option<&'t Token<'t>> {
         let t = self.toks.get(self.pos);
         if t.is_some() {
             self.pos += 1;
@@ -120,7 +126,7 @@ impl<'t> Args<'t> {
         t
     }
     /// The value of option `opt`: the next argument, whatever it is (as getopt takes it).
-    pub(crate) fn value(&mut self, opt: &Token) -> Res<&'t Token> {
+    pub(crate) fn value(&mut self, opt: &Token<'_>) -> Res<&'t Token<'t>> {
         match self.toks.get(self.pos) {
             Some(t) => {
                 self.pos += 1;
@@ -131,9 +137,40 @@ impl<'t> Args<'t> {
     }
 }
 
+/// The rules one command adds: one, or one per source × destination when `-s` or `-d` lists
+/// several addresses.
+#[derive(Debug, Clone)]
+pub enum Expanded {
+    /// The common case, without a vector.
+    One(Rule),
+    /// In iptables' order.
+    Many(Vec<Rule>),
+}
+
+impl Expanded {
+    /// The rules, to edit.
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Rule> {
+        match self {
+            Expanded::One(r) => std::slice::from_mut(r).iter_mut(),
+            Expanded::Many(v) => v.iter_mut(),
+        }
+    }
+}
+
+impl IntoIterator for Expanded {
+    type Item = Rule;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Rule>, std::vec::IntoIter<Rule>>;
+    fn into_iter(self) -> Self::IntoIter {
+        match self {
+            Expanded::One(r) => Some(r).into_iter().chain(Vec::new()),
+            Expanded::Many(v) => None.into_iter().chain(v),
+        }
+    }
+}
+
 /// Parses the arguments of one rule. Several rules come back when `-s` or `-d` lists several
 /// addresses (iptables adds one rule per combination, in order).
-pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
+pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expanded> {
     let mut a = Args { toks, pos: 0 };
     let mut rule = Rule::default();
     let mut srcs: Vec<Cidr> = Vec::new();
@@ -142,8 +179,9 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
     let mut dst_neg = false;
     let mut matches: Vec<MatchB> = Vec::new();
     let mut target: Option<TargetB> = None;
-    let mut pending_neg: Option<&Token> = None;
-    let mut seen_generic: Vec<&'static str> = Vec::new();
+    let mut pending_neg: Option<&Token<'_>> = None;
+    // The generic options given so far (`-s`, `-d`, `-i`, `-o`, `-p`, `-f`), by their key.
+    let mut seen_generic: [&'static str; 6] = [""; 6];
     // The rule's `-p`, wherever it stands (see `owned_options`).
     let final_proto = toks.iter().enumerate().find_map(|(i, t)| {
         let is_p = matches!(t.text.as_str(), "-p" | "--protocol");
@@ -155,16 +193,8 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
             None
         }
     });
-    // Every module the rule loads, wherever it stands (see `owned_options`).
-    let modules: Vec<&str> = toks
-        .windows(2)
-        .filter_map(|w| match w {
-            [m, name] if matches!(m.text.as_str(), "-m" | "--match") => Some(name.text.as_str()),
-            _ => None,
-        })
-        .collect();
     // The first address list with more than one entry, for the error about `!`.
-    let mut addr_tok: Option<&Token> = None;
+    let mut addr_tok: Option<&Token<'_>> = None;
 
     while let Some(t) = a.next() {
         let opt = t.text.as_str();
@@ -180,7 +210,9 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
             if seen_generic.contains(&key) {
                 return Err(err_at(t, format!("option `{opt}` given more than once")));
             }
-            seen_generic.push(key);
+            if let Some(free) = seen_generic.iter_mut().find(|k| k.is_empty()) {
+                *free = key;
+            }
             Ok(())
         };
         match opt {
@@ -267,41 +299,43 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                     return Err(err_at(t, "`!` cannot negate `-m`"));
                 }
                 let v = a.value(t)?;
-                let name = v.text.clone();
-                match Module::named(&name) {
+                let name = v.text.as_str();
+                match Module::named(name) {
                     Some(module) => matches.push(MatchB {
                         name,
-                        at: v.clone(),
+                        module: Some(module),
+                        at: v,
                         raw: Vec::new(),
                         unmodelled: false,
                         m: (module.new)(),
-                        seen: Vec::new(),
+                        seen: 0,
                     }),
                     None => {
                         // An unknown module: its arguments run up to the next generic option
                         // or option that a match already loaded (or `-p tcp`'s implicit match)
                         // owns.
-                        let owned = owned_options(&matches, &modules, final_proto);
+                        let owned = owned_options(&matches, toks, final_proto);
                         let from = a.pos;
-                        let args = collect_verbatim(&mut a, &owned);
+                        collect_verbatim(&mut a, &owned);
                         check_verbatim_family(
                             ctx.family,
-                            unknown::address_options(&name),
+                            unknown::address_options(name),
                             a.toks.get(from..a.pos).unwrap_or(&[]),
                         )?;
-                        if !unknown::is_module_name(&name) {
+                        if !unknown::is_module_name(name) {
                             return Err(err_at(v, format!("`{name}` is not a match module name")));
                         }
                         matches.push(MatchB {
-                            name: name.clone(),
-                            at: v.clone(),
-                            raw: args,
+                            name,
+                            module: None,
+                            at: v,
+                            raw: vec![(false, from, a.pos)],
                             unmodelled: true,
                             m: Match::Unknown {
-                                name,
+                                name: name.to_string(),
                                 args: Vec::new(),
                             },
-                            seen: Vec::new(),
+                            seen: 0,
                         });
                     }
                 }
@@ -317,7 +351,7 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
                 let goto = matches!(opt, "-g" | "--goto");
                 rule.origin.start = u32::try_from(v.start).unwrap_or(u32::MAX);
                 rule.origin.end = u32::try_from(v.end).unwrap_or(u32::MAX);
-                let owned = owned_options(&matches, &modules, final_proto);
+                let owned = || owned_options(&matches, toks, final_proto);
                 target = Some(start_target(ctx, v, goto, &mut a, &owned)?);
             }
             _ if opt.starts_with('-') && opt.len() > 1 => {
@@ -341,14 +375,27 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
     }
 
     // Finish matches.
+    rule.matches.reserve_exact(matches.len());
     for mb in matches {
-        rule.matches.push(finish_match(mb, &rule)?);
+        rule.matches.push(finish_match(mb, &rule, toks)?);
     }
     if let Some(tb) = target {
         rule.target = Some(finish_target(ctx, tb, &rule)?);
     }
 
-    // One rule per source × destination, in iptables' order.
+    // One rule per source × destination, in iptables' order; the rule itself when there is
+    // one of each at most (the common case: no copy).
+    if srcs.len() <= 1 && dsts.len() <= 1 {
+        rule.src = srcs
+            .first()
+            .filter(|c| !c.is_any() || src_neg)
+            .map(|c| Neg::new(src_neg, *c));
+        rule.dst = dsts
+            .first()
+            .filter(|c| !c.is_any() || dst_neg)
+            .map(|c| Neg::new(dst_neg, *c));
+        return Ok(Expanded::One(rule));
+    }
     let srcs: Vec<Option<Cidr>> = if srcs.is_empty() {
         vec![None]
     } else {
@@ -372,7 +419,7 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
             out.push(r);
         }
     }
-    Ok(out)
+    Ok(Expanded::Many(out))
 }
 
 /// The options that known matches own (loaded so far, or named anywhere in the rule), and those
@@ -381,14 +428,19 @@ pub fn parse_rule(ctx: &RuleContext<'_>, toks: &[Token]) -> Res<Vec<Rule>> {
 /// The protocol is the rule's final `-p`, not the one seen so far: the canonical print puts `-p`
 /// first, and the split of arguments must come out the same when the print is read back.
 fn owned_options(
-    matches: &[MatchB],
-    modules: &[&str],
+    matches: &[MatchB<'_>],
+    toks: &[Token<'_>],
     final_proto: Option<Protocol>,
 ) -> Vec<&'static str> {
     let mut v: Vec<&'static str> = Vec::new();
     for mb in matches {
-        v.extend_from_slice(Module::options_of(&mb.name));
+        v.extend_from_slice(mb.module.map_or(&[][..], |m| m.options));
     }
+    // Every module the rule loads, wherever it stands.
+    let modules = toks.windows(2).filter_map(|w| match w {
+        [m, name] if matches!(m.text.as_str(), "-m" | "--match") => Some(name.text.as_str()),
+        _ => None,
+    });
     // Modules loaded later in the rule own their options too: the print puts every match
     // before the target, so an option a later module knows must not become an earlier verbatim
     // extension's argument (iptables itself refuses an option before its module is loaded).
@@ -404,7 +456,7 @@ fn owned_options(
 /// Checks the family of the addresses among `toks` (a verbatim module's arguments, each option
 /// followed by its value) that follow one of `opts`, the module's options whose value is an
 /// address (a module's `ADDRESS_OPTIONS`, or [`unknown::ADDRESS_OPTIONS`]).
-fn check_verbatim_family(family: Family, opts: &[&str], toks: &[Token]) -> Res<()> {
+fn check_verbatim_family(family: Family, opts: &[&str], toks: &[Token<'_>]) -> Res<()> {
     if opts.is_empty() {
         return Ok(());
     }
@@ -433,11 +485,10 @@ fn check_verbatim_family(family: Family, opts: &[&str], toks: &[Token]) -> Res<(
     Ok(())
 }
 
-/// The arguments of an extension the model does not interpret: up to the next generic option or
-/// option `owned` by another match (with its `!`).
-fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) -> Vec<String> {
+/// Takes the arguments of an extension the model does not interpret: up to the next generic
+/// option or option `owned` by another match (with its `!`).
+fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) {
     let stops = |t: &str| is_generic(t) || owned.contains(&t);
-    let mut args = Vec::new();
     while let Some(n) = a.peek() {
         if stops(&n.text) {
             break;
@@ -452,10 +503,25 @@ fn collect_verbatim(a: &mut Args<'_>, owned: &[&str]) -> Vec<String> {
         {
             break;
         }
-        args.push(n.text.clone());
         a.pos += 1;
     }
-    args
+}
+
+/// The texts of `toks` in the ranges of `raw`, each range led by `!` when negated.
+fn texts(toks: &[Token<'_>], raw: &[(bool, usize, usize)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &(negated, from, to) in raw {
+        if negated {
+            out.push("!".to_string());
+        }
+        out.extend(
+            toks.get(from..to)
+                .unwrap_or(&[])
+                .iter()
+                .map(|t| t.text.to_string()),
+        );
+    }
+    out
 }
 
 /// Adds a hint to an error.
@@ -473,16 +539,16 @@ impl WithHelp for RuleError {
 fn dispatch_option<'t>(
     ctx: &RuleContext<'_>,
     rule: &Rule,
-    matches: &mut Vec<MatchB>,
-    target: &mut Option<TargetB>,
-    t: &'t Token,
+    matches: &mut Vec<MatchB<'t>>,
+    target: &mut Option<TargetB<'t>>,
+    t: &'t Token<'t>,
     negated: bool,
     a: &mut Args<'t>,
 ) -> Res<()> {
     let opt = t.text.as_str();
     // Newest loaded match first.
     for mb in matches.iter_mut().rev() {
-        let Some(module) = Module::named(&mb.name) else {
+        let Some(module) = mb.module else {
             continue;
         };
         if module.options.contains(&opt) {
@@ -490,7 +556,7 @@ fn dispatch_option<'t>(
         }
     }
     if let Some(tb) = target.as_mut() {
-        if let Some(def) = TargetDef::named(&tb.name).filter(|d| d.options.contains(&opt)) {
+        if let Some(def) = tb.def.filter(|d| d.options.contains(&opt)) {
             if def.port_options.contains(&opt) {
                 tb.proto_at_ports = Some(rule.proto);
             }
@@ -502,12 +568,13 @@ fn dispatch_option<'t>(
         if let Some(module) = Module::implicit(p.value) {
             if module.options.contains(&opt) && !p.negated {
                 matches.push(MatchB {
-                    name: module.name.to_string(),
-                    at: t.clone(),
+                    name: module.name,
+                    module: Some(module),
+                    at: t,
                     raw: Vec::new(),
                     unmodelled: false,
                     m: (module.new)(),
-                    seen: Vec::new(),
+                    seen: 0,
                 });
                 if let Some(mb) = matches.last_mut() {
                     return apply_match_option(module, mb, t, negated, a, ctx);
@@ -529,7 +596,8 @@ fn dispatch_option<'t>(
     for mb in matches.iter() {
         owner = format!(" for match `{}`", mb.name);
         known.extend(
-            Module::options_of(&mb.name)
+            mb.module
+                .map_or(&[][..], |m| m.options)
                 .iter()
                 .map(|o| (*o, owner.clone())),
         );
@@ -537,7 +605,7 @@ fn dispatch_option<'t>(
     if let Some(tb) = target.as_ref() {
         let o = format!(" for target `{}`", tb.name);
         known.extend(
-            TargetDef::options_of(&tb.name)
+            TargetDef::options_of(tb.name)
                 .iter()
                 .map(|x| (*x, o.clone())),
         );
@@ -596,15 +664,20 @@ fn levenshtein(a: &str, b: &str) -> usize {
 
 fn apply_match_option<'t>(
     module: &Module,
-    mb: &mut MatchB,
-    t: &'t Token,
+    mb: &mut MatchB<'t>,
+    t: &'t Token<'t>,
     negated: bool,
     a: &mut Args<'t>,
     ctx: &RuleContext<'_>,
 ) -> Res<()> {
     let opt = t.text.as_str();
     let key = module.key(opt);
-    if mb.seen.contains(&key) {
+    let bit = module
+        .options
+        .iter()
+        .position(|o| *o == key)
+        .map_or(0, |i| 1u64 << (i % 64));
+    if mb.seen & bit != 0 {
         let message = match module.repeated.iter().find(|(k, _)| *k == key) {
             Some((_, m)) => (*m).to_string(),
             None => format!(
@@ -614,11 +687,7 @@ fn apply_match_option<'t>(
         };
         return Err(err_at(t, message));
     }
-    mb.seen.push(key);
-    if negated {
-        mb.raw.push("!".into());
-    }
-    mb.raw.push(opt.to_string());
+    mb.seen |= bit;
     let start = a.pos;
     match mb.m.option(&mut OptArgs::new(t, negated, ctx.family, a))? {
         Take::Done => {}
@@ -637,26 +706,36 @@ fn apply_match_option<'t>(
             ))
         }
     }
-    for tok in a.toks.get(start..a.pos).unwrap_or(&[]) {
-        mb.raw.push(tok.text.clone());
-    }
+    mb.raw.push((negated, start.saturating_sub(1), a.pos));
     Ok(())
 }
 
 /// The match as read, after its module's checks; kept verbatim when an option was not
 /// interpreted.
-fn finish_match(mb: MatchB, rule: &Rule) -> Res<Match> {
+fn finish_match(mb: MatchB<'_>, rule: &Rule, toks: &[Token<'_>]) -> Res<Match> {
     if mb.unmodelled {
         return Ok(Match::Unknown {
-            name: mb.name,
-            args: mb.raw,
+            name: mb.name.to_string(),
+            args: texts(toks, &mb.raw),
         });
     }
+    // The options given, in the module's order, on the stack.
+    let mut given: [&'static str; 64] = [""; 64];
+    let mut n = 0;
+    let options = mb.module.map_or(&[][..], |m| m.options);
+    for (i, o) in options.iter().enumerate().take(64) {
+        if mb.seen & (1 << i) != 0 {
+            if let Some(slot) = given.get_mut(n) {
+                *slot = o;
+                n += 1;
+            }
+        }
+    }
     let cx = Finish {
-        at: &mb.at,
-        name: &mb.name,
+        at: mb.at,
+        name: mb.name,
         proto: rule.proto.filter(|p| !p.negated).map(|p| p.value),
-        seen: &mb.seen,
+        seen: given.get(..n).unwrap_or(&[]),
     };
     mb.m.finish(&cx)?;
     Ok(mb.m)
@@ -665,42 +744,44 @@ fn finish_match(mb: MatchB, rule: &Rule) -> Res<Match> {
 // ----- targets -----
 
 /// A target being read: its options are gathered, then its [`TargetDef`]'s `finish` builds it.
-struct TargetB {
+struct TargetB<'t> {
     /// `-p` as it stood when an option carrying ports was read (iptables checks it then).
     proto_at_ports: Option<Option<Neg<Protocol>>>,
-    name: String,
-    at: Token,
+    name: &'t str,
+    /// The target's definition when `name` is one (found once).
+    def: Option<&'static TargetDef>,
+    at: &'t Token<'t>,
     goto: bool,
     raw: Vec<String>,
     unmodelled: bool,
-    seen: Vec<String>,
     /// Each option given: its name, its values and the token of its last value.
-    vals: Vec<(String, Vec<String>, Token)>,
+    vals: Vec<(&'t str, &'t [Token<'t>], &'t Token<'t>)>,
 }
 
 fn start_target<'t>(
     ctx: &RuleContext<'_>,
-    v: &'t Token,
+    v: &'t Token<'t>,
     goto: bool,
     a: &mut Args<'t>,
-    owned: &[&str],
-) -> Res<TargetB> {
-    let name = v.text.clone();
+    owned: &dyn Fn() -> Vec<&'static str>,
+) -> Res<TargetB<'t>> {
+    let name = v.text.as_str();
+    let def = TargetDef::named(name);
     let mut tb = TargetB {
         proto_at_ports: None,
-        name: name.clone(),
-        at: v.clone(),
+        name,
+        def,
+        at: v,
         goto,
         raw: Vec::new(),
         unmodelled: false,
-        seen: Vec::new(),
         vals: Vec::new(),
     };
-    if goto || TargetDef::named(&name).is_none() {
-        if (ctx.chain_exists)(&name) {
+    if goto || def.is_none() {
+        if (ctx.chain_exists)(name) {
             return Ok(tb);
         }
-        if let Some(other) = (ctx.chain_elsewhere)(&name) {
+        if let Some(other) = (ctx.chain_elsewhere)(name) {
             let verb = if goto { "goto" } else { "jump" };
             return Err(err_at(
                 v,
@@ -721,9 +802,11 @@ fn start_target<'t>(
                 )),
             );
         }
-        if targets::unknown::OTHER_TARGETS.contains(&name.as_str()) {
+        if targets::unknown::OTHER_TARGETS.contains(&name) {
             tb.unmodelled = true;
-            tb.raw = collect_verbatim(a, owned);
+            let from = a.pos;
+            collect_verbatim(a, &owned());
+            tb.raw = texts(a.toks, &[(false, from, a.pos)]);
             return Ok(tb);
         }
         let mut e = err_at(v, format!("jump to undefined chain `{name}`"));
@@ -743,16 +826,16 @@ fn start_target<'t>(
 
 fn apply_target_option<'t>(
     def: &TargetDef,
-    tb: &mut TargetB,
-    t: &'t Token,
+    tb: &mut TargetB<'t>,
+    t: &'t Token<'t>,
     negated: bool,
     a: &mut Args<'t>,
 ) -> Res<()> {
-    let opt = t.text.clone();
+    let opt = t.text.as_str();
     if negated {
         return Err(err_at(t, format!("`!` cannot negate `{opt}`")));
     }
-    if tb.seen.contains(&opt) {
+    if tb.vals.iter().any(|(o, ..)| *o == opt) {
         return Err(err_at(
             t,
             format!(
@@ -761,39 +844,46 @@ fn apply_target_option<'t>(
             ),
         ));
     }
-    tb.seen.push(opt.clone());
-    let mut vals = Vec::new();
-    let mut at = t.clone();
-    for _ in 0..def.arity(&opt) {
-        let v = a.value(t)?;
-        at = v.clone();
-        vals.push(v.text.clone());
+    let from = a.pos;
+    let mut at = t;
+    for _ in 0..def.arity(opt) {
+        at = a.value(t)?;
     }
-    if def.verbatim.contains(&opt.as_str()) {
+    if def.verbatim.contains(&opt) {
         tb.unmodelled = true;
     }
-    tb.raw.push(opt.clone());
-    tb.raw.extend(vals.iter().cloned());
-    tb.vals.push((opt, vals, at));
+    tb.vals
+        .push((opt, a.toks.get(from..a.pos).unwrap_or(&[]), at));
     Ok(())
 }
 
-fn finish_target(ctx: &RuleContext<'_>, tb: TargetB, rule: &Rule) -> Res<Target> {
+fn finish_target(ctx: &RuleContext<'_>, tb: TargetB<'_>, rule: &Rule) -> Res<Target> {
     if tb.goto {
-        return Ok(Target::Goto { chain: tb.name });
-    }
-    if tb.unmodelled {
-        return Ok(Target::Unknown {
-            name: tb.name,
-            args: tb.raw,
+        return Ok(Target::Goto {
+            chain: tb.name.to_string(),
         });
     }
-    let Some(def) = TargetDef::named(&tb.name) else {
-        return Ok(Target::Jump { chain: tb.name });
+    if tb.unmodelled {
+        // The arguments as given: those an unknown target took, or each option with its
+        // values.
+        let mut args = tb.raw;
+        for (opt, vals, _) in tb.vals {
+            args.push(opt.to_string());
+            args.extend(vals.iter().map(|v| v.text.to_string()));
+        }
+        return Ok(Target::Unknown {
+            name: tb.name.to_string(),
+            args,
+        });
+    }
+    let Some(def) = tb.def else {
+        return Ok(Target::Jump {
+            chain: tb.name.to_string(),
+        });
     };
     let given = Given {
-        name: &tb.name,
-        at: &tb.at,
+        name: tb.name,
+        at: tb.at,
         vals: &tb.vals,
         family: ctx.family,
         proto: rule.proto.filter(|p| !p.negated).map(|p| p.value),

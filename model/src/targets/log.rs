@@ -121,7 +121,7 @@ fn finish_nflog(g: &Given<'_>) -> Res<Target> {
     let group = u16_option(g, "--nflog-group", "group", " (0 to 65535)")?.unwrap_or(0);
     let size = match g.value("--nflog-size").or_else(|| g.value("--nflog-range")) {
         Some((v, t)) => Some(parse_u32_tok(&Token {
-            text: v.to_string(),
+            text: v.into(),
             start: t.start,
             end: t.end,
         })?),

@@ -100,7 +100,7 @@ fn mark_op(g: &Given<'_>) -> Res<Option<MarkMask>> {
         return Ok(None);
     };
     let tok = crate::parse::lex::Token {
-        text: v.to_string(),
+        text: v.into(),
         start: t.start,
         end: t.end,
     };

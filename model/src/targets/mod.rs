@@ -96,9 +96,10 @@ impl TargetDef {
 /// The options given to a target, for its `finish`.
 pub struct Given<'a> {
     pub(crate) name: &'a str,
-    pub(crate) at: &'a Token,
-    /// Each option given: its name, its values and the token of its last value.
-    pub(crate) vals: &'a [(String, Vec<String>, Token)],
+    pub(crate) at: &'a Token<'a>,
+    /// Each option given: its name, its values and the token of its last value (of the option
+    /// itself when it takes none).
+    pub(crate) vals: &'a [(&'a str, &'a [Token<'a>], &'a Token<'a>)],
     pub(crate) family: Family,
     /// The rule's `-p` (without `!`).
     pub(crate) proto: Option<Protocol>,
@@ -108,28 +109,28 @@ pub struct Given<'a> {
 
 impl Given<'_> {
     /// The first value of `opt` and the token of its last value, when given.
-    pub fn value(&self, opt: &str) -> Option<(&str, &Token)> {
+    pub fn value(&self, opt: &str) -> Option<(&str, &Token<'_>)> {
         self.vals
             .iter()
-            .find(|(o, ..)| o == opt)
-            .map(|(_, v, t)| (v.first().map_or("", String::as_str), t))
+            .find(|(o, ..)| *o == opt)
+            .map(|(_, v, t)| (v.first().map_or("", |t| t.text.as_str()), *t))
     }
 
     /// Whether `opt` was given.
     pub fn has(&self, opt: &str) -> bool {
-        self.vals.iter().any(|(o, ..)| o == opt)
+        self.vals.iter().any(|(o, ..)| *o == opt)
     }
 
     /// The token of `opt`'s value, or of the target's name when not given.
-    pub fn token(&self, opt: &str) -> &Token {
+    pub fn token(&self, opt: &str) -> &Token<'_> {
         self.value(opt).map_or(self.at, |(_, t)| t)
     }
 
     /// `text` at the place of `opt`'s value.
-    pub fn value_token(&self, opt: &str, text: &str) -> Token {
+    pub fn value_token(&self, opt: &str, text: &str) -> Token<'static> {
         let t = self.token(opt);
         Token {
-            text: text.to_string(),
+            text: text.to_string().into(),
             start: t.start,
             end: t.end,
         }

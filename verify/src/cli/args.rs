@@ -39,6 +39,11 @@ pub struct Cli {
     /// mixing both with no marker is refused.
     #[arg(long, global = true, value_name = "FAMILY", value_parser = ["ipv4", "ipv6"])]
     pub family: Option<String>,
+    /// A time limit for the whole command (`10s`, `2m`, `1m30s`, `500ms`): what the solver has
+    /// not decided by then is reported `unknown` (exit 1), never as a pass. The encoding and
+    /// the evaluator's work are not cut short, so a run may end a little after it.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// The subcommands.

@@ -1,4 +1,4 @@
-//! The command line: `sidecar-verify <parse|trace|scenarios|check|diff|mutate|kernel> [RULES] …`.
+//! The command line: `sidecar-verify <parse|trace|scenarios|check|diff|mutate|kernel|synth> [RULES] …`.
 //!
 //! Exit codes everywhere: 0 ok / holds / vacuous / no change; 1 violation / unknown / behaviour
 //! change / disagreement; 2 bad input or usage.
@@ -21,6 +21,9 @@ use crate::report::{Document, Source};
 
 /// Runs the command line and returns the process exit code.
 pub fn run(mut cli: Cli) -> u8 {
+    if let Some(d) = cli.deadline {
+        crate::smt::solve::set_deadline(std::time::Instant::now() + d);
+    }
     cli.command.fold_live();
     let family = match cli.family.as_deref() {
         Some("ipv6") => Some(sidecar_model::Family::Ipv6),

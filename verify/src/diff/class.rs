@@ -22,7 +22,6 @@ use z3::{SatResult, Solver};
 
 use crate::invariants::{Dom, Symbolic};
 use crate::results::diff::Impact;
-use crate::smt::solve::solver;
 use crate::smt::{
     all, any, bits_addr, bv, truth, value, Concretize, Encoder, SymJourney, SymPacket, PORT_BITS,
 };
@@ -41,7 +40,8 @@ pub(super) struct Class<'a, 'e> {
     journey: &'a SymJourney,
     m: &'a z3::Model,
     class: &'a Bool,
-    d: Solver,
+    /// The family's solver for this scope (its facts asserted), shared by the classes.
+    d: &'a Solver,
 }
 
 /// A part of a field's set: one value, or a prefix of addresses (value, length).
@@ -60,8 +60,8 @@ fn or_list(v: &[String]) -> String {
 }
 
 impl<'a, 'e> Class<'a, 'e> {
-    /// The class `class` of the witness `m`, within `scope`.
-    #[allow(clippy::too_many_arguments)]
+    /// The class `class` of the witness `m`, in the solver `d` that holds its scope (shared by
+    /// the classes of one family and scope: each query is made in a scope of its own).
     pub(super) fn new(
         enc: &'a Encoder<'e>,
         first: &'a SymPacket,
@@ -69,11 +69,8 @@ impl<'a, 'e> Class<'a, 'e> {
         journey: &'a SymJourney,
         m: &'a z3::Model,
         class: &'a Bool,
-        scope: &Bool,
-        timeout_ms: u32,
+        d: &'a Solver,
     ) -> Class<'a, 'e> {
-        let d = solver(timeout_ms);
-        d.assert(scope);
         Class {
             enc,
             first,
@@ -90,7 +87,7 @@ impl<'a, 'e> Class<'a, 'e> {
         for c in conds {
             self.d.assert(c);
         }
-        let r = self.d.check();
+        let r = crate::smt::solve::check(self.d);
         let m = if r == SatResult::Sat {
             self.d.get_model()
         } else {

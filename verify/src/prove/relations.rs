@@ -106,15 +106,30 @@ fn prove_pair(
         outside: Bool::new_const("b_outside"),
     };
     let ja = ea.journey(&sa.first, &sa.outside)?;
+    let free_a = ea.free.len();
     let jb = match eb_own.as_mut() {
         Some(e) => e.journey(&sb.first, &sb.outside)?,
         None => ea.journey(&sb.first, &sb.outside)?,
     };
+    // One encoder built both journeys alike, place by place: a sample (`-m statistic`) tried
+    // at the same place is one draw for both connections, which differ only in who opens them
+    // (a kube-proxy service picks the same endpoint for both). Other undecided matches stay
+    // apart: they may depend on the owner.
+    let mut same_draws = Vec::new();
+    if eb_own.is_none() {
+        let (a, b) = ea.free.split_at(free_a);
+        for ((ida, fa_), (idb, fb_)) in a.iter().zip(b) {
+            if ida == idb && ea.random_only(*ida) {
+                same_draws.push(fa_.eq(fb_));
+            }
+        }
+    }
     let eb: &Encoder<'_> = eb_own.as_ref().unwrap_or(&ea);
     let scope = |e: &Encoder<'_>, side: &Side| e.scope(&side.first, &side.outside, opts.routing);
     let s = solver(opts.timeout_ms);
     s.assert(scope(&ea, &sa));
     s.assert(scope(eb, &sb));
+    s.assert(all(&same_draws));
     let sym = SymPair {
         a: Symbolic {
             enc: &ea,
@@ -134,7 +149,7 @@ fn prove_pair(
     };
     s.assert(&v);
     let unknown = |s: &z3::Solver| PairResult::with(Status::Unknown, Some(unknown_reason(s)));
-    match s.check() {
+    match crate::smt::solve::check(&s) {
         SatResult::Unsat => return Ok(PairResult::with(Status::Holds, None)),
         SatResult::Unknown => return Ok(unknown(&s)),
         SatResult::Sat => {}
@@ -145,7 +160,7 @@ fn prove_pair(
         free.extend(e.free.iter().map(|(_, b)| b.not()));
     }
     let mut assume = vec![guard(&s, &all(&free))];
-    match s.check_assumptions(&assume) {
+    match crate::smt::solve::check_assuming(&s, &assume) {
         SatResult::Sat => {}
         SatResult::Unknown => return Ok(unknown(&s)),
         SatResult::Unsat => {

@@ -165,7 +165,7 @@ fn family_supports(
 /// needed or `budget` has passed (the flag says whether it finished); `None` when `s` is not
 /// unsatisfiable under all of them.
 fn minimal_core(s: &Solver, lits: &[Bool], budget: Duration) -> Option<(Vec<usize>, bool)> {
-    if s.check_assumptions(lits) != SatResult::Unsat {
+    if crate::smt::solve::check_assuming(s, lits) != SatResult::Unsat {
         return None;
     }
     let start = Instant::now();
@@ -189,7 +189,7 @@ fn minimal_core(s: &Solver, lits: &[Bool], budget: Duration) -> Option<(Vec<usiz
             .filter(|(n, _)| *n != j)
             .filter_map(|(_, k)| lits.get(*k).cloned())
             .collect();
-        match s.check_assumptions(&trial) {
+        match crate::smt::solve::check_assuming(s, &trial) {
             SatResult::Unsat => {
                 keep.remove(j);
                 shrink(&mut keep, &s.get_unsat_core());

@@ -2,16 +2,78 @@
 //! guarded by fresh literals, and models steered toward values a person recognises (the
 //! profile's uids, addresses and ports), for `check` and `diff` alike.
 
+use std::cell::Cell;
 use std::net::IpAddr;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use sidecar_model::Family;
 use z3::ast::Bool;
 use z3::{Params, SatResult, Solver};
 
+/// The whole run's deadline (`--deadline`), when one is set.
+static DEADLINE: OnceLock<Instant> = OnceLock::new();
+
+thread_local! {
+    /// The per-query timeout the solvers of this thread were made with ([`solver`]).
+    static TIMEOUT_MS: Cell<u32> = const { Cell::new(u32::MAX) };
+}
+
+/// Sets the run's deadline (the first call wins): from then on every query ([`check`],
+/// [`check_assuming`]) gets at most the time left, and once it has passed each is `unknown`
+/// at once, so what was not decided by then is reported undecided, never as a pass.
+pub fn set_deadline(at: Instant) {
+    let _ = DEADLINE.set(at);
+}
+
+/// Whether the run's deadline has passed.
+pub fn deadline_passed() -> bool {
+    DEADLINE.get().is_some_and(|d| Instant::now() >= *d)
+}
+
+/// Gives `s` the time left before the deadline as its timeout (at most its own); false when
+/// none is left.
+fn arm(s: &Solver) -> bool {
+    let Some(d) = DEADLINE.get() else {
+        return true;
+    };
+    let left = d.saturating_duration_since(Instant::now()).as_millis();
+    if left == 0 {
+        return false;
+    }
+    let own = TIMEOUT_MS.with(Cell::get);
+    let mut p = Params::new();
+    p.set_u32(
+        "timeout",
+        u32::try_from(left).unwrap_or(u32::MAX).min(own).max(1),
+    );
+    s.set_params(&p);
+    true
+}
+
+/// `s.check()` within the run's deadline.
+pub fn check(s: &Solver) -> SatResult {
+    if arm(s) {
+        s.check()
+    } else {
+        SatResult::Unknown
+    }
+}
+
+/// `s.check_assumptions(a)` within the run's deadline.
+pub fn check_assuming(s: &Solver, a: &[Bool]) -> SatResult {
+    if arm(s) {
+        s.check_assumptions(a)
+    } else {
+        SatResult::Unknown
+    }
+}
+
 use super::{bv, Encoder, SymPacket, GID_BITS, PORT_BITS, PROTO_BITS, UID_BITS};
 
 /// A solver whose every query gives up after `timeout_ms` milliseconds.
 pub fn solver(timeout_ms: u32) -> Solver {
+    TIMEOUT_MS.with(|t| t.set(timeout_ms));
     let s = Solver::new();
     let mut p = Params::new();
     p.set_u32("timeout", timeout_ms);
@@ -23,7 +85,7 @@ pub fn solver(timeout_ms: u32) -> Solver {
 pub fn query(s: &Solver, t: &Bool) -> (SatResult, Option<z3::Model>) {
     s.push();
     s.assert(t);
-    let r = s.check();
+    let r = check(s);
     let m = if r == SatResult::Sat {
         s.get_model()
     } else {
@@ -35,6 +97,9 @@ pub fn query(s: &Solver, t: &Bool) -> (SatResult, Option<z3::Model>) {
 
 /// Why the last query was undecided, for a person.
 pub fn unknown_reason(s: &Solver) -> String {
+    if deadline_passed() {
+        return "the run's deadline (--deadline) passed before the solver decided".into();
+    }
     format!(
         "the solver gave up: {}",
         s.get_reason_unknown()
@@ -99,11 +164,11 @@ pub fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
 pub fn steer(s: &Solver, assume: &mut Vec<Bool>, hints: Vec<Bool>) -> Option<z3::Model> {
     for hnt in hints {
         assume.push(hnt);
-        if s.check_assumptions(assume) != SatResult::Sat {
+        if check_assuming(s, assume) != SatResult::Sat {
             assume.pop();
         }
     }
-    if s.check_assumptions(assume) == SatResult::Sat {
+    if check_assuming(s, assume) == SatResult::Sat {
         s.get_model()
     } else {
         None

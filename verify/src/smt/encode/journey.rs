@@ -13,6 +13,10 @@ use crate::smt::{
     IF_BITS, IF_NONE, MARK_BITS, PORT_BITS, PROTO_BITS, TCP_FLAGS_BITS, UID_BITS,
 };
 
+/// The hop by which a journey's state has repeated, if it got that far (see
+/// [`Encoder::journey`]): hops 0 to 3 are all a journey can have.
+pub const REPEAT_BY: usize = 4;
+
 /// A journey: hops chained through the proxy's listeners, symbolically.
 #[derive(Debug, Clone)]
 pub struct SymJourney {
@@ -67,6 +71,17 @@ impl Encoder<'_> {
         first: &SymPacket,
         outside: &Bool,
     ) -> Result<SymJourney, EncodeError> {
+        self.journey_within(first, outside, REPEAT_BY)
+    }
+
+    /// [`Encoder::journey`] unrolled to hop `bound` (or the profile's bound) instead of
+    /// [`REPEAT_BY`]: for the test that no journey needs more.
+    pub fn journey_within(
+        &mut self,
+        first: &SymPacket,
+        outside: &Bool,
+        bound: usize,
+    ) -> Result<SymJourney, EncodeError> {
         let profile = self.profile;
         let max = profile.max_hops;
         let h1 = self.hop(first, outside, true)?;
@@ -111,7 +126,14 @@ impl Encoder<'_> {
                 and2(e, &any(&repeated))
             };
             loops.push(lp.clone());
-            if n > max {
+            // Every re-connection goes to the first hop's original destination, as the proxy,
+            // from one of at most two sources (the route's, or the inbound listener's: the
+            // passthrough address, or for `original` the source of a hop in that same set): at
+            // most two hop states after the first. Of hops 1, 2 and 3 two share a state, so a
+            // journey that reaches hop 3 is found looping there at the latest, and hop 4 never
+            // happens: unrolling further adds terms that are all false (the evaluator's
+            // journey is the same; `journeys_never_need_a_fifth_hop` checks it).
+            if n > max || n >= bound {
                 break;
             }
             let via_out = h.listener(profile.outbound_port, profile);

@@ -84,6 +84,23 @@ impl<'a> Encoder<'a> {
         })
     }
 
+    /// Whether every match of rule `id` the model cannot interpret is a sample (`-m statistic`):
+    /// its free boolean is a draw of chance, the same whoever opens the connection, so the two
+    /// connections of a relational invariant may share it.
+    pub fn random_only(&self, id: RuleId) -> bool {
+        let rule = self
+            .rs
+            .table_at(self.family, id.table, id.part)
+            .and_then(|t| t.chains.get(id.chain))
+            .and_then(|c| c.rules.get(id.rule));
+        rule.is_some_and(|r| {
+            r.matches.iter().all(|m| {
+                matches!(m, sidecar_model::matches::Match::Statistic(_))
+                    || !Self::may_be_undecided(m)
+            })
+        })
+    }
+
     /// The ruleset.
     pub fn ruleset(&self) -> &Ruleset {
         self.rs

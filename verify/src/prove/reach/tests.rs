@@ -1,0 +1,189 @@
+//! The reachability of [`super::reachability`] against the plain definition: one query per
+//! rule, in each scope, as `check` asked before (quadratic, so only on the corpus).
+
+use std::path::Path;
+
+use sidecar_model::pod::{Pod, Profile, Simulator};
+use sidecar_model::{parse, Family, Ruleset};
+use z3::ast::Bool;
+use z3::SatResult;
+
+use crate::results::check::RuleStatus;
+use crate::smt::solve::{query, solver};
+use crate::smt::{all, any, bv, Encoder, SymPacket, IF_BITS, IF_NONE};
+
+/// Each rule's status, one query per rule and scope.
+fn per_rule(rs: &Ruleset, fam: Family, pod: &Pod, profile: &Profile) -> Vec<RuleStatus> {
+    let mut enc = Encoder::new(rs, fam, pod, profile).unwrap();
+    let first = SymPacket::fresh("c", enc.width);
+    let c_out = Bool::new_const("c_outside");
+    let journey = enc.journey(&first, &c_out).unwrap();
+    let routed = solver(30_000);
+    routed.assert(enc.scope(&first, &c_out, true));
+    let p = SymPacket::fresh("any", enc.width);
+    let outside = Bool::new_const("any_outside");
+    let hop = enc.hop(&p, &outside, true).unwrap();
+    let none = |v: &z3::ast::BV| v.eq(bv(u128::from(IF_NONE), IF_BITS));
+    let s = solver(30_000);
+    s.assert(all(&[
+        enc.ifaces.valid(&p.iif),
+        enc.ifaces.valid(&p.oif),
+        outside.ite(
+            &all(&[none(&p.oif), none(&p.iif).not(), p.has_socket.not()]),
+            &all(&[none(&p.iif), none(&p.oif).not()]),
+        ),
+    ]));
+    let routed_hits = &journey.hops[0].hits;
+    let mut out = Vec::new();
+    for (ti, t) in rs.tables(fam).iter().enumerate() {
+        let part = rs.part_of(fam, ti);
+        for (ci, c) in t.chains.iter().enumerate() {
+            for ri in 0..c.rules.len() {
+                let id = crate::smt::RuleId {
+                    table: t.kind,
+                    part,
+                    chain: ci,
+                    rule: ri,
+                };
+                let of = |hits: &[crate::smt::SymHit], reach: bool| {
+                    any(&hits
+                        .iter()
+                        .filter(|h| h.id == id)
+                        .map(|h| {
+                            if reach {
+                                h.reach.clone()
+                            } else {
+                                h.fires.clone()
+                            }
+                        })
+                        .collect::<Vec<_>>())
+                };
+                let st = if !hop.hits.iter().any(|h| h.id == id) {
+                    RuleStatus::Unreachable
+                } else if query(&routed, &of(routed_hits, false)).0 == SatResult::Sat {
+                    RuleStatus::Live
+                } else if query(&s, &of(&hop.hits, false)).0 == SatResult::Sat {
+                    RuleStatus::Unroutable
+                } else if query(&s, &of(&hop.hits, true)).0 == SatResult::Sat {
+                    RuleStatus::Shadowed
+                } else {
+                    RuleStatus::Unreachable
+                };
+                out.push(st);
+            }
+        }
+    }
+    out
+}
+
+fn rules_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rules_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rules") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every rule of every ruleset of the corpus gets the status one query per rule gives it
+/// (under each ruleset's profile when its TOML names one, else istio's).
+#[test]
+fn seeds_and_grouped_queries_agree_with_one_query_per_rule() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let mut files = Vec::new();
+    rules_files(&root, &mut files);
+    files.sort();
+    assert!(files.len() >= 20, "{} rulesets", files.len());
+    let mut compared = 0;
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let Ok(parsed) = parse(&f.display().to_string(), &bytes) else {
+            continue;
+        };
+        let rs = parsed.ruleset;
+        let profile = std::fs::read_to_string(f.with_extension("toml"))
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("profile").cloned())
+            .map_or_else(Profile::istio, |v| {
+                Profile::from_toml(&toml::to_string(&v).unwrap()).unwrap()
+            });
+        let rs = profile.resolve_names(&rs).into_owned();
+        let pod = Pod::for_rulesets(&[], &[&rs]);
+        let sim = Simulator::new(&rs, pod.clone(), profile.clone());
+        for fam in pod.families() {
+            let want = per_rule(&rs, fam, &pod, &profile);
+            let mut enc = Encoder::new(&rs, fam, &pod, &profile).unwrap();
+            let first = SymPacket::fresh("c", enc.width);
+            let c_out = Bool::new_const("c_outside");
+            let journey = enc.journey(&first, &c_out).unwrap();
+            let routed = solver(30_000);
+            routed.assert(enc.scope(&first, &c_out, true));
+            let hits = journey.hops[0].hits.clone();
+            let got = super::reachability(
+                &rs,
+                fam,
+                &mut enc,
+                &routed,
+                &hits,
+                &sim,
+                &crate::prove::Options::default(),
+            )
+            .unwrap();
+            let got: Vec<RuleStatus> = got.iter().map(|r| r.status).collect();
+            assert_eq!(got, want, "{} {fam:?}", f.display());
+            compared += got.len();
+        }
+    }
+    assert!(compared > 500, "{compared} rules compared");
+}
+
+/// No journey of the corpus reaches a fifth hop (index 4) when unrolled to the profile's bound:
+/// the journey's state repeats by hop 3 ([`crate::smt::encode::journey::REPEAT_BY`]), so the
+/// shorter unrolling the proofs use loses nothing.
+#[test]
+fn journeys_never_need_a_fifth_hop() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let mut files = Vec::new();
+    rules_files(&root, &mut files);
+    files.sort();
+    let mut asked = 0;
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let Ok(parsed) = parse(&f.display().to_string(), &bytes) else {
+            continue;
+        };
+        let rs = parsed.ruleset;
+        let pod = Pod::for_rulesets(&[], &[&rs]);
+        for profile in [Profile::istio(), Profile::ambient(), Profile::linkerd()] {
+            for fam in pod.families() {
+                let mut enc = Encoder::new(&rs, fam, &pod, &profile).unwrap();
+                let first = SymPacket::fresh("c", enc.width);
+                let out = Bool::new_const("c_outside");
+                let j = enc.journey_within(&first, &out, usize::MAX).unwrap();
+                assert!(
+                    j.exists.len() > 4,
+                    "{}: unrolled to {}",
+                    f.display(),
+                    j.exists.len()
+                );
+                let s = solver(30_000);
+                s.assert(enc.scope(&first, &out, false));
+                assert_eq!(
+                    query(&s, &j.exists[4]).0,
+                    SatResult::Unsat,
+                    "{} {fam:?} {}: a journey reaches hop 4",
+                    f.display(),
+                    profile.name
+                );
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked > 60, "{asked}");
+}
