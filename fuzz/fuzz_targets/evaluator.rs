@@ -1,6 +1,6 @@
 //! A valid random ruleset (built from the input's numbers) and packets → the evaluator: never
-//! panics, terminates, the traced and fast paths agree, evaluation is deterministic; and whole
-//! journeys through the pod end.
+//! panics, terminates, the traced and fast paths agree, evaluation is deterministic, every chain
+//! indexed and none give the same; and whole journeys through the pod end.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
     let rs = common::ruleset(&mut n, 6, 8);
     let sim = Simulator::new(&rs, Pod::new(&common::POD_IPS), Profile::istio());
     let engine = sim.engine();
+    // Every chain with a keyed rule indexed, and none (every rule tried).
+    let indexed = engine.clone().with_index_min(0);
+    let linear = engine.clone().with_index_min(usize::MAX);
     let mut scratch = Scratch::default();
     for k in 0..4 {
         let fam = if n.next_u32() % 4 == 0 {
@@ -38,6 +41,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(a, b, "traced and fast packets differ");
         assert_eq!((rb, b), (rc, c), "not deterministic");
         assert_eq!(t, t2, "traces differ between runs");
+        for (e, what) in [(&indexed, "indexed"), (&linear, "scanned")] {
+            let mut d = p;
+            let mut t3 = Trace::default();
+            let rd = e.run_hook(hook, &mut d, &mut scratch, &mut t3);
+            assert_eq!((rb, b, &t), (rd, d, &t3), "the {what} engine differs");
+        }
         if k < 2 {
             let (entry, q) = common::packet(&mut n, fam, &common::ENTRIES, IFACES);
             let j = sim.journey_packet(entry, q);

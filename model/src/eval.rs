@@ -35,6 +35,12 @@ use serde::{Deserialize, Serialize};
 use crate::ast::*;
 use crate::matches::Env;
 
+mod compile;
+mod index;
+
+use compile::{compile_table, CChain, CRule};
+pub use index::{IndexStats, DEFAULT_INDEX_MIN};
+
 /// An interface name stored inline (at most 15 bytes, as the kernel allows), so packets are
 /// `Copy` and evaluation never allocates.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -222,7 +228,14 @@ pub struct Hit {
 pub trait Observer {
     /// A rule's matches all held for `pkt` (the packet as it was when the rule was tried).
     fn hit(&mut self, hit: Hit);
-    /// A rule was tried and did not match (for checkers; the default does nothing).
+    /// Whether [`Observer::tried`] must see every rule in the order a scan of each chain tries
+    /// it (the default). An observer that says `false` lets the engine pass over the rules a
+    /// chain's index shows cannot match the packet without trying them; the hits, the undecided
+    /// rules, the verdict and the packet are the same either way (a rule passed over is one
+    /// whose result is "no match", never an undecided one, so [`Observer::decide`] is asked
+    /// about the same rules).
+    const EVERY_TRIED: bool = true;
+    /// A rule was tried, with its result (for checkers; the default does nothing).
     #[inline]
     fn tried(&mut self, _hit: Hit, _pkt: &Packet, _matched: Option<bool>) {}
     /// A rule's match could not be decided (an extension the model does not interpret); it is
@@ -242,6 +255,7 @@ pub trait Observer {
 pub struct NoTrace;
 
 impl Observer for NoTrace {
+    const EVERY_TRIED: bool = false;
     #[inline]
     fn hit(&mut self, _: Hit) {}
     #[inline]
@@ -258,6 +272,7 @@ pub struct Trace {
 }
 
 impl Observer for Trace {
+    const EVERY_TRIED: bool = false;
     fn hit(&mut self, hit: Hit) {
         self.hits.push(hit);
     }
@@ -293,17 +308,23 @@ pub struct Scratch {
     stack: Vec<(u32, u32)>,
 }
 
-/// A ruleset prepared for evaluation: jump targets resolved to chain indices.
+/// A ruleset prepared for evaluation: jump targets resolved to chain indices, long chains
+/// indexed by destination address and port (see [`Engine::with_index_min`]).
 #[derive(Debug, Clone)]
 pub struct Engine {
     rs: Ruleset,
-    /// Per family, per table (same order as the ruleset), per chain, per rule: the chain a jump
-    /// or goto enters.
-    targets: [Vec<Vec<Vec<CRule>>>; 2],
+    /// Per family, per table (same order as the ruleset), per chain: its rules compiled, and
+    /// its index.
+    targets: [Vec<Vec<CChain>>; 2],
+    /// Chains with at least this many keyed rules are indexed.
+    index_min: usize,
     /// Per family, per hook: the base chains to run, in order ([`hook_plan`]).
     plan: [[Vec<PlanEntry>; 5]; 2],
     /// Local addresses, for `-m addrtype`.
     local: Vec<IpAddr>,
+    /// Per family, where REDIRECT sends a packet that did not come from this host or lo: the
+    /// first local address of the family that is no loopback one, else loopback's.
+    redirect: [IpAddr; 2],
     /// Per family: whether some rule turns connection tracking on (see [`conntrack_active`]).
     ct_active: [bool; 2],
 }
@@ -422,6 +443,16 @@ pub fn conntrack_active(rs: &Ruleset, family: Family) -> bool {
         })
 }
 
+/// Every table of `rs` prepared for evaluation, per family.
+fn compile(rs: &Ruleset, index_min: usize) -> [Vec<Vec<CChain>>; 2] {
+    [Family::Ipv4, Family::Ipv6].map(|fam| {
+        rs.tables(fam)
+            .iter()
+            .map(|t| compile_table(t, fam, index_min))
+            .collect()
+    })
+}
+
 fn fam_idx(f: Family) -> usize {
     match f {
         Family::Ipv4 => 0,
@@ -461,34 +492,9 @@ impl Engine {
     /// Prepares `rs` for evaluation. Local addresses for `-m addrtype` default to the loopback
     /// ranges; see [`Engine::with_local_addrs`].
     pub fn new(rs: &Ruleset) -> Engine {
-        let mut targets: [Vec<Vec<Vec<CRule>>>; 2] = [Vec::new(), Vec::new()];
         let mut plan: [[Vec<PlanEntry>; 5]; 2] = Default::default();
         for fam in [Family::Ipv4, Family::Ipv6] {
             let fi = fam_idx(fam);
-            for t in rs.tables(fam) {
-                let tt: Vec<Vec<CRule>> = t
-                    .chains
-                    .iter()
-                    .map(|c| {
-                        c.rules
-                            .iter()
-                            .map(|r| CRule {
-                                head: Head::new(r, fam),
-                                has_matches: !r.matches.is_empty(),
-                                jump: r
-                                    .target
-                                    .as_ref()
-                                    .and_then(Target::chain)
-                                    .and_then(|n| t.chain_index(n))
-                                    .and_then(|i| u32::try_from(i).ok()),
-                            })
-                            .collect()
-                    })
-                    .collect();
-                if let Some(v) = targets.get_mut(fi) {
-                    v.push(tt);
-                }
-            }
             for hook in Hook::ALL {
                 if let Some(v) = plan.get_mut(fi).and_then(|p| p.get_mut(hook_idx(hook))) {
                     *v = hook_plan(rs, fam, hook);
@@ -497,7 +503,8 @@ impl Engine {
         }
         Engine {
             rs: rs.clone(),
-            targets,
+            targets: compile(rs, DEFAULT_INDEX_MIN),
+            index_min: DEFAULT_INDEX_MIN,
             plan,
             ct_active: [
                 conntrack_active(rs, Family::Ipv4),
@@ -507,13 +514,50 @@ impl Engine {
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ],
+            redirect: [
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 
     /// Sets the addresses `-m addrtype` takes as LOCAL (besides the loopback ranges).
     pub fn with_local_addrs(mut self, addrs: &[IpAddr]) -> Engine {
         self.local.extend_from_slice(addrs);
+        for (slot, v4) in self.redirect.iter_mut().zip([true, false]) {
+            if let Some(a) = self
+                .local
+                .iter()
+                .find(|a| a.is_ipv4() == v4 && !a.is_loopback())
+            {
+                *slot = *a;
+            }
+        }
         self
+    }
+
+    /// Indexes every chain with at least `min` keyed rules (a destination of one address or a
+    /// `--dport` of one port; [`DEFAULT_INDEX_MIN`] unless set): evaluation then tries only the
+    /// rules that can match the packet's destination and port, and every other rule, in the
+    /// chain's order. `usize::MAX` indexes no chain (every rule is tried), 0 every chain with a
+    /// keyed rule. What evaluation does is the same either way.
+    pub fn with_index_min(mut self, min: usize) -> Engine {
+        if min != self.index_min {
+            self.index_min = min;
+            self.targets = compile(&self.rs, min);
+        }
+        self
+    }
+
+    /// How big the engine's chain indexes are.
+    pub fn index_stats(&self) -> IndexStats {
+        let mut s = IndexStats::default();
+        for ix in self.targets.iter().flatten().flatten() {
+            if let Some(ix) = &ix.index {
+                ix.add_stats(&mut s);
+            }
+        }
+        s
     }
 
     /// The ruleset evaluated.
@@ -618,40 +662,37 @@ impl Engine {
             else {
                 return TableEnd::Continue;
             };
-            // The next rule of this chain whose matches hold.
-            let mut ri = ri;
-            let found = loop {
-                let Some(crule) = cchain.get(ri as usize) else {
-                    break None;
-                };
-                let here = Hit {
-                    table: kind,
-                    part,
-                    chain: ci,
-                    rule: ri,
-                };
-                ri += 1;
-                // The compact head first; the rule itself only when its `-m` matches matter.
-                let m = if !crule.head.holds(pkt) {
-                    Some(false)
-                } else if !crule.has_matches {
-                    Some(true)
-                } else {
-                    match chain.rules.get(here.rule as usize) {
-                        Some(rule) => self.matches_hold(rule, pkt, hook),
-                        None => Some(false),
-                    }
-                };
-                obs.tried(here, pkt, m);
-                match m {
-                    Some(true) => break Some((crule, here)),
-                    Some(false) => {}
-                    None => {
-                        obs.undecided(here);
-                        if obs.decide(here) {
-                            break Some((crule, here));
+            // The next rule of this chain whose matches hold: with an index (and an observer
+            // that need not see every rule tried), among the rules that can match only.
+            let at = |rule: u32| Hit {
+                table: kind,
+                part,
+                chain: ci,
+                rule,
+            };
+            let found = match &cchain.index {
+                Some(ix) if !O::EVERY_TRIED => {
+                    let mut cands = ix.candidates(pkt);
+                    let mut from = ri;
+                    loop {
+                        let Some(r) = cands.next(from) else {
+                            break None;
+                        };
+                        from = r.saturating_add(1);
+                        let Some(crule) = cchain.rules.get(r as usize) else {
+                            break None;
+                        };
+                        if self.try_rule(chain, crule, at(r), pkt, hook, obs) {
+                            break Some((crule, at(r)));
                         }
                     }
+                }
+                _ => {
+                    let rest = cchain.rules.get(ri as usize..).unwrap_or(&[]);
+                    rest.iter()
+                        .zip(ri..)
+                        .find(|&(crule, r)| self.try_rule(chain, crule, at(r), pkt, hook, obs))
+                        .map(|(crule, r)| (crule, at(r)))
                 }
             };
             let Some((crule, here)) = found else {
@@ -663,7 +704,7 @@ impl Engine {
                     None => return policy,
                 }
             };
-            cur = (ci, ri);
+            cur = (ci, here.rule.saturating_add(1));
             obs.hit(here);
             let Some(target) = chain
                 .rules
@@ -690,7 +731,7 @@ impl Engine {
                     cur = (to, 0);
                 }
                 Target::Redirect { ports, .. } => {
-                    pkt.dst = redirect_addr(hook, pkt, &self.local);
+                    pkt.dst = self.redirect_addr(hook, pkt);
                     if let Some(p) = ports {
                         pkt.dport = p.lo;
                     }
@@ -756,6 +797,58 @@ impl Engine {
         }
     }
 
+    /// Tries rule `here.rule` of `chain` (compiled as `crule`) on `pkt`: whether it is a hit.
+    /// Tells `obs` it was tried, and when it could not be decided (then `obs` decides).
+    #[inline(always)]
+    fn try_rule<O: Observer>(
+        &self,
+        chain: &Chain,
+        crule: &CRule,
+        here: Hit,
+        pkt: &Packet,
+        hook: Hook,
+        obs: &mut O,
+    ) -> bool {
+        // The compact head first; the rule itself only when its `-m` matches matter.
+        let m = if !crule.head.holds(pkt) {
+            Some(false)
+        } else if !crule.has_matches {
+            Some(true)
+        } else {
+            match chain.rules.get(here.rule as usize) {
+                Some(rule) => self.matches_hold(rule, pkt, hook),
+                None => Some(false),
+            }
+        };
+        obs.tried(here, pkt, m);
+        match m {
+            Some(true) => true,
+            Some(false) => false,
+            None => {
+                obs.undecided(here);
+                obs.decide(here)
+            }
+        }
+    }
+
+    /// Where REDIRECT sends a packet: the loopback address for locally generated packets (and
+    /// packets that came in on lo), the first local address of the packet's family otherwise
+    /// (the pod IP on eth0): [`Engine::redirect`], found once.
+    #[inline(always)]
+    fn redirect_addr(&self, hook: Hook, p: &Packet) -> IpAddr {
+        // A constant in memory, not built on the stack: a packet's address is read whole right
+        // after, and reading what was just written in parts stalls.
+        static LOOPBACK: [IpAddr; 2] = [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ];
+        let fi = fam_idx(p.family());
+        if hook == Hook::Output || p.in_iface.is_some_and(|i| i.as_str() == "lo") {
+            return LOOPBACK.get(fi).copied().unwrap_or(p.dst);
+        }
+        self.redirect.get(fi).copied().unwrap_or(p.dst)
+    }
+
     /// Whether all the rule's matches hold; `None` when one cannot be decided.
     #[inline]
     pub fn rule_matches(&self, r: &Rule, p: &Packet, hook: Hook) -> Option<bool> {
@@ -802,7 +895,7 @@ impl Engine {
     }
 
     /// Whether all `-m` matches of the rule hold; `None` when one cannot be decided.
-    #[inline]
+    #[inline(always)]
     fn matches_hold(&self, r: &Rule, p: &Packet, _hook: Hook) -> Option<bool> {
         let env = Env { local: &self.local };
         let mut undecided = false;
@@ -819,174 +912,6 @@ impl Engine {
             Some(true)
         }
     }
-}
-
-/// Where REDIRECT sends a packet: the loopback address for locally generated packets, the first
-/// local address of the incoming interface's family otherwise (the pod IP on eth0).
-fn redirect_addr(hook: Hook, p: &Packet, local: &[IpAddr]) -> IpAddr {
-    let v4 = p.dst.is_ipv4();
-    let lo = if v4 {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        IpAddr::V6(Ipv6Addr::LOCALHOST)
-    };
-    if hook == Hook::Output || p.in_iface.is_some_and(|i| i.as_str() == "lo") {
-        return lo;
-    }
-    local
-        .iter()
-        .find(|a| a.is_ipv4() == v4 && !a.is_loopback())
-        .copied()
-        .unwrap_or(lo)
-}
-
-/// A rule's generic part (`-s -d -i -o -p -f`) in a compact form, checked before its matches.
-#[derive(Debug, Clone)]
-struct Head {
-    src: AddrTest,
-    dst: AddrTest,
-    in_iface: IfTest,
-    out_iface: IfTest,
-    /// 0 for any protocol.
-    proto: u8,
-    proto_neg: bool,
-    /// `-f`: never holds for a connection's packets.
-    never: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum AddrTest {
-    Any,
-    V4 { net: u32, mask: u32, neg: bool },
-    V6 { net: u128, mask: u128, neg: bool },
-}
-
-#[derive(Debug, Clone, Copy)]
-struct IfTest {
-    /// Whether there is a test at all.
-    on: bool,
-    neg: bool,
-    /// The pattern as [`IfName::key`] (for a `+` prefix: without the length byte).
-    key: u128,
-    /// Which bits of a name's key take part: all for an exact name, the prefix bytes for `+`.
-    mask: u128,
-}
-
-impl AddrTest {
-    fn new(c: &Option<Neg<Cidr>>) -> AddrTest {
-        let Some(n) = c else { return AddrTest::Any };
-        let p = u32::from(n.value.prefix);
-        match n.value.addr {
-            IpAddr::V4(a) => AddrTest::V4 {
-                net: u32::from(a),
-                mask: u32::MAX.checked_shl(32u32.saturating_sub(p)).unwrap_or(0),
-                neg: n.negated,
-            },
-            IpAddr::V6(a) => AddrTest::V6 {
-                net: u128::from(a),
-                mask: u128::MAX.checked_shl(128u32.saturating_sub(p)).unwrap_or(0),
-                neg: n.negated,
-            },
-        }
-    }
-
-    #[inline]
-    fn holds(&self, a: IpAddr) -> bool {
-        match (*self, a) {
-            (AddrTest::Any, _) => true,
-            (AddrTest::V4 { net, mask, neg }, IpAddr::V4(a)) => {
-                ((u32::from(a) & mask) == net) != neg
-            }
-            (AddrTest::V6 { net, mask, neg }, IpAddr::V6(a)) => {
-                ((u128::from(a) & mask) == net) != neg
-            }
-            // An address of the other family is never in the prefix.
-            (AddrTest::V4 { neg, .. } | AddrTest::V6 { neg, .. }, _) => neg,
-        }
-    }
-}
-
-impl IfTest {
-    fn new(i: &Option<Neg<Iface>>) -> IfTest {
-        let Some(n) = i else {
-            return IfTest {
-                on: false,
-                neg: false,
-                key: 0,
-                mask: 0,
-            };
-        };
-        let b = n.value.0.as_bytes();
-        let (pat, prefix) = match b.split_last() {
-            Some((b'+', rest)) => (rest, true),
-            _ => (b, false),
-        };
-        let name = IfName::new(std::str::from_utf8(pat).unwrap_or(""));
-        let len = name.len();
-        let mask = if prefix {
-            // The prefix's bytes only.
-            if len == 0 {
-                0
-            } else {
-                u128::MAX >> (128 - 8 * len)
-            }
-        } else {
-            u128::MAX
-        };
-        IfTest {
-            on: true,
-            neg: n.negated,
-            key: name.key() & mask,
-            mask,
-        }
-    }
-
-    #[inline(always)]
-    fn holds(&self, name: &Option<IfName>) -> bool {
-        if !self.on {
-            return true;
-        }
-        let m = match name {
-            Some(n) => (n.key() & self.mask) == self.key,
-            None => false,
-        };
-        m != self.neg
-    }
-}
-
-impl Head {
-    /// The rule's head in a table of `family`: a rule restricted to the other family never holds.
-    fn new(r: &Rule, family: Family) -> Head {
-        Head {
-            src: AddrTest::new(&r.src),
-            dst: AddrTest::new(&r.dst),
-            in_iface: IfTest::new(&r.in_iface),
-            out_iface: IfTest::new(&r.out_iface),
-            proto: r.proto.map_or(0, |p| p.value.0),
-            proto_neg: r.proto.is_some_and(|p| p.negated),
-            never: r.fragment == Some(true) || r.family.is_some_and(|f| f != family),
-        }
-    }
-
-    #[inline(always)]
-    fn holds(&self, p: &Packet) -> bool {
-        !self.never
-            && (self.proto == 0 || (self.proto == p.proto) != self.proto_neg)
-            && self.out_iface.holds(&p.out_iface)
-            && self.in_iface.holds(&p.in_iface)
-            && self.dst.holds(p.dst)
-            && self.src.holds(p.src)
-    }
-}
-
-/// A rule prepared for evaluation.
-#[derive(Debug, Clone)]
-struct CRule {
-    head: Head,
-    /// Whether the rule has `-m` matches to look at after its head.
-    has_matches: bool,
-    /// The chain a jump or goto enters.
-    jump: Option<u32>,
 }
 
 enum TableEnd {
