@@ -21,7 +21,7 @@ use crate::journey_text::journey_words;
 use crate::prove::{self, families, ProveError};
 use crate::results::Witness;
 use crate::smt::shape::{differs, same_shape, Dest};
-use crate::smt::solve::{guard, hints, solver, steer};
+use crate::smt::solve::{hints, solver, steer};
 use crate::smt::{addr_width, all, truth, EncodeError, Encoder, Ifaces, SymJourney, SymPacket};
 
 mod class;
@@ -305,11 +305,7 @@ fn diff_family(
             }
             // A witness a person recognises: the profile's uids, addresses and ports first.
             s.push();
-            let lits: Vec<Bool> = hints(&a.enc, &first, &outside)
-                .iter()
-                .map(|h| guard(&s, h))
-                .collect();
-            let m = steer(&s, &mut Vec::new(), lits);
+            let m = steer(&s, &mut Vec::new(), hints(&a.enc, &first, &outside));
             s.pop(1);
             let Some(m) = m else { break };
             let pkt = first.read(&m, &a.enc.ifaces, fam);

@@ -35,7 +35,7 @@ use z3::{SatResult, Solver};
 
 use super::{fam_name, responsible, rule_no, ProveError};
 use crate::results::check::{RuleResult, RuleStatus};
-use crate::smt::solve::{guard, hints, solver, steer};
+use crate::smt::solve::{hints, solver, steer};
 use crate::smt::{
     any, bv, truth, Encoder, RuleId, SymHit, SymPacket, CT_BITS, IF_BITS, IF_ETH0, IF_NONE,
     MARK_BITS,
@@ -352,8 +352,7 @@ fn readable(
     hs.extend(hints(enc, p, outside));
     hs.push(p.ctstate.eq(bv(0, CT_BITS)));
     hs.push(p.mark.eq(bv(0, MARK_BITS)));
-    let lits: Vec<Bool> = hs.iter().map(|h| guard(s, h)).collect();
-    let m = steer(s, &mut Vec::new(), lits);
+    let m = steer(s, &mut Vec::new(), hs);
     s.pop(1);
     m
 }

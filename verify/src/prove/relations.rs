@@ -172,8 +172,7 @@ fn prove_pair(
     }
     let mut hs: Vec<Bool> = hints(&ea, &sa.first, &sa.outside);
     hs.extend(hints(eb, &sb.first, &sb.outside));
-    let lits: Vec<Bool> = hs.iter().map(|h| guard(&s, h)).collect();
-    let Some(m) = steer(&s, &mut assume, lits) else {
+    let Some(m) = steer(&s, &mut assume, hs) else {
         return Ok(unknown(&s));
     };
     let read = |e: &Encoder<'_>, side: &Side| {

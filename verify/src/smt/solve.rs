@@ -31,29 +31,42 @@ pub fn deadline_passed() -> bool {
     DEADLINE.get().is_some_and(|d| Instant::now() >= *d)
 }
 
-/// Gives `s` the time left before the deadline as its timeout (at most its own); false when
-/// none is left.
-fn arm(s: &Solver) -> bool {
-    let Some(d) = DEADLINE.get() else {
-        return true;
-    };
-    let left = d.saturating_duration_since(Instant::now()).as_millis();
-    if left == 0 {
-        return false;
+/// How long a hint of [`steer`] may take before it is left out, in milliseconds (a hint takes
+/// about a millisecond on a pod's ruleset).
+pub const HINT_MS: u32 = 300;
+
+/// Gives `s` its own timeout, cut to the time left before the deadline and to `cap`; false
+/// when no time is left.
+fn arm(s: &Solver, cap: Option<u32>) -> bool {
+    let mut t = TIMEOUT_MS.with(Cell::get);
+    if let Some(d) = DEADLINE.get() {
+        let left = d.saturating_duration_since(Instant::now()).as_millis();
+        if left == 0 {
+            return false;
+        }
+        t = t.min(u32::try_from(left).unwrap_or(u32::MAX));
     }
-    let own = TIMEOUT_MS.with(Cell::get);
+    if let Some(c) = cap {
+        t = t.min(c);
+    }
     let mut p = Params::new();
-    p.set_u32(
-        "timeout",
-        u32::try_from(left).unwrap_or(u32::MAX).min(own).max(1),
-    );
+    p.set_u32("timeout", t.max(1));
     s.set_params(&p);
     true
 }
 
+/// `s.check_assumptions(a)` within `cap_ms` milliseconds (and the deadline).
+fn check_within(s: &Solver, a: &[Bool], cap_ms: u32) -> SatResult {
+    if arm(s, Some(cap_ms)) {
+        s.check_assumptions(a)
+    } else {
+        SatResult::Unknown
+    }
+}
+
 /// `s.check()` within the run's deadline.
 pub fn check(s: &Solver) -> SatResult {
-    if arm(s) {
+    if arm(s, None) {
         s.check()
     } else {
         SatResult::Unknown
@@ -62,7 +75,7 @@ pub fn check(s: &Solver) -> SatResult {
 
 /// `s.check_assumptions(a)` within the run's deadline.
 pub fn check_assuming(s: &Solver, a: &[Bool]) -> SatResult {
-    if arm(s) {
+    if arm(s, None) {
         s.check_assumptions(a)
     } else {
         SatResult::Unknown
@@ -160,13 +173,34 @@ pub fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
     h
 }
 
-/// Solves `assume` again with as many hints as stay satisfiable; returns the model.
+/// Solves `assume` again with as many of `hints` (formulas, each guarded by a fresh literal
+/// here) as stay satisfiable, taken in order; returns the model. A hint the last model already
+/// satisfies is taken without asking the solver (that model, with the hint's literal set,
+/// shows it satisfiable with the others): the profile's values are alternatives, so most hints
+/// cost nothing.
 pub fn steer(s: &Solver, assume: &mut Vec<Bool>, hints: Vec<Bool>) -> Option<z3::Model> {
+    let mut last = if check_assuming(s, assume) == SatResult::Sat {
+        s.get_model()
+    } else {
+        None
+    };
     for hnt in hints {
-        assume.push(hnt);
-        if check_assuming(s, assume) != SatResult::Sat {
+        let lit = guard(s, &hnt);
+        if last.as_ref().is_some_and(|m| super::truth(m, &hnt)) {
+            assume.push(lit);
+            continue;
+        }
+        assume.push(lit);
+        // A hint only makes the witness easier to read: one the solver cannot decide quickly
+        // (on a large ruleset, proving a value impossible can take seconds) is left out.
+        if check_within(s, assume, HINT_MS) == SatResult::Sat {
+            last = s.get_model();
+        } else {
             assume.pop();
         }
+    }
+    if last.is_some() {
+        return last;
     }
     if check_assuming(s, assume) == SatResult::Sat {
         s.get_model()
