@@ -377,6 +377,8 @@ struct Deciding<'d> {
 }
 
 impl Observer for Deciding<'_> {
+    // Only hits and undecided rules are recorded: the chain index may skip the rest.
+    const EVERY_TRIED: bool = false;
     fn hit(&mut self, hit: Hit) {
         self.trace.hit(hit);
     }

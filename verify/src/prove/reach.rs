@@ -181,6 +181,10 @@ pub(super) fn reachability(
     // 1. Concrete seeds.
     let callers = callers(rs, fam, &rules);
     for k in 0..n {
+        // Past the deadline the rest is left to `settle`, which reports it unknown.
+        if crate::smt::solve::deadline_passed() {
+            break;
+        }
         if matches!(known.get(k), None | Some(Known::Live | Known::Unreachable)) {
             continue;
         }

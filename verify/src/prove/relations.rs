@@ -39,6 +39,13 @@ pub(super) fn prove_relation(
         res.reason = Some(why);
         return Ok(());
     }
+    // Past the deadline the pairs are not even encoded.
+    if crate::smt::solve::deadline_passed() {
+        res.status = Status::Unknown;
+        res.reason =
+            Some("the run's deadline (--deadline) passed before the solver decided".into());
+        return Ok(());
+    }
     let pairs: Vec<(Family, Family)> = if id.cross_family() {
         vec![(Family::Ipv4, Family::Ipv6)]
     } else {
