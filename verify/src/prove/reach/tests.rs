@@ -187,3 +187,101 @@ fn journeys_never_need_a_fifth_hop() {
     }
     assert!(asked > 60, "{asked}");
 }
+
+/// [`super::routable`], the scope in Rust that decides whether a seed proves a rule live, says
+/// of every packet of a grid (protocols, addresses of every role, interfaces, owners, marks,
+/// conntrack states, flags; generated here and from outside; with and without routing) what
+/// the encoding's scope says of it, under a profile identified by owner and one by mark.
+#[test]
+fn routable_is_the_encodings_scope() {
+    use sidecar_model::eval::{ConnState, IfName, Packet};
+    use std::net::{IpAddr, Ipv4Addr};
+    let rs = parse("classic", sidecar_model::DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset;
+    let ip = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    let ip6 = |s: &str| s.parse::<IpAddr>().unwrap();
+    let pod = Pod::new(&[ip(10, 1, 0, 5), ip6("fd00::5")]);
+    let grids = [
+        (
+            Family::Ipv4,
+            [
+                ip(10, 1, 0, 5),
+                ip(127, 0, 0, 1),
+                ip(127, 0, 0, 6),
+                ip(127, 0, 0, 9),
+                ip(10, 1, 0, 99),
+            ],
+        ),
+        (
+            Family::Ipv6,
+            [
+                ip6("fd00::5"),
+                ip6("::1"),
+                ip6("::6"),
+                ip6("fd00::7"),
+                ip6("fd00::99"),
+            ],
+        ),
+    ];
+    let ifaces: [Option<&str>; 3] = [None, Some("eth0"), Some("lo")];
+    let m = z3::Model::new();
+    let mut agreed = 0;
+    for ((fam, addrs), profile) in grids
+        .into_iter()
+        .flat_map(|g| [(g, Profile::istio()), (g, Profile::ambient())])
+    {
+        let enc = Encoder::new(&rs, fam, &pod, &profile).unwrap();
+        for proto in [6u8, 17, 1] {
+            for src in addrs {
+                for dst in addrs {
+                    for iif in ifaces {
+                        for oif in ifaces {
+                            for (uid, mark, socket) in
+                                [(0, 0, false), (1000, 0, true), (1337, 0x539, true)]
+                            {
+                                for (ct, flags) in [
+                                    (ConnState::New, 2u8),
+                                    (ConnState::New, 0),
+                                    (ConnState::Established, 2),
+                                ] {
+                                    let mut p = Packet::tcp_out(src, dst, 40000, 80, uid, uid);
+                                    p.proto = proto;
+                                    p.in_iface = iif.map(IfName::new);
+                                    p.out_iface = oif.map(IfName::new);
+                                    p.has_socket = socket;
+                                    p.mark = mark;
+                                    p.ctstate = ct;
+                                    p.tcp_flags = flags;
+                                    let sym = SymPacket::concrete(&p, &enc.ifaces, enc.width);
+                                    for outside in [false, true] {
+                                        for routing in [false, true] {
+                                            let want = crate::smt::truth(
+                                                &m,
+                                                &enc.scope(
+                                                    &sym,
+                                                    &Bool::from_bool(outside),
+                                                    routing,
+                                                ),
+                                            );
+                                            let got = super::routable(
+                                                &p, outside, &pod, &profile, fam, routing,
+                                            );
+                                            assert_eq!(
+                                                got, want,
+                                                "{} outside={outside} routing={routing} {p:?}",
+                                                profile.name
+                                            );
+                                            agreed += usize::from(want);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(agreed > 100, "{agreed} packets in scope");
+}
