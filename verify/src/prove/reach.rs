@@ -35,7 +35,7 @@ use z3::{SatResult, Solver};
 
 use super::{fam_name, responsible, rule_no, ProveError};
 use crate::results::check::{RuleResult, RuleStatus};
-use crate::smt::solve::{hints, solver, steer};
+use crate::smt::solve::{hints, query, solver, steer};
 use crate::smt::{
     any, bv, truth, Encoder, RuleId, SymHit, SymPacket, CT_BITS, IF_BITS, IF_ETH0, IF_NONE,
     MARK_BITS,
@@ -143,15 +143,7 @@ pub(super) fn reachability(
     let p = SymPacket::fresh("any", enc.width);
     let outside = Bool::new_const("any_outside");
     let hop = enc.hop(&p, &outside, true)?;
-    let none = |v: &z3::ast::BV| v.eq(bv(u128::from(IF_NONE), IF_BITS));
-    let facts = crate::smt::all(&[
-        enc.ifaces.valid(&p.iif),
-        enc.ifaces.valid(&p.oif),
-        outside.ite(
-            &crate::smt::all(&[none(&p.oif), none(&p.iif).not(), p.has_socket.not()]),
-            &crate::smt::all(&[none(&p.iif), none(&p.oif).not()]),
-        ),
-    ]);
+    let facts = any_packet(enc, &p, &outside);
     let s = solver(opts.timeout_ms);
     s.assert(&facts);
 
@@ -220,64 +212,28 @@ pub(super) fn reachability(
 
     lap("seeds");
     // 2. The rest, symbolically: live among those no seed showed live.
-    let pending = |known: &[Known], want: &[Known]| -> Vec<usize> {
-        (0..known.len())
-            .filter(|&k| known.get(k).is_some_and(|x| want.contains(x)))
-            .collect()
-    };
     let id_of = |k: usize| rules.ids.get(k).copied();
     let fires_routed = |k: usize| term(&routed_at, routed_hits, id_of(k), |h| h.fires.clone());
-    let mut unknown = Vec::new();
-    let todo = pending(&known, &[Known::Nothing, Known::Fires]);
-    let mut live = Vec::new();
     settle(
         routed,
-        &todo,
+        &mut known,
+        &[Known::Nothing, Known::Fires],
+        Known::Live,
         &fires_routed,
-        &mut |k, _| live.push(k),
-        &mut unknown,
-    )?;
-    for k in live {
-        set(&mut known, k, Known::Live);
-    }
-    for k in unknown.drain(..) {
-        set(&mut known, k, Known::Unknown);
-    }
-    // Unroutable: some packet hits it.
+    );
+    // Unroutable: some packet hits it. (Their packets are steered to readable values below,
+    // rule by rule: seeds found most.)
     let fires_any = |k: usize| term(&any_at, &hop.hits, id_of(k), |h| h.fires.clone());
-    let todo = pending(&known, &[Known::Nothing]);
-    // (Their packets are steered to readable values below, rule by rule: seeds found most.)
-    let mut fires = Vec::new();
-    settle(
-        &s,
-        &todo,
-        &fires_any,
-        &mut |k, _| fires.push(k),
-        &mut unknown,
-    )?;
-    for k in fires {
-        set(&mut known, k, Known::Fires);
-    }
-    for k in unknown.drain(..) {
-        set(&mut known, k, Known::Unknown);
-    }
+    settle(&s, &mut known, &[Known::Nothing], Known::Fires, &fires_any);
     // Shadowed: some packet reaches it.
     let reach_any = |k: usize| term(&any_at, &hop.hits, id_of(k), |h| h.reach.clone());
-    let todo = pending(&known, &[Known::Nothing]);
-    let mut reached = Vec::new();
     settle(
         &s,
-        &todo,
+        &mut known,
+        &[Known::Nothing],
+        Known::Shadowed,
         &reach_any,
-        &mut |k, _| reached.push(k),
-        &mut unknown,
-    )?;
-    for k in reached {
-        set(&mut known, k, Known::Shadowed);
-    }
-    for k in unknown.drain(..) {
-        set(&mut known, k, Known::Unknown);
-    }
+    );
     for k in known.iter_mut().filter(|k| **k == Known::Nothing) {
         *k = Known::Unreachable;
     }
@@ -337,6 +293,20 @@ pub(super) fn reachability(
     Ok(out)
 }
 
+/// The scope "any packet at all": valid interfaces, and from outside no out interface, an in
+/// interface and no socket; generated here no in interface and an out one.
+pub(super) fn any_packet(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Bool {
+    let none = |v: &z3::ast::BV| v.eq(bv(u128::from(IF_NONE), IF_BITS));
+    crate::smt::all(&[
+        enc.ifaces.valid(&p.iif),
+        enc.ifaces.valid(&p.oif),
+        outside.ite(
+            &crate::smt::all(&[none(&p.oif), none(&p.iif).not(), p.has_socket.not()]),
+            &crate::smt::all(&[none(&p.iif), none(&p.oif).not()]),
+        ),
+    ])
+}
+
 /// A model of `t` in `s` steered toward values a person recognises, as the witnesses of
 /// invariants are.
 fn readable(
@@ -361,50 +331,51 @@ fn readable(
     m
 }
 
-/// Asks whether some model of `s` makes `term(k)` true for some `k` of `pending`; reports each
-/// `k` a model makes true to `found` (with the model), and asks again about the others, until
-/// none is left or the rest are unsatisfiable together. An undecided query is split in
-/// halves; a single undecided `k` goes to `unknown`.
+/// Asks whether some model of `s` makes `term(k)` true for some rule `k` whose status is one
+/// of `from`; each rule a model makes true becomes `to`, and the question is asked again about
+/// the others, until none is left or the rest are unsatisfiable together. An undecided query
+/// is split in halves; a single undecided rule, and past the deadline every rule left, becomes
+/// `Unknown`.
 fn settle(
     s: &Solver,
-    pending: &[usize],
+    known: &mut [Known],
+    from: &[Known],
+    to: Known,
     term: &dyn Fn(usize) -> Bool,
-    found: &mut dyn FnMut(usize, &z3::Model),
-    unknown: &mut Vec<usize>,
-) -> Result<(), ProveError> {
-    let mut todo: Vec<Vec<usize>> = vec![pending.to_vec()];
+) {
+    let pending: Vec<usize> = (0..known.len())
+        .filter(|&k| known.get(k).is_some_and(|x| from.contains(x)))
+        .collect();
+    let mut todo: Vec<Vec<usize>> = vec![pending];
     while let Some(mut set) = todo.pop() {
         if set.is_empty() {
             continue;
         }
         if crate::smt::solve::deadline_passed() {
-            unknown.extend(set);
+            for k in set {
+                self::set(known, k, Known::Unknown);
+            }
             continue;
         }
         let terms: Vec<Bool> = set.iter().map(|&k| term(k)).collect();
-        s.push();
-        s.assert(any(&terms));
-        let r = crate::smt::solve::check(s);
-        let model = if r == SatResult::Sat {
-            s.get_model()
-        } else {
-            None
-        };
-        s.pop(1);
-        match (r, model) {
+        match query(s, &any(&terms)) {
             (SatResult::Unsat, _) => {}
             (SatResult::Sat, Some(m)) => {
                 let mut rest = Vec::new();
                 for (k, t) in set.drain(..).zip(terms) {
                     if truth(&m, &t) {
-                        found(k, &m);
+                        self::set(known, k, to);
                     } else {
                         rest.push(k);
                     }
                 }
                 todo.push(rest);
             }
-            _ if set.len() == 1 => unknown.extend(set),
+            _ if set.len() == 1 => {
+                for k in set {
+                    self::set(known, k, Known::Unknown);
+                }
+            }
             _ => {
                 let back = set.split_off(set.len() / 2);
                 todo.push(set);
@@ -412,7 +383,6 @@ fn settle(
             }
         }
     }
-    Ok(())
 }
 
 fn hit_of(id: RuleId) -> Hit {

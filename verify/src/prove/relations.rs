@@ -42,8 +42,7 @@ pub(super) fn prove_relation(
     // Past the deadline the pairs are not even encoded.
     if crate::smt::solve::deadline_passed() {
         res.status = Status::Unknown;
-        res.reason =
-            Some("the run's deadline (--deadline) passed before the solver decided".into());
+        res.reason = Some(crate::smt::solve::DEADLINE_PASSED.into());
         return Ok(());
     }
     let pairs: Vec<(Family, Family)> = if id.cross_family() {

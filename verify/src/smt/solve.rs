@@ -26,6 +26,10 @@ pub fn set_deadline(at: Instant) {
     let _ = DEADLINE.set(at);
 }
 
+/// Why a query left for after the deadline is undecided.
+pub const DEADLINE_PASSED: &str =
+    "the run's deadline (--deadline) passed before the solver decided";
+
 /// Whether the run's deadline has passed.
 pub fn deadline_passed() -> bool {
     DEADLINE.get().is_some_and(|d| Instant::now() >= *d)
@@ -111,7 +115,7 @@ pub fn query(s: &Solver, t: &Bool) -> (SatResult, Option<z3::Model>) {
 /// Why the last query was undecided, for a person.
 pub fn unknown_reason(s: &Solver) -> String {
     if deadline_passed() {
-        return "the run's deadline (--deadline) passed before the solver decided".into();
+        return DEADLINE_PASSED.into();
     }
     format!(
         "the solver gave up: {}",

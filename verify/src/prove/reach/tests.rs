@@ -10,7 +10,7 @@ use z3::SatResult;
 
 use crate::results::check::RuleStatus;
 use crate::smt::solve::{query, solver};
-use crate::smt::{all, any, bv, Encoder, SymPacket, IF_BITS, IF_NONE};
+use crate::smt::{any, Encoder, SymPacket};
 
 /// Each rule's status, one query per rule and scope.
 fn per_rule(rs: &Ruleset, fam: Family, pod: &Pod, profile: &Profile) -> Vec<RuleStatus> {
@@ -23,16 +23,8 @@ fn per_rule(rs: &Ruleset, fam: Family, pod: &Pod, profile: &Profile) -> Vec<Rule
     let p = SymPacket::fresh("any", enc.width);
     let outside = Bool::new_const("any_outside");
     let hop = enc.hop(&p, &outside, true).unwrap();
-    let none = |v: &z3::ast::BV| v.eq(bv(u128::from(IF_NONE), IF_BITS));
     let s = solver(30_000);
-    s.assert(all(&[
-        enc.ifaces.valid(&p.iif),
-        enc.ifaces.valid(&p.oif),
-        outside.ite(
-            &all(&[none(&p.oif), none(&p.iif).not(), p.has_socket.not()]),
-            &all(&[none(&p.iif), none(&p.oif).not()]),
-        ),
-    ]));
+    s.assert(super::any_packet(&enc, &p, &outside));
     let routed_hits = &journey.hops[0].hits;
     let mut out = Vec::new();
     for (ti, t) in rs.tables(fam).iter().enumerate() {
@@ -76,6 +68,24 @@ fn per_rule(rs: &Ruleset, fam: Family, pod: &Pod, profile: &Profile) -> Vec<Rule
     out
 }
 
+/// Every ruleset of the corpus that parses, with its path, in path order.
+fn corpus() -> Vec<(std::path::PathBuf, Ruleset)> {
+    let mut files = Vec::new();
+    rules_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus"),
+        &mut files,
+    );
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let bytes = std::fs::read(&f).ok()?;
+            let rs = parse(&f.display().to_string(), &bytes).ok()?.ruleset;
+            Some((f, rs))
+        })
+        .collect()
+}
+
 fn rules_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -94,18 +104,10 @@ fn rules_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 /// (under each ruleset's profile when its TOML names one, else istio's).
 #[test]
 fn seeds_and_grouped_queries_agree_with_one_query_per_rule() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
-    let mut files = Vec::new();
-    rules_files(&root, &mut files);
-    files.sort();
-    assert!(files.len() >= 20, "{} rulesets", files.len());
+    let rulesets = corpus();
+    assert!(rulesets.len() >= 20, "{} rulesets", rulesets.len());
     let mut compared = 0;
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap();
-        let Ok(parsed) = parse(&f.display().to_string(), &bytes) else {
-            continue;
-        };
-        let rs = parsed.ruleset;
+    for (f, rs) in rulesets {
         let profile = std::fs::read_to_string(f.with_extension("toml"))
             .ok()
             .and_then(|t| t.parse::<toml::Table>().ok())
@@ -148,17 +150,8 @@ fn seeds_and_grouped_queries_agree_with_one_query_per_rule() {
 /// shorter unrolling the proofs use loses nothing.
 #[test]
 fn journeys_never_need_a_fifth_hop() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
-    let mut files = Vec::new();
-    rules_files(&root, &mut files);
-    files.sort();
     let mut asked = 0;
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap();
-        let Ok(parsed) = parse(&f.display().to_string(), &bytes) else {
-            continue;
-        };
-        let rs = parsed.ruleset;
+    for (f, rs) in corpus() {
         let pod = Pod::for_rulesets(&[], &[&rs]);
         for profile in [Profile::istio(), Profile::ambient(), Profile::linkerd()] {
             for fam in pod.families() {
