@@ -74,6 +74,14 @@ fn time_phase(next: Option<&str>) {
     }
 }
 
+/// With `SIDECAR_VERIFY_TIMINGS` set: a step inside the current phase and the wall time since
+/// `since`, on stderr (nothing otherwise).
+pub fn timing(what: &str, since: std::time::Instant) {
+    if timings().is_some() && INNER.with(Cell::get) == 0 {
+        eprintln!("timing:   {what} in {:.3} s", since.elapsed().as_secs_f64());
+    }
+}
+
 /// A phase begins.
 pub fn phase(what: &str, steps: usize) {
     time_phase(Some(what));

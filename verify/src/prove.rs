@@ -263,14 +263,7 @@ fn check_family(
                 r.1 = st;
                 r.3 = reason;
             }
-            if std::env::var_os("SIDECAR_VERIFY_TIMINGS").is_some() {
-                eprintln!(
-                    "timing:   {} {:?} in {:.3} s",
-                    id.name(),
-                    r.1,
-                    t0.elapsed().as_secs_f64()
-                );
-            }
+            crate::progress::timing(&format!("{} {:?}", id.name(), r.1), t0);
             invariants.push(r);
         }
     }

@@ -131,14 +131,7 @@ pub(super) fn reachability(
     opts: &super::Options,
 ) -> Result<Vec<RuleResult>, ProveError> {
     let t0 = std::time::Instant::now();
-    let lap = |what: &str| {
-        if std::env::var_os("SIDECAR_VERIFY_TIMINGS").is_some() {
-            eprintln!(
-                "timing:   reachability {what} at {:.3} s",
-                t0.elapsed().as_secs_f64()
-            );
-        }
-    };
+    let lap = |what: &str| crate::progress::timing(&format!("reachability: {what}"), t0);
     // Any packet at all, entering here or from outside.
     let p = SymPacket::fresh("any", enc.width);
     let outside = Bool::new_const("any_outside");
