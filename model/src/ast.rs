@@ -925,6 +925,34 @@ impl Target {
         }
     }
 
+    /// Whether traversal goes on to the next rule after the target (MARK, CONNMARK, CT,
+    /// NOTRACK, LOG, NFLOG, and a target the model does not know, which it takes as not
+    /// deciding). A jump does not (control comes back only when the chain returns).
+    pub fn continues(&self) -> bool {
+        match self {
+            Target::Mark(_)
+            | Target::ConnmarkSet(_)
+            | Target::ConnmarkSave { .. }
+            | Target::ConnmarkRestore { .. }
+            | Target::Ct { .. }
+            | Target::Notrack
+            | Target::Log { .. }
+            | Target::Nflog { .. }
+            | Target::Unknown { .. } => true,
+            Target::Accept
+            | Target::Drop
+            | Target::Return
+            | Target::Jump { .. }
+            | Target::Goto { .. }
+            | Target::Reject { .. }
+            | Target::Redirect { .. }
+            | Target::Tproxy { .. }
+            | Target::Dnat { .. }
+            | Target::Snat { .. }
+            | Target::Masquerade { .. } => false,
+        }
+    }
+
     /// The chain a jump or goto enters.
     pub fn chain(&self) -> Option<&str> {
         match self {

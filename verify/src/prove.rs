@@ -230,6 +230,7 @@ fn check_family(
     let scope = enc.scope(&first, &outside, opts.routing);
     let s = solver(opts.timeout_ms);
     s.assert(&scope);
+    let journey = journey.named(&s, "journey");
 
     let mut invariants = Vec::new();
     {
@@ -297,20 +298,7 @@ fn check_family(
 }
 
 fn stops(t: Option<&Target>) -> bool {
-    !matches!(
-        t,
-        None | Some(
-            Target::Mark(_)
-                | Target::ConnmarkSet(_)
-                | Target::ConnmarkSave { .. }
-                | Target::ConnmarkRestore { .. }
-                | Target::Ct { .. }
-                | Target::Notrack
-                | Target::Log { .. }
-                | Target::Nflog { .. }
-                | Target::Unknown { .. }
-        )
-    )
+    t.is_some_and(|t| !t.continues())
 }
 
 /// A family as progress names it.
@@ -362,12 +350,16 @@ fn responsible(
             })
             .collect();
         if crate::smt::solve::check_assuming(s, &lits) == SatResult::Unsat {
-            // Shrink to a minimal set: drop each literal that is not needed.
+            // Shrink to a minimal set: drop each literal that is not needed, the latest rule
+            // first, so that of several minimal sets the one of the earliest rules (those that
+            // take the packets first) is kept whatever the solver's order. Past a few dozen
+            // candidates, only those of the solver's unsat core are tried.
             let mut keep: Vec<usize> = (0..lits.len()).collect();
-            let core = s.get_unsat_core();
-            keep.retain(|k| lits.get(*k).is_some_and(|l| core.contains(l)));
-            let mut j = 0;
-            while j < keep.len() {
+            if lits.len() > CANONICAL_COVER_MAX {
+                let core = s.get_unsat_core();
+                keep.retain(|k| lits.get(*k).is_some_and(|l| core.contains(l)));
+            }
+            for j in (0..keep.len()).rev() {
                 let trial: Vec<Bool> = keep
                     .iter()
                     .enumerate()
@@ -376,8 +368,6 @@ fn responsible(
                     .collect();
                 if crate::smt::solve::check_assuming(s, &trial) == SatResult::Unsat {
                     keep.remove(j);
-                } else {
-                    j += 1;
                 }
             }
             for k in keep {
@@ -396,6 +386,10 @@ fn responsible(
     }
     by
 }
+
+/// Up to how many earlier rules the rules a shadowed rule rests on are found without the
+/// solver's unsat core (whose choice among several minimal sets is the solver's).
+const CANONICAL_COVER_MAX: usize = 32;
 
 /// Proves every invariant of the catalog about `rs` in `pod` with `profile`, and every rule's
 /// reachability, family by family; an invariant's result is its worst over the families.

@@ -86,12 +86,17 @@ pub fn check_assuming(s: &Solver, a: &[Bool]) -> SatResult {
     }
 }
 
-use super::{bv, Encoder, SymPacket, GID_BITS, PORT_BITS, PROTO_BITS, UID_BITS};
+use super::{bv, Encoder, SymPacket, GID_BITS, IF_BITS, IF_ETH0, PORT_BITS, PROTO_BITS, UID_BITS};
 
 /// A solver whose every query gives up after `timeout_ms` milliseconds.
 pub fn solver(timeout_ms: u32) -> Solver {
     TIMEOUT_MS.with(|t| t.set(timeout_ms));
-    let s = Solver::new();
+    // QF_BV: Z3 then bit-blasts each query and runs its SAT solver (incremental, with
+    // assumptions) instead of its general SMT core, which refutes a disjunction over thousands
+    // of address and port equalities one conflict at a time: the classic ruleset plus 2,000
+    // RETURN rules went from 28 s to 1.3 s, the classic ruleset from 150 ms to 70 ms
+    // (docs/scale.md). Every term of the encoding is a bit-vector or a boolean.
+    let s = Solver::new_for_logic("QF_BV").unwrap_or_default();
     let mut p = Params::new();
     p.set_u32("timeout", timeout_ms);
     s.set_params(&p);
@@ -174,6 +179,14 @@ pub fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
     for port in ports {
         h.push(p.dport.eq(bv(u128::from(port), PORT_BITS)));
     }
+    // Interfaces as routing picks them (a connection routing never produces may have any).
+    h.push(p.oif.eq(enc.route_oif(&p.dst)));
+    h.push(
+        outside
+            .not()
+            .implies(p.oif.eq(bv(u128::from(IF_ETH0), IF_BITS))),
+    );
+    h.push(outside.implies(p.iif.eq(bv(u128::from(IF_ETH0), IF_BITS))));
     h
 }
 

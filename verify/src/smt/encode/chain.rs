@@ -3,6 +3,10 @@
 //! hook one after the other.
 
 use sidecar_model::eval::{conntrack_active, hook_plan, ConnState};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use sidecar_model::matches::Match;
 use sidecar_model::{Hook, Policy, Rule, TableKind, Target};
 use z3::ast::{Bool, BV};
 
@@ -45,10 +49,11 @@ pub struct SymHit {
 /// Effects of a hook pass besides the verdict.
 #[derive(Debug, Clone)]
 pub(super) struct Fx {
-    /// A nat rule rewrote the destination.
-    pub(super) dnat: Bool,
-    /// TPROXY took the packet.
-    pub(super) tproxy: Bool,
+    /// The firing conditions of the nat rules that rewrote the destination (a flat list: a
+    /// nested disjunction over thousands of DNAT rules is what Z3 flattens slowly).
+    dnats: Vec<Bool>,
+    /// The firing conditions of the TPROXY rules that took the packet.
+    tproxies: Vec<Bool>,
     /// TPROXY's port.
     pub(super) tport: BV,
     /// The packet as targets that end the table leave it, with their firing condition
@@ -60,11 +65,21 @@ pub(super) struct Fx {
 impl Fx {
     pub(super) fn new() -> Fx {
         Fx {
-            dnat: Bool::from_bool(false),
-            tproxy: Bool::from_bool(false),
+            dnats: Vec::new(),
+            tproxies: Vec::new(),
             tport: bv(0, PORT_BITS),
             ends: Vec::new(),
         }
+    }
+
+    /// A nat rule rewrote the destination.
+    pub(super) fn dnat(&self) -> Bool {
+        any(&self.dnats)
+    }
+
+    /// TPROXY took the packet.
+    pub(super) fn tproxy(&self) -> Bool {
+        any(&self.tproxies)
     }
 }
 
@@ -177,6 +192,9 @@ impl Encoder<'_> {
             // Only a cyclic jump graph gets here; validation refuses those.
             return Err(EncodeError::TooLarge(self.budget));
         }
+        // The run of rules with pairwise disjoint keys the loop is in, if any (see `Run`). Not
+        // in the tracked mode, whose matches are free and so not disjoint.
+        let mut run: Option<Run> = None;
         for (ri, rule) in chain.rules.iter().enumerate() {
             if self.budget == 0 {
                 return Err(EncodeError::TooLarge(BUDGET));
@@ -191,13 +209,29 @@ impl Encoder<'_> {
             // An nft rule that reads the other family's header never matches, and its target
             // (with that family's addresses) is not encoded (see `Rule::family`).
             let other_family = rule.family.is_some_and(|f| f != self.family);
+            let key = RunKey::of(rule).filter(|_| !other_family && self.tracking.is_none());
+            let joins = match (run.as_mut(), key) {
+                (Some(r), Some(k)) => r.admits(k),
+                _ => false,
+            };
+            if !joins {
+                if let Some(r) = run.take() {
+                    live = r.close();
+                }
+                run = key.map(|k| Run::new(&live, k));
+            }
             let m = if other_family {
                 Bool::from_bool(false)
             } else {
                 self.rule_matches(rule, p, id)
             };
             let m = self.tracked_match(id, m);
-            let fires = and2(&live, &m);
+            // In a run, no earlier rule of the run matched a packet this one matches: it fires
+            // exactly when control entered the run and it matches.
+            let fires = and2(run.as_ref().map_or(&live, |r| &r.live_in), &m);
+            if let Some(r) = run.as_mut() {
+                r.tried(rule.target.as_ref(), &m);
+            }
             hits.push(SymHit {
                 id,
                 hook,
@@ -233,6 +267,9 @@ impl Encoder<'_> {
                     drops.push(out.drop);
                     rejects.push(out.reject);
                     if matches!(target, Target::Jump { .. }) {
+                        if let Some(r) = run.as_mut() {
+                            r.rets.push(out.ret.clone());
+                        }
                         live = or2(&and2(&live, &fires.not()), &out.ret);
                     } else {
                         ret_early.push(out.ret);
@@ -247,7 +284,7 @@ impl Encoder<'_> {
                     }
                     q.dnat_done = Bool::from_bool(true);
                     fx.ends.push((fires.clone(), q));
-                    fx.dnat = or2(&fx.dnat, &fires);
+                    fx.dnats.push(fires.clone());
                     stop(&mut live);
                 }
                 Target::Dnat { to, .. } => {
@@ -260,7 +297,7 @@ impl Encoder<'_> {
                     }
                     q.dnat_done = Bool::from_bool(true);
                     fx.ends.push((fires.clone(), q));
-                    fx.dnat = or2(&fx.dnat, &fires);
+                    fx.dnats.push(fires.clone());
                     stop(&mut live);
                 }
                 Target::Snat { to, .. } => {
@@ -294,7 +331,7 @@ impl Encoder<'_> {
                         bv(u128::from(*on_port), PORT_BITS)
                     };
                     fx.tport = fires.ite(&port, &fx.tport);
-                    fx.tproxy = or2(&fx.tproxy, &fires);
+                    fx.tproxies.push(fires.clone());
                     stop(&mut live);
                 }
                 Target::Mark(m) => {
@@ -332,6 +369,9 @@ impl Encoder<'_> {
                     }
                 }
             }
+        }
+        if let Some(r) = run.take() {
+            live = r.close();
         }
         ret_early.push(live);
         Ok(ChainOut {
@@ -400,6 +440,109 @@ impl Encoder<'_> {
             rejects.push(out.reject);
         }
         Ok((any(&drops), any(&rejects)))
+    }
+}
+
+/// What a rule's matches pin a packet to: one destination address (`-d A` of a single
+/// address, without `!`), and the protocol and destination port when given (`-p`, and
+/// `--dport P` of `-m tcp` or `-m udp`, without `!`). Two rules whose keys differ in the
+/// address, or name different protocols, or the same protocol and different ports, match no
+/// packet in common: nothing in a table changes those fields before the table is done (DNAT and
+/// REDIRECT take effect at its end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RunKey {
+    dst: IpAddr,
+    proto: Option<u8>,
+    dport: Option<u16>,
+}
+
+impl RunKey {
+    fn of(r: &Rule) -> Option<RunKey> {
+        let d = r.dst.as_ref().filter(|d| !d.negated)?;
+        let width = if d.value.addr.is_ipv4() { 32 } else { 128 };
+        if d.value.prefix < width {
+            return None;
+        }
+        let proto = r.proto.as_ref().filter(|p| !p.negated).map(|p| p.value.0);
+        let dport = r.matches.iter().find_map(|m| match m {
+            Match::Tcp(t) if proto == Some(6) => t.dport.as_ref(),
+            Match::Udp(u) if proto == Some(17) => u.dport.as_ref(),
+            _ => None,
+        });
+        let dport = dport
+            .filter(|d| !d.negated && d.value.lo == d.value.hi)
+            .map(|d| d.value.lo);
+        Some(RunKey {
+            dst: d.value.addr,
+            proto,
+            dport,
+        })
+    }
+
+    /// No packet matches both keys.
+    fn disjoint(self, o: RunKey) -> bool {
+        fn differ<T: PartialEq>(a: Option<T>, b: Option<T>) -> bool {
+            a.is_some() && b.is_some() && a != b
+        }
+        self.dst != o.dst
+            || differ(self.proto, o.proto)
+            || (self.proto == o.proto && differ(self.dport, o.dport))
+    }
+}
+
+/// A run of consecutive rules whose keys are pairwise disjoint (kube-proxy's `KUBE-SERVICES`:
+/// one cluster IP and port per rule). A packet matches at most one of them, so a rule of the run
+/// fires when control entered the run and it matches, and control leaves the run unless the
+/// packet matched a rule whose target stops it (or came back from a jump): flat terms, where
+/// the rule-by-rule encoding nests each rule's reach in the previous one's, a term Z3 flattens
+/// in time quadratic in the run. The rules' `reach` terms stay the nested ones (exact, and
+/// asked about only by reachability).
+struct Run {
+    live_in: Bool,
+    /// The keys so far, by address (a handful per address at most in practice).
+    keys: HashMap<IpAddr, Vec<RunKey>>,
+    /// The matches of the rules whose target stops control in the chain.
+    stopped: Vec<Bool>,
+    /// Control coming back from the run's jumps.
+    rets: Vec<Bool>,
+}
+
+impl Run {
+    fn new(live_in: &Bool, k: RunKey) -> Run {
+        let mut keys = HashMap::new();
+        keys.insert(k.dst, vec![k]);
+        Run {
+            live_in: live_in.clone(),
+            keys,
+            stopped: Vec::new(),
+            rets: Vec::new(),
+        }
+    }
+
+    /// Takes `k` into the run if it is disjoint from every key in it.
+    fn admits(&mut self, k: RunKey) -> bool {
+        let same = self.keys.entry(k.dst).or_default();
+        if same.iter().all(|o| o.disjoint(k)) {
+            same.push(k);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A rule of the run with `target` was tried and matches when `m`.
+    fn tried(&mut self, target: Option<&Target>, m: &Bool) {
+        if target.is_some_and(|t| !t.continues()) {
+            self.stopped.push(m.clone());
+        }
+    }
+
+    /// Control after the run.
+    fn close(self) -> Bool {
+        or2(
+            &and2(&self.live_in, &any(&self.stopped).not()),
+            &any(&self.rets),
+        )
     }
 }
 

@@ -81,7 +81,7 @@ impl Encoder<'_> {
         let mut fx = Fx::new();
         let (d1, r1) = self.pass(Hook::Output, &mut a, &la, false, &mut fx, &mut hits)?;
         let live1 = all(&[la.clone(), d1.not(), r1.not()]);
-        a.oif = fx.dnat.ite(&self.route_oif(&a.dst), &a.oif);
+        a.oif = fx.dnat().ite(&self.route_oif(&a.dst), &a.oif);
         let mut fx_post = Fx::new();
         let (d2, r2) = self.pass(
             Hook::Postrouting,
@@ -109,8 +109,8 @@ impl Encoder<'_> {
         let (d4, r4) = self.pass(Hook::Input, &mut a, &local_a, true, &mut fx_in, &mut hits)?;
         let rej_a = any(&[r1, r2, r3, r4]);
         let drop_a = any(&[d1, d2, d3, d4, rej_a.clone()]);
-        let dnat_a = fx.dnat;
-        let tproxy_a = fx_pre.tproxy;
+        let dnat_a = fx.dnat();
+        let tproxy_a = fx_pre.tproxy();
         let tport_a = fx_pre.tport;
 
         if !may_be_outside {
@@ -142,7 +142,7 @@ impl Encoder<'_> {
             &mut hits,
         )?;
         let blive = all(&[outside.clone(), e1.not(), s1.not()]);
-        let local_b = and2(&blive, &or2(&fxb.tproxy, &self.is_local(&b.dst)));
+        let local_b = and2(&blive, &or2(&fxb.tproxy(), &self.is_local(&b.dst)));
         let fwd = and2(&blive, &local_b.not());
         b.oif = local_b.ite(&none, &b.oif);
         let mut fxb_in = Fx::new();
@@ -153,7 +153,7 @@ impl Encoder<'_> {
         let m = SymPacket::ite(outside, &b, &a);
         let dropped = outside.ite(&drop_b, &drop_a);
         let local = and2(&outside.ite(&local_b, &local_a), &dropped.not());
-        let tproxy = outside.ite(&fxb.tproxy, &tproxy_a);
+        let tproxy = outside.ite(&fxb.tproxy(), &tproxy_a);
         let tport = outside.ite(&fxb.tport, &tport_a);
         Ok(SymHop {
             outside: outside.clone(),
@@ -165,7 +165,7 @@ impl Encoder<'_> {
             port: tproxy.ite(&tport, &m.dport),
             final_dst: m.dst,
             final_dport: m.dport,
-            dnat: outside.ite(&fxb.dnat, &dnat_a),
+            dnat: outside.ite(&fxb.dnat(), &dnat_a),
             tproxy,
         })
     }

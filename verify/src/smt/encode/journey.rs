@@ -4,7 +4,8 @@
 
 use sidecar_model::eval::ConnState;
 use sidecar_model::pod::{InboundSource, Profile};
-use z3::ast::Bool;
+use z3::ast::{Bool, BV};
+use z3::Solver;
 
 use super::hop::SymHop;
 use super::Encoder;
@@ -60,6 +61,69 @@ impl SymJourney {
             sum = sum.bvadd(c.ite(&one, &zero));
         }
         sum.eq(bv(u128::from(n), HOP_COUNT_BITS))
+    }
+}
+
+impl SymJourney {
+    /// The journey with each hop's outcome (dropped, delivered, to which port and address,
+    /// translated) and each hop's existence and loop replaced by a constant defined in `s`, at
+    /// its current scope, as that term. Queries built on it stay small, and the solver takes
+    /// the journey's terms in once instead of once per query. The hops' rule hits are left as
+    /// they are.
+    pub fn named(&self, s: &Solver, prefix: &str) -> SymJourney {
+        let mut n = Namer { s, prefix, n: 0 };
+        let hops = self
+            .hops
+            .iter()
+            .map(|h| SymHop {
+                outside: h.outside.clone(),
+                entered: h.entered.clone(),
+                hits: h.hits.clone(),
+                dropped: n.bool(&h.dropped),
+                rejected: n.bool(&h.rejected),
+                local: n.bool(&h.local),
+                port: n.bv(&h.port),
+                final_dst: n.bv(&h.final_dst),
+                final_dport: n.bv(&h.final_dport),
+                dnat: n.bool(&h.dnat),
+                tproxy: n.bool(&h.tproxy),
+            })
+            .collect();
+        SymJourney {
+            hops,
+            exists: self.exists.iter().map(|e| n.bool(e)).collect(),
+            looped: n.bool(&self.looped),
+            loops: self.loops.iter().map(|l| n.bool(l)).collect(),
+        }
+    }
+}
+
+/// Names terms by constants defined in a solver.
+struct Namer<'s> {
+    s: &'s Solver,
+    prefix: &'s str,
+    n: usize,
+}
+
+impl Namer<'_> {
+    fn bool(&mut self, t: &Bool) -> Bool {
+        if t.as_bool().is_some() {
+            return t.clone();
+        }
+        self.n += 1;
+        let c = Bool::new_const(format!("{}_{}", self.prefix, self.n));
+        self.s.assert(c.iff(t));
+        c
+    }
+
+    fn bv(&mut self, t: &BV) -> BV {
+        if t.as_u64().is_some() {
+            return t.clone();
+        }
+        self.n += 1;
+        let c = BV::new_const(format!("{}_{}", self.prefix, self.n), t.get_size());
+        self.s.assert(c.eq(t));
+        c
     }
 }
 
