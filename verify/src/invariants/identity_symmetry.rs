@@ -100,6 +100,15 @@ impl Relation for IdentitySymmetry {
     const ID: &'static str = "identity-symmetry";
     const ALSO_USES: &'static [Part] = &[];
     const CROSS_FAMILY: bool = false;
+    const SAME: &'static [Field] = &[
+        Field::Outside,
+        Field::Proto,
+        Field::Src,
+        Field::Dst,
+        Field::Sport,
+        Field::Dport,
+        Field::Ifaces,
+    ];
 
     fn statement(p: &Profile, _w: &Words) -> String {
         let ids: Vec<String> = proxy_identities(p).into_iter().map(words).collect();
@@ -155,15 +164,7 @@ impl Relation for IdentitySymmetry {
             Self::premise(pr, p),
             // A journey to the proxy's capture listeners is the proxy's business.
             a.not(a.dport_in(&capture_ports(p))),
-            pr.same_all(&[
-                Field::Outside,
-                Field::Proto,
-                Field::Src,
-                Field::Dst,
-                Field::Sport,
-                Field::Dport,
-                Field::Ifaces,
-            ]),
+            pr.same_all(Self::SAME),
             a.or(as_two),
             pr.differ(),
         ])

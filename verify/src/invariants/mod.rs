@@ -189,6 +189,15 @@ macro_rules! catalog {
                 }
             }
 
+            /// For a relation, the fields its two connections always share
+            /// ([`Relation::SAME`]); none for an invariant of one connection.
+            pub fn pair_same(self) -> &'static [pair::Field] {
+                match self {
+                    $(Id::$variant => &[],)+
+                    $(Id::$rvariant => <$rmodule::$rvariant as Relation>::SAME,)+
+                }
+            }
+
             /// The connections the invariant speaks about ([`Invariant::premise`]); none for a
             /// relation, whose premise is over a pair ([`Id::vacuous`]).
             pub fn premise<D: Dom>(self, d: &D, p: &Profile) -> D::B {

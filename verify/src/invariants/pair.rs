@@ -71,6 +71,11 @@ pub trait Relation {
     const ALSO_USES: &'static [Part];
     /// Whether the two connections are of different families (IPv4 `a`, IPv6 `b`).
     const CROSS_FAMILY: bool;
+    /// The fields the two connections always share: the violation says `same_all` of them
+    /// whatever else it says. The prover builds the second connection with the first's terms
+    /// for these fields (one family only), so that what both journeys compute from them alone
+    /// is one term.
+    const SAME: &'static [Field] = &[];
     /// The one-line statement, with the profile's values.
     fn statement(p: &Profile, w: &Words) -> String;
     /// The profile values it always uses, as `name = value` lines.

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use sidecar_model::eval::{ConnState, Hit, IfName, Packet};
-use sidecar_model::matches::{IdSpec, Match, PortDir};
+use sidecar_model::matches::{AddrType, IdSpec, Match, PortDir};
 use sidecar_model::pod::{Pod, Profile, Simulator, ETH0};
 use sidecar_model::print::print_rule;
 use sidecar_model::{Family, Hook, Rule, Ruleset, TableKind, Target};
@@ -442,6 +442,8 @@ struct Wants {
     iif: Option<String>,
     oif: Option<String>,
     mark: Option<u32>,
+    /// `-m addrtype --dst-type LOCAL` (kube-proxy's way to its node ports): the pod's address.
+    dst_local: bool,
 }
 
 /// A name an interface pattern matches (`veth+` → `veth0`).
@@ -525,6 +527,12 @@ fn wants(rs: &Ruleset, fam: Family, rules: &Rules, path: &[usize]) -> Wants {
                 Match::Mark(mk) if !mk.0.negated => {
                     w.mark = Some(mk.0.value.value);
                 }
+                Match::Addrtype(a) => {
+                    w.dst_local |= a
+                        .dst
+                        .as_ref()
+                        .is_some_and(|t| !t.negated && t.value.contains(&AddrType::Local));
+                }
                 _ => {}
             }
         }
@@ -555,7 +563,10 @@ fn seeds(
         Some(6) | Some(17) | None => w.proto.unwrap_or(6),
         Some(p) => p,
     };
-    let dst = w.dst.unwrap_or(peer);
+    let dst = w
+        .dst
+        .or_else(|| pod.primary(fam).filter(|_| w.dst_local))
+        .unwrap_or(peer);
     let sport = w.sport.unwrap_or(40000);
     let dport = w.dport.unwrap_or(80);
     let mut out = Vec::new();

@@ -12,9 +12,10 @@ use z3::ast::Bool;
 use z3::SatResult;
 
 use super::{families, Options, ProveError};
+use crate::invariants::pair::Field;
 use crate::invariants::{ConcPair, Concrete, Id, SymPair, Symbolic};
 use crate::results::{InvariantResult, PairWitness, Status, Witness};
-use crate::smt::solve::{guard, hints, solver, steer, unknown_reason};
+use crate::smt::solve::{candidates, check_guided, guard, hints, solver, steer, unknown_reason};
 use crate::smt::{all, truth, Encoder, SymPacket};
 
 /// One side of a pair: its encoder's family, packet, direction and journey.
@@ -22,6 +23,31 @@ struct Side {
     family: Family,
     first: SymPacket,
     outside: Bool,
+}
+
+impl Side {
+    /// Takes `other`'s terms for `fields` (of the same family): the relation's `same` of them
+    /// is then true as a term, and both journeys share what they compute from them alone.
+    fn share(&mut self, other: &Side, fields: &[Field]) {
+        let (p, o) = (&mut self.first, &other.first);
+        for f in fields {
+            match f {
+                Field::Outside => self.outside = other.outside.clone(),
+                Field::Proto => p.proto = o.proto.clone(),
+                Field::Sport => p.sport = o.sport.clone(),
+                Field::Dport => p.dport = o.dport.clone(),
+                Field::Uid => p.uid = o.uid.clone(),
+                Field::Gid => p.gid = o.gid.clone(),
+                Field::Mark => p.mark = o.mark.clone(),
+                Field::Ifaces => {
+                    p.iif = o.iif.clone();
+                    p.oif = o.oif.clone();
+                }
+                Field::Src => p.src = o.src.clone(),
+                Field::Dst => p.dst = o.dst.clone(),
+            }
+        }
+    }
 }
 
 /// Proves the relation `id` about `rs` (names resolved) and fills in `res`.
@@ -106,11 +132,14 @@ fn prove_pair(
         first: SymPacket::fresh("a", ea.width),
         outside: Bool::new_const("a_outside"),
     };
-    let sb = Side {
+    let mut sb = Side {
         family: fb,
         first: SymPacket::fresh("b", eb_own.as_ref().map_or(ea.width, |e| e.width)),
         outside: Bool::new_const("b_outside"),
     };
+    if fa == fb {
+        sb.share(&sa, id.pair_same());
+    }
     let ja = ea.journey(&sa.first, &sa.outside)?;
     let free_a = ea.free.len();
     let jb = match eb_own.as_mut() {
@@ -155,7 +184,10 @@ fn prove_pair(
     };
     s.assert(&v);
     let unknown = |s: &z3::Solver| PairResult::with(Status::Unknown, Some(unknown_reason(s)));
-    match crate::smt::solve::check(&s) {
+    // Two journeys over a node's table are a large search: the solver is pointed first at the
+    // connections a person would try (docs/scale.md, "Guided queries").
+    let likely = candidates(&ea, &sa.first, &sa.outside);
+    match check_guided(&s, &likely) {
         SatResult::Unsat => return Ok(PairResult::with(Status::Holds, None)),
         SatResult::Unknown => return Ok(unknown(&s)),
         SatResult::Sat => {}

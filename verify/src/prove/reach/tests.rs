@@ -278,3 +278,38 @@ fn routable_is_the_encodings_scope() {
     }
     assert!(agreed > 100, "{agreed} packets in scope");
 }
+
+/// kube-proxy reaches its node ports through `-m addrtype --dst-type LOCAL`: the seeds of a
+/// node port's rule include the application's connection to the pod's own address, a routable
+/// one (without it each node port was left to a solver query: 5.9 s of 8.6 at 100 services).
+#[test]
+fn a_node_port_is_seeded_from_the_pods_own_address() {
+    use sidecar_model::eval::Packet;
+    let text = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:NODEPORTS - [0:0]\n-A OUTPUT -m addrtype --dst-type LOCAL -j NODEPORTS\n-A NODEPORTS -p tcp -m tcp --dport 30080 -j DNAT --to-destination 10.244.0.9:80\nCOMMIT\n";
+    let rs = parse("node-port", text.as_bytes()).unwrap().ruleset;
+    let pod = Pod::default();
+    let profile = Profile::istio();
+    let sim = Simulator::new(&rs, pod.clone(), profile.clone());
+    let fam = Family::Ipv4;
+    let rules = super::Rules::new(&rs, fam);
+    let callers = super::callers(&rs, fam, &rules);
+    let k = (0..rules.ids.len())
+        .find(|&k| {
+            rules
+                .at
+                .get(k)
+                .is_some_and(|&(ti, ci)| rs.tables(fam)[ti].chains[ci].name == "NODEPORTS")
+        })
+        .unwrap();
+    let path = super::path_to(&rs, fam, &rules, &callers, k).unwrap();
+    let seeds = super::seeds(&rs, fam, &sim, &rules, &path, true);
+    let to_pod = |p: &Packet| Some(p.dst) == pod.primary(fam) && p.dport == 30080;
+    assert!(
+        seeds
+            .iter()
+            .any(|(hook, p, routable)| *hook == sidecar_model::Hook::Output
+                && to_pod(p)
+                && *routable),
+        "{seeds:?}"
+    );
+}
