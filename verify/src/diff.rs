@@ -221,10 +221,19 @@ fn behaviour(
     Ok(report)
 }
 
-/// Most impact first; found order within an impact.
+/// Most impact first; within an impact by description, first-hop rules and effect, so that
+/// the order does not depend on which class the solver happened to find first.
 fn rank(report: &mut Report) {
-    report.changes.sort_by_key(|c| c.impact);
-    report.unroutable_changes.sort_by_key(|c| c.impact);
+    let key = |c: &Change| {
+        (
+            c.impact,
+            c.description.clone(),
+            c.rules.clone(),
+            c.effect.clone(),
+        )
+    };
+    report.changes.sort_by_cached_key(key);
+    report.unroutable_changes.sort_by_cached_key(key);
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -387,9 +387,10 @@ fn responsible(
     by
 }
 
-/// Up to how many earlier rules the rules a shadowed rule rests on are found without the
-/// solver's unsat core (whose choice among several minimal sets is the solver's).
-const CANONICAL_COVER_MAX: usize = 32;
+/// Up to how many candidate rules a minimal set of rules (the rules a shadowed rule rests on,
+/// an invariant's support) is found without the solver's unsat cores, whose choice among
+/// several minimal sets is the solver's and moves with any change to the terms.
+pub(crate) const CANONICAL_COVER_MAX: usize = 32;
 
 /// Proves every invariant of the catalog about `rs` in `pod` with `profile`, and every rule's
 /// reachability, family by family; an invariant's result is its worst over the families.

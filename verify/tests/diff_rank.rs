@@ -159,9 +159,10 @@ fn inbound_port_sets_are_named_exactly() {
         .collect();
     assert_eq!(
         inbound,
+        // Both of one impact (capture): in the order of their descriptions.
         [
-            "from outside, tcp, from a non-local source, to a pod IP, any sport, dport not 22, 15001, 15006, 15008, 15020, 15021 or 15090",
             "from outside, tcp, from a non-local source, to a pod IP, any sport, dport 15001 or 15006",
+            "from outside, tcp, from a non-local source, to a pod IP, any sport, dport not 22, 15001, 15006, 15008, 15020, 15021 or 15090",
         ],
         "{:#?}",
         r.changes

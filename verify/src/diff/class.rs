@@ -42,6 +42,12 @@ pub(super) struct Class<'a, 'e> {
     class: &'a Bool,
     /// The family's solver for this scope (its facts asserted), shared by the classes.
     d: &'a Solver,
+    /// Literals standing for the class and for its complement in `d` (`guard`): the class's
+    /// term holds every rule hit of the first hop on both sides, and asserted anew for each
+    /// of the dozens of queries that describe it, it was taken in (bit-blasted) as often;
+    /// assumed, it is taken in once.
+    inside: Bool,
+    off: Bool,
 }
 
 /// A part of a field's set: one value, or a prefix of addresses (value, length).
@@ -79,15 +85,25 @@ impl<'a, 'e> Class<'a, 'e> {
             m,
             class,
             d,
+            inside: crate::smt::solve::guard(d, class),
+            off: crate::smt::solve::guard(d, &class.not()),
         }
     }
 
     fn check(&self, conds: &[Bool]) -> (SatResult, Option<z3::Model>) {
         self.d.push();
+        let off = self.class.not();
+        let mut assume = Vec::new();
         for c in conds {
-            self.d.assert(c);
+            if c == self.class {
+                assume.push(self.inside.clone());
+            } else if *c == off {
+                assume.push(self.off.clone());
+            } else {
+                self.d.assert(c);
+            }
         }
-        let r = crate::smt::solve::check(self.d);
+        let r = crate::smt::solve::check_assuming(self.d, &assume);
         let m = if r == SatResult::Sat {
             self.d.get_model()
         } else {

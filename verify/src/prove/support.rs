@@ -5,11 +5,13 @@
 //! The ruleset is encoded a second time, in the encoder's tracked mode
 //! ([`Encoder::track_rules`]): each rule's match, wherever it is tried, is a fresh boolean equal
 //! to the real match only under the rule's tracking literal. An invariant that holds has an
-//! unsatisfiable violation under all the literals; the unsat core names rules whose match the
-//! proof needs, and the core is shrunk (each literal dropped in turn, kept only if the
-//! violation becomes satisfiable without it, the next core taken when it stays unsat) until
-//! every rule left is needed or [`MINIMISE_MS`] has passed (then the support says it is not
-//! minimal). Without a rule's literal its match is free, independently at each place it is
+//! unsatisfiable violation under all the literals. Up to `CANONICAL_COVER_MAX` rules, each
+//! literal is dropped in turn from the latest rule to the first (kept only if the violation
+//! becomes satisfiable without it): the minimal set of the earliest rules, the same whatever
+//! the solver chooses. Past that the unsat core names rules whose match the proof needs, and
+//! the core is shrunk (each literal dropped in turn, the next core taken when it stays unsat).
+//! Either way until every rule left is needed or [`MINIMISE_MS`] has passed (then the support
+//! says it is not minimal). Without a rule's literal its match is free, independently at each place it is
 //! tried: the invariant holds whatever the rules outside the support match, with their targets
 //! as written (so deleting one, or making it match every packet, keeps the invariant).
 //!
@@ -170,6 +172,32 @@ fn minimal_core(s: &Solver, lits: &[Bool], budget: Duration) -> Option<(Vec<usiz
     }
     let start = Instant::now();
     let mut keep: Vec<usize> = (0..lits.len()).collect();
+    // Up to a few dozen literals, each is dropped in turn from the last (the latest rule) to
+    // the first, without the solver's cores: of several minimal sets, the one of the earliest
+    // rules is found whatever the solver's choices (which move with any change to the terms).
+    if lits.len() <= super::CANONICAL_COVER_MAX {
+        let mut minimal = true;
+        for j in (0..keep.len()).rev() {
+            if start.elapsed() > budget {
+                minimal = false;
+                break;
+            }
+            let trial: Vec<Bool> = keep
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| *n != j)
+                .filter_map(|(_, k)| lits.get(*k).cloned())
+                .collect();
+            match crate::smt::solve::check_assuming(s, &trial) {
+                SatResult::Unsat => {
+                    keep.remove(j);
+                }
+                SatResult::Sat => {}
+                SatResult::Unknown => minimal = false,
+            }
+        }
+        return Some((keep, minimal));
+    }
     // Only literals of the latest core can be needed. A literal found needed (dropping it
     // makes the violation satisfiable) is in every unsat subset of what is kept, so it stays.
     let shrink = |keep: &mut Vec<usize>, core: &[Bool]| {
