@@ -1,5 +1,5 @@
 //! `check` on the classic ruleset: every invariant proved and every rule's reachability, from
-//! the parsed ruleset to the finished report (Z3 included). Target: at most 300 ms. And the
+//! the parsed ruleset to the finished report (Z3 included). Target: at most 100 ms. And the
 //! scale group: `check` of a node's nat table (kube-proxy with N services and Istio's rules in
 //! front, `sidecar-verify synth kube-proxy --mesh istio`), and `diff` of two such tables that
 //! differ in one service's endpoint (docs/scale.md; `scripts/bench-scale` runs the command line

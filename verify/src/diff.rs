@@ -114,6 +114,7 @@ pub fn diff(
         capture_ports: capture_ports(profile),
         truncated: false,
         unknown: false,
+        samples: Vec::new(),
         touched: Vec::new(),
     };
     for fam in families(pod) {
@@ -199,6 +200,7 @@ fn behaviour(
         capture_ports: capture_ports(profile),
         truncated: false,
         unknown: false,
+        samples: Vec::new(),
         touched: Vec::new(),
     };
     for fam in families(pod) {
@@ -274,6 +276,15 @@ fn diff_family(
     let (Some(a), Some(b)) = (sides.first(), sides.get(1)) else {
         return Ok(());
     };
+    for (side, name) in [(a, "old"), (b, "new")] {
+        for at in side.enc.samples() {
+            let line = format!("{name} {at}");
+            if !report.samples.contains(&line) {
+                report.samples.push(line);
+            }
+        }
+    }
+    report.unknown |= !report.samples.is_empty();
     let facts = a.enc.first_packet_facts(&first, &outside);
     let routable = a.enc.routable(&first, &outside);
     let differ = differs(&a.journey, &b.journey, Dest::Address);

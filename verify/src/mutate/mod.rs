@@ -197,7 +197,12 @@ fn classify(
         }
     };
     let Some(c) = d.changes.into_iter().next() else {
-        if d.unknown {
+        if !d.samples.is_empty() {
+            r.reason = Some(
+                "diff: rules with a random sample (-m statistic) are compared as never matching; a change behind one is not seen"
+                    .into(),
+            );
+        } else if d.unknown {
             r.reason = Some("diff: a query was undecided (timeout?)".into());
         } else {
             r.class = Class::Equivalent;

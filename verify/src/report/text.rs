@@ -219,11 +219,19 @@ pub fn diff(r: &diff::Report) -> String {
             ""
         },
         if r.unknown {
-            " (a query was undecided: the list may be incomplete)"
+            " (undecided: the list may be incomplete)"
         } else {
             ""
         }
     );
+    if !r.samples.is_empty() {
+        let _ = writeln!(
+            s,
+            "undecided: {} rule(s) with a random sample (-m statistic) are compared as never matching, so a change behind one is not seen (first: {})",
+            r.samples.len(),
+            r.samples.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
     let (shown, folded) = r.shown_and_folded();
     for (i, c) in shown.iter().enumerate() {
         let _ = writeln!(

@@ -97,8 +97,15 @@ pub struct Report {
     pub capture_ports: Vec<u16>,
     /// The class bound was reached: there may be more classes.
     pub truncated: bool,
-    /// A query the solver could not decide: the list may be incomplete.
+    /// A query the solver could not decide, or rules the comparison cannot see through
+    /// ([`Report::samples`]): the list may be incomplete.
     pub unknown: bool,
+    /// Rules with a random sample (`-m statistic`) on either side, as "side chain rule". The
+    /// comparison takes a sample as never matching (as the evaluator does), so a change behind
+    /// one (kube-proxy moving an endpoint that a sample picks) is not seen: when there are any,
+    /// `unknown` is set, never "no change".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<String>,
     /// The invariants whose supporting rules on the old ruleset the change touches (changes or
     /// removes), whether or not they still hold.
     pub touched: Vec<Touched>,

@@ -101,6 +101,24 @@ impl<'a> Encoder<'a> {
         })
     }
 
+    /// The rules encoded so far with a random sample (`-m statistic`), as "chain rule-number".
+    pub fn samples(&self) -> Vec<String> {
+        self.undecided_rules
+            .iter()
+            .filter_map(|id| {
+                let chain = self
+                    .rs
+                    .table_at(self.family, id.table, id.part)
+                    .and_then(|t| t.chains.get(id.chain))?;
+                let rule = chain.rules.get(id.rule)?;
+                rule.matches
+                    .iter()
+                    .any(|m| matches!(m, sidecar_model::matches::Match::Statistic(_)))
+                    .then(|| format!("{} {} {}", id.table.name(), chain.name, id.rule + 1))
+            })
+            .collect()
+    }
+
     /// The ruleset.
     pub fn ruleset(&self) -> &Ruleset {
         self.rs
