@@ -266,6 +266,9 @@ impl Encoder<'_> {
                     let out = self.chain(ti, to, hook, p, &fires, fx, hits, depth + 1)?;
                     drops.push(out.drop);
                     rejects.push(out.reject);
+                    if let Some(r) = run.as_mut() {
+                        r.stopped.push(fires.clone());
+                    }
                     if matches!(target, Target::Jump { .. }) {
                         if let Some(r) = run.as_mut() {
                             r.rets.push(out.ret.clone());
@@ -501,7 +504,8 @@ struct Run {
     live_in: Bool,
     /// The keys so far, by address (a handful per address at most in practice).
     keys: HashMap<IpAddr, Vec<RunKey>>,
-    /// The matches of the rules whose target stops control in the chain.
+    /// The matches (or firing conditions) of the rules whose target stops control in the
+    /// chain.
     stopped: Vec<Bool>,
     /// Control coming back from the run's jumps.
     rets: Vec<Bool>,
@@ -530,9 +534,10 @@ impl Run {
         }
     }
 
-    /// A rule of the run with `target` was tried and matches when `m`.
+    /// A rule of the run with `target` was tried and matches when `m`. A jump or goto is
+    /// counted where the chain it enters is found (as the rule-by-rule encoding does).
     fn tried(&mut self, target: Option<&Target>, m: &Bool) {
-        if target.is_some_and(|t| !t.continues()) {
+        if target.is_some_and(|t| !t.continues() && t.chain().is_none()) {
             self.stopped.push(m.clone());
         }
     }
