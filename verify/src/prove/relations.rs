@@ -185,7 +185,7 @@ fn prove_pair(
     s.assert(&v);
     let unknown = |s: &z3::Solver| PairResult::with(Status::Unknown, Some(unknown_reason(s)));
     // Two journeys over a node's table are a large search: the solver is pointed first at the
-    // connections a person would try (docs/scale.md, "Guided queries").
+    // connections a person would try (docs/scale.md, "Guided first queries").
     let likely = candidates(&ea, &sa.first, &sa.outside);
     match check_guided(&s, &likely) {
         SatResult::Unsat => return Ok(PairResult::with(Status::Holds, None)),
