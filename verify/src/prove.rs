@@ -349,27 +349,8 @@ fn responsible(
                 a
             })
             .collect();
-        if crate::smt::solve::check_assuming(s, &lits) == SatResult::Unsat {
-            // Shrink to a minimal set: drop each literal that is not needed, the latest rule
-            // first, so that of several minimal sets the one of the earliest rules (those that
-            // take the packets first) is kept whatever the solver's order. Past a few dozen
-            // candidates, only those of the solver's unsat core are tried.
-            let mut keep: Vec<usize> = (0..lits.len()).collect();
-            if lits.len() > CANONICAL_COVER_MAX {
-                let core = s.get_unsat_core();
-                keep.retain(|k| lits.get(*k).is_some_and(|l| core.contains(l)));
-            }
-            for j in (0..keep.len()).rev() {
-                let trial: Vec<Bool> = keep
-                    .iter()
-                    .enumerate()
-                    .filter(|(n, _)| *n != j)
-                    .filter_map(|(_, k)| lits.get(*k).cloned())
-                    .collect();
-                if crate::smt::solve::check_assuming(s, &trial) == SatResult::Unsat {
-                    keep.remove(j);
-                }
-            }
+        let budget = std::time::Duration::from_millis(support::MINIMISE_MS);
+        if let Some((keep, _)) = crate::smt::solve::minimal_unsat_subset(s, &lits, budget) {
             for k in keep {
                 if let Some(e) = earlier.get(k) {
                     let at = RuleAt {
@@ -386,11 +367,6 @@ fn responsible(
     }
     by
 }
-
-/// Up to how many candidate rules a minimal set of rules (the rules a shadowed rule rests on,
-/// an invariant's support) is found without the solver's unsat cores, whose choice among
-/// several minimal sets is the solver's and moves with any change to the terms.
-pub(crate) const CANONICAL_COVER_MAX: usize = 32;
 
 /// Proves every invariant of the catalog about `rs` in `pod` with `profile`, and every rule's
 /// reachability, family by family; an invariant's result is its worst over the families.

@@ -5,7 +5,7 @@
 //! The ruleset is encoded a second time, in the encoder's tracked mode
 //! ([`Encoder::track_rules`]): each rule's match, wherever it is tried, is a fresh boolean equal
 //! to the real match only under the rule's tracking literal. An invariant that holds has an
-//! unsatisfiable violation under all the literals. Up to `CANONICAL_COVER_MAX` rules, each
+//! unsatisfiable violation under all the literals. Up to `solve::CANONICAL_MAX` rules, each
 //! literal is dropped in turn from the latest rule to the first (kept only if the violation
 //! becomes satisfiable without it): the minimal set of the earliest rules, the same whatever
 //! the solver chooses. Past that the unsat core names rules whose match the proof needs, and
@@ -19,13 +19,12 @@
 //! and witnesses are exactly what they are without it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::print::print_rule;
 use sidecar_model::{Family, Ruleset, TableKind};
 use z3::ast::Bool;
-use z3::{SatResult, Solver};
 
 use super::{families, Options, ProveError};
 use crate::invariants::{Symbolic, ALL};
@@ -152,7 +151,8 @@ fn family_supports(
         let v = id.violation(&sym, profile);
         s.push();
         s.assert(&v);
-        let core = minimal_core(&s, &lits, Duration::from_millis(MINIMISE_MS));
+        let core =
+            crate::smt::solve::minimal_unsat_subset(&s, &lits, Duration::from_millis(MINIMISE_MS));
         s.pop(1);
         out.push(core.map(|(keep, minimal)| {
             let mut r: Vec<RuleId> = keep.iter().filter_map(|k| rules.get(*k).copied()).collect();
@@ -161,75 +161,6 @@ fn family_supports(
         }));
     }
     Ok(out)
-}
-
-/// The indices of a subset of `lits` under which `s` is unsatisfiable, shrunk until each is
-/// needed or `budget` has passed (the flag says whether it finished); `None` when `s` is not
-/// unsatisfiable under all of them.
-fn minimal_core(s: &Solver, lits: &[Bool], budget: Duration) -> Option<(Vec<usize>, bool)> {
-    if crate::smt::solve::check_assuming(s, lits) != SatResult::Unsat {
-        return None;
-    }
-    let start = Instant::now();
-    let mut keep: Vec<usize> = (0..lits.len()).collect();
-    // Up to a few dozen literals, each is dropped in turn from the last (the latest rule) to
-    // the first, without the solver's cores: of several minimal sets, the one of the earliest
-    // rules is found whatever the solver's choices (which move with any change to the terms).
-    if lits.len() <= super::CANONICAL_COVER_MAX {
-        let mut minimal = true;
-        for j in (0..keep.len()).rev() {
-            if start.elapsed() > budget {
-                minimal = false;
-                break;
-            }
-            let trial: Vec<Bool> = keep
-                .iter()
-                .enumerate()
-                .filter(|(n, _)| *n != j)
-                .filter_map(|(_, k)| lits.get(*k).cloned())
-                .collect();
-            match crate::smt::solve::check_assuming(s, &trial) {
-                SatResult::Unsat => {
-                    keep.remove(j);
-                }
-                SatResult::Sat => {}
-                SatResult::Unknown => minimal = false,
-            }
-        }
-        return Some((keep, minimal));
-    }
-    // Only literals of the latest core can be needed. A literal found needed (dropping it
-    // makes the violation satisfiable) is in every unsat subset of what is kept, so it stays.
-    let shrink = |keep: &mut Vec<usize>, core: &[Bool]| {
-        keep.retain(|k| lits.get(*k).is_some_and(|l| core.contains(l)));
-    };
-    shrink(&mut keep, &s.get_unsat_core());
-    let mut minimal = true;
-    let mut j = 0;
-    while j < keep.len() {
-        if start.elapsed() > budget {
-            minimal = false;
-            break;
-        }
-        let trial: Vec<Bool> = keep
-            .iter()
-            .enumerate()
-            .filter(|(n, _)| *n != j)
-            .filter_map(|(_, k)| lits.get(*k).cloned())
-            .collect();
-        match crate::smt::solve::check_assuming(s, &trial) {
-            SatResult::Unsat => {
-                keep.remove(j);
-                shrink(&mut keep, &s.get_unsat_core());
-            }
-            SatResult::Sat => j += 1,
-            SatResult::Unknown => {
-                minimal = false;
-                j += 1;
-            }
-        }
-    }
-    Some((keep, minimal))
 }
 
 /// The invariants (of `old`'s results) whose supporting rules `new` changes or removes.

@@ -137,6 +137,22 @@ pub fn guard(s: &Solver, t: &Bool) -> Bool {
     a
 }
 
+/// The profile's remote peer in the encoder's family.
+fn peer(enc: &Encoder<'_>) -> IpAddr {
+    match enc.family {
+        Family::Ipv4 => enc.profile.remote_peer,
+        Family::Ipv6 => IpAddr::V6(enc.profile.remote_peer_v6),
+    }
+}
+
+/// 127.0.0.1 or ::1.
+fn loopback(fam: Family) -> IpAddr {
+    match fam {
+        Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    }
+}
+
 /// Values a person recognises, tried in order as soft constraints on a witness.
 pub fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
     let prof = enc.profile;
@@ -150,14 +166,7 @@ pub fn hints(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
         h.push(p.uid.eq(bv(u128::from(u), UID_BITS)));
         h.push(p.gid.eq(bv(u128::from(g), GID_BITS)));
     }
-    let peer = match fam {
-        Family::Ipv4 => prof.remote_peer,
-        Family::Ipv6 => IpAddr::V6(prof.remote_peer_v6),
-    };
-    let lo = match fam {
-        Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-        Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-    };
+    let (peer, lo) = (peer(enc), loopback(fam));
     let primary = enc.pod.primary(fam);
     let addrs: Vec<IpAddr> = [Some(peer), primary, Some(lo)]
         .into_iter()
@@ -197,15 +206,7 @@ pub const CANDIDATE_MS: u32 = 3_000;
 /// address or loopback, on port 80 ([`hints`]' first values), one region each.
 pub fn candidates(enc: &Encoder<'_>, p: &SymPacket, outside: &Bool) -> Vec<Bool> {
     let fam = enc.family;
-    let prof = enc.profile;
-    let peer = match fam {
-        Family::Ipv4 => prof.remote_peer,
-        Family::Ipv6 => IpAddr::V6(prof.remote_peer_v6),
-    };
-    let lo = match fam {
-        Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-        Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-    };
+    let (peer, lo) = (peer(enc), loopback(fam));
     [Some(peer), enc.pod.primary(fam), Some(lo)]
         .into_iter()
         .flatten()
@@ -270,4 +271,61 @@ pub fn steer(s: &Solver, assume: &mut Vec<Bool>, hints: Vec<Bool>) -> Option<z3:
     } else {
         None
     }
+}
+
+/// Up to how many literals [`minimal_unsat_subset`] does without the solver's unsat cores,
+/// whose choice among several minimal sets is the solver's and moves with any change of the
+/// terms.
+pub const CANONICAL_MAX: usize = 32;
+
+/// The indices of a subset of `lits` under which `s` is unsatisfiable, shrunk until each is
+/// needed or `budget` has passed (the flag says whether it finished); `None` when `s` is not
+/// unsatisfiable under all of them. Each literal is dropped in turn from the last to the first
+/// (kept when `s` becomes satisfiable without it): of several minimal sets, the one of the
+/// earliest literals. Past [`CANONICAL_MAX`] literals the latest unsat core prunes first: only
+/// its literals can be needed, and a literal found needed is in every unsat subset of what is
+/// kept, so it stays. The rules a shadowed rule rests on and an invariant's support are found
+/// this way.
+pub fn minimal_unsat_subset(
+    s: &Solver,
+    lits: &[Bool],
+    budget: std::time::Duration,
+) -> Option<(Vec<usize>, bool)> {
+    if check_assuming(s, lits) != SatResult::Unsat {
+        return None;
+    }
+    let start = std::time::Instant::now();
+    let cores = lits.len() > CANONICAL_MAX;
+    let mut keep: Vec<usize> = (0..lits.len()).collect();
+    let shrink = |keep: &mut Vec<usize>| {
+        if cores {
+            let core = s.get_unsat_core();
+            keep.retain(|k| lits.get(*k).is_some_and(|l| core.contains(l)));
+        }
+    };
+    shrink(&mut keep);
+    let mut minimal = true;
+    for k in keep.clone().into_iter().rev() {
+        if !keep.contains(&k) {
+            continue;
+        }
+        if start.elapsed() > budget {
+            minimal = false;
+            break;
+        }
+        let trial: Vec<Bool> = keep
+            .iter()
+            .filter(|&&x| x != k)
+            .filter_map(|x| lits.get(*x).cloned())
+            .collect();
+        match check_assuming(s, &trial) {
+            SatResult::Unsat => {
+                keep.retain(|&x| x != k);
+                shrink(&mut keep);
+            }
+            SatResult::Sat => {}
+            SatResult::Unknown => minimal = false,
+        }
+    }
+    Some((keep, minimal))
 }

@@ -88,12 +88,7 @@ impl<'a> Encoder<'a> {
     /// its free boolean is a draw of chance, the same whoever opens the connection, so the two
     /// connections of a relational invariant may share it.
     pub fn random_only(&self, id: RuleId) -> bool {
-        let rule = self
-            .rs
-            .table_at(self.family, id.table, id.part)
-            .and_then(|t| t.chains.get(id.chain))
-            .and_then(|c| c.rules.get(id.rule));
-        rule.is_some_and(|r| {
+        self.chain_rule(id).is_some_and(|(_, r)| {
             r.matches.iter().all(|m| {
                 matches!(m, sidecar_model::matches::Match::Statistic(_))
                     || !Self::may_be_undecided(m)
@@ -101,16 +96,25 @@ impl<'a> Encoder<'a> {
         })
     }
 
+    /// Rule `id` of this family, with its chain.
+    fn chain_rule(
+        &self,
+        id: RuleId,
+    ) -> Option<(&'a sidecar_model::Chain, &'a sidecar_model::Rule)> {
+        let chain = self
+            .rs
+            .table_at(self.family, id.table, id.part)?
+            .chains
+            .get(id.chain)?;
+        Some((chain, chain.rules.get(id.rule)?))
+    }
+
     /// The rules encoded so far with a random sample (`-m statistic`), as "chain rule-number".
     pub fn samples(&self) -> Vec<String> {
         self.undecided_rules
             .iter()
             .filter_map(|id| {
-                let chain = self
-                    .rs
-                    .table_at(self.family, id.table, id.part)
-                    .and_then(|t| t.chains.get(id.chain))?;
-                let rule = chain.rules.get(id.rule)?;
+                let (chain, rule) = self.chain_rule(*id)?;
                 rule.matches
                     .iter()
                     .any(|m| matches!(m, sidecar_model::matches::Match::Statistic(_)))
