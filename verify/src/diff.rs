@@ -97,6 +97,7 @@ pub fn diff(
     let popts = prove::Options {
         routing: true,
         timeout_ms: opts.timeout_ms,
+        ..Default::default()
     };
     // The invariants of each side, without the rules' reachability `check` adds (diff does
     // not report it).

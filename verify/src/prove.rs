@@ -30,7 +30,9 @@ use z3::ast::Bool;
 use z3::{SatResult, Solver};
 
 mod reach;
+mod regions;
 mod relations;
+pub mod slice;
 
 use crate::invariants::{Concrete, Id, Symbolic, ALL};
 use crate::results::check::{RuleAt, RuleAtTable, RuleResult};
@@ -45,6 +47,9 @@ pub struct Options {
     pub routing: bool,
     /// Per-query solver timeout in milliseconds.
     pub timeout_ms: u32,
+    /// Prove a family region by region ([`slice`]) when its keyed chains hold at least this
+    /// many keys ([`slice::MIN_KEYS`]; `usize::MAX`: never).
+    pub slice_min_keys: usize,
 }
 
 impl Default for Options {
@@ -52,6 +57,7 @@ impl Default for Options {
         Options {
             routing: true,
             timeout_ms: 30_000,
+            slice_min_keys: slice::MIN_KEYS,
         }
     }
 }
@@ -222,6 +228,28 @@ fn check_family(
     sim: &Simulator,
     with_rules: bool,
 ) -> Result<FamilyResult, ProveError> {
+    let t0 = std::time::Instant::now();
+    let sliced = match slice::plan(rs, fam, pod, profile, opts.slice_min_keys) {
+        Some(plan) => {
+            crate::progress::timing(
+                &format!(
+                    "slicing: {} keys in {} classes",
+                    plan.keys.len(),
+                    plan.classes.len()
+                ),
+                t0,
+            );
+            regions::invariants(rs, fam, pod, profile, opts, sim, &plan)?
+        }
+        None => None,
+    };
+    if sliced.is_some() && !with_rules {
+        return Ok(FamilyResult {
+            invariants: sliced.unwrap_or_default(),
+            rules: Vec::new(),
+            undecided: Vec::new(),
+        });
+    }
     crate::progress::phase(&format!("encoding the journey, {}", fam_name(fam)), 0);
     let mut enc = Encoder::new(rs, fam, pod, profile)?;
     let first = SymPacket::fresh("c", enc.width);
@@ -232,8 +260,8 @@ fn check_family(
     s.assert(&scope);
     let journey = journey.named(&s, "journey");
 
-    let mut invariants = Vec::new();
-    {
+    let mut invariants = sliced.unwrap_or_default();
+    if invariants.is_empty() {
         let sym = Symbolic {
             enc: &enc,
             first: &first,

@@ -226,6 +226,7 @@ fn check(a: &CheckArgs) -> u8 {
     let opts = crate::check::Options {
         routing: !a.no_routing,
         timeout_ms: a.timeout_ms,
+        ..Default::default()
     };
     let canonical = sidecar_model::print_ruleset(rs);
     let report = match crate::check::check(rs, &canonical, &sim.pod, &sim.profile, &opts).and_then(

@@ -78,6 +78,7 @@ pub fn run(
     let popts = prove::Options {
         routing: true,
         timeout_ms: opts.timeout_ms,
+        ..Default::default()
     };
     let dopts = diff::Options {
         max_classes: 1,

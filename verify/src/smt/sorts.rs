@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use sidecar_model::eval::{ConnState, IfName, Packet};
 use sidecar_model::pod::{ETH0, LO};
 use sidecar_model::{Family, Ruleset};
-use z3::ast::{Bool, BV};
+use z3::ast::{Ast, Bool, BV};
 
 use super::EncodeError;
 
@@ -330,25 +330,34 @@ impl SymPacket {
         }
     }
 
-    /// `a` where `c` holds, else `b`, field by field.
+    /// `a` where `c` holds, else `b`, field by field (a field that is the same term in both
+    /// stays that term: an unchanged field keeps its identity, which `encode::focus` relies on,
+    /// and the terms stay small).
     pub(super) fn ite(c: &Bool, a: &SymPacket, b: &SymPacket) -> SymPacket {
+        fn pick<T: Ast + Clone + PartialEq>(c: &Bool, a: &T, b: &T) -> T {
+            if a == b {
+                b.clone()
+            } else {
+                c.ite(a, b)
+            }
+        }
         SymPacket {
-            proto: c.ite(&a.proto, &b.proto),
-            src: c.ite(&a.src, &b.src),
-            dst: c.ite(&a.dst, &b.dst),
-            sport: c.ite(&a.sport, &b.sport),
-            dport: c.ite(&a.dport, &b.dport),
-            iif: c.ite(&a.iif, &b.iif),
-            oif: c.ite(&a.oif, &b.oif),
-            has_socket: c.ite(&a.has_socket, &b.has_socket),
-            uid: c.ite(&a.uid, &b.uid),
-            gid: c.ite(&a.gid, &b.gid),
-            mark: c.ite(&a.mark, &b.mark),
-            ctmark: c.ite(&a.ctmark, &b.ctmark),
-            ctstate: c.ite(&a.ctstate, &b.ctstate),
-            dnat_done: c.ite(&a.dnat_done, &b.dnat_done),
-            snat_done: c.ite(&a.snat_done, &b.snat_done),
-            tcp_flags: c.ite(&a.tcp_flags, &b.tcp_flags),
+            proto: pick(c, &a.proto, &b.proto),
+            src: pick(c, &a.src, &b.src),
+            dst: pick(c, &a.dst, &b.dst),
+            sport: pick(c, &a.sport, &b.sport),
+            dport: pick(c, &a.dport, &b.dport),
+            iif: pick(c, &a.iif, &b.iif),
+            oif: pick(c, &a.oif, &b.oif),
+            has_socket: pick(c, &a.has_socket, &b.has_socket),
+            uid: pick(c, &a.uid, &b.uid),
+            gid: pick(c, &a.gid, &b.gid),
+            mark: pick(c, &a.mark, &b.mark),
+            ctmark: pick(c, &a.ctmark, &b.ctmark),
+            ctstate: pick(c, &a.ctstate, &b.ctstate),
+            dnat_done: pick(c, &a.dnat_done, &b.dnat_done),
+            snat_done: pick(c, &a.snat_done, &b.snat_done),
+            tcp_flags: pick(c, &a.tcp_flags, &b.tcp_flags),
         }
     }
 }

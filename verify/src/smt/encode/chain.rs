@@ -196,6 +196,9 @@ impl Encoder<'_> {
         // in the tracked mode, whose matches are free and so not disjoint.
         let mut run: Option<Run> = None;
         for (ri, rule) in chain.rules.iter().enumerate() {
+            if self.left_out(ti, ci, rule, p) {
+                continue;
+            }
             if self.budget == 0 {
                 return Err(EncodeError::TooLarge(BUDGET));
             }

@@ -15,6 +15,7 @@ use super::{
 };
 
 pub mod chain;
+pub mod focus;
 pub mod hop;
 pub mod journey;
 pub mod track;
@@ -42,6 +43,10 @@ pub struct Encoder<'a> {
     frames: usize,
     /// The tracked mode's literals and ties ([`track`]); `None` in the normal mode.
     tracking: Option<track::Tracking>,
+    /// The region the encoding is confined to ([`focus`]); `None`: every packet.
+    focus: Option<focus::Focus>,
+    /// Rules the focus excludes that had to be encoded all the same ([`Encoder::leaks`]).
+    leaks: usize,
 }
 
 /// The default budget of rule instances per encoder.
@@ -81,6 +86,8 @@ impl<'a> Encoder<'a> {
             budget: BUDGET,
             frames: 0,
             tracking: None,
+            focus: None,
+            leaks: 0,
         })
     }
 
