@@ -49,7 +49,11 @@ pub(super) fn invariants(
         let journey = enc.journey(&first, &outside)?;
         if enc.leaks() > 0 && *members > 1 {
             crate::progress::timing(
-                &format!("slicing abandoned: {} leaks in {}", enc.leaks(), describe(region)),
+                &format!(
+                    "slicing abandoned: {} leaks in {}",
+                    enc.leaks(),
+                    describe(region)
+                ),
                 t0,
             );
             return Ok(None);
@@ -99,10 +103,7 @@ pub(super) fn invariants(
                 *slot = Some(r);
             }
         }
-        crate::progress::timing(
-            &format!("region {} ({members} keys)", describe(region)),
-            t0,
-        );
+        crate::progress::timing(&format!("region {} ({members} keys)", describe(region)), t0);
     }
     Ok(Some(out.into_iter().flatten().collect()))
 }

@@ -78,7 +78,8 @@ struct Door {
 }
 
 /// The plan for `fam` of `rs`, or `None` when it is not worth slicing (fewer than `min_keys`
-/// keys, or an IPv6 family).
+/// keys, or an IPv6 family). A chain is keyed with [`MIN_KEYED`] rules with a key, or
+/// `min_keys` when that is fewer (the tests slice small rulesets so).
 pub fn plan(
     rs: &Ruleset,
     fam: Family,
@@ -94,12 +95,8 @@ pub fn plan(
     let mut doors: Vec<Door> = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
         for (ci, c) in t.chains.iter().enumerate() {
-            let n = c
-                .rules
-                .iter()
-                .filter(|r| SliceKey::of(r).is_some())
-                .count();
-            if n < MIN_KEYED {
+            let n = c.rules.iter().filter(|r| SliceKey::of(r).is_some()).count();
+            if n < MIN_KEYED.min(min_keys) {
                 continue;
             }
             keyed.insert((ti, ci));
@@ -217,16 +214,25 @@ pub fn plan(
             .filter_map(|&i| doors.get(i).copied())
             .filter(|d| !d.key.disjoint(*k))
             .collect();
+        // The doors of the common part are the own part's entries; a door in a chain of the
+        // own part is listed with that chain.
+        let entries: Vec<&Door> = passed
+            .iter()
+            .filter(|d| common.contains(&(d.table, d.chain)))
+            .collect();
         let mut lines = Vec::new();
         let mut names: HashMap<(usize, usize), usize> = HashMap::new();
         let mut queue: Vec<(usize, usize)> = Vec::new();
-        for d in &passed {
+        for d in &entries {
             let Some(r) = rule(d.table, d.chain, d.rule) else {
                 continue;
             };
             // Where the door stands among the rules left in its chain: after the chain's other
             // rules before it, and the doors before it that a packet with the key passes.
-            let before = plain_before.get(&(d.table, d.chain, d.rule)).copied().unwrap_or(0)
+            let before = plain_before
+                .get(&(d.table, d.chain, d.rule))
+                .copied()
+                .unwrap_or(0)
                 + passed
                     .iter()
                     .filter(|o| (o.table, o.chain) == (d.table, d.chain) && o.rule < d.rule)
@@ -241,7 +247,10 @@ pub fn plan(
             let Some(c) = tables.get(ti).and_then(|t| t.chains.get(ci)) else {
                 continue;
             };
-            lines.push(format!("chain {ti} @{}", names.get(&(ti, ci)).unwrap_or(&0)));
+            lines.push(format!(
+                "chain {ti} @{}",
+                names.get(&(ti, ci)).unwrap_or(&0)
+            ));
             for (ri, r) in c.rules.iter().enumerate() {
                 if door_at.get(&(ti, ci, ri)).is_some_and(|o| o.disjoint(*k)) {
                     continue;
@@ -259,13 +268,14 @@ pub fn plan(
 
     // Signatures, and classes of keys whose private values map onto each other.
     let mut classes: Vec<(SliceKey, usize)> = Vec::new();
-    let mut reps: HashMap<String, Vec<(usize, Vec<u32>, Vec<u32>)>> = HashMap::new();
+    // Per signature: each class's index with its representative's private addresses and ports.
+    let mut reps: HashMap<String, Vec<Rep>> = HashMap::new();
     for (k, lines) in &own {
         let (sig, addrs, ports) = fixed.abstracted(lines);
         let slot = reps.entry(sig).or_default();
-        let fits = slot.iter().position(|(_, ra, rp)| {
-            compatible(ra, &addrs) && compatible(rp, &ports)
-        });
+        let fits = slot
+            .iter()
+            .position(|(_, ra, rp)| compatible(ra, &addrs) && compatible(rp, &ports));
         match fits.and_then(|i| slot.get(i)) {
             Some((ci, _, _)) => {
                 if let Some(c) = classes.get_mut(*ci) {
@@ -284,6 +294,9 @@ pub fn plan(
         classes,
     })
 }
+
+/// A class's index, with its representative's private addresses and ports in order.
+type Rep = (usize, Vec<u32>, Vec<u32>);
 
 /// `π` (the i-th value of `a` to the i-th of `b`) is the identity on the values both hold.
 fn compatible(a: &[u32], b: &[u32]) -> bool {
@@ -482,9 +495,7 @@ fn port_position(l: &str, start: usize) -> bool {
         let word = before.rsplit(' ').next().unwrap_or("");
         word.ends_with(':')
             && word.contains('.')
-            && before
-                .trim_end_matches(word)
-                .ends_with("--to-destination ")
+            && before.trim_end_matches(word).ends_with("--to-destination ")
     }
 }
 
@@ -497,7 +508,11 @@ fn pieces(text: &str) -> Vec<((usize, usize), Piece)> {
     let mut i = 0;
     while i < b.len() {
         let c = b.get(i).copied().unwrap_or(0);
-        let prev = if i == 0 { b' ' } else { b.get(i - 1).copied().unwrap_or(b' ') };
+        let prev = if i == 0 {
+            b' '
+        } else {
+            b.get(i - 1).copied().unwrap_or(b' ')
+        };
         if !c.is_ascii_digit() || prev.is_ascii_alphanumeric() || prev == b'.' || prev == b'_' {
             i += 1;
             continue;
@@ -508,7 +523,9 @@ fn pieces(text: &str) -> Vec<((usize, usize), Piece)> {
             j += 1;
         }
         let word = text.get(i..j).unwrap_or("");
-        if b.get(j).is_some_and(|x| x.is_ascii_alphabetic() || *x == b'x') {
+        if b.get(j)
+            .is_some_and(|x| x.is_ascii_alphabetic() || *x == b'x')
+        {
             i = j;
             continue;
         }
@@ -601,7 +618,10 @@ mod tests {
             .map(|(s, _)| port_position(l, *s))
             .collect();
         assert_eq!(ports, vec![true, true]);
-        assert!(!port_position(" -m statistic --probability 0.5 --every 3", 40));
+        assert!(!port_position(
+            " -m statistic --probability 0.5 --every 3",
+            40
+        ));
     }
 
     #[test]
