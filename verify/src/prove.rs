@@ -84,14 +84,14 @@ pub fn families(pod: &Pod) -> Vec<Family> {
     pod.families()
 }
 
-fn chain_name(rs: &Ruleset, fam: Family, id: RuleId) -> String {
+pub(crate) fn chain_name(rs: &Ruleset, fam: Family, id: RuleId) -> String {
     rs.table_at(fam, id.table, id.part)
         .and_then(|t| t.chains.get(id.chain))
         .map(|c| c.name.clone())
         .unwrap_or_default()
 }
 
-fn rule_no(i: usize) -> u32 {
+pub(crate) fn rule_no(i: usize) -> u32 {
     u32::try_from(i + 1).unwrap_or(u32::MAX)
 }
 
@@ -219,6 +219,7 @@ fn premise_met(s: &Solver, premise: &Bool) -> (Status, Option<String>) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_family(
     rs: &Ruleset,
     fam: Family,
@@ -227,28 +228,29 @@ fn check_family(
     opts: &Options,
     sim: &Simulator,
     with_rules: bool,
+    plan: Option<&slice::Plan>,
 ) -> Result<FamilyResult, ProveError> {
-    let t0 = std::time::Instant::now();
-    let sliced = match slice::plan(rs, fam, pod, profile, opts.slice_min_keys) {
-        Some(plan) => {
-            crate::progress::timing(
-                &format!(
-                    "slicing: {} keys in {} classes",
-                    plan.keys.len(),
-                    plan.classes.len()
-                ),
-                t0,
-            );
-            regions::invariants(rs, fam, pod, profile, opts, sim, &plan)?
-        }
+    let sliced = match plan {
+        Some(plan) => regions::invariants(rs, fam, pod, profile, opts, sim, plan)?,
         None => None,
     };
-    if sliced.is_some() && !with_rules {
-        return Ok(FamilyResult {
-            invariants: sliced.unwrap_or_default(),
-            rules: Vec::new(),
-            undecided: Vec::new(),
-        });
+    if let (Some(invariants), Some(plan)) = (&sliced, plan) {
+        if !with_rules {
+            return Ok(FamilyResult {
+                invariants: invariants.clone(),
+                rules: Vec::new(),
+                undecided: Vec::new(),
+            });
+        }
+        if let Some((rules, undecided)) =
+            reach::reachability_sliced(rs, fam, pod, profile, sim, opts, plan)?
+        {
+            return Ok(FamilyResult {
+                invariants: invariants.clone(),
+                rules,
+                undecided,
+            });
+        }
     }
     crate::progress::phase(&format!("encoding the journey, {}", fam_name(fam)), 0);
     let mut enc = Encoder::new(rs, fam, pod, profile)?;
@@ -330,7 +332,7 @@ fn stops(t: Option<&Target>) -> bool {
 }
 
 /// A family as progress names it.
-fn fam_name(fam: Family) -> &'static str {
+pub(crate) fn fam_name(fam: Family) -> &'static str {
     match fam {
         Family::Ipv4 => "IPv4",
         Family::Ipv6 => "IPv6",
@@ -340,7 +342,7 @@ fn fam_name(fam: Family) -> &'static str {
 /// The earlier rules of the chain that leave nothing for `id`: per place the rule is tried, a
 /// minimal unsat core of "these earlier rules intercept" over the chain's entry condition and
 /// (when `with_match`) the rule's own match.
-fn responsible(
+pub(crate) fn responsible(
     rs: &Ruleset,
     fam: Family,
     s: &Solver,
@@ -445,8 +447,26 @@ fn proofs(
         .collect();
     let mut rules = Vec::new();
     let mut undecided = Vec::new();
+    // The families sliced by destination ([`slice`]).
+    let mut plans: Vec<(Family, slice::Plan)> = Vec::new();
+    for fam in families(pod) {
+        let t0 = std::time::Instant::now();
+        if let Some(plan) = slice::plan(rs, fam, pod, profile, opts.slice_min_keys) {
+            crate::progress::timing(
+                &format!(
+                    "slicing {}: {} keys in {} classes",
+                    fam_name(fam),
+                    plan.keys.len(),
+                    plan.classes.len()
+                ),
+                t0,
+            );
+            plans.push((fam, plan));
+        }
+    }
     for (n, fam) in families(pod).into_iter().enumerate() {
-        let fr = check_family(rs, fam, pod, profile, opts, &sim, with_rules)?;
+        let plan = plans.iter().find(|(f, _)| *f == fam).map(|(_, p)| p);
+        let fr = check_family(rs, fam, pod, profile, opts, &sim, with_rules, plan)?;
         for (res, (_, st, w, reason)) in invariants.iter_mut().zip(fr.invariants) {
             // The first family sets it (so a vacuous one keeps its reason); later ones only
             // when worse (holds in one family and vacuous in the other is holds).
@@ -469,7 +489,7 @@ fn proofs(
     for (id, res) in ALL.iter().zip(invariants.iter_mut()) {
         if id.is_relation() {
             crate::progress::step();
-            relations::prove_relation(rs, pod, profile, opts, &sim, *id, res)?;
+            relations::prove_relation(rs, pod, profile, opts, &sim, *id, res, &plans)?;
         }
     }
     Ok(Proofs {

@@ -164,45 +164,7 @@ pub(super) fn reachability(
 
     lap("encoded");
     // 1. Concrete seeds.
-    let callers = callers(rs, fam, &rules);
-    for k in 0..n {
-        // Past the deadline the rest is left to `settle`, which reports it unknown.
-        if crate::smt::solve::deadline_passed() {
-            break;
-        }
-        if matches!(known.get(k), None | Some(Known::Live | Known::Unreachable)) {
-            continue;
-        }
-        let Some(path) = path_to(rs, fam, &rules, &callers, k) else {
-            continue;
-        };
-        let on_path: Vec<Hit> = path
-            .iter()
-            .filter_map(|&q| rules.ids.get(q))
-            .map(|id| hit_of(*id))
-            .collect();
-        for (entry, pkt, in_scope) in seeds(rs, fam, sim, &rules, &path, opts.routing) {
-            let report = sim.hop_packet_deciding(entry, pkt, &mut |h| on_path.contains(&h));
-            for r in &report.matched {
-                let Some(&(ti, ci)) = rules.by_name.get(&(r.table, r.part, r.chain.clone())) else {
-                    continue;
-                };
-                let Some(q) = rules.pos(ti, ci, (r.rule as usize).saturating_sub(1)) else {
-                    continue;
-                };
-                if in_scope {
-                    set(&mut known, q, Known::Live);
-                } else if known.get(q) == Some(&Known::Nothing) {
-                    set(&mut known, q, Known::Fires);
-                    set(&mut packets, q, Some(pkt));
-                }
-            }
-            if known.get(k) == Some(&Known::Live) {
-                break;
-            }
-        }
-    }
-
+    seed(rs, fam, sim, &rules, &mut known, &mut packets, opts);
     lap("seeds");
     // 2. The rest, symbolically: live among those no seed showed live.
     let id_of = |k: usize| rules.ids.get(k).copied();
@@ -241,22 +203,8 @@ pub(super) fn reachability(
         .enumerate()
     {
         crate::progress::step();
-        let Some(c) = rs.tables(fam).get(ti).and_then(|t| t.chains.get(ci)) else {
+        let Some(mut res) = rule_result(rs, fam, id, ti, ci) else {
             continue;
-        };
-        let Some(rule) = c.rules.get(id.rule) else {
-            continue;
-        };
-        let mut res = RuleResult {
-            family: fam,
-            table: id.table,
-            part: id.part,
-            chain: c.name.clone(),
-            rule: rule_no(id.rule),
-            text: print_rule(fam, &c.name, rule),
-            status: RuleStatus::Unknown,
-            by: Vec::new(),
-            packet: None,
         };
         res.status = match st {
             Known::Live => RuleStatus::Live,
@@ -284,6 +232,76 @@ pub(super) fn reachability(
     }
     lap("results");
     Ok(out)
+}
+
+/// Rule `id` (table index `ti`, chain index `ci`) as reported, its status not yet known.
+fn rule_result(rs: &Ruleset, fam: Family, id: RuleId, ti: usize, ci: usize) -> Option<RuleResult> {
+    let c = rs.tables(fam).get(ti)?.chains.get(ci)?;
+    let rule = c.rules.get(id.rule)?;
+    Some(RuleResult {
+        family: fam,
+        table: id.table,
+        part: id.part,
+        chain: c.name.clone(),
+        rule: rule_no(id.rule),
+        text: print_rule(fam, &c.name, rule),
+        status: RuleStatus::Unknown,
+        by: Vec::new(),
+        packet: None,
+    })
+}
+
+/// Concrete seeds (step 1 of the module doc): for each rule not yet known live or unreachable,
+/// packets built from its path's matches run through the evaluator; every rule a routable one
+/// hits is live, every rule another hits fires (with that packet).
+fn seed(
+    rs: &Ruleset,
+    fam: Family,
+    sim: &Simulator,
+    rules: &Rules,
+    known: &mut [Known],
+    packets: &mut [Option<Packet>],
+    opts: &super::Options,
+) {
+    let n = rules.ids.len();
+    let callers = callers(rs, fam, rules);
+    for k in 0..n {
+        // Past the deadline the rest is left to `settle`, which reports it unknown.
+        if crate::smt::solve::deadline_passed() {
+            break;
+        }
+        if matches!(known.get(k), None | Some(Known::Live | Known::Unreachable)) {
+            continue;
+        }
+        let Some(path) = path_to(rs, fam, rules, &callers, k) else {
+            continue;
+        };
+        let on_path: Vec<Hit> = path
+            .iter()
+            .filter_map(|&q| rules.ids.get(q))
+            .map(|id| hit_of(*id))
+            .collect();
+        for (entry, pkt, in_scope) in seeds(rs, fam, sim, rules, &path, opts.routing) {
+            let report = sim.hop_packet_deciding(entry, pkt, &mut |h| on_path.contains(&h));
+            for r in &report.matched {
+                let Some(&(ti, ci)) = rules.by_name.get(&(r.table, r.part, r.chain.clone())) else {
+                    continue;
+                };
+                let Some(q) = rules.pos(ti, ci, (r.rule as usize).saturating_sub(1)) else {
+                    continue;
+                };
+                if in_scope {
+                    set(known, q, Known::Live);
+                } else if known.get(q) == Some(&Known::Nothing) {
+                    set(known, q, Known::Fires);
+                    set(packets, q, Some(pkt));
+                }
+            }
+            if known.get(k) == Some(&Known::Live) {
+                break;
+            }
+        }
+    }
 }
 
 /// The scope "any packet at all": valid interfaces, and from outside no out interface, an in
@@ -684,6 +702,9 @@ pub(super) fn routable(
         p.out_iface.is_some_and(|i| i.as_str() == oif) && src_ok
     }
 }
+
+mod sliced;
+pub(super) use sliced::reachability_sliced;
 
 #[cfg(test)]
 mod tests;

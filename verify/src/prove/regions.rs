@@ -39,7 +39,8 @@ pub(super) fn invariants(
         ),
         regions.len(),
     );
-    for (region, members) in &regions {
+    for (region, class) in &regions {
+        let members = class.map_or(1, |c| c.members.len());
         crate::progress::step();
         let t0 = std::time::Instant::now();
         let mut enc = Encoder::new(rs, fam, pod, profile)?;
@@ -47,7 +48,7 @@ pub(super) fn invariants(
         let outside = Bool::new_const("c_outside");
         enc.set_focus(Focus::new(plan.keyed.clone(), region.clone(), &first));
         let journey = enc.journey(&first, &outside)?;
-        if enc.leaks() > 0 && *members > 1 {
+        if enc.leaks() > 0 && members > 1 {
             crate::progress::timing(
                 &format!(
                     "slicing abandoned: {} leaks in {}",
@@ -109,7 +110,7 @@ pub(super) fn invariants(
 }
 
 /// A region as a person reads it.
-fn describe(region: &Region) -> String {
+pub(super) fn describe(region: &Region) -> String {
     match region {
         Region::Rest(keys) => format!("to none of the {} service keys", keys.len()),
         Region::Key(k) => format!("with the key {}", key_text(*k)),

@@ -11,10 +11,12 @@ use sidecar_model::{Family, Hook, Ruleset};
 use z3::ast::Bool;
 use z3::SatResult;
 
+use super::slice::Plan;
 use super::{families, Options, ProveError};
 use crate::invariants::pair::Field;
 use crate::invariants::{ConcPair, Concrete, Id, SymPair, Symbolic};
 use crate::results::{InvariantResult, PairWitness, Status, Witness};
+use crate::smt::encode::focus::{Focus, Region};
 use crate::smt::solve::{candidates, check_guided, guard, hints, solver, steer, unknown_reason};
 use crate::smt::{all, truth, Encoder, SymPacket};
 
@@ -51,6 +53,7 @@ impl Side {
 }
 
 /// Proves the relation `id` about `rs` (names resolved) and fills in `res`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn prove_relation(
     rs: &Ruleset,
     pod: &Pod,
@@ -59,6 +62,7 @@ pub(super) fn prove_relation(
     sim: &Simulator,
     id: Id,
     res: &mut InvariantResult,
+    plans: &[(Family, Plan)],
 ) -> Result<(), ProveError> {
     if let Some(why) = id.vacuous(rs, pod, profile) {
         res.status = Status::Vacuous;
@@ -77,7 +81,15 @@ pub(super) fn prove_relation(
         families(pod).into_iter().map(|f| (f, f)).collect()
     };
     for (fa, fb) in pairs {
-        let r = prove_pair(rs, pod, profile, opts, sim, id, fa, fb)?;
+        let r = match plan_for(plans, id, fa, fb) {
+            Some(plan) => sliced(rs, pod, profile, opts, sim, id, fa, plan)?,
+            None => None,
+        };
+        let r = match r {
+            Some(r) => r,
+            None => prove_pair(rs, pod, profile, opts, sim, id, fa, fb, None)?
+                .unwrap_or_else(|| PairResult::with(Status::Unknown, None)),
+        };
         if r.status.rank() > res.status.rank() {
             res.status = r.status;
             res.family = Some(fa);
@@ -110,6 +122,73 @@ impl PairResult {
     }
 }
 
+/// The slicing plan for a relation over two connections of family `fa` and `fb`: when both
+/// are of one family that has one, and the relation's connections have the same destination,
+/// protocol and port (so both journeys lie in one region).
+fn plan_for(plans: &[(Family, Plan)], id: Id, fa: Family, fb: Family) -> Option<&Plan> {
+    let same = id.pair_same();
+    let one_region = [Field::Dst, Field::Proto, Field::Dport]
+        .iter()
+        .all(|f| same.contains(f));
+    if fa != fb || !one_region {
+        return None;
+    }
+    plans.iter().find(|(f, _)| *f == fa).map(|(_, p)| p)
+}
+
+/// The relation over the regions of `plan` (the worst result wins; a violation ends it);
+/// `None` when a representative's encoding leaked (the caller proves the pair whole).
+#[allow(clippy::too_many_arguments)]
+fn sliced(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    sim: &Simulator,
+    id: Id,
+    fam: Family,
+    plan: &Plan,
+) -> Result<Option<PairResult>, ProveError> {
+    let mut worst: Option<PairResult> = None;
+    for (region, class) in plan.regions() {
+        let members = class.map_or(1, |c| c.members.len());
+        let Some(mut r) = prove_pair(
+            rs,
+            pod,
+            profile,
+            opts,
+            sim,
+            id,
+            fam,
+            fam,
+            Some((plan, &region, members)),
+        )?
+        else {
+            return Ok(None);
+        };
+        if r.status == Status::Unknown {
+            r.reason = Some(format!(
+                "{} (first packets {})",
+                r.reason.unwrap_or_default(),
+                super::regions::describe(&region)
+            ));
+        }
+        if worst
+            .as_ref()
+            .is_none_or(|w| r.status.rank() > w.status.rank())
+        {
+            worst = Some(r);
+        }
+        if worst.as_ref().is_some_and(|w| w.status == Status::Violated) {
+            break;
+        }
+    }
+    Ok(worst)
+}
+
+/// The pair's proof, over every connection or (`region`) those of one region of a plan, with
+/// how many keys the region stands for; `None` when that region's encoding leaked and it
+/// stands for more than itself.
 #[allow(clippy::too_many_arguments)]
 fn prove_pair(
     rs: &Ruleset,
@@ -120,7 +199,8 @@ fn prove_pair(
     id: Id,
     fa: Family,
     fb: Family,
-) -> Result<PairResult, ProveError> {
+    region: Option<(&Plan, &Region, usize)>,
+) -> Result<Option<PairResult>, ProveError> {
     let mut ea = Encoder::new(rs, fa, pod, profile)?;
     let mut eb_own = if fa == fb {
         None
@@ -139,6 +219,9 @@ fn prove_pair(
     };
     if fa == fb {
         sb.share(&sa, id.pair_same());
+    }
+    if let Some((plan, r, _)) = region {
+        ea.set_focus(Focus::new(plan.keyed.clone(), r.clone(), &sa.first));
     }
     let ja = ea.journey(&sa.first, &sa.outside)?;
     let free_a = ea.free.len();
@@ -159,12 +242,18 @@ fn prove_pair(
             }
         }
     }
+    if region.is_some_and(|(_, _, members)| members > 1) && ea.leaks() > 0 {
+        return Ok(None);
+    }
     let eb: &Encoder<'_> = eb_own.as_ref().unwrap_or(&ea);
     let scope = |e: &Encoder<'_>, side: &Side| e.scope(&side.first, &side.outside, opts.routing);
     let s = solver(opts.timeout_ms);
     s.assert(scope(&ea, &sa));
     s.assert(scope(eb, &sb));
     s.assert(all(&same_draws));
+    if let Some((_, r, _)) = region {
+        s.assert(ea.in_region(&sa.first, r));
+    }
     let sym = SymPair {
         a: Symbolic {
             enc: &ea,
@@ -180,7 +269,7 @@ fn prove_pair(
         },
     };
     let Some(v) = id.pair_violation(&sym, profile, pod) else {
-        return Ok(PairResult::with(Status::Holds, None));
+        return Ok(Some(PairResult::with(Status::Holds, None)));
     };
     s.assert(&v);
     let unknown = |s: &z3::Solver| PairResult::with(Status::Unknown, Some(unknown_reason(s)));
@@ -188,8 +277,8 @@ fn prove_pair(
     // connections a person would try (docs/scale.md, "Guided first queries").
     let likely = candidates(&ea, &sa.first, &sa.outside);
     match check_guided(&s, &likely) {
-        SatResult::Unsat => return Ok(PairResult::with(Status::Holds, None)),
-        SatResult::Unknown => return Ok(unknown(&s)),
+        SatResult::Unsat => return Ok(Some(PairResult::with(Status::Holds, None))),
+        SatResult::Unknown => return Ok(Some(unknown(&s))),
         SatResult::Sat => {}
     }
     // As the evaluator takes them: every match the model cannot interpret as not matching.
@@ -200,18 +289,18 @@ fn prove_pair(
     let mut assume = vec![guard(&s, &all(&free))];
     match crate::smt::solve::check_assuming(&s, &assume) {
         SatResult::Sat => {}
-        SatResult::Unknown => return Ok(unknown(&s)),
+        SatResult::Unknown => return Ok(Some(unknown(&s))),
         SatResult::Unsat => {
-            return Ok(PairResult::with(
+            return Ok(Some(PairResult::with(
                 Status::Unknown,
                 Some("violated only if a match the model cannot interpret holds".to_string()),
-            ))
+            )))
         }
     }
     let mut hs: Vec<Bool> = hints(&ea, &sa.first, &sa.outside);
     hs.extend(hints(eb, &sb.first, &sb.outside));
     let Some(m) = steer(&s, &mut assume, hs) else {
-        return Ok(unknown(&s));
+        return Ok(Some(unknown(&s)));
     };
     let read = |e: &Encoder<'_>, side: &Side| {
         let pkt = side.first.read(&m, &e.ifaces, side.family);
@@ -256,7 +345,7 @@ fn prove_pair(
             ),
         });
     }
-    Ok(PairResult {
+    Ok(Some(PairResult {
         status: Status::Violated,
         reason: None,
         witness: Some(wa),
@@ -266,5 +355,5 @@ fn prove_pair(
             witness: wb,
             journey: jb,
         }),
-    })
+    }))
 }

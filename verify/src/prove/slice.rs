@@ -39,7 +39,10 @@ use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::print::print_rule_spec;
 use sidecar_model::{Family, Rule, Ruleset};
 
+use sidecar_model::eval::Packet;
+
 use crate::smt::encode::focus::{Region, SliceKey};
+use crate::smt::RuleId;
 
 /// A chain with at least this many rules with a key is a keyed chain.
 pub const MIN_KEYED: usize = 32;
@@ -55,17 +58,87 @@ pub struct Plan {
     pub keyed: Arc<HashSet<(usize, usize)>>,
     /// Every key of the keyed chains' rules.
     pub keys: Arc<HashSet<SliceKey>>,
-    /// The classes: a representative key and how many keys the class holds.
-    pub classes: Vec<(SliceKey, usize)>,
+    /// The classes of alike keys.
+    pub classes: Vec<Class>,
+}
+
+/// Keys whose regions are alike ([`plan`]): one proof, the first member's, decides them all.
+#[derive(Debug, Clone)]
+pub struct Class {
+    /// The members, the representative first.
+    pub members: Vec<Member>,
+}
+
+/// A key of a class with its own part.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The key.
+    pub key: SliceKey,
+    /// The rules of its own part (its doors in the common part, then its chains' rules), in
+    /// the order of the signature: the i-th rule of every member of a class is the i-th of the
+    /// representative under `σ`.
+    pub rules: Vec<RuleId>,
+    /// Its private addresses (IPv4, as numbers) and ports, in the order of the signature.
+    pub addrs: Vec<u32>,
+    /// See `addrs`.
+    pub ports: Vec<u16>,
+}
+
+impl Class {
+    /// The representative's key.
+    pub fn key(&self) -> SliceKey {
+        self.members.first().map_or(
+            SliceKey {
+                dst: None,
+                proto: None,
+                dport: None,
+            },
+            |m| m.key,
+        )
+    }
 }
 
 impl Plan {
-    /// The regions to prove: the rest, then each class's representative.
-    pub fn regions(&self) -> Vec<(Region, usize)> {
-        let mut v = vec![(Region::Rest(self.keys.clone()), 1)];
-        v.extend(self.classes.iter().map(|(k, n)| (Region::Key(*k), *n)));
+    /// The regions to prove: the rest, then each class's representative, with its class.
+    pub fn regions(&self) -> Vec<(Region, Option<&Class>)> {
+        let mut v = vec![(Region::Rest(self.keys.clone()), None)];
+        v.extend(self.classes.iter().map(|c| (Region::Key(c.key()), Some(c))));
         v
     }
+}
+
+/// `σ` between two members of a class: the packet with each private address and port of
+/// `from` replaced by the same one of `to`, and the other way round.
+pub fn map_packet(p: &Packet, from: &Member, to: &Member) -> Packet {
+    let addr = |a: IpAddr| -> IpAddr {
+        let IpAddr::V4(v) = a else { return a };
+        let n = u32::from(v);
+        let swap = |x: &[u32], y: &[u32]| {
+            x.iter()
+                .position(|z| *z == n)
+                .and_then(|i| y.get(i).copied())
+        };
+        match swap(&from.addrs, &to.addrs).or_else(|| swap(&to.addrs, &from.addrs)) {
+            Some(m) => IpAddr::V4(Ipv4Addr::from(m)),
+            None => a,
+        }
+    };
+    let port = |n: u16| -> u16 {
+        let swap = |x: &[u16], y: &[u16]| {
+            x.iter()
+                .position(|z| *z == n)
+                .and_then(|i| y.get(i).copied())
+        };
+        swap(&from.ports, &to.ports)
+            .or_else(|| swap(&to.ports, &from.ports))
+            .unwrap_or(n)
+    };
+    let mut q = *p;
+    q.src = addr(p.src);
+    q.dst = addr(p.dst);
+    q.sport = port(p.sport);
+    q.dport = port(p.dport);
+    q
 }
 
 /// A rule of a keyed chain with a key.
@@ -198,7 +271,7 @@ pub fn plan(
         .collect();
     let mut sorted: Vec<SliceKey> = keys.iter().copied().collect();
     sorted.sort();
-    let mut own: Vec<(SliceKey, Vec<String>)> = Vec::with_capacity(sorted.len());
+    let mut own: Vec<(SliceKey, Vec<String>, Vec<RuleId>)> = Vec::with_capacity(sorted.len());
     for k in &sorted {
         let mut cand: Vec<usize> = loose.clone();
         if let Some(a) = k.dst {
@@ -221,6 +294,15 @@ pub fn plan(
             .filter(|d| common.contains(&(d.table, d.chain)))
             .collect();
         let mut lines = Vec::new();
+        let mut ids: Vec<RuleId> = Vec::new();
+        let id = |ti: usize, ci: usize, ri: usize| RuleId {
+            table: tables
+                .get(ti)
+                .map_or(sidecar_model::TableKind::Nat, |t| t.kind),
+            part: rs.part_of(fam, ti),
+            chain: ci,
+            rule: ri,
+        };
         let mut names: HashMap<(usize, usize), usize> = HashMap::new();
         let mut queue: Vec<(usize, usize)> = Vec::new();
         for d in &entries {
@@ -240,6 +322,7 @@ pub fn plan(
             let name = chain_name(rs, fam, d.table, d.chain);
             let text = own_text(rs, fam, d.table, r, &common, &mut names, &mut queue);
             lines.push(format!("door {} {name} {before}:{text}", d.table));
+            ids.push(id(d.table, d.chain, d.rule));
         }
         let mut at = 0;
         while let Some(&(ti, ci)) = queue.get(at) {
@@ -257,34 +340,47 @@ pub fn plan(
                 }
                 let text = own_text(rs, fam, ti, r, &common, &mut names, &mut queue);
                 lines.push(format!("rule {text}"));
+                ids.push(id(ti, ci, ri));
             }
         }
         // The own part's ranges are fixed too: a value compared against them keeps its side.
         for l in &lines {
             fixed.scan(l, false);
         }
-        own.push((*k, lines));
+        own.push((*k, lines, ids));
     }
 
     // Signatures, and classes of keys whose private values map onto each other.
-    let mut classes: Vec<(SliceKey, usize)> = Vec::new();
-    // Per signature: each class's index with its representative's private addresses and ports.
-    let mut reps: HashMap<String, Vec<Rep>> = HashMap::new();
-    for (k, lines) in &own {
-        let (sig, addrs, ports) = fixed.abstracted(lines);
+    let mut classes: Vec<Class> = Vec::new();
+    // Per signature: the indices of the classes with it.
+    let mut reps: HashMap<String, Vec<usize>> = HashMap::new();
+    for (k, lines, ids) in own {
+        let (sig, addrs, ports) = fixed.abstracted(&lines);
+        let member = Member {
+            key: k,
+            rules: ids,
+            addrs,
+            ports: ports
+                .iter()
+                .map(|p| u16::try_from(*p).unwrap_or(u16::MAX))
+                .collect(),
+        };
         let slot = reps.entry(sig).or_default();
-        let fits = slot
-            .iter()
-            .position(|(_, ra, rp)| compatible(ra, &addrs) && compatible(rp, &ports));
-        match fits.and_then(|i| slot.get(i)) {
-            Some((ci, _, _)) => {
-                if let Some(c) = classes.get_mut(*ci) {
-                    c.1 += 1;
-                }
-            }
+        let fits = slot.iter().copied().find(|&ci| {
+            classes
+                .get(ci)
+                .and_then(|c| c.members.first())
+                .is_some_and(|r| {
+                    compatible(&r.addrs, &member.addrs) && compatible(&r.ports, &member.ports)
+                })
+        });
+        match fits.and_then(|ci| classes.get_mut(ci)) {
+            Some(c) => c.members.push(member),
             None => {
-                slot.push((classes.len(), addrs, ports));
-                classes.push((*k, 1));
+                slot.push(classes.len());
+                classes.push(Class {
+                    members: vec![member],
+                });
             }
         }
     }
@@ -295,12 +391,9 @@ pub fn plan(
     })
 }
 
-/// A class's index, with its representative's private addresses and ports in order.
-type Rep = (usize, Vec<u32>, Vec<u32>);
-
 /// `π` (the i-th value of `a` to the i-th of `b`) is the identity on the values both hold.
-fn compatible(a: &[u32], b: &[u32]) -> bool {
-    let ia: HashMap<u32, usize> = a.iter().enumerate().map(|(i, v)| (*v, i)).collect();
+fn compatible<T: Copy + Eq + std::hash::Hash>(a: &[T], b: &[T]) -> bool {
+    let ia: HashMap<T, usize> = a.iter().enumerate().map(|(i, v)| (*v, i)).collect();
     b.iter()
         .enumerate()
         .all(|(i, v)| ia.get(v).is_none_or(|j| *j == i))
