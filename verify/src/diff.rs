@@ -20,11 +20,13 @@ use z3::SatResult;
 use crate::journey_text::journey_words;
 use crate::prove::{self, families, ProveError};
 use crate::results::Witness;
+use crate::smt::encode::focus::{Focus as FocusOn, Region};
 use crate::smt::shape::{differs, same_shape, Dest};
 use crate::smt::solve::{hints, solver, steer};
 use crate::smt::{addr_width, all, truth, EncodeError, Encoder, Ifaces, SymJourney, SymPacket};
 
 mod class;
+mod sliced;
 
 pub use class::{capture_ports, MAX_LIST, MAX_PREFIXES};
 
@@ -37,6 +39,9 @@ pub struct Options {
     pub max_classes: usize,
     /// Per-query solver timeout in milliseconds.
     pub timeout_ms: u32,
+    /// Compare region by region when both rulesets' keyed chains hold at least this many keys
+    /// (`diff/sliced.rs`; `usize::MAX`: never).
+    pub slice_min_keys: usize,
 }
 
 impl Default for Options {
@@ -44,6 +49,7 @@ impl Default for Options {
         Options {
             max_classes: 32,
             timeout_ms: 30_000,
+            slice_min_keys: prove::slice::MIN_KEYS,
         }
     }
 }
@@ -97,7 +103,7 @@ pub fn diff(
     let popts = prove::Options {
         routing: true,
         timeout_ms: opts.timeout_ms,
-        ..Default::default()
+        slice_min_keys: opts.slice_min_keys,
     };
     // The invariants of each side, without the rules' reachability `check` adds (diff does
     // not report it).
@@ -117,15 +123,29 @@ pub fn diff(
         unknown: false,
         samples: Vec::new(),
         touched: Vec::new(),
+        touched_skipped: None,
     };
+    crate::progress::phase("comparing the journeys", 0);
     for fam in families(pod) {
         diff_family(old, new, fam, pod, profile, opts, false, None, &mut report)?;
     }
     rank(&mut report);
     // Last, so that nothing above depends on it: the old side's supports, and the invariants
     // whose supporting rules the change touches.
-    prove::support::supports(old, pod, profile, &popts, &mut report.invariants.old)?;
-    report.touched = prove::support::touched(old, new, &report.invariants.old);
+    let keys = families(pod)
+        .into_iter()
+        .map(|fam| prove::slice::keys(old, fam, opts.slice_min_keys))
+        .max()
+        .unwrap_or(0);
+    if keys >= opts.slice_min_keys {
+        report.touched_skipped = Some(format!(
+            "the old ruleset's keyed chains hold {keys} keys; the rules its proofs rest on are not computed at that size yet (docs/scale.md)"
+        ));
+    } else {
+        crate::progress::phase("what the proofs rest on", 0);
+        prove::support::supports(old, pod, profile, &popts, &mut report.invariants.old)?;
+        report.touched = prove::support::touched(old, new, &report.invariants.old);
+    }
     Ok(report)
 }
 
@@ -203,6 +223,7 @@ fn behaviour(
         unknown: false,
         samples: Vec::new(),
         touched: Vec::new(),
+        touched_skipped: None,
     };
     for fam in families(pod) {
         diff_family(
@@ -251,16 +272,71 @@ fn diff_family(
     exclude: Option<Exclude>,
     report: &mut Report,
 ) -> Result<(), DiffError> {
+    if exclude.is_none() {
+        if let Some((regions, keyed)) = sliced::regions(old, new, fam, pod, profile, opts)? {
+            for region in &regions {
+                let focus = Focus {
+                    region,
+                    keyed: [keyed[0].clone(), keyed[1].clone()],
+                };
+                diff_scope(
+                    old,
+                    new,
+                    fam,
+                    pod,
+                    profile,
+                    opts,
+                    first_only,
+                    None,
+                    report,
+                    Some(&focus),
+                )?;
+                if first_only && !report.changes.is_empty() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+    }
+    diff_scope(
+        old, new, fam, pod, profile, opts, first_only, exclude, report, None,
+    )
+}
+
+/// The changes among the connections of one region, each side's encoder confined to it.
+struct Focus<'r> {
+    region: &'r Region,
+    /// The keyed chains of old and new.
+    keyed: [std::sync::Arc<std::collections::HashSet<(usize, usize)>>; 2],
+}
+
+#[allow(clippy::too_many_arguments)]
+fn diff_scope(
+    old: &Ruleset,
+    new: &Ruleset,
+    fam: Family,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    first_only: bool,
+    exclude: Option<Exclude>,
+    report: &mut Report,
+    focus: Option<&Focus<'_>>,
+) -> Result<(), DiffError> {
     let first = SymPacket::fresh("c", addr_width(fam));
     let outside = Bool::new_const("c_outside");
     let mut sides: Vec<Side> = Vec::new();
     // One interface enumeration for both sides: they share the symbolic first packet.
     let ifaces = Ifaces::with_names(&[old, new], &profile.virtual_interfaces)?;
-    for rs in [old, new] {
+    for (side, rs) in [old, new].into_iter().enumerate() {
         let mut enc = Encoder::with_ifaces(rs, fam, pod, profile, ifaces.clone())?;
         // Undecidable matches are taken as the evaluator takes them: a change is a change of
         // what the model computes.
         enc.undecided_free = false;
+        if let Some(f) = focus {
+            let keyed = f.keyed.get(side).cloned().unwrap_or_default();
+            enc.set_focus(FocusOn::new(keyed, f.region.clone(), &first));
+        }
         let journey = enc.journey(&first, &outside)?;
         sides.push(Side {
             enc,
@@ -286,7 +362,13 @@ fn diff_family(
         }
     }
     report.unknown |= !report.samples.is_empty();
-    let facts = a.enc.first_packet_facts(&first, &outside);
+    let facts = match focus {
+        Some(f) => all(&[
+            a.enc.first_packet_facts(&first, &outside),
+            a.enc.in_region(&first, f.region),
+        ]),
+        None => a.enc.first_packet_facts(&first, &outside),
+    };
     let routable = a.enc.routable(&first, &outside);
     let differ = differs(&a.journey, &b.journey, Dest::Address);
 

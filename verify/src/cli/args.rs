@@ -288,6 +288,10 @@ pub struct CheckArgs {
     /// Range over every header combination instead of the connections routing produces.
     #[arg(long)]
     pub no_routing: bool,
+    /// Prove the whole ruleset at once instead of region by region, service by service
+    /// (docs/scale.md, "Slicing by destination"): slower on a node's table, for cross-checking.
+    #[arg(long)]
+    pub no_slicing: bool,
     /// Output format.
     #[arg(long, default_value = "text", value_parser = ["text", "json", "markdown", "sarif", "html"])]
     pub format: String,
@@ -371,6 +375,10 @@ pub struct DiffArgs {
     /// The most classes of changed connections to enumerate per family.
     #[arg(long, default_value_t = 32)]
     pub max_classes: usize,
+    /// Compare the whole rulesets at once instead of region by region, service by service
+    /// (docs/scale.md, "Slicing by destination"): slower on a node's table, for cross-checking.
+    #[arg(long)]
+    pub no_slicing: bool,
     /// Per-query solver timeout in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u32,

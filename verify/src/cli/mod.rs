@@ -226,7 +226,11 @@ fn check(a: &CheckArgs) -> u8 {
     let opts = crate::check::Options {
         routing: !a.no_routing,
         timeout_ms: a.timeout_ms,
-        ..Default::default()
+        slice_min_keys: if a.no_slicing {
+            usize::MAX
+        } else {
+            crate::prove::slice::MIN_KEYS
+        },
     };
     let canonical = sidecar_model::print_ruleset(rs);
     let report = match crate::check::check(rs, &canonical, &sim.pod, &sim.profile, &opts).and_then(
@@ -352,6 +356,11 @@ fn diff(a: &DiffArgs) -> u8 {
     let opts = crate::diff::Options {
         max_classes: a.max_classes,
         timeout_ms: a.timeout_ms,
+        slice_min_keys: if a.no_slicing {
+            usize::MAX
+        } else {
+            crate::prove::slice::MIN_KEYS
+        },
     };
     let r = match crate::diff::diff(
         &old.parsed.ruleset,

@@ -83,6 +83,7 @@ pub fn run(
     let dopts = diff::Options {
         max_classes: 1,
         timeout_ms: opts.timeout_ms,
+        ..Default::default()
     };
     let original = prove::invariants(rs, pod, profile, &popts)?;
     let total = all.len();

@@ -152,6 +152,7 @@ fn sliced(
     let mut worst: Option<PairResult> = None;
     for (region, class) in plan.regions() {
         let members = class.map_or(1, |c| c.members.len());
+        let t0 = std::time::Instant::now();
         let Some(mut r) = prove_pair(
             rs,
             pod,
@@ -173,6 +174,15 @@ fn sliced(
                 super::regions::describe(&region)
             ));
         }
+        crate::progress::timing(
+            &format!(
+                "{} {:?}, first packets {} ({members} keys)",
+                id.name(),
+                r.status,
+                super::regions::describe(&region)
+            ),
+            t0,
+        );
         if worst
             .as_ref()
             .is_none_or(|w| r.status.rank() > w.status.rank())

@@ -60,6 +60,15 @@ pub struct Plan {
     pub keys: Arc<HashSet<SliceKey>>,
     /// The classes of alike keys.
     pub classes: Vec<Class>,
+    /// The common part as text (its chains by name, their rules but the doors), for `diff`:
+    /// two rulesets with the same common part, keys and keyed chains differ only in the
+    /// regions of the keys whose own parts differ.
+    pub common: String,
+    /// Each key's own part as text (chain names as placeholders, every value as written).
+    pub own: HashMap<SliceKey, String>,
+    /// Whether some own part jumps back into a common chain that leads to a keyed chain (a
+    /// door could then be tried where the packet is no longer the first one's: see `diff`).
+    pub reenters: bool,
 }
 
 /// Keys whose regions are alike ([`plan`]): one proof, the first member's, decides them all.
@@ -139,6 +148,24 @@ pub fn map_packet(p: &Packet, from: &Member, to: &Member) -> Packet {
     q.sport = port(p.sport);
     q.dport = port(p.dport);
     q
+}
+
+/// How many distinct keys the keyed chains of `fam` of `rs` hold (0 for an IPv6 family):
+/// [`plan`] slices when that is at least `min_keys`.
+pub fn keys(rs: &Ruleset, fam: Family, min_keys: usize) -> usize {
+    if fam != Family::Ipv4 {
+        return 0;
+    }
+    let mut keys = HashSet::new();
+    for t in rs.tables(fam) {
+        for c in &t.chains {
+            let ks: Vec<SliceKey> = c.rules.iter().filter_map(SliceKey::of).collect();
+            if ks.len() >= MIN_KEYED.min(min_keys) {
+                keys.extend(ks);
+            }
+        }
+    }
+    keys.len()
 }
 
 /// A rule of a keyed chain with a key.
@@ -237,6 +264,47 @@ pub fn plan(
             }
         }
     }
+
+    // The common part as text, and the common chains that lead to a keyed chain.
+    let mut common_sorted: Vec<(usize, usize)> = common.iter().copied().collect();
+    common_sorted.sort_unstable();
+    let mut common_text = String::new();
+    let mut to_keyed: HashSet<(usize, usize)> = keyed.clone();
+    loop {
+        let before = to_keyed.len();
+        for &(ti, ci) in &common_sorted {
+            let Some(c) = tables.get(ti).and_then(|t| t.chains.get(ci)) else {
+                continue;
+            };
+            let leads = c.rules.iter().enumerate().any(|(ri, r)| {
+                !door_at.contains_key(&(ti, ci, ri))
+                    && jump_target(rs, fam, ti, r).is_some_and(|to| to_keyed.contains(&(ti, to)))
+            });
+            if leads {
+                to_keyed.insert((ti, ci));
+            }
+        }
+        if to_keyed.len() == before {
+            break;
+        }
+    }
+    for &(ti, ci) in &common_sorted {
+        let Some(t) = tables.get(ti) else { continue };
+        let Some(c) = t.chains.get(ci) else { continue };
+        common_text.push_str(&format!(
+            "chain {} {} {}\n",
+            t.kind.name(),
+            rs.part_of(fam, ti),
+            c.name
+        ));
+        for (ri, r) in c.rules.iter().enumerate() {
+            if !door_at.contains_key(&(ti, ci, ri)) {
+                common_text.push_str(&print_rule_spec(fam, r));
+                common_text.push('\n');
+            }
+        }
+    }
+    let mut reenters = false;
 
     // The fixed values: the common part's, the pod's, the profile's, the encoding's own.
     let mut fixed = Fixed::default();
@@ -338,6 +406,9 @@ pub fn plan(
                 if door_at.get(&(ti, ci, ri)).is_some_and(|o| o.disjoint(*k)) {
                     continue;
                 }
+                if jump_target(rs, fam, ti, r).is_some_and(|to| to_keyed.contains(&(ti, to))) {
+                    reenters = true;
+                }
                 let text = own_text(rs, fam, ti, r, &common, &mut names, &mut queue);
                 lines.push(format!("rule {text}"));
                 ids.push(id(ti, ci, ri));
@@ -354,8 +425,10 @@ pub fn plan(
     let mut classes: Vec<Class> = Vec::new();
     // Per signature: the indices of the classes with it.
     let mut reps: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut own_texts: HashMap<SliceKey, String> = HashMap::with_capacity(own.len());
     for (k, lines, ids) in own {
         let (sig, addrs, ports) = fixed.abstracted(&lines);
+        own_texts.insert(k, lines.join("\n"));
         let member = Member {
             key: k,
             rules: ids,
@@ -388,6 +461,9 @@ pub fn plan(
         keyed: Arc::new(keyed),
         keys: Arc::new(keys),
         classes,
+        common: common_text,
+        own: own_texts,
+        reenters,
     })
 }
 

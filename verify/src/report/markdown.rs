@@ -485,6 +485,12 @@ fn diff_md(
     if let Some(rest) = shown.get(plan.full..).filter(|rest| !rest.is_empty()) {
         brief_rows(&mut out, plan.full, rest);
     }
+    if let Some(why) = &r.touched_skipped {
+        let _ = writeln!(
+            out,
+            "\n#### Invariants whose supporting rules this change touches\n\nNot computed: {why}."
+        );
+    }
     if plan.touched {
         touched_md(&mut out, &r.touched);
     } else if !r.touched.is_empty() {

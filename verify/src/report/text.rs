@@ -280,6 +280,12 @@ pub fn diff(r: &diff::Report) -> String {
         let _ = writeln!(s, " {mark} {:<27} {} → {}", o.id, st(o), st(n));
     }
     touched_text(&mut s, &r.touched);
+    if let Some(why) = &r.touched_skipped {
+        let _ = writeln!(
+            s,
+            "\nwhich invariants' supporting rules this change touches: not computed ({why})"
+        );
+    }
     s
 }
 

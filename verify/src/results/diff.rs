@@ -109,4 +109,8 @@ pub struct Report {
     /// The invariants whose supporting rules on the old ruleset the change touches (changes or
     /// removes), whether or not they still hold.
     pub touched: Vec<Touched>,
+    /// Why `touched` was not computed (a node-sized old ruleset: its supports are not
+    /// computed at that size yet); `None` when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub touched_skipped: Option<String>,
 }
