@@ -10,18 +10,26 @@ use crate::error::ParseError;
 
 /// The arguments of `line` from byte `from` on, their spans counted from the line's start.
 pub(super) fn tokens<'t>(line: &Line<'t>, from: usize) -> Result<Vec<Token<'t>>, ParseError> {
+    let mut toks = Vec::new();
+    tokens_into(line, from, &mut toks)?;
+    Ok(toks)
+}
+
+/// [`tokens`] into `toks` (cleared first): the loader lends one vector to every line.
+pub(super) fn tokens_into<'t>(
+    line: &Line<'t>,
+    from: usize,
+    toks: &mut Vec<Token<'t>>,
+) -> Result<(), ParseError> {
     let rest = line.text.get(from..).unwrap_or_default();
-    // Room for a long rule's arguments at once (a kube-proxy rule has 15 to 20; 24 tokens stay within glibc malloc's per-thread cache).
-    let mut toks = Vec::with_capacity(24);
-    tokenize_into(rest, &mut toks)
-        .map_err(|e| line.error(from + e.at, from + e.at + 1, e.message))?;
+    tokenize_into(rest, toks).map_err(|e| line.error(from + e.at, from + e.at + 1, e.message))?;
     if from > 0 {
-        for t in &mut toks {
+        for t in toks.iter_mut() {
             t.start += from;
             t.end += from;
         }
     }
-    Ok(toks)
+    Ok(())
 }
 
 /// `[PACKETS:BYTES]`.
@@ -63,8 +71,11 @@ pub(super) fn check_chain_name(line: &Line<'_>, name: &Token) -> Result<(), Pars
 /// What iptables-restore takes for a `-t` option: a single-dash argument containing `t`, or a
 /// prefix of `--table` of at least `--t`.
 pub(super) fn looks_like_table_option(s: &str) -> bool {
-    (s.starts_with('-') && !s.starts_with("--") && s.contains('t'))
-        || (s.starts_with("--t") && "--table".starts_with(s))
+    match s.as_bytes() {
+        [b'-', b'-', rest @ ..] => rest.first() == Some(&b't') && "--table".starts_with(s),
+        [b'-', rest @ ..] => rest.contains(&b't'),
+        _ => false,
+    }
 }
 
 const COMMANDS_HELP: &str = "expected -A, -I, -N or -P";

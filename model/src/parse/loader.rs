@@ -122,6 +122,8 @@ pub struct Loader<'t> {
     block: Option<Block<'t>>,
     /// Tables begun in each family so far (save files), for the switch to the IPv6 block.
     begun: Vec<(Family, TableKind)>,
+    /// The vector a line's arguments are split into, lent to each line in turn.
+    tokens: Vec<Token<'t>>,
 }
 
 /// A `*table` block not committed yet.
@@ -142,7 +144,19 @@ impl<'t> Loader<'t> {
             seen_v6_marker: false,
             block: None,
             begun: Vec::new(),
+            tokens: Vec::new(),
         }
+    }
+
+    /// A vector to split a line into (empty), to give back with [`Loader::put_tokens`].
+    pub(super) fn take_tokens(&mut self) -> Vec<Token<'t>> {
+        std::mem::take(&mut self.tokens)
+    }
+
+    /// Gives back the vector of [`Loader::take_tokens`], for the next line.
+    pub(super) fn put_tokens(&mut self, mut tokens: Vec<Token<'t>>) {
+        tokens.clear();
+        self.tokens = tokens;
     }
 
     fn tables(&self, family: Family) -> &FamilyState {

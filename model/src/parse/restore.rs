@@ -41,22 +41,37 @@ impl FrontEnd for Restore {
         if trimmed.starts_with(':') {
             return chain_decl(loader, line, lead + 1, family, kind);
         }
-        let toks = iptables::tokens(line, 0)?;
-        let mut toks = toks.as_slice();
-        let mut counters = None;
-        if let Some(first) = toks.first() {
-            if first.text.starts_with('[') {
-                counters = Some(iptables::counters(line, first)?);
-                toks = toks.get(1..).unwrap_or(&[]);
-            }
-        }
-        if let Some(t) = toks.iter().find(|t| looks_like_table_option(&t.text)) {
-            return Err(line
-                .error_at(t, "`-t` cannot be used in iptables-restore input")
-                .with_help("the table is set by the `*table` line"));
-        }
-        iptables::command(loader, line, family, kind, toks, counters)
+        let mut buf = loader.take_tokens();
+        let done = rule_line(loader, line, family, kind, &mut buf);
+        loader.put_tokens(buf);
+        done
     }
+}
+
+/// A command line of the open table (`-A`, `-I`, `-N`, `-P`, `[p:b]` counters before), its
+/// arguments split into `buf`.
+fn rule_line<'t>(
+    loader: &mut Loader<'t>,
+    line: &Line<'t>,
+    family: Family,
+    kind: TableKind,
+    buf: &mut Vec<Token<'t>>,
+) -> Result<(), ParseError> {
+    iptables::tokens_into(line, 0, buf)?;
+    let mut toks = buf.as_slice();
+    let mut counters = None;
+    if let Some(first) = toks.first() {
+        if first.text.starts_with('[') {
+            counters = Some(iptables::counters(line, first)?);
+            toks = toks.get(1..).unwrap_or(&[]);
+        }
+    }
+    if let Some(t) = toks.iter().find(|t| looks_like_table_option(&t.text)) {
+        return Err(line
+            .error_at(t, "`-t` cannot be used in iptables-restore input")
+            .with_help("the table is set by the `*table` line"));
+    }
+    iptables::command(loader, line, family, kind, toks, counters)
 }
 
 const DECLARATION: &str = "expected `:NAME POLICY [PACKETS:BYTES]`";

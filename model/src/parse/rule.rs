@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 
+use smallvec::{smallvec, SmallVec};
+
 use crate::ast::*;
 use crate::matches::{unknown, Finish, Module, OptArgs, Take};
 use crate::parse::lex::Token;
@@ -100,13 +102,16 @@ struct MatchB<'t> {
     /// The arguments it took, as ranges of the rule's tokens (with a `!` before the first when
     /// negated): the match's verbatim text when the model keeps it verbatim. Ranges, so that a
     /// match the model reads costs no string.
-    raw: Vec<(bool, usize, usize)>,
+    raw: SmallVec<[(bool, usize, usize); 2]>,
     unmodelled: bool,
     m: Match,
     /// Options given once already (iptables refuses repeats): bit i for the module's i-th
     /// option.
     seen: u64,
 }
+
+/// A rule's matches while it is read: most rules have up to four.
+type Matches<'t> = SmallVec<[MatchB<'t>; 4]>;
 
 /// The token stream of one rule.
 pub(crate) struct Args<'t> {
@@ -173,11 +178,11 @@ impl IntoIterator for Expanded {
 pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expanded> {
     let mut a = Args { toks, pos: 0 };
     let mut rule = Rule::default();
-    let mut srcs: Vec<Cidr> = Vec::new();
-    let mut dsts: Vec<Cidr> = Vec::new();
+    let mut srcs: Addresses = SmallVec::new();
+    let mut dsts: Addresses = SmallVec::new();
     let mut src_neg = false;
     let mut dst_neg = false;
-    let mut matches: Vec<MatchB> = Vec::new();
+    let mut matches: Matches<'_> = SmallVec::new();
     let mut target: Option<TargetB> = None;
     let mut pending_neg: Option<&Token<'_>> = None;
     // The generic options given so far (`-s`, `-d`, `-i`, `-o`, `-p`, `-f`), by their key.
@@ -305,7 +310,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
                         name,
                         module: Some(module),
                         at: v,
-                        raw: Vec::new(),
+                        raw: SmallVec::new(),
                         unmodelled: false,
                         m: (module.new)(),
                         seen: 0,
@@ -329,7 +334,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
                             name,
                             module: None,
                             at: v,
-                            raw: vec![(false, from, a.pos)],
+                            raw: smallvec![(false, from, a.pos)],
                             unmodelled: true,
                             m: Match::Unknown {
                                 name: name.to_string(),
@@ -539,7 +544,7 @@ impl WithHelp for RuleError {
 fn dispatch_option<'t>(
     ctx: &RuleContext<'_>,
     rule: &Rule,
-    matches: &mut Vec<MatchB<'t>>,
+    matches: &mut Matches<'t>,
     target: &mut Option<TargetB<'t>>,
     t: &'t Token<'t>,
     negated: bool,
@@ -571,7 +576,7 @@ fn dispatch_option<'t>(
                     name: module.name,
                     module: Some(module),
                     at: t,
-                    raw: Vec::new(),
+                    raw: SmallVec::new(),
                     unmodelled: false,
                     m: (module.new)(),
                     seen: 0,
@@ -719,23 +724,12 @@ fn finish_match(mb: MatchB<'_>, rule: &Rule, toks: &[Token<'_>]) -> Res<Match> {
             args: texts(toks, &mb.raw),
         });
     }
-    // The options given, in the module's order, on the stack.
-    let mut given: [&'static str; 64] = [""; 64];
-    let mut n = 0;
-    let options = mb.module.map_or(&[][..], |m| m.options);
-    for (i, o) in options.iter().enumerate().take(64) {
-        if mb.seen & (1 << i) != 0 {
-            if let Some(slot) = given.get_mut(n) {
-                *slot = o;
-                n += 1;
-            }
-        }
-    }
     let cx = Finish {
         at: mb.at,
         name: mb.name,
         proto: rule.proto.filter(|p| !p.negated).map(|p| p.value),
-        seen: given.get(..n).unwrap_or(&[]),
+        options: mb.module.map_or(&[][..], |m| m.options),
+        seen: mb.seen,
     };
     mb.m.finish(&cx)?;
     Ok(mb.m)
@@ -755,7 +749,7 @@ struct TargetB<'t> {
     raw: Vec<String>,
     unmodelled: bool,
     /// Each option given: its name, its values and the token of its last value.
-    vals: Vec<(&'t str, &'t [Token<'t>], &'t Token<'t>)>,
+    vals: SmallVec<[(&'t str, &'t [Token<'t>], &'t Token<'t>); 2]>,
 }
 
 fn start_target<'t>(
@@ -775,7 +769,7 @@ fn start_target<'t>(
         goto,
         raw: Vec::new(),
         unmodelled: false,
-        vals: Vec::new(),
+        vals: SmallVec::new(),
     };
     if goto || def.is_none() {
         if (ctx.chain_exists)(name) {
