@@ -4,7 +4,7 @@
 
 use super::lex::{tokenize_into, Token};
 use super::loader::{Line, Loader, Position};
-use super::rule::{parse_rule, RuleContext};
+use super::rule::{parse_rule_into, Expanded, RuleContext};
 use crate::ast::*;
 use crate::error::ParseError;
 
@@ -160,6 +160,18 @@ struct AddRule<'a> {
 }
 
 impl AddRule<'_> {
+    /// Where the rule was written: its line, the target's name (or the command) and counters.
+    fn locate(&self, r: &mut Rule, line: &Line<'_>) {
+        r.origin.line = u32::try_from(line.number).unwrap_or(u32::MAX);
+        if r.origin.end == 0 {
+            r.origin.start = u32::try_from(self.cmd.start).unwrap_or(0);
+            r.origin.end = u32::try_from(self.cmd.end).unwrap_or(0);
+        }
+        if let Some(cn) = self.counters {
+            r.counters = cn;
+        }
+    }
+
     /// Reads the rule (`args`: after the chain name) and puts it into its chain.
     fn add(
         &self,
@@ -187,30 +199,36 @@ impl AddRule<'_> {
             }
         }
         loader.check_chain(line, family, kind, chain)?;
-        let exists = |n: &str| loader.has_user_chain(family, kind, n);
-        let elsewhere = |n: &str| loader.user_chain_table(family, kind, n);
-        let ctx = RuleContext {
-            family,
-            table: kind,
-            chain_exists: &exists,
-            chain_elsewhere: &elsewhere,
-            hook: Hook::from_name(&chain.text).filter(|h| kind.builtin_chains().contains(h)),
+        let read = |loader: &Loader<'_>, rule: &mut Rule| {
+            let exists = |n: &str| loader.has_user_chain(family, kind, n);
+            let elsewhere = |n: &str| loader.user_chain_table(family, kind, n);
+            let ctx = RuleContext {
+                family,
+                table: kind,
+                chain_exists: &exists,
+                chain_elsewhere: &elsewhere,
+                hook: Hook::from_name(&chain.text).filter(|h| kind.builtin_chains().contains(h)),
+            };
+            let mut more = parse_rule_into(&ctx, rest, rule).map_err(|e| {
+                let mut pe = line.error(e.start, e.end, e.message);
+                pe.help = e.help;
+                pe
+            })?;
+            for r in std::iter::once(rule).chain(more.iter_mut()) {
+                self.locate(r, line);
+            }
+            Ok(more)
         };
-        let mut rules = parse_rule(&ctx, rest).map_err(|e| {
-            let mut pe = line.error(e.start, e.end, e.message);
-            pe.help = e.help;
-            pe
-        })?;
-        for r in rules.iter_mut() {
-            r.origin.line = u32::try_from(line.number).unwrap_or(u32::MAX);
-            if r.origin.end == 0 {
-                r.origin.start = u32::try_from(self.cmd.start).unwrap_or(0);
-                r.origin.end = u32::try_from(self.cmd.end).unwrap_or(0);
-            }
-            if let Some(cn) = self.counters {
-                r.counters = cn;
-            }
+        if let Position::Append = position {
+            return loader.append_with(family, kind, &chain.text, read);
         }
+        let mut rule = Rule::default();
+        let more = read(loader, &mut rule)?;
+        let rules = if more.is_empty() {
+            Expanded::One(rule)
+        } else {
+            Expanded::Many(std::iter::once(rule).chain(more).collect())
+        };
         loader.insert_rules(line, family, kind, chain, position, rules)
     }
 }

@@ -33,6 +33,7 @@
 
 use super::lex::Token;
 use super::names::Short;
+use super::rule::Expanded;
 use super::{Format, Parsed};
 use crate::ast::*;
 use crate::error::ParseError;
@@ -366,6 +367,59 @@ impl<'t> Loader<'t> {
             .map(|t| t.kind)
     }
 
+    /// Appends to `chain` (which [`Loader::check_chain`] found) the rules `read` makes: the
+    /// first written into a default rule already in its place at the chain's end (a rule is 224
+    /// bytes: it is not moved there), the others returned. `read` sees the loader as it stands
+    /// (which chains exist). On an error the chain is left as it was.
+    pub(crate) fn append_with(
+        &mut self,
+        family: Family,
+        kind: TableKind,
+        chain: &str,
+        read: impl FnOnce(&Loader<'t>, &mut Rule) -> Result<Vec<Rule>, ParseError>,
+    ) -> Result<(), ParseError> {
+        let table = self.table_mut(family, kind);
+        let Some(ci) = table.find(chain) else {
+            return Ok(());
+        };
+        let mut rules = table
+            .chains
+            .get_mut(ci)
+            .map(|c| std::mem::take(&mut c.rules))
+            .unwrap_or_default();
+        let first = rules.len();
+        grow(&mut rules);
+        rules.push(Rule::default());
+        let read = match rules.last_mut() {
+            Some(slot) => read(self, slot),
+            None => Ok(Vec::new()),
+        };
+        let more = match read {
+            Ok(more) => more,
+            Err(e) => {
+                rules.pop();
+                if let Some(c) = self.table_mut(family, kind).chains.get_mut(ci) {
+                    c.rules = rules;
+                }
+                return Err(e);
+            }
+        };
+        for r in more {
+            grow(&mut rules);
+            rules.push(r);
+        }
+        let t = self.table_mut(family, kind);
+        for (ri, r) in rules.iter().enumerate().skip(first) {
+            if let Some(name) = r.target.as_ref().and_then(Target::chain) {
+                note_jump(&mut t.jumps, &t.index, &t.last_target, (ci, ri), name);
+            }
+        }
+        if let Some(c) = t.chains.get_mut(ci) {
+            c.rules = rules;
+        }
+        Ok(())
+    }
+
     /// Puts `rules` into `chain` (which [`Loader::check_chain`] found) at `position`.
     pub fn insert_rules(
         &mut self,
@@ -374,7 +428,7 @@ impl<'t> Loader<'t> {
         kind: TableKind,
         chain: &Token,
         position: Position<'_>,
-        rules: impl IntoIterator<Item = Rule>,
+        rules: Expanded,
     ) -> Result<(), ParseError> {
         let table = self.table_mut(family, kind);
         let Some(ci) = table.find(&chain.text) else {
@@ -392,16 +446,16 @@ impl<'t> Loader<'t> {
         };
         match position {
             Position::Append => {
-                for r in rules {
+                let mut append = |r: Rule| {
                     if let Some(name) = r.target.as_ref().and_then(Target::chain) {
                         note_jump(jumps, index, last_target, (ci, c.rules.len()), name);
                     }
-                    // Doubling from one rule, not from four as `Vec` does: most chains of a
-                    // node's ruleset hold two or three rules, and a rule is 224 bytes.
-                    if c.rules.len() == c.rules.capacity() {
-                        c.rules.reserve_exact(c.rules.len().max(1));
-                    }
+                    grow(&mut c.rules);
                     c.rules.push(r);
+                };
+                match rules {
+                    Expanded::One(r) => append(r),
+                    Expanded::Many(v) => v.into_iter().for_each(append),
                 }
             }
             Position::Insert { index, at } => {
@@ -453,6 +507,14 @@ impl<'t> Loader<'t> {
             e
         })?;
         Ok(Parsed { ruleset, format })
+    }
+}
+
+/// Room for one more rule in a chain: doubling from one rule, not from four as `Vec` does
+/// (most chains of a node's ruleset hold two or three rules, and a rule is 224 bytes).
+fn grow(rules: &mut Vec<Rule>) {
+    if rules.len() == rules.capacity() {
+        rules.reserve_exact(rules.len().max(1));
     }
 }
 

@@ -176,8 +176,25 @@ impl IntoIterator for Expanded {
 /// Parses the arguments of one rule. Several rules come back when `-s` or `-d` lists several
 /// addresses (iptables adds one rule per combination, in order).
 pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expanded> {
-    let mut a = Args { toks, pos: 0 };
     let mut rule = Rule::default();
+    let more = parse_rule_into(ctx, toks, &mut rule)?;
+    if more.is_empty() {
+        return Ok(Expanded::One(rule));
+    }
+    let mut all = Vec::with_capacity(more.len() + 1);
+    all.push(rule);
+    all.extend(more);
+    Ok(Expanded::Many(all))
+}
+
+/// [`parse_rule`] into `rule` (a default rule, where it is to stay: the loader's chain, so that
+/// the 224-byte rule is not moved there): the first of the rules, the others returned.
+pub(crate) fn parse_rule_into<'t>(
+    ctx: &RuleContext<'_>,
+    toks: &'t [Token<'t>],
+    rule: &mut Rule,
+) -> Res<Vec<Rule>> {
+    let mut a = Args { toks, pos: 0 };
     let mut srcs: Addresses = SmallVec::new();
     let mut dsts: Addresses = SmallVec::new();
     let mut src_neg = false;
@@ -360,7 +377,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
                 target = Some(start_target(ctx, v, goto, &mut a, &owned)?);
             }
             _ if opt.starts_with('-') && opt.len() > 1 => {
-                dispatch_option(ctx, &rule, &mut matches, &mut target, t, negated, &mut a)?;
+                dispatch_option(ctx, rule, &mut matches, &mut target, t, negated, &mut a)?;
             }
             _ => {
                 return Err(err_at(t, format!("unexpected argument `{opt}`"))
@@ -382,10 +399,11 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
     // Finish matches.
     rule.matches.reserve_exact(matches.len());
     for mb in matches {
-        rule.matches.push(finish_match(mb, &rule, toks)?);
+        let m = finish_match(mb, rule, toks)?;
+        rule.matches.push(m);
     }
     if let Some(tb) = target {
-        rule.target = Some(finish_target(ctx, tb, &rule)?);
+        rule.target = Some(finish_target(ctx, tb, rule)?);
     }
 
     // One rule per source × destination, in iptables' order; the rule itself when there is
@@ -399,7 +417,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
             .first()
             .filter(|c| !c.is_any() || dst_neg)
             .map(|c| Neg::new(dst_neg, *c));
-        return Ok(Expanded::One(rule));
+        return Ok(Vec::new());
     }
     let srcs: Vec<Option<Cidr>> = if srcs.is_empty() {
         vec![None]
@@ -411,20 +429,30 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
     } else {
         dsts.into_iter().map(Some).collect()
     };
-    let mut out = Vec::with_capacity(srcs.len() * dsts.len());
-    for s in &srcs {
-        for d in &dsts {
-            let mut r = rule.clone();
-            r.src = s
-                .filter(|c| !c.is_any() || src_neg)
-                .map(|c| Neg::new(src_neg, c));
-            r.dst = d
-                .filter(|c| !c.is_any() || dst_neg)
-                .map(|c| Neg::new(dst_neg, c));
-            out.push(r);
-        }
+    let combos: Vec<(Option<Neg<Cidr>>, Option<Neg<Cidr>>)> = srcs
+        .iter()
+        .flat_map(|s| dsts.iter().map(move |d| (*s, *d)))
+        .map(|(s, d)| {
+            (
+                s.filter(|c| !c.is_any() || src_neg)
+                    .map(|c| Neg::new(src_neg, c)),
+                d.filter(|c| !c.is_any() || dst_neg)
+                    .map(|c| Neg::new(dst_neg, c)),
+            )
+        })
+        .collect();
+    let mut out = Vec::with_capacity(combos.len().saturating_sub(1));
+    for &(s, d) in combos.iter().skip(1) {
+        let mut r = rule.clone();
+        r.src = s;
+        r.dst = d;
+        out.push(r);
     }
-    Ok(Expanded::Many(out))
+    if let Some(&(s, d)) = combos.first() {
+        rule.src = s;
+        rule.dst = d;
+    }
+    Ok(out)
 }
 
 /// The options that known matches own (loaded so far, or named anywhere in the rule), and those
