@@ -110,6 +110,9 @@ struct MatchB<'t> {
     seen: u64,
 }
 
+/// A rule's source and destination, one combination of its address lists.
+type Ends = (Option<Neg<Cidr>>, Option<Neg<Cidr>>);
+
 /// A rule's matches while it is read: most rules have up to four.
 type Matches<'t> = SmallVec<[MatchB<'t>; 4]>;
 
@@ -429,7 +432,7 @@ pub(crate) fn parse_rule_into<'t>(
     } else {
         dsts.into_iter().map(Some).collect()
     };
-    let combos: Vec<(Option<Neg<Cidr>>, Option<Neg<Cidr>>)> = srcs
+    let combos: Vec<Ends> = srcs
         .iter()
         .flat_map(|s| dsts.iter().map(move |d| (*s, *d)))
         .map(|(s, d)| {
