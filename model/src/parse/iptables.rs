@@ -56,8 +56,11 @@ pub(super) fn check_chain_name(line: &Line<'_>, name: &Token) -> Result<(), Pars
     } else if n.starts_with('-')
         || n.starts_with('!')
         || n.is_empty()
-        || n.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'' || c == '\\')
+        || (!n
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\'))
+            && n.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'' || c == '\\'))
     {
         format!("invalid chain name `{n}`")
     } else if matches!(n, "ACCEPT" | "DROP" | "RETURN" | "QUEUE") {

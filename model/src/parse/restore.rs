@@ -38,11 +38,12 @@ impl FrontEnd for Restore {
                 .error_line(format!("{what} before any table"))
                 .with_help("start the table first with a line such as `*nat`"));
         };
-        if trimmed.starts_with(':') {
-            return chain_decl(loader, line, lead + 1, family, kind);
-        }
         let mut buf = loader.take_tokens();
-        let done = rule_line(loader, line, family, kind, &mut buf);
+        let done = if trimmed.starts_with(':') {
+            chain_decl(loader, line, lead + 1, (family, kind), &mut buf)
+        } else {
+            rule_line(loader, line, family, kind, &mut buf)
+        };
         loader.put_tokens(buf);
         done
     }
@@ -77,14 +78,14 @@ fn rule_line<'t>(
 const DECLARATION: &str = "expected `:NAME POLICY [PACKETS:BYTES]`";
 
 /// `:NAME POLICY [PACKETS:BYTES]`, its name from byte `at` on.
-fn chain_decl(
-    loader: &mut Loader<'_>,
-    line: &Line<'_>,
+fn chain_decl<'t>(
+    loader: &mut Loader<'t>,
+    line: &Line<'t>,
     at: usize,
-    family: Family,
-    kind: TableKind,
+    (family, kind): (Family, TableKind),
+    toks: &mut Vec<Token<'t>>,
 ) -> Result<(), ParseError> {
-    let toks = iptables::tokens(line, at)?;
+    iptables::tokens_into(line, at, toks)?;
     let Some(name) = toks.first() else {
         return Err(line
             .error(at - 1, line.text.len(), "chain declaration without a name")
