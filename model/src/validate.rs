@@ -35,8 +35,21 @@ fn at(r: &Rule, message: String, help: Option<String>) -> ValidationError {
 
 /// Checks every table of both families.
 pub fn validate(rs: &Ruleset) -> Result<(), ValidationError> {
-    for t in rs.ipv4.iter().chain(&rs.ipv6) {
-        let jumps = Jumps::of(t);
+    validate_with(rs, Vec::new())
+}
+
+/// [`validate`], with the jumps of the tables (IPv4's then IPv6's, in order) where the caller
+/// knows them already (the loader resolved each jump's chain when it read the rule); a table
+/// without (`None`, or past the end of `known`) has its jumps resolved by name.
+pub(crate) fn validate_with(
+    rs: &Ruleset,
+    mut known: Vec<Option<Jumps>>,
+) -> Result<(), ValidationError> {
+    for (i, t) in rs.ipv4.iter().chain(&rs.ipv6).enumerate() {
+        let jumps = match known.get_mut(i).and_then(Option::take) {
+            Some(j) => j,
+            None => Jumps::of(t),
+        };
         check_cycles(t, &jumps)?;
         check_depth(t, &jumps)?;
         let hooks = hooks_along(t, &jumps);
@@ -54,19 +67,45 @@ pub fn validate(rs: &Ruleset) -> Result<(), ValidationError> {
 /// by chain index, in rule order, all chains' in one vector (chain `i`'s from `start[i]` to
 /// `start[i + 1]`). A table of 100,000 chains has as many jumps, which every check below walks;
 /// a name lookup per jump and per check was most of a large parse.
-struct Jumps {
+pub(crate) struct Jumps {
     edges: Vec<(u32, u32)>,
     start: Vec<usize>,
 }
 
 impl Jumps {
+    /// The jumps of a table of `chains` chains from its list of `(chain, rule, target chain)`,
+    /// each chain's in rule order.
+    pub(crate) fn from_list(chains: usize, list: &[(u32, u32, u32)]) -> Jumps {
+        let mut start = vec![0usize; chains + 1];
+        for &(c, _, _) in list {
+            if let Some(n) = start.get_mut(c as usize + 1) {
+                *n += 1;
+            }
+        }
+        for i in 1..start.len() {
+            let before = start.get(i - 1).copied().unwrap_or(0);
+            if let Some(n) = start.get_mut(i) {
+                *n += before;
+            }
+        }
+        let mut next = start.clone();
+        let mut edges = vec![(0u32, 0u32); list.len()];
+        for &(c, r, t) in list {
+            if let Some(at) = next.get_mut(c as usize) {
+                if let Some(e) = edges.get_mut(*at) {
+                    *e = (r, t);
+                }
+                *at += 1;
+            }
+        }
+        Jumps { edges, start }
+    }
+
     fn of(t: &Table) -> Jumps {
-        let index: crate::parse::names::NameMap<&str, u32> = t
-            .chains
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.as_str(), u32::try_from(i).unwrap_or(u32::MAX)))
-            .collect();
+        let mut index = crate::parse::names::ChainIndex::with_capacity(t.chains.len());
+        for (i, c) in t.chains.iter().enumerate() {
+            index.insert(&c.name, u32::try_from(i).unwrap_or(u32::MAX));
+        }
         let mut edges = Vec::new();
         let mut start = Vec::with_capacity(t.chains.len() + 1);
         for c in &t.chains {
@@ -76,7 +115,7 @@ impl Jumps {
                     continue;
                 };
                 if let Some(ti) = index.get(name) {
-                    edges.push((u32::try_from(ri).unwrap_or(u32::MAX), *ti));
+                    edges.push((u32::try_from(ri).unwrap_or(u32::MAX), ti));
                 }
             }
         }

@@ -236,7 +236,10 @@ pub struct Finish<'a> {
     pub(crate) at: &'a Token<'a>,
     pub(crate) name: &'a str,
     pub(crate) proto: Option<Protocol>,
-    pub(crate) seen: &'a [&'static str],
+    /// The module's options ([`MatchModule::OPTIONS`]).
+    pub(crate) options: &'a [&'static str],
+    /// Those given: bit i for the i-th.
+    pub(crate) seen: u64,
 }
 
 impl Finish<'_> {
@@ -247,7 +250,10 @@ impl Finish<'_> {
 
     /// Whether the option `opt` (an entry of OPTIONS, not an alias) was given.
     pub fn given(&self, opt: &str) -> bool {
-        self.seen.contains(&opt)
+        self.options
+            .iter()
+            .position(|o| *o == opt)
+            .is_some_and(|i| i < 64 && self.seen & (1 << i) != 0)
     }
 
     /// Requires a `-p` (not negated) among `want`; `what` names them in the error.

@@ -9,12 +9,11 @@ pub(super) fn text<'a>(source_name: &str, input: &'a [u8]) -> Result<&'a str, Pa
     // [`MAX_LINE_BYTES`] of a line.
     const TEXT_HELP: &str = "a ruleset is text; is this a binary file?";
     let utf8 = std::str::from_utf8(input);
-    // The common case in three fast scans (`contains` and `split` use memchr): valid text, no
-    // NUL, no line too long.
+    // The common case in three fast scans (the memchr crate's): valid text, no NUL, no line
+    // too long.
     if let Ok(text) = utf8 {
-        if !input.contains(&0)
-            && (input.len() <= MAX_LINE_BYTES
-                || text.split('\n').all(|l| l.len() <= MAX_LINE_BYTES))
+        if memchr::memchr(0, input).is_none()
+            && (input.len() <= MAX_LINE_BYTES || first_overlong(input).is_none())
         {
             return Ok(text);
         }
@@ -55,14 +54,13 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// The offset of the first byte past [`MAX_LINE_BYTES`] of a line, if a line is that long.
 fn first_overlong(input: &[u8]) -> Option<usize> {
     let mut start = 0;
-    loop {
-        let rest = input.get(start..)?;
-        match rest.iter().position(|b| *b == b'\n') {
-            Some(len) if len > MAX_LINE_BYTES => return Some(start + MAX_LINE_BYTES),
-            Some(len) => start += len + 1,
-            None => return (rest.len() > MAX_LINE_BYTES).then_some(start + MAX_LINE_BYTES),
+    for end in memchr::memchr_iter(b'\n', input) {
+        if end - start > MAX_LINE_BYTES {
+            return Some(start + MAX_LINE_BYTES);
         }
+        start = end + 1;
     }
+    (input.len() - start > MAX_LINE_BYTES).then_some(start + MAX_LINE_BYTES)
 }
 
 /// Reads `reader` to its end, or only until a line exceeds [`MAX_LINE_BYTES`] by a few bytes:

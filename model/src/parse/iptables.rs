@@ -4,24 +4,32 @@
 
 use super::lex::{tokenize_into, Token};
 use super::loader::{Line, Loader, Position};
-use super::rule::{parse_rule, RuleContext};
+use super::rule::{parse_rule_into, Expanded, RuleContext};
 use crate::ast::*;
 use crate::error::ParseError;
 
 /// The arguments of `line` from byte `from` on, their spans counted from the line's start.
 pub(super) fn tokens<'t>(line: &Line<'t>, from: usize) -> Result<Vec<Token<'t>>, ParseError> {
+    let mut toks = Vec::new();
+    tokens_into(line, from, &mut toks)?;
+    Ok(toks)
+}
+
+/// [`tokens`] into `toks` (cleared first): the loader lends one vector to every line.
+pub(super) fn tokens_into<'t>(
+    line: &Line<'t>,
+    from: usize,
+    toks: &mut Vec<Token<'t>>,
+) -> Result<(), ParseError> {
     let rest = line.text.get(from..).unwrap_or_default();
-    // Room for a long rule's arguments at once (a kube-proxy rule has 15 to 20; 24 tokens stay within glibc malloc's per-thread cache).
-    let mut toks = Vec::with_capacity(24);
-    tokenize_into(rest, &mut toks)
-        .map_err(|e| line.error(from + e.at, from + e.at + 1, e.message))?;
+    tokenize_into(rest, toks).map_err(|e| line.error(from + e.at, from + e.at + 1, e.message))?;
     if from > 0 {
-        for t in &mut toks {
+        for t in toks.iter_mut() {
             t.start += from;
             t.end += from;
         }
     }
-    Ok(toks)
+    Ok(())
 }
 
 /// `[PACKETS:BYTES]`.
@@ -48,8 +56,11 @@ pub(super) fn check_chain_name(line: &Line<'_>, name: &Token) -> Result<(), Pars
     } else if n.starts_with('-')
         || n.starts_with('!')
         || n.is_empty()
-        || n.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'' || c == '\\')
+        || (!n
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\'))
+            && n.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'' || c == '\\'))
     {
         format!("invalid chain name `{n}`")
     } else if matches!(n, "ACCEPT" | "DROP" | "RETURN" | "QUEUE") {
@@ -63,8 +74,11 @@ pub(super) fn check_chain_name(line: &Line<'_>, name: &Token) -> Result<(), Pars
 /// What iptables-restore takes for a `-t` option: a single-dash argument containing `t`, or a
 /// prefix of `--table` of at least `--t`.
 pub(super) fn looks_like_table_option(s: &str) -> bool {
-    (s.starts_with('-') && !s.starts_with("--") && s.contains('t'))
-        || (s.starts_with("--t") && "--table".starts_with(s))
+    match s.as_bytes() {
+        [b'-', b'-', rest @ ..] => rest.first() == Some(&b't') && "--table".starts_with(s),
+        [b'-', rest @ ..] => rest.contains(&b't'),
+        _ => false,
+    }
 }
 
 const COMMANDS_HELP: &str = "expected -A, -I, -N or -P";
@@ -149,6 +163,18 @@ struct AddRule<'a> {
 }
 
 impl AddRule<'_> {
+    /// Where the rule was written: its line, the target's name (or the command) and counters.
+    fn locate(&self, r: &mut Rule, line: &Line<'_>) {
+        r.origin.line = u32::try_from(line.number).unwrap_or(u32::MAX);
+        if r.origin.end == 0 {
+            r.origin.start = u32::try_from(self.cmd.start).unwrap_or(0);
+            r.origin.end = u32::try_from(self.cmd.end).unwrap_or(0);
+        }
+        if let Some(cn) = self.counters {
+            r.counters = cn;
+        }
+    }
+
     /// Reads the rule (`args`: after the chain name) and puts it into its chain.
     fn add(
         &self,
@@ -176,30 +202,36 @@ impl AddRule<'_> {
             }
         }
         loader.check_chain(line, family, kind, chain)?;
-        let exists = |n: &str| loader.has_user_chain(family, kind, n);
-        let elsewhere = |n: &str| loader.user_chain_table(family, kind, n);
-        let ctx = RuleContext {
-            family,
-            table: kind,
-            chain_exists: &exists,
-            chain_elsewhere: &elsewhere,
-            hook: Hook::from_name(&chain.text).filter(|h| kind.builtin_chains().contains(h)),
+        let read = |loader: &Loader<'_>, rule: &mut Rule| {
+            let exists = |n: &str| loader.has_user_chain(family, kind, n);
+            let elsewhere = |n: &str| loader.user_chain_table(family, kind, n);
+            let ctx = RuleContext {
+                family,
+                table: kind,
+                chain_exists: &exists,
+                chain_elsewhere: &elsewhere,
+                hook: Hook::from_name(&chain.text).filter(|h| kind.builtin_chains().contains(h)),
+            };
+            let mut more = parse_rule_into(&ctx, rest, rule).map_err(|e| {
+                let mut pe = line.error(e.start, e.end, e.message);
+                pe.help = e.help;
+                pe
+            })?;
+            for r in std::iter::once(rule).chain(more.iter_mut()) {
+                self.locate(r, line);
+            }
+            Ok(more)
         };
-        let mut rules = parse_rule(&ctx, rest).map_err(|e| {
-            let mut pe = line.error(e.start, e.end, e.message);
-            pe.help = e.help;
-            pe
-        })?;
-        for r in rules.iter_mut() {
-            r.origin.line = u32::try_from(line.number).unwrap_or(u32::MAX);
-            if r.origin.end == 0 {
-                r.origin.start = u32::try_from(self.cmd.start).unwrap_or(0);
-                r.origin.end = u32::try_from(self.cmd.end).unwrap_or(0);
-            }
-            if let Some(cn) = self.counters {
-                r.counters = cn;
-            }
+        if let Position::Append = position {
+            return loader.append_with(family, kind, &chain.text, read);
         }
+        let mut rule = Rule::default();
+        let more = read(loader, &mut rule)?;
+        let rules = if more.is_empty() {
+            Expanded::One(rule)
+        } else {
+            Expanded::Many(std::iter::once(rule).chain(more).collect())
+        };
         loader.insert_rules(line, family, kind, chain, position, rules)
     }
 }

@@ -32,10 +32,13 @@
 //!    there), and in docs/model-and-parser.md.
 
 use super::lex::Token;
+use super::names::Short;
+use super::rule::Expanded;
 use super::{Format, Parsed};
 use crate::ast::*;
 use crate::error::ParseError;
 use crate::validate;
+use std::cell::Cell;
 
 /// A front end: the reader of one input form. The driver in `parse/mod.rs` detects the form of
 /// each line and hands the line to the front end of that form; the front end drives the
@@ -120,6 +123,8 @@ pub struct Loader<'t> {
     block: Option<Block<'t>>,
     /// Tables begun in each family so far (save files), for the switch to the IPv6 block.
     begun: Vec<(Family, TableKind)>,
+    /// The vector a line's arguments are split into, lent to each line in turn.
+    tokens: Vec<Token<'t>>,
 }
 
 /// A `*table` block not committed yet.
@@ -140,7 +145,19 @@ impl<'t> Loader<'t> {
             seen_v6_marker: false,
             block: None,
             begun: Vec::new(),
+            tokens: Vec::new(),
         }
+    }
+
+    /// A vector to split a line into (empty), to give back with [`Loader::put_tokens`].
+    pub(super) fn take_tokens(&mut self) -> Vec<Token<'t>> {
+        std::mem::take(&mut self.tokens)
+    }
+
+    /// Gives back the vector of [`Loader::take_tokens`], for the next line.
+    pub(super) fn put_tokens(&mut self, mut tokens: Vec<Token<'t>>) {
+        tokens.clear();
+        self.tokens = tokens;
     }
 
     fn tables(&self, family: Family) -> &FamilyState {
@@ -350,6 +367,59 @@ impl<'t> Loader<'t> {
             .map(|t| t.kind)
     }
 
+    /// Appends to `chain` (which [`Loader::check_chain`] found) the rules `read` makes: the
+    /// first written into a default rule already in its place at the chain's end (a rule is 224
+    /// bytes: it is not moved there), the others returned. `read` sees the loader as it stands
+    /// (which chains exist). On an error the chain is left as it was.
+    pub(crate) fn append_with(
+        &mut self,
+        family: Family,
+        kind: TableKind,
+        chain: &str,
+        read: impl FnOnce(&Loader<'t>, &mut Rule) -> Result<Vec<Rule>, ParseError>,
+    ) -> Result<(), ParseError> {
+        let table = self.table_mut(family, kind);
+        let Some(ci) = table.find(chain) else {
+            return Ok(());
+        };
+        let mut rules = table
+            .chains
+            .get_mut(ci)
+            .map(|c| std::mem::take(&mut c.rules))
+            .unwrap_or_default();
+        let first = rules.len();
+        grow(&mut rules);
+        rules.push(Rule::default());
+        let read = match rules.last_mut() {
+            Some(slot) => read(self, slot),
+            None => Ok(Vec::new()),
+        };
+        let more = match read {
+            Ok(more) => more,
+            Err(e) => {
+                rules.pop();
+                if let Some(c) = self.table_mut(family, kind).chains.get_mut(ci) {
+                    c.rules = rules;
+                }
+                return Err(e);
+            }
+        };
+        for r in more {
+            grow(&mut rules);
+            rules.push(r);
+        }
+        let t = self.table_mut(family, kind);
+        for (ri, r) in rules.iter().enumerate().skip(first) {
+            if let Some(name) = r.target.as_ref().and_then(Target::chain) {
+                note_jump(&mut t.jumps, &t.index, &t.last_target, (ci, ri), name);
+            }
+        }
+        if let Some(c) = t.chains.get_mut(ci) {
+            c.rules = rules;
+        }
+        Ok(())
+    }
+
     /// Puts `rules` into `chain` (which [`Loader::check_chain`] found) at `position`.
     pub fn insert_rules(
         &mut self,
@@ -358,20 +428,34 @@ impl<'t> Loader<'t> {
         kind: TableKind,
         chain: &Token,
         position: Position<'_>,
-        rules: impl IntoIterator<Item = Rule>,
+        rules: Expanded,
     ) -> Result<(), ParseError> {
-        let Some(c) = self.table_mut(family, kind).chain_mut(&chain.text) else {
+        let table = self.table_mut(family, kind);
+        let Some(ci) = table.find(&chain.text) else {
+            return Ok(());
+        };
+        let TableState {
+            chains,
+            jumps,
+            index,
+            last_target,
+            ..
+        } = table;
+        let Some(c) = chains.get_mut(ci) else {
             return Ok(());
         };
         match position {
             Position::Append => {
-                for r in rules {
-                    // Doubling from one rule, not from four as `Vec` does: most chains of a
-                    // node's ruleset hold two or three rules, and a rule is 224 bytes.
-                    if c.rules.len() == c.rules.capacity() {
-                        c.rules.reserve_exact(c.rules.len().max(1));
+                let mut append = |r: Rule| {
+                    if let Some(name) = r.target.as_ref().and_then(Target::chain) {
+                        note_jump(jumps, index, last_target, (ci, c.rules.len()), name);
                     }
+                    grow(&mut c.rules);
                     c.rules.push(r);
+                };
+                match rules {
+                    Expanded::One(r) => append(r),
+                    Expanded::Many(v) => v.into_iter().for_each(append),
                 }
             }
             Position::Insert { index, at } => {
@@ -385,6 +469,7 @@ impl<'t> Loader<'t> {
                         ),
                     ));
                 }
+                *jumps = None;
                 for r in rules {
                     c.rules.insert(index - 1, r);
                 }
@@ -406,11 +491,11 @@ impl<'t> Loader<'t> {
                 .with_help(COMMIT_HELP));
         }
         let (source, text) = (self.source, self.text);
-        let ruleset = Ruleset {
-            ipv4: self.v4.finish(),
-            ipv6: self.v6.finish(),
-        };
-        validate::validate(&ruleset).map_err(|v| {
+        let (ipv4, mut jumps) = self.v4.finish();
+        let (ipv6, jumps6) = self.v6.finish();
+        jumps.extend(jumps6);
+        let ruleset = Ruleset { ipv4, ipv6 };
+        validate::validate_with(&ruleset, jumps).map_err(|v| {
             let raw = text.split('\n').nth(v.line.saturating_sub(1)).unwrap_or("");
             let line = Line {
                 source,
@@ -422,6 +507,14 @@ impl<'t> Loader<'t> {
             e
         })?;
         Ok(Parsed { ruleset, format })
+    }
+}
+
+/// Room for one more rule in a chain: doubling from one rule, not from four as `Vec` does
+/// (most chains of a node's ruleset hold two or three rules, and a rule is 224 bytes).
+fn grow(rules: &mut Vec<Rule>) {
+    if rules.len() == rules.capacity() {
+        rules.reserve_exact(rules.len().max(1));
     }
 }
 
@@ -443,22 +536,55 @@ fn user_chain(name: &str, counters: Counters) -> Chain {
 struct TableState {
     kind: TableKind,
     chains: Vec<Chain>,
-    /// Each chain's index in `chains`: a ruleset of 100,000 chains looks a name up per line.
-    index: super::names::NameMap<String, usize>,
+    /// Each chain's index in `chains`, with [`BUILTIN`] set for a built-in chain: a ruleset of
+    /// 100,000 chains looks a name up per line.
+    index: super::names::ChainIndex,
     /// The chain found last: a save file's rules come chain by chain, so most lines name it.
-    last: std::cell::Cell<usize>,
-    /// The user chain a jump named last: many rules jump to the same one (`KUBE-MARK-MASQ`).
-    last_target: std::cell::Cell<usize>,
+    last: Cell<usize>,
+    /// The user chain a jump named last (its key and index): many rules jump to the same one
+    /// (`KUBE-MARK-MASQ`).
+    last_target: Cell<Option<(Short, u32)>>,
+    /// Every jump and goto appended so far, `(chain, rule, target chain)` by index, for the
+    /// whole-ruleset checks; `None` once a rule was inserted (`-I`), which moves the rules
+    /// after it, or a jump's chain was not found: the checks then resolve the names again.
+    jumps: Option<Vec<(u32, u32, u32)>>,
 }
+
+/// Records for the whole-ruleset checks that rule `at.1` of chain `at.0` jumps to chain `name`
+/// (which [`TableState::has_user_chain`] found while the rule was read).
+fn note_jump(
+    jumps: &mut Option<Vec<(u32, u32, u32)>>,
+    index: &super::names::ChainIndex,
+    last_target: &Cell<Option<(Short, u32)>>,
+    at: (usize, usize),
+    name: &str,
+) {
+    let Some(list) = jumps else { return };
+    let key = Short::of(name);
+    let target = match last_target.get() {
+        Some((k, t)) if key == Some(k) => Some(t),
+        _ => index
+            .get_keyed(name, key.as_ref())
+            .filter(|v| v & BUILTIN == 0),
+    };
+    match (target, u32::try_from(at.0), u32::try_from(at.1)) {
+        (Some(t), Ok(c), Ok(r)) => list.push((c, r, t)),
+        _ => *jumps = None,
+    }
+}
+
+/// The bit of a [`TableState::index`] value that marks a built-in chain.
+const BUILTIN: u32 = 1 << 31;
 
 impl TableState {
     fn new(kind: TableKind) -> TableState {
         let mut t = TableState {
             kind,
             chains: Vec::new(),
-            index: super::names::NameMap::default(),
-            last: std::cell::Cell::new(0),
-            last_target: std::cell::Cell::new(0),
+            index: super::names::ChainIndex::default(),
+            last: Cell::new(0),
+            last_target: Cell::new(None),
+            jumps: Some(Vec::new()),
         };
         for h in kind.builtin_chains() {
             t.push(Chain {
@@ -473,17 +599,24 @@ impl TableState {
     }
 
     fn push(&mut self, chain: Chain) {
-        self.index.insert(chain.name.clone(), self.chains.len());
+        let i = u32::try_from(self.chains.len()).unwrap_or(u32::MAX) & !BUILTIN;
+        let flag = if chain.policy.is_some() { BUILTIN } else { 0 };
+        self.index.insert(&chain.name, i | flag);
         self.chains.push(chain);
     }
 
-    /// The index of chain `name`: the last one found, or through the map.
+    /// The index of chain `name`: the last one found, the chain declared after it (a save
+    /// file lists its rules chain by chain in the order it declared the chains; chains without
+    /// rules are passed over), or through the map.
     fn find(&self, name: &str) -> Option<usize> {
         let last = self.last.get();
-        if self.chains.get(last).is_some_and(|c| c.name == name) {
-            return Some(last);
+        for (i, c) in self.chains.iter().enumerate().skip(last).take(4) {
+            if c.name == name {
+                self.last.set(i);
+                return Some(i);
+            }
         }
-        let i = *self.index.get(name)?;
+        let i = (self.index.get(name)? & !BUILTIN) as usize;
         self.last.set(i);
         Some(i)
     }
@@ -498,15 +631,22 @@ impl TableState {
     }
 
     fn has_user_chain(&self, name: &str) -> bool {
-        let last = self.last_target.get();
-        if let Some(c) = self.chains.get(last).filter(|c| c.name == name) {
-            return c.policy.is_none();
+        let key = Short::of(name);
+        if let (Some(k), Some((last, _))) = (key, self.last_target.get()) {
+            if k == last {
+                return true;
+            }
         }
-        let Some(&i) = self.index.get(name) else {
+        let Some(v) = self.index.get_keyed(name, key.as_ref()) else {
             return false;
         };
-        self.last_target.set(i);
-        self.chains.get(i).is_some_and(|c| c.policy.is_none())
+        if v & BUILTIN != 0 {
+            return false;
+        }
+        if let Some(k) = key {
+            self.last_target.set(Some((k, v)));
+        }
+        true
     }
 }
 
@@ -535,8 +675,10 @@ impl FamilyState {
 
     /// The tables as `iptables-save` lists them: in [`TableKind::SAVE_ORDER`], built-in chains
     /// in hook order (the order [`TableState::new`] made them in), then user chains by name.
-    fn finish(mut self) -> Vec<Table> {
+    /// Each with its jumps, when the loader knows them ([`TableState::jumps`]).
+    fn finish(mut self) -> (Vec<Table>, Vec<Option<validate::Jumps>>) {
         let mut out = Vec::new();
+        let mut jumps = Vec::new();
         for kind in TableKind::SAVE_ORDER {
             let Some(i) = self.tables.iter().position(|t| t.kind == kind) else {
                 continue;
@@ -545,18 +687,25 @@ impl FamilyState {
             // The built-in chains come first (`TableState::new` made them, and only user
             // chains are pushed after): the user chains are sorted where they stand, which
             // costs nothing more than a look when they came sorted, as a save file lists them.
+            // Sorting moves chains: the jumps noted by index are then resolved again.
             let mut chains = t.chains;
+            let mut known = t.jumps;
             let builtins = chains.iter().take_while(|c| c.policy.is_some()).count();
             if let Some(users) = chains.get_mut(builtins..) {
-                users.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+                let by_name = |a: &Chain, b: &Chain| a.name.as_bytes().cmp(b.name.as_bytes());
+                if !users.is_sorted_by(|a, b| by_name(a, b).is_le()) {
+                    users.sort_unstable_by(by_name);
+                    known = None;
+                }
             }
+            jumps.push(known.map(|list| validate::Jumps::from_list(chains.len(), &list)));
             out.push(Table {
                 kind,
                 chains,
                 nft: None,
             });
         }
-        out
+        (out, jumps)
     }
 }
 

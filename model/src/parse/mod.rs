@@ -122,7 +122,7 @@ pub fn parse_with(source_name: &str, input: &[u8], opts: &Options) -> Result<Par
     let mut detector = Detector::default();
     // Chosen by the first line of a form; a line of another form is refused by the detector.
     let mut reader: Option<Box<dyn FrontEnd>> = None;
-    for (i, raw) in text.split('\n').enumerate() {
+    for (i, raw) in lines(text).enumerate() {
         let line = Line {
             source: source_name,
             number: i + 1,
@@ -143,6 +143,17 @@ pub fn parse_with(source_name: &str, input: &[u8], opts: &Options) -> Result<Par
         }
     }
     loader.finish(detector.format())
+}
+
+/// `text.split('\n')`, with the memchr crate's search.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    ends.map(move |end| {
+        let line = text.get(start..end).unwrap_or_default();
+        start = end + 1;
+        line
+    })
 }
 
 #[cfg(test)]

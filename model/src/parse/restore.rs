@@ -38,38 +38,54 @@ impl FrontEnd for Restore {
                 .error_line(format!("{what} before any table"))
                 .with_help("start the table first with a line such as `*nat`"));
         };
-        if trimmed.starts_with(':') {
-            return chain_decl(loader, line, lead + 1, family, kind);
-        }
-        let toks = iptables::tokens(line, 0)?;
-        let mut toks = toks.as_slice();
-        let mut counters = None;
-        if let Some(first) = toks.first() {
-            if first.text.starts_with('[') {
-                counters = Some(iptables::counters(line, first)?);
-                toks = toks.get(1..).unwrap_or(&[]);
-            }
-        }
-        if let Some(t) = toks.iter().find(|t| looks_like_table_option(&t.text)) {
-            return Err(line
-                .error_at(t, "`-t` cannot be used in iptables-restore input")
-                .with_help("the table is set by the `*table` line"));
-        }
-        iptables::command(loader, line, family, kind, toks, counters)
+        let mut buf = loader.take_tokens();
+        let done = if trimmed.starts_with(':') {
+            chain_decl(loader, line, lead + 1, (family, kind), &mut buf)
+        } else {
+            rule_line(loader, line, family, kind, &mut buf)
+        };
+        loader.put_tokens(buf);
+        done
     }
+}
+
+/// A command line of the open table (`-A`, `-I`, `-N`, `-P`, `[p:b]` counters before), its
+/// arguments split into `buf`.
+fn rule_line<'t>(
+    loader: &mut Loader<'t>,
+    line: &Line<'t>,
+    family: Family,
+    kind: TableKind,
+    buf: &mut Vec<Token<'t>>,
+) -> Result<(), ParseError> {
+    iptables::tokens_into(line, 0, buf)?;
+    let mut toks = buf.as_slice();
+    let mut counters = None;
+    if let Some(first) = toks.first() {
+        if first.text.starts_with('[') {
+            counters = Some(iptables::counters(line, first)?);
+            toks = toks.get(1..).unwrap_or(&[]);
+        }
+    }
+    if let Some(t) = toks.iter().find(|t| looks_like_table_option(&t.text)) {
+        return Err(line
+            .error_at(t, "`-t` cannot be used in iptables-restore input")
+            .with_help("the table is set by the `*table` line"));
+    }
+    iptables::command(loader, line, family, kind, toks, counters)
 }
 
 const DECLARATION: &str = "expected `:NAME POLICY [PACKETS:BYTES]`";
 
 /// `:NAME POLICY [PACKETS:BYTES]`, its name from byte `at` on.
-fn chain_decl(
-    loader: &mut Loader<'_>,
-    line: &Line<'_>,
+fn chain_decl<'t>(
+    loader: &mut Loader<'t>,
+    line: &Line<'t>,
     at: usize,
-    family: Family,
-    kind: TableKind,
+    (family, kind): (Family, TableKind),
+    toks: &mut Vec<Token<'t>>,
 ) -> Result<(), ParseError> {
-    let toks = iptables::tokens(line, at)?;
+    iptables::tokens_into(line, at, toks)?;
     let Some(name) = toks.first() else {
         return Err(line
             .error(at - 1, line.text.len(), "chain declaration without a name")

@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 
+use smallvec::{smallvec, SmallVec};
+
 use crate::ast::*;
 use crate::matches::{unknown, Finish, Module, OptArgs, Take};
 use crate::parse::lex::Token;
@@ -100,13 +102,19 @@ struct MatchB<'t> {
     /// The arguments it took, as ranges of the rule's tokens (with a `!` before the first when
     /// negated): the match's verbatim text when the model keeps it verbatim. Ranges, so that a
     /// match the model reads costs no string.
-    raw: Vec<(bool, usize, usize)>,
+    raw: SmallVec<[(bool, usize, usize); 2]>,
     unmodelled: bool,
     m: Match,
     /// Options given once already (iptables refuses repeats): bit i for the module's i-th
     /// option.
     seen: u64,
 }
+
+/// A rule's source and destination, one combination of its address lists.
+type Ends = (Option<Neg<Cidr>>, Option<Neg<Cidr>>);
+
+/// A rule's matches while it is read: most rules have up to four.
+type Matches<'t> = SmallVec<[MatchB<'t>; 4]>;
 
 /// The token stream of one rule.
 pub(crate) struct Args<'t> {
@@ -171,13 +179,30 @@ impl IntoIterator for Expanded {
 /// Parses the arguments of one rule. Several rules come back when `-s` or `-d` lists several
 /// addresses (iptables adds one rule per combination, in order).
 pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expanded> {
-    let mut a = Args { toks, pos: 0 };
     let mut rule = Rule::default();
-    let mut srcs: Vec<Cidr> = Vec::new();
-    let mut dsts: Vec<Cidr> = Vec::new();
+    let more = parse_rule_into(ctx, toks, &mut rule)?;
+    if more.is_empty() {
+        return Ok(Expanded::One(rule));
+    }
+    let mut all = Vec::with_capacity(more.len() + 1);
+    all.push(rule);
+    all.extend(more);
+    Ok(Expanded::Many(all))
+}
+
+/// [`parse_rule`] into `rule` (a default rule, where it is to stay: the loader's chain, so that
+/// the 224-byte rule is not moved there): the first of the rules, the others returned.
+pub(crate) fn parse_rule_into<'t>(
+    ctx: &RuleContext<'_>,
+    toks: &'t [Token<'t>],
+    rule: &mut Rule,
+) -> Res<Vec<Rule>> {
+    let mut a = Args { toks, pos: 0 };
+    let mut srcs: Addresses = SmallVec::new();
+    let mut dsts: Addresses = SmallVec::new();
     let mut src_neg = false;
     let mut dst_neg = false;
-    let mut matches: Vec<MatchB> = Vec::new();
+    let mut matches: Matches<'_> = SmallVec::new();
     let mut target: Option<TargetB> = None;
     let mut pending_neg: Option<&Token<'_>> = None;
     // The generic options given so far (`-s`, `-d`, `-i`, `-o`, `-p`, `-f`), by their key.
@@ -305,7 +330,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
                         name,
                         module: Some(module),
                         at: v,
-                        raw: Vec::new(),
+                        raw: SmallVec::new(),
                         unmodelled: false,
                         m: (module.new)(),
                         seen: 0,
@@ -329,7 +354,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
                             name,
                             module: None,
                             at: v,
-                            raw: vec![(false, from, a.pos)],
+                            raw: smallvec![(false, from, a.pos)],
                             unmodelled: true,
                             m: Match::Unknown {
                                 name: name.to_string(),
@@ -355,7 +380,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
                 target = Some(start_target(ctx, v, goto, &mut a, &owned)?);
             }
             _ if opt.starts_with('-') && opt.len() > 1 => {
-                dispatch_option(ctx, &rule, &mut matches, &mut target, t, negated, &mut a)?;
+                dispatch_option(ctx, rule, &mut matches, &mut target, t, negated, &mut a)?;
             }
             _ => {
                 return Err(err_at(t, format!("unexpected argument `{opt}`"))
@@ -377,10 +402,11 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
     // Finish matches.
     rule.matches.reserve_exact(matches.len());
     for mb in matches {
-        rule.matches.push(finish_match(mb, &rule, toks)?);
+        let m = finish_match(mb, rule, toks)?;
+        rule.matches.push(m);
     }
     if let Some(tb) = target {
-        rule.target = Some(finish_target(ctx, tb, &rule)?);
+        rule.target = Some(finish_target(ctx, tb, rule)?);
     }
 
     // One rule per source × destination, in iptables' order; the rule itself when there is
@@ -394,7 +420,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
             .first()
             .filter(|c| !c.is_any() || dst_neg)
             .map(|c| Neg::new(dst_neg, *c));
-        return Ok(Expanded::One(rule));
+        return Ok(Vec::new());
     }
     let srcs: Vec<Option<Cidr>> = if srcs.is_empty() {
         vec![None]
@@ -406,20 +432,30 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
     } else {
         dsts.into_iter().map(Some).collect()
     };
-    let mut out = Vec::with_capacity(srcs.len() * dsts.len());
-    for s in &srcs {
-        for d in &dsts {
-            let mut r = rule.clone();
-            r.src = s
-                .filter(|c| !c.is_any() || src_neg)
-                .map(|c| Neg::new(src_neg, c));
-            r.dst = d
-                .filter(|c| !c.is_any() || dst_neg)
-                .map(|c| Neg::new(dst_neg, c));
-            out.push(r);
-        }
+    let combos: Vec<Ends> = srcs
+        .iter()
+        .flat_map(|s| dsts.iter().map(move |d| (*s, *d)))
+        .map(|(s, d)| {
+            (
+                s.filter(|c| !c.is_any() || src_neg)
+                    .map(|c| Neg::new(src_neg, c)),
+                d.filter(|c| !c.is_any() || dst_neg)
+                    .map(|c| Neg::new(dst_neg, c)),
+            )
+        })
+        .collect();
+    let mut out = Vec::with_capacity(combos.len().saturating_sub(1));
+    for &(s, d) in combos.iter().skip(1) {
+        let mut r = rule.clone();
+        r.src = s;
+        r.dst = d;
+        out.push(r);
     }
-    Ok(Expanded::Many(out))
+    if let Some(&(s, d)) = combos.first() {
+        rule.src = s;
+        rule.dst = d;
+    }
+    Ok(out)
 }
 
 /// The options that known matches own (loaded so far, or named anywhere in the rule), and those
@@ -539,7 +575,7 @@ impl WithHelp for RuleError {
 fn dispatch_option<'t>(
     ctx: &RuleContext<'_>,
     rule: &Rule,
-    matches: &mut Vec<MatchB<'t>>,
+    matches: &mut Matches<'t>,
     target: &mut Option<TargetB<'t>>,
     t: &'t Token<'t>,
     negated: bool,
@@ -571,7 +607,7 @@ fn dispatch_option<'t>(
                     name: module.name,
                     module: Some(module),
                     at: t,
-                    raw: Vec::new(),
+                    raw: SmallVec::new(),
                     unmodelled: false,
                     m: (module.new)(),
                     seen: 0,
@@ -719,23 +755,12 @@ fn finish_match(mb: MatchB<'_>, rule: &Rule, toks: &[Token<'_>]) -> Res<Match> {
             args: texts(toks, &mb.raw),
         });
     }
-    // The options given, in the module's order, on the stack.
-    let mut given: [&'static str; 64] = [""; 64];
-    let mut n = 0;
-    let options = mb.module.map_or(&[][..], |m| m.options);
-    for (i, o) in options.iter().enumerate().take(64) {
-        if mb.seen & (1 << i) != 0 {
-            if let Some(slot) = given.get_mut(n) {
-                *slot = o;
-                n += 1;
-            }
-        }
-    }
     let cx = Finish {
         at: mb.at,
         name: mb.name,
         proto: rule.proto.filter(|p| !p.negated).map(|p| p.value),
-        seen: given.get(..n).unwrap_or(&[]),
+        options: mb.module.map_or(&[][..], |m| m.options),
+        seen: mb.seen,
     };
     mb.m.finish(&cx)?;
     Ok(mb.m)
@@ -755,7 +780,7 @@ struct TargetB<'t> {
     raw: Vec<String>,
     unmodelled: bool,
     /// Each option given: its name, its values and the token of its last value.
-    vals: Vec<(&'t str, &'t [Token<'t>], &'t Token<'t>)>,
+    vals: SmallVec<[(&'t str, &'t [Token<'t>], &'t Token<'t>); 2]>,
 }
 
 fn start_target<'t>(
@@ -775,7 +800,7 @@ fn start_target<'t>(
         goto,
         raw: Vec::new(),
         unmodelled: false,
-        vals: Vec::new(),
+        vals: SmallVec::new(),
     };
     if goto || def.is_none() {
         if (ctx.chain_exists)(name) {

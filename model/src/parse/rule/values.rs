@@ -141,11 +141,15 @@ pub(crate) fn parse_iface(t: &Token) -> Res<Option<Iface>> {
 }
 
 pub(crate) fn parse_protocol(t: &Token) -> Res<Option<Protocol>> {
-    let s = t.text.to_ascii_lowercase();
+    let s: std::borrow::Cow<'_, str> = if t.text.bytes().any(|b| b.is_ascii_uppercase()) {
+        t.text.to_ascii_lowercase().into()
+    } else {
+        t.text.as_str().into()
+    };
     if s == "all" {
         return Ok(None);
     }
-    let alias = match s.as_str() {
+    let alias = match &*s {
         "icmpv6" => "ipv6-icmp",
         "ipv6-mh" | "mh" => "mobility-header",
         other => other,
@@ -166,6 +170,9 @@ pub(crate) fn parse_protocol(t: &Token) -> Res<Option<Protocol>> {
     Err(err_at(t, format!("unknown protocol `{}`", t.text))
         .with_help("expected tcp, udp, icmp, icmpv6, sctp, all, or a number"))
 }
+
+/// The addresses of one `-s`/`-d`: mostly one, without a vector.
+pub(crate) type Addresses = smallvec::SmallVec<[Cidr; 1]>;
 
 /// An address as `-s`/`-d` read it: numeric, or `localhost` (`ip6-localhost`).
 pub(crate) fn parse_ip(family: Family, t: &Token, s: &str) -> Res<IpAddr> {
@@ -211,8 +218,8 @@ fn of_family(family: Family, t: &Token, s: &str, ip: IpAddr) -> Res<IpAddr> {
     }
 }
 
-pub(crate) fn parse_addresses(family: Family, t: &Token) -> Res<Vec<Cidr>> {
-    let mut out = Vec::new();
+pub(crate) fn parse_addresses(family: Family, t: &Token) -> Res<Addresses> {
+    let mut out = Addresses::new();
     for part in t.text.split(',') {
         let (addr, len) = match part.split_once('/') {
             Some((a, l)) => (a, Some(l)),
