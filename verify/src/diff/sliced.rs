@@ -23,6 +23,9 @@ use crate::smt::{Encoder, SymPacket};
 /// Keyed chains by table and chain index.
 type Keyed = Arc<HashSet<(usize, usize)>>;
 
+/// The regions to search, and each side's keyed chains.
+type Slices = (Vec<Region>, [Keyed; 2]);
+
 /// The regions to search, and each side's keyed chains; `None` when the rulesets must be
 /// compared whole.
 pub(super) fn regions(
@@ -32,7 +35,7 @@ pub(super) fn regions(
     pod: &Pod,
     profile: &Profile,
     opts: &Options,
-) -> Result<Option<(Vec<Region>, [Keyed; 2])>, DiffError> {
+) -> Result<Option<Slices>, DiffError> {
     let t0 = std::time::Instant::now();
     let (Some(a), Some(b)) = (
         plan(old, fam, pod, profile, opts.slice_min_keys),
