@@ -355,6 +355,7 @@ fn masking_leaves_out_only_what_the_violated_invariant_reports() {
     let opts = sidecar_verify::diff::Options {
         max_classes: 1,
         timeout_ms: 30_000,
+        ..Default::default()
     };
     let pod = Pod::default();
     let istio = Profile::istio();
