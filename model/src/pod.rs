@@ -626,6 +626,18 @@ impl Simulator {
     /// [`Simulator::journey`] from a first packet given as it is (see [`Simulator::hop_packet`]);
     /// the proxy's re-connections are routed as usual.
     pub fn journey_packet(&self, entry: Hook, first: Packet) -> Journey {
+        self.journey_packet_deciding(entry, first, &mut |_, _| false)
+    }
+
+    /// [`Simulator::journey_packet`] with each undecided rule taken as matching when `decide`
+    /// says so for that hop (0 for the first) and rule, as [`Simulator::hop_packet_deciding`]
+    /// takes them in one hop.
+    pub fn journey_packet_deciding(
+        &self,
+        entry: Hook,
+        first: Packet,
+        decide: &mut dyn FnMut(usize, Hit) -> bool,
+    ) -> Journey {
         let mut hops: Vec<HopReport> = Vec::new();
         // A hop's state: where it enters, its addresses, port, owner and mark.
         let mut seen: Vec<(Hook, IpAddr, IpAddr, u16, u32, u32, u32)> = Vec::new();
@@ -642,10 +654,12 @@ impl Simulator {
             iface: first.in_iface,
         };
         loop {
+            let n = hops.len();
             let hop = if hops.is_empty() {
-                self.hop_packet(entry, first)
+                self.hop_packet_deciding(entry, first, &mut |h| decide(n, h))
             } else {
-                self.hop(&conn)
+                let (e, p) = self.first_packet(&conn);
+                self.hop_packet_deciding(e, p, &mut |h| decide(n, h))
             };
             let p = hop.packet;
             let key = (hop.hook, p.src, p.dst, p.dport, p.uid, p.gid, p.mark);

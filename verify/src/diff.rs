@@ -23,7 +23,9 @@ use crate::results::Witness;
 use crate::smt::encode::focus::{Focus as FocusOn, Region};
 use crate::smt::shape::{differs, same_shape, Dest};
 use crate::smt::solve::{hints, solver, steer};
-use crate::smt::{addr_width, all, truth, EncodeError, Encoder, Ifaces, SymJourney, SymPacket};
+use crate::smt::{
+    addr_width, all, truth, EncodeError, Encoder, Ifaces, RuleId, SymJourney, SymPacket,
+};
 
 mod class;
 mod sliced;
@@ -333,6 +335,8 @@ fn diff_scope(
         // Undecidable matches are taken as the evaluator takes them: a change is a change of
         // what the model computes.
         enc.undecided_free = false;
+        // Random samples are draws, the same one on both sides at the same place.
+        enc.named_draws = true;
         if let Some(f) = focus {
             let keyed = f.keyed.get(side).cloned().unwrap_or_default();
             enc.set_focus(FocusOn::new(keyed, f.region.clone(), &first));
@@ -353,7 +357,12 @@ fn diff_scope(
     let (Some(a), Some(b)) = (sides.first(), sides.get(1)) else {
         return Ok(());
     };
+    // Samples are compared draw for draw; only where one rule is tried at several places of
+    // a hop (which share its draw, where the kernel draws at each) may a change hide.
     for (side, name) in [(a, "old"), (b, "new")] {
+        if side.enc.draws().values().all(|n| *n <= 1) {
+            continue;
+        }
         for at in side.enc.samples() {
             let line = format!("{name} {at}");
             if !report.samples.contains(&line) {
@@ -417,8 +426,26 @@ fn diff_scope(
             } else {
                 Hook::Output
             };
-            let jo = a.sim.journey_packet(entry, pkt);
-            let jn = b.sim.journey_packet(entry, pkt);
+            // Replayed with the model's draws.
+            let replay = |side: &Side| {
+                side.sim.journey_packet_deciding(entry, pkt, &mut |hop, h| {
+                    let id = RuleId {
+                        table: h.table,
+                        part: h.part,
+                        chain: h.chain as usize,
+                        rule: h.rule as usize,
+                    };
+                    side.enc
+                        .draw_name(hop, id)
+                        .filter(|n| {
+                            side.enc.draws().contains_key(&format!("{n}#0"))
+                                || side.enc.draws().contains_key(&format!("{n}#1"))
+                        })
+                        .is_some_and(|n| truth(&m, &Bool::new_const(n)))
+                })
+            };
+            let jo = replay(a);
+            let jn = replay(b);
             let w = Witness::of_packet(entry, &pkt);
             if same_shape(&jo, &jn, Dest::Address) {
                 return Err(DiffError::Disagreement(

@@ -127,10 +127,13 @@ impl Encoder<'_> {
             self.undecided_rules.push(id);
         }
         let any_u = any(&us);
-        let free = if self.undecided_free && r.matches.iter().any(Self::may_be_undecided) {
+        let undecided = r.matches.iter().any(Self::may_be_undecided);
+        let free = if self.undecided_free && undecided {
             let b = Bool::fresh_const("undecided");
             self.free.push((id, b.clone()));
             b
+        } else if self.named_draws && undecided && self.random_only(id) {
+            self.draw(id).unwrap_or_else(|| Bool::from_bool(false))
         } else {
             Bool::from_bool(false)
         };

@@ -148,6 +148,7 @@ impl Encoder<'_> {
     ) -> Result<SymJourney, EncodeError> {
         let profile = self.profile;
         let max = profile.max_hops;
+        self.hop_index = 0;
         let h1 = self.hop(first, outside, true)?;
         let mut hops = vec![h1];
         let mut exists = vec![Bool::from_bool(true)];
@@ -232,6 +233,7 @@ impl Encoder<'_> {
                 .proto
                 .eq(bv(6, PROTO_BITS))
                 .ite(&bv(2, TCP_FLAGS_BITS), &bv(0, TCP_FLAGS_BITS));
+            self.hop_index = n;
             let hn = self.hop(&p, &Bool::from_bool(false), false)?;
             hops.push(hn);
             exists.push(next_exists);

@@ -47,6 +47,17 @@ pub struct Encoder<'a> {
     focus: Option<focus::Focus>,
     /// Rules the focus excludes that had to be encoded all the same ([`Encoder::leaks`]).
     leaks: usize,
+    /// With `undecided_free` off: a rule whose only undecidable matches are samples
+    /// (`-m statistic`) is a *draw* all the same, a boolean named by its place (hop, table,
+    /// chain name, rule), so that two encoders of one context share it ([`Encoder::draws`]).
+    pub named_draws: bool,
+    /// The hop being encoded (0 for the first), for the draws' names.
+    hop_index: usize,
+    /// Which way through the hop is being encoded (0 generated here, 1 from outside): a
+    /// draw is counted per way, since a packet takes one.
+    hop_way: u8,
+    /// The draws named so far, with how many places each was tried at.
+    draws: std::collections::BTreeMap<String, usize>,
 }
 
 /// The default budget of rule instances per encoder.
@@ -88,6 +99,10 @@ impl<'a> Encoder<'a> {
             tracking: None,
             focus: None,
             leaks: 0,
+            named_draws: false,
+            hop_index: 0,
+            hop_way: 0,
+            draws: std::collections::BTreeMap::new(),
         })
     }
 
@@ -114,6 +129,35 @@ impl<'a> Encoder<'a> {
             .chains
             .get(id.chain)?;
         Some((chain, chain.rules.get(id.rule)?))
+    }
+
+    /// The draws named so far ([`Encoder::named_draws`]), each with the way through its hop
+    /// (`NAME#0`, `NAME#1`), and how many places on that way it is tried at (more than one: the
+    /// places share a draw that the kernel makes apart).
+    pub fn draws(&self) -> &std::collections::BTreeMap<String, usize> {
+        &self.draws
+    }
+
+    /// The name of the draw of rule `id` in hop `hop` ([`Encoder::named_draws`]).
+    pub fn draw_name(&self, hop: usize, id: RuleId) -> Option<String> {
+        let (chain, _) = self.chain_rule(id)?;
+        Some(format!(
+            "draw|{hop}|{}|{}|{}|{}",
+            id.table.name(),
+            id.part,
+            chain.name,
+            id.rule
+        ))
+    }
+
+    /// The boolean of a draw of rule `id` at the hop being encoded, counted.
+    pub(super) fn draw(&mut self, id: RuleId) -> Option<Bool> {
+        let name = self.draw_name(self.hop_index, id)?;
+        *self
+            .draws
+            .entry(format!("{name}#{}", self.hop_way))
+            .or_insert(0) += 1;
+        Some(Bool::new_const(name))
     }
 
     /// The rules encoded so far with a random sample (`-m statistic`), as "chain rule-number".
