@@ -247,6 +247,39 @@ fn behaviour(
     Ok(report)
 }
 
+/// The random samples of `enc`'s journey that one packet may pass twice in a hop (`q` holds the
+/// first packets in scope), as "table chain rule-number": their shared draw is not exact.
+fn shared_draws(enc: &Encoder<'_>, journey: &SymJourney, q: &z3::Solver) -> Vec<String> {
+    let mut out = Vec::new();
+    let undecided: std::collections::HashSet<&RuleId> = enc.undecided_rules.iter().collect();
+    for hop in &journey.hops {
+        let mut places: std::collections::BTreeMap<RuleId, Vec<&Bool>> = Default::default();
+        for h in &hop.hits {
+            if undecided.contains(&h.id) && enc.random_only(h.id) {
+                places.entry(h.id).or_default().push(&h.reach);
+            }
+        }
+        for (id, reach) in places.iter().filter(|(_, v)| v.len() > 1) {
+            let twice = reach.iter().enumerate().any(|(i, x)| {
+                reach.iter().skip(i + 1).any(|y| {
+                    crate::smt::solve::query(q, &all(&[(*x).clone(), (*y).clone()])).0
+                        != SatResult::Unsat
+                })
+            });
+            let at = format!(
+                "{} {}",
+                id.table.name(),
+                prove::chain_name(enc.ruleset(), enc.family, *id)
+            );
+            let at = format!("{at} {}", id.rule + 1);
+            if twice && !out.contains(&at) {
+                out.push(at);
+            }
+        }
+    }
+    out
+}
+
 /// Most impact first; within an impact by description, first-hop rules and effect, so that
 /// the order does not depend on which class the solver happened to find first.
 fn rank(report: &mut Report) {
@@ -357,20 +390,6 @@ fn diff_scope(
     let (Some(a), Some(b)) = (sides.first(), sides.get(1)) else {
         return Ok(());
     };
-    // Samples are compared draw for draw; only where one rule is tried at several places of
-    // a hop (which share its draw, where the kernel draws at each) may a change hide.
-    for (side, name) in [(a, "old"), (b, "new")] {
-        if side.enc.draws().values().all(|n| *n <= 1) {
-            continue;
-        }
-        for at in side.enc.samples() {
-            let line = format!("{name} {at}");
-            if !report.samples.contains(&line) {
-                report.samples.push(line);
-            }
-        }
-    }
-    report.unknown |= !report.samples.is_empty();
     let facts = match focus {
         Some(f) => all(&[
             a.enc.first_packet_facts(&first, &outside),
@@ -378,6 +397,20 @@ fn diff_scope(
         ]),
         None => a.enc.first_packet_facts(&first, &outside),
     };
+    // Samples are compared draw for draw: one draw per rule and hop, shared by the places the
+    // rule is tried at in that hop. That is exact unless one packet passes two of those places
+    // (the kernel draws at each); such a rule is listed and the report is undecided.
+    let q = solver(opts.timeout_ms);
+    q.assert(&facts);
+    for (side, name) in [(a, "old"), (b, "new")] {
+        for at in shared_draws(&side.enc, &side.journey, &q) {
+            let line = format!("{name} {at}");
+            if !report.samples.contains(&line) {
+                report.samples.push(line);
+            }
+        }
+    }
+    report.unknown |= !report.samples.is_empty();
     let routable = a.enc.routable(&first, &outside);
     let differ = differs(&a.journey, &b.journey, Dest::Address);
 
@@ -437,10 +470,7 @@ fn diff_scope(
                     };
                     side.enc
                         .draw_name(hop, id)
-                        .filter(|n| {
-                            side.enc.draws().contains_key(&format!("{n}#0"))
-                                || side.enc.draws().contains_key(&format!("{n}#1"))
-                        })
+                        .filter(|n| side.enc.draws().contains_key(n))
                         .is_some_and(|n| truth(&m, &Bool::new_const(n)))
                 })
             };

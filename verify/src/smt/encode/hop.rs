@@ -76,7 +76,6 @@ impl Encoder<'_> {
         let mut hits = Vec::new();
 
         // Generated here: OUTPUT, reroute, POSTROUTING, then over lo PREROUTING and INPUT.
-        self.hop_way = 0;
         let mut a = first.clone();
         let la = outside.not();
         let mut fx = Fx::new();
@@ -132,7 +131,6 @@ impl Encoder<'_> {
         }
 
         // From outside: PREROUTING, then INPUT when it is for the pod.
-        self.hop_way = 1;
         let mut b = first.clone();
         let mut fxb = Fx::new();
         let (e1, s1) = self.pass(

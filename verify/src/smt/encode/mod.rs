@@ -53,9 +53,6 @@ pub struct Encoder<'a> {
     pub named_draws: bool,
     /// The hop being encoded (0 for the first), for the draws' names.
     hop_index: usize,
-    /// Which way through the hop is being encoded (0 generated here, 1 from outside): a
-    /// draw is counted per way, since a packet takes one.
-    hop_way: u8,
     /// The draws named so far, with how many places each was tried at.
     draws: std::collections::BTreeMap<String, usize>,
 }
@@ -101,7 +98,6 @@ impl<'a> Encoder<'a> {
             leaks: 0,
             named_draws: false,
             hop_index: 0,
-            hop_way: 0,
             draws: std::collections::BTreeMap::new(),
         })
     }
@@ -131,9 +127,9 @@ impl<'a> Encoder<'a> {
         Some((chain, chain.rules.get(id.rule)?))
     }
 
-    /// The draws named so far ([`Encoder::named_draws`]), each with the way through its hop
-    /// (`NAME#0`, `NAME#1`), and how many places on that way it is tried at (more than one: the
-    /// places share a draw that the kernel makes apart).
+    /// The draws named so far ([`Encoder::named_draws`]), with how many places each is tried
+    /// at (places of one hop share the draw: see `diff`, which checks that no packet passes
+    /// two of them).
     pub fn draws(&self) -> &std::collections::BTreeMap<String, usize> {
         &self.draws
     }
@@ -153,10 +149,7 @@ impl<'a> Encoder<'a> {
     /// The boolean of a draw of rule `id` at the hop being encoded, counted.
     pub(super) fn draw(&mut self, id: RuleId) -> Option<Bool> {
         let name = self.draw_name(self.hop_index, id)?;
-        *self
-            .draws
-            .entry(format!("{name}#{}", self.hop_way))
-            .or_insert(0) += 1;
+        *self.draws.entry(name.clone()).or_insert(0) += 1;
         Some(Bool::new_const(name))
     }
 
