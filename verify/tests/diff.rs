@@ -711,3 +711,25 @@ fn a_change_behind_a_random_sample_is_found() {
     let same = run(&old, &old);
     assert!(!same.unknown && same.changes.is_empty() && same.samples.is_empty());
 }
+
+/// A sample one packet passes twice in a hop (its chain jumped to from two rules of OUTPUT)
+/// shares one draw in the comparison where the kernel draws twice: the report lists it and is
+/// undecided, never "no change". The same chain jumped to once is compared exactly.
+#[test]
+fn a_sample_passed_twice_in_a_hop_leaves_the_diff_undecided() {
+    let text = |jumps: usize| {
+        let mut t = String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:PICK - [0:0]\n");
+        for _ in 0..jumps {
+            t.push_str("-A OUTPUT -p tcp -j PICK\n");
+        }
+        t.push_str("-A PICK -m statistic --mode random --probability 0.50000000000 -j MARK --set-xmark 0x1/0x1\nCOMMIT\n");
+        parse("picks", t.as_bytes()).unwrap().ruleset
+    };
+    let twice = text(2);
+    let r = run(&twice, &twice);
+    assert!(r.unknown, "{:?}", r.samples);
+    assert_eq!(r.samples, vec!["old mangle PICK 1", "new mangle PICK 1"]);
+    let once = text(1);
+    let r = run(&once, &once);
+    assert!(!r.unknown && r.samples.is_empty(), "{:?}", r.samples);
+}
