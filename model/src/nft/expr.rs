@@ -767,7 +767,7 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
             if slot.is_some() {
                 return Err(c.err(k, "a second interface test in one rule is not supported"));
             }
-            *slot = Some(Neg::new(neg, Iface(name)));
+            *slot = Some(Box::new(Neg::new(neg, Iface(name))));
             let index = !k.text.ends_with("name");
             items.push(if input {
                 Item::InIface { index }

@@ -275,7 +275,7 @@ pub(crate) fn parse_rule_into<'t>(
                     _ => {}
                 }
                 let iface = parse_iface(v)?;
-                let val = iface.map(|i| Neg::new(negated, i));
+                let val = iface.map(|i| Box::new(Neg::new(negated, i)));
                 if is_in {
                     rule.in_iface = val;
                 } else {
