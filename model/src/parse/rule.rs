@@ -554,7 +554,7 @@ fn texts(toks: &[Token<'_>], raw: &[(bool, usize, usize)]) -> Vec<String> {
             toks.get(from..to)
                 .unwrap_or(&[])
                 .iter()
-                .map(|t| t.text.to_string()),
+                .map(|t| t.text.as_str().to_owned()),
         );
     }
     out
@@ -894,7 +894,7 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB<'_>, rule: &Rule) -> Res<Tar
         let mut args = tb.raw;
         for (opt, vals, _) in tb.vals {
             args.push(opt.to_string());
-            args.extend(vals.iter().map(|v| v.text.to_string()));
+            args.extend(vals.iter().map(|v| v.text.as_str().to_owned()));
         }
         return Ok(Target::Unknown {
             name: tb.name.to_string(),
