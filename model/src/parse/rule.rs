@@ -191,7 +191,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
 }
 
 /// [`parse_rule`] into `rule` (a default rule, where it is to stay: the loader's chain, so that
-/// the 224-byte rule is not moved there): the first of the rules, the others returned.
+/// the 176-byte rule is not moved there): the first of the rules, the others returned.
 pub(crate) fn parse_rule_into<'t>(
     ctx: &RuleContext<'_>,
     toks: &'t [Token<'t>],
