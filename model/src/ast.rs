@@ -550,9 +550,9 @@ pub struct Rule {
     /// `-d`.
     pub dst: Option<Neg<Cidr>>,
     /// `-i`.
-    pub in_iface: Option<Neg<Iface>>,
+    pub in_iface: Option<Box<Neg<Iface>>>,
     /// `-o`.
-    pub out_iface: Option<Neg<Iface>>,
+    pub out_iface: Option<Box<Neg<Iface>>>,
     /// `-p`; `None` means any protocol.
     pub proto: Option<Neg<Protocol>>,
     /// `-f` (second and later fragments) or `! -f`.

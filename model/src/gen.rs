@@ -300,10 +300,16 @@ pub fn build_rule(
     };
     let ifaces = ["lo", "eth0", "eth+", "veth1234567890a"];
     if !matches!(hook, Some(Hook::Output | Hook::Postrouting)) && s[3] % 3 == 0 {
-        r.in_iface = Some(Neg::new(s[3] & 8 != 0, Iface(pick(&ifaces, s[4]).into())));
+        r.in_iface = Some(Box::new(Neg::new(
+            s[3] & 8 != 0,
+            Iface(pick(&ifaces, s[4]).into()),
+        )));
     }
     if !matches!(hook, Some(Hook::Prerouting | Hook::Input)) && s[4] % 3 == 0 {
-        r.out_iface = Some(Neg::new(s[4] & 8 != 0, Iface(pick(&ifaces, s[3]).into())));
+        r.out_iface = Some(Box::new(Neg::new(
+            s[4] & 8 != 0,
+            Iface(pick(&ifaces, s[3]).into()),
+        )));
     }
     let protos = [
         None,

@@ -123,9 +123,10 @@ fn owner_names_resolve_from_the_maps_and_unknown_ones_are_reported() {
         .find(|c| c.name == "OUTPUT")
         .unwrap()
         .rules;
-    let Match::Owner(Owner { uid, gid, .. }) = &rules[0].matches[0] else {
+    let Match::Owner(o) = &rules[0].matches[0] else {
         panic!("{:?}", rules[0].matches);
     };
+    let Owner { uid, gid, .. } = &**o;
     assert_eq!(
         uid.as_ref().unwrap().value,
         IdSpec::Range { lo: 33, hi: 33 }
@@ -134,9 +135,10 @@ fn owner_names_resolve_from_the_maps_and_unknown_ones_are_reported() {
         gid.as_ref().unwrap().value,
         IdSpec::Range { lo: 2001, hi: 2001 }
     );
-    let Match::Owner(Owner { gid, .. }) = &rules[1].matches[0] else {
+    let Match::Owner(o) = &rules[1].matches[0] else {
         panic!("{:?}", rules[1].matches);
     };
+    let Owner { gid, .. } = &**o;
     let g = gid.as_ref().unwrap();
     assert!(g.negated);
     assert_eq!(g.value, IdSpec::Name("ftp".into()));

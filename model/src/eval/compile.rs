@@ -74,7 +74,7 @@ impl AddrTest {
 }
 
 impl IfTest {
-    fn new(i: &Option<Neg<Iface>>) -> IfTest {
+    fn new(i: &Option<Box<Neg<Iface>>>) -> IfTest {
         let Some(n) = i else {
             return IfTest {
                 on: false,

@@ -33,7 +33,7 @@ impl MatchModule for Comment {
                 if v.text.len() > 255 {
                     return Err(err_at(v, "comment longer than 255 bytes"));
                 }
-                self.text = v.text.to_string();
+                self.text = v.text.as_str().to_owned();
             }
             _ => return Ok(Take::NotMine),
         }

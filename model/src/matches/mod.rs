@@ -355,6 +355,18 @@ fn new_match<M: MatchModule>() -> Match {
     M::default().into()
 }
 
+/// The type a [`Match`] variant holds its module in: the module itself, or a `Box` of it for the
+/// four modules much larger than the common ones (`Owner`, `Addrtype`, `Set`, `Iprange`: 70 to
+/// 80 bytes, where `Tcp`, `Comment` or `Statistic` take 16 to 24), so that every `Match` is not
+/// as large as the largest module (docs/scale.md, "Parse speed").
+macro_rules! held {
+    (Owner, $ty:ty) => { Box<$ty> };
+    (Addrtype, $ty:ty) => { Box<$ty> };
+    (Set, $ty:ty) => { Box<$ty> };
+    (Iprange, $ty:ty) => { Box<$ty> };
+    ($variant:ident, $ty:ty) => { $ty };
+}
+
 macro_rules! define_match {
     ($($variant:ident => $ty:ty),* $(,)?) => {
         /// One `-m` match: a module the model interprets (one variant each, its data in
@@ -365,7 +377,7 @@ macro_rules! define_match {
         pub enum Match {
             $(
                 #[doc = concat!("The module [`", stringify!($variant), "`].")]
-                $variant($ty),
+                $variant(held!($variant, $ty)),
             )*
             /// A match the model does not interpret, kept verbatim so it prints back unchanged.
             Unknown {
@@ -379,7 +391,7 @@ macro_rules! define_match {
         $(
             impl From<$ty> for Match {
                 fn from(m: $ty) -> Match {
-                    Match::$variant(m)
+                    Match::$variant(m.into())
                 }
             }
         )*
@@ -455,7 +467,7 @@ macro_rules! define_match {
             pub(crate) fn generate(slot: u32, g: &GenCx<'_>) -> Option<Match> {
                 $(
                     if slot == <$ty as MatchModule>::GEN_SLOT {
-                        return <$ty as MatchModule>::generate(g).map(Match::$variant);
+                        return <$ty as MatchModule>::generate(g).map(Match::from);
                     }
                 )*
                 if slot == unknown::GEN_SLOT {

@@ -54,14 +54,14 @@ impl MatchModule for Set {
                     return Err(err_at(nt, format!("invalid set name `{}`", nt.text))
                         .with_help("an ipset name has 1 to 31 characters"));
                 }
-                self.name = nt.text.to_string();
+                self.name = nt.text.as_str().to_owned();
                 let ft = o.value()?;
                 let dirs: Vec<&str> = ft.text.split(',').collect();
                 if dirs.len() > 6 || !dirs.iter().all(|d| matches!(*d, "src" | "dst")) {
                     return Err(err_at(ft, format!("invalid set flags `{}`", ft.text))
                         .with_help("expected up to six of `src` and `dst`, comma-separated"));
                 }
-                self.flags = ft.text.to_string();
+                self.flags = ft.text.as_str().to_owned();
             }
             "--return-nomatch" | "--update-counters" | "--update-subcounters" => {
                 if negated {
@@ -75,7 +75,7 @@ impl MatchModule for Set {
                     self.extra.push("!".into());
                 }
                 self.extra.push(opt.to_string());
-                self.extra.push(o.value()?.text.to_string());
+                self.extra.push(o.value()?.text.as_str().to_owned());
             }
             _ => return Ok(Take::NotMine),
         }

@@ -444,7 +444,7 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                                 dst: Some(Neg::new(neg, range)),
                             }
                         };
-                        r.matches.push(Match::Iprange(m));
+                        r.matches.push(Match::Iprange(Box::new(m)));
                         items.push(Item::Match);
                         return Ok(true);
                     }
@@ -665,11 +665,11 @@ fn expression(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>) -> Re
                 "multicast" => AddrType::Multicast,
                 _ => return Ok(false),
             };
-            r.matches.push(Match::Addrtype(Addrtype {
+            r.matches.push(Match::Addrtype(Box::new(Addrtype {
                 src: None,
                 dst: Some(Neg::new(neg, vec![at])),
                 ..Default::default()
-            }));
+            })));
             items.push(Item::Match);
             Ok(true)
         }
@@ -767,7 +767,7 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
             if slot.is_some() {
                 return Err(c.err(k, "a second interface test in one rule is not supported"));
             }
-            *slot = Some(Neg::new(neg, Iface(name)));
+            *slot = Some(Box::new(Neg::new(neg, Iface(name))));
             let index = !k.text.ends_with("name");
             items.push(if input {
                 Item::InIface { index }
@@ -815,7 +815,7 @@ fn meta(c: &mut Cursor<'_, '_>, r: &mut Rule, items: &mut Vec<Item>, k: &Token<'
                     ..Default::default()
                 }
             };
-            r.matches.push(Match::Owner(o));
+            r.matches.push(Match::Owner(Box::new(o)));
             items.push(Item::Match);
             Ok(true)
         }

@@ -282,7 +282,7 @@ fn addr_text(field: &str, a: &Option<Neg<Cidr>>) -> Option<String> {
     Some(format!("{fam} {field} {}{addr}", ne(n.negated)))
 }
 
-fn iface_text(word: &str, i: &Option<Neg<Iface>>) -> Option<String> {
+fn iface_text(word: &str, i: &Option<Box<Neg<Iface>>>) -> Option<String> {
     let n = i.as_ref()?;
     let name = match n.value.0.strip_suffix('+') {
         Some(p) => format!("{p}*"),

@@ -211,7 +211,7 @@ mod tests {
         tokenize(line)
             .unwrap()
             .into_iter()
-            .map(|t| t.text.to_string())
+            .map(|t| t.text.as_str().to_owned())
             .collect()
     }
 

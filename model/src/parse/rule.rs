@@ -191,7 +191,7 @@ pub fn parse_rule<'t>(ctx: &RuleContext<'_>, toks: &'t [Token<'t>]) -> Res<Expan
 }
 
 /// [`parse_rule`] into `rule` (a default rule, where it is to stay: the loader's chain, so that
-/// the 224-byte rule is not moved there): the first of the rules, the others returned.
+/// the 176-byte rule is not moved there): the first of the rules, the others returned.
 pub(crate) fn parse_rule_into<'t>(
     ctx: &RuleContext<'_>,
     toks: &'t [Token<'t>],
@@ -275,7 +275,7 @@ pub(crate) fn parse_rule_into<'t>(
                     _ => {}
                 }
                 let iface = parse_iface(v)?;
-                let val = iface.map(|i| Neg::new(negated, i));
+                let val = iface.map(|i| Box::new(Neg::new(negated, i)));
                 if is_in {
                     rule.in_iface = val;
                 } else {
@@ -554,7 +554,7 @@ fn texts(toks: &[Token<'_>], raw: &[(bool, usize, usize)]) -> Vec<String> {
             toks.get(from..to)
                 .unwrap_or(&[])
                 .iter()
-                .map(|t| t.text.to_string()),
+                .map(|t| t.text.as_str().to_owned()),
         );
     }
     out
@@ -894,7 +894,7 @@ fn finish_target(ctx: &RuleContext<'_>, tb: TargetB<'_>, rule: &Rule) -> Res<Tar
         let mut args = tb.raw;
         for (opt, vals, _) in tb.vals {
             args.push(opt.to_string());
-            args.extend(vals.iter().map(|v| v.text.to_string()));
+            args.extend(vals.iter().map(|v| v.text.as_str().to_owned()));
         }
         return Ok(Target::Unknown {
             name: tb.name.to_string(),
