@@ -73,8 +73,21 @@ fn bench(c: &mut Criterion) {
 struct Netns(String);
 
 impl Netns {
-    /// `kp-bench-PID`, when `ip netns add` works (root, iproute2).
+    /// `kp-bench-PID`, when `ip netns add` works (root, iproute2). First deletes the
+    /// `kp-bench-PID` namespaces of runs that no longer run (a bench killed before its drop).
     fn create() -> Option<Netns> {
+        if let Ok(o) = Command::new("ip").args(["netns", "list"]).output() {
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                let name = line.split_whitespace().next().unwrap_or("");
+                let dead = name
+                    .strip_prefix("kp-bench-")
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if dead {
+                    let _ = Command::new("ip").args(["netns", "del", name]).output();
+                }
+            }
+        }
         let name = format!("kp-bench-{}", std::process::id());
         let ok = Command::new("ip")
             .args(["netns", "add", &name])
