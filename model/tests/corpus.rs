@@ -152,3 +152,61 @@ fn classic_prints_exactly_as_iptables_save() {
         strip(sidecar_model::DEFAULT_RULESET)
     );
 }
+
+/// Every file of both corpora (rulesets, broken inputs, Istio's iptables forms) reads the same
+/// with its runs of `-A` lines on threads, however short (`parse/parallel.rs`): the same ruleset,
+/// or the same error.
+#[test]
+fn threads_read_every_corpus_file_alike() {
+    use sidecar_model::parse::{parse_with, Options, Tuning};
+    let one = Options {
+        tuning: Tuning {
+            threads: 1,
+            min_run_bytes: usize::MAX,
+        },
+        ..Options::default()
+    };
+    let many = Options {
+        tuning: Tuning {
+            threads: 3,
+            min_run_bytes: 1,
+        },
+        ..Options::default()
+    };
+    let mut files = Vec::new();
+    let mut stack = vec![workspace().join("corpus")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.extension().is_some_and(|x| x == "md" || x == "toml") {
+                files.push(p);
+            }
+        }
+    }
+    if let Some(dir) = istio_corpus() {
+        files.extend(istio_iptables_files(&dir).iter().map(|f| dir.join(f)));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for p in &files {
+        let name = p.display().to_string();
+        let bytes = std::fs::read(p).unwrap();
+        match (
+            parse_with(&name, &bytes, &one),
+            parse_with(&name, &bytes, &many),
+        ) {
+            (Ok(a), Ok(b)) => {
+                assert!(a.ruleset == b.ruleset && a.format == b.format, "{name}");
+                ok += 1;
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{name}");
+                refused += 1;
+            }
+            (a, b) => panic!("{name}: {a:?} against {b:?}"),
+        }
+    }
+    assert!(ok >= 20 && refused >= 1, "{ok} read, {refused} refused");
+    println!("{ok} files read alike, {refused} refused alike");
+}

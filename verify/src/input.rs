@@ -142,6 +142,7 @@ pub fn load_default(base: &str) -> Result<Loaded, LoadError> {
 fn finish(name: String, bytes: Vec<u8>, live: Option<live::Summary>) -> Result<Loaded, LoadError> {
     let opts = sidecar_model::parse::Options {
         family: crate::term::settings().family,
+        ..Default::default()
     };
     let parsed = parse_with(&name, &bytes, &opts).map_err(Box::new)?;
     if parsed.ruleset.ipv4.is_empty() && parsed.ruleset.ipv6.is_empty() {

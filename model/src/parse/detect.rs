@@ -75,6 +75,11 @@ impl Detector {
         Ok(LineKind::Form(this))
     }
 
+    /// The form the first line of a form fixed, if one did.
+    pub(super) fn fixed(&self) -> Option<Format> {
+        self.first.map(|(f, _)| f)
+    }
+
     /// The input's form: the save/restore form when no line fixed one.
     pub(super) fn format(&self) -> Format {
         self.first.map_or(Format::Restore, |(f, _)| f)
@@ -267,6 +272,7 @@ mod tests {
         let v6 = "*nat\n-A OUTPUT -p tcp -j RETURN\nCOMMIT\n";
         let given = crate::parse::Options {
             family: Some(Family::Ipv6),
+            ..Default::default()
         };
         let rs = crate::parse::parse_with("v6", v6.as_bytes(), &given)
             .unwrap()

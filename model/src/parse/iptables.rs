@@ -153,18 +153,18 @@ pub(super) fn command(
 }
 
 /// An `-A` or `-I` command: where its rule goes.
-struct AddRule<'a> {
-    family: Family,
-    kind: TableKind,
+pub(super) struct AddRule<'a> {
+    pub family: Family,
+    pub kind: TableKind,
     /// `-A` or `-I`: where the rules without a span of their own point.
-    cmd: &'a Token<'a>,
-    chain: &'a Token<'a>,
-    counters: Option<Counters>,
+    pub cmd: &'a Token<'a>,
+    pub chain: &'a Token<'a>,
+    pub counters: Option<Counters>,
 }
 
 impl AddRule<'_> {
     /// Where the rule was written: its line, the target's name (or the command) and counters.
-    fn locate(&self, r: &mut Rule, line: &Line<'_>) {
+    pub(super) fn locate(&self, r: &mut Rule, line: &Line<'_>) {
         r.origin.line = u32::try_from(line.number).unwrap_or(u32::MAX);
         if r.origin.end == 0 {
             r.origin.start = u32::try_from(self.cmd.start).unwrap_or(0);

@@ -420,6 +420,57 @@ impl<'t> Loader<'t> {
         Ok(())
     }
 
+    /// The chains of the open table and of the other tables of its family, for readers on other
+    /// threads (`parse/parallel.rs`): a run of `-A` lines adds rules and no chain, so these stay
+    /// as they are while it is read. `None` outside a block.
+    pub(super) fn chains(&mut self) -> Option<Chains<'_>> {
+        let (family, kind) = self.open_table()?;
+        self.table_mut(family, kind);
+        let tables = &self.tables(family).tables;
+        let own = &tables.iter().find(|t| t.kind == kind)?.index;
+        let others = tables
+            .iter()
+            .filter(|t| t.kind != kind)
+            .map(|t| (t.kind, &t.index))
+            .collect();
+        Some(Chains {
+            family,
+            kind,
+            own,
+            others,
+        })
+    }
+
+    /// Appends the rules read on other threads ([`Loader::chains`]) to the open table's chains,
+    /// piece by piece in the input's order, with their jumps for the whole-ruleset checks.
+    pub(super) fn append_pieces(&mut self, pieces: Vec<Piece>) {
+        let Some((family, kind)) = self.open_table() else {
+            return;
+        };
+        let t = self.table_mut(family, kind);
+        for p in pieces {
+            let Some(c) = t.chains.get_mut(p.chain as usize) else {
+                continue;
+            };
+            let base = c.rules.len();
+            if base == 0 {
+                c.rules = p.rules;
+            } else {
+                c.rules.extend(p.rules);
+            }
+            match (&mut t.jumps, p.unresolved) {
+                (Some(_), true) => t.jumps = None,
+                (Some(list), false) => {
+                    for (r, target) in p.jumps {
+                        let r = u32::try_from(base + r as usize).unwrap_or(u32::MAX);
+                        list.push((p.chain, r, target));
+                    }
+                }
+                (None, _) => {}
+            }
+        }
+    }
+
     /// Puts `rules` into `chain` (which [`Loader::check_chain`] found) at `position`.
     pub fn insert_rules(
         &mut self,
@@ -513,7 +564,7 @@ impl<'t> Loader<'t> {
 /// Room for one more rule in a chain: doubling from two rules, not from four as `Vec` does
 /// (most chains of a node's ruleset hold two to four rules, and a rule is 176 bytes): a
 /// kube-proxy endpoint chain's two rules without moving them.
-fn grow(rules: &mut Vec<Rule>) {
+pub(super) fn grow(rules: &mut Vec<Rule>) {
     if rules.len() == rules.capacity() {
         rules.reserve_exact(rules.len().max(2));
     }
@@ -572,6 +623,51 @@ fn note_jump(
         (Some(t), Ok(c), Ok(r)) => list.push((c, r, t)),
         _ => *jumps = None,
     }
+}
+
+/// Which chains a table and the other tables of its family hold, shared by the threads that read
+/// a run of `-A` lines ([`Loader::chains`]).
+pub(super) struct Chains<'a> {
+    /// The open table's family.
+    pub family: Family,
+    /// The open table.
+    pub kind: TableKind,
+    own: &'a super::names::ChainIndex,
+    others: Vec<(TableKind, &'a super::names::ChainIndex)>,
+}
+
+impl Chains<'_> {
+    /// The index of chain `name` (built-in or not) in the open table.
+    pub fn chain(&self, name: &str) -> Option<u32> {
+        self.own.get(name).map(|v| v & !BUILTIN)
+    }
+
+    /// The index of user chain `name` (its key [`Short::of`] is `key`) in the open table.
+    pub fn user_chain(&self, name: &str, key: Option<&Short>) -> Option<u32> {
+        self.own.get_keyed(name, key).filter(|v| v & BUILTIN == 0)
+    }
+
+    /// Another table of the family that holds a user chain `name`
+    /// ([`Loader::user_chain_table`]).
+    pub fn elsewhere(&self, name: &str) -> Option<TableKind> {
+        self.others
+            .iter()
+            .find(|(_, i)| i.get(name).is_some_and(|v| v & BUILTIN == 0))
+            .map(|(k, _)| *k)
+    }
+}
+
+/// Rules read on another thread for one chain, from consecutive lines
+/// ([`Loader::append_pieces`]).
+pub(super) struct Piece {
+    /// The chain's index in the open table.
+    pub chain: u32,
+    /// The rules, in order.
+    pub rules: Vec<Rule>,
+    /// `(rule, target chain)`: each jump or goto among `rules`, by index.
+    pub jumps: Vec<(u32, u32)>,
+    /// A jump's chain was not found (the checks then resolve the names again).
+    pub unresolved: bool,
 }
 
 /// The bit of a [`TableState::index`] value that marks a built-in chain.
