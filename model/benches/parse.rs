@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_main, Criterion, Throughput};
 use sidecar_model::parse;
+use sidecar_model::parse::{parse_with, Options, Tuning};
 use sidecar_model::synth::kube_proxy::{generate, Spec};
 
 #[expect(
@@ -150,6 +151,18 @@ fn kube(c: &mut Criterion) {
             .throughput(Throughput::Bytes(text.len() as u64));
         g.bench_function("ours", |b| {
             b.iter(|| parse("kube-proxy.rules", black_box(&text)).unwrap())
+        });
+        // The same on the calling thread alone (`parse/parallel.rs` reads the long runs of
+        // `-A` lines on every core by default).
+        let one = Options {
+            tuning: Tuning {
+                threads: 1,
+                min_run_bytes: usize::MAX,
+            },
+            ..Options::default()
+        };
+        g.bench_function("ours, one thread", |b| {
+            b.iter(|| parse_with("kube-proxy.rules", black_box(&text), &one).unwrap())
         });
         match &ns {
             Some(ns) if ns.restore_test(&path) => {

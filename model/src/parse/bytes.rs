@@ -51,16 +51,21 @@ pub(super) fn text<'a>(source_name: &str, input: &'a [u8]) -> Result<&'a str, Pa
 /// gigabyte without a newline on stdin is refused after 16 MiB.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
-/// The offset of the first byte past [`MAX_LINE_BYTES`] of a line, if a line is that long.
+/// The offset of the first byte past [`MAX_LINE_BYTES`] of a line, if a line is that long: the
+/// last newline within [`MAX_LINE_BYTES`] + 1 bytes of each line's start is looked for from the
+/// window's end, so a file of short lines is passed over one window at a time.
 fn first_overlong(input: &[u8]) -> Option<usize> {
     let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', input) {
-        if end - start > MAX_LINE_BYTES {
-            return Some(start + MAX_LINE_BYTES);
+    loop {
+        let window = input.get(start..)?;
+        if window.len() <= MAX_LINE_BYTES {
+            return None;
         }
-        start = end + 1;
+        match memchr::memrchr(b'\n', window.get(..=MAX_LINE_BYTES).unwrap_or(window)) {
+            Some(i) => start += i + 1,
+            None => return Some(start + MAX_LINE_BYTES),
+        }
     }
-    (input.len() - start > MAX_LINE_BYTES).then_some(start + MAX_LINE_BYTES)
 }
 
 /// Reads `reader` to its end, or only until a line exceeds [`MAX_LINE_BYTES`] by a few bytes:
@@ -138,4 +143,52 @@ fn locate(input: &[u8], pos: usize) -> (usize, usize, String) {
         .collect();
     let col = head.len();
     (line, col, head + &tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{first_overlong, MAX_LINE_BYTES as MAX};
+
+    /// Line by line, as the window search must agree.
+    fn naive(input: &[u8]) -> Option<usize> {
+        let mut start = 0;
+        for line in input.split(|b| *b == b'\n') {
+            if line.len() > MAX {
+                return Some(start + MAX);
+            }
+            start += line.len() + 1;
+        }
+        None
+    }
+
+    #[test]
+    fn the_window_search_finds_the_first_overlong_line() {
+        let line = |n: usize| {
+            let mut l = vec![b'x'; n];
+            l.push(b'\n');
+            l
+        };
+        let cases: Vec<Vec<u8>> = vec![
+            [line(10), line(MAX), line(MAX)].concat(),
+            [line(10), line(MAX + 1), line(5)].concat(),
+            [line(MAX - 3), line(2), line(MAX + 1)].concat(),
+            [line(MAX), vec![b'y'; MAX + 1]].concat(),
+            [line(MAX), vec![b'y'; MAX]].concat(),
+            line(100).repeat(3),
+        ];
+        let found: Vec<Option<usize>> = cases.iter().map(|c| first_overlong(c)).collect();
+        let expected: Vec<Option<usize>> = cases.iter().map(|c| naive(c)).collect();
+        assert_eq!(found, expected);
+        assert_eq!(
+            found,
+            [
+                None,
+                Some(11 + MAX),
+                Some(MAX - 2 + 3 + MAX),
+                Some(MAX + 1 + MAX),
+                None,
+                None
+            ]
+        );
+    }
 }

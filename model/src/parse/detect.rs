@@ -44,9 +44,13 @@ impl Detector {
                 LineKind::Skip
             });
         }
-        // Most lines of a save file: `-A CHAIN …` is neither a save line, an nft command nor a
-        // command line (its first word is `-A`), so it is told apart without the checks below.
-        let rule_line = trimmed.starts_with("-A ") || trimmed.starts_with("-I ");
+        // Most lines of a save file: `-A CHAIN …` and `:CHAIN POLICY [0:0]` are neither a save
+        // line, an nft command nor a command line (the first word is `-A`, or starts with `:`
+        // and is no path to an iptables command), so they are told apart without the checks
+        // below.
+        let rule_line = trimmed.starts_with("-A ")
+            || trimmed.starts_with("-I ")
+            || (trimmed.starts_with(':') && !trimmed.contains('/'));
         if !rule_line {
             if let Some(f) = bare_save_line(trimmed) {
                 return Ok(LineKind::SaveLine(f));
