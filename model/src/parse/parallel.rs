@@ -82,12 +82,20 @@ pub(super) fn run<'t>(
         std::thread::scope(|s| {
             let mut parts = parts.iter();
             let first = parts.next();
-            let others: Vec<_> = parts.map(|p| s.spawn(move || read_part(p))).collect();
+            // A part whose thread cannot be started (the system's limit) is read here.
+            let others: Vec<_> = parts
+                .map(|p| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(s, move || read_part(p))
+                        .map_err(|_| p)
+                })
+                .collect();
             let mut read: Vec<Part> = first.map(read_part).into_iter().collect();
             for h in others {
-                match h.join() {
-                    Ok(p) => read.push(p),
-                    Err(panic) => std::panic::resume_unwind(panic),
+                match h.map(|h| h.join()) {
+                    Ok(Ok(p)) => read.push(p),
+                    Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                    Err(p) => read.push(read_part(p)),
                 }
             }
             read
