@@ -14,6 +14,8 @@
 //! `detect` (which form each line is in), a front end per form (`restore`, `commands`, sharing
 //! the iptables syntax of `iptables`, [`lex`] and [`rule`]) and the [`loader`] they drive, which
 //! holds the tables and makes the kernel's checks. [`loader`] says how to add a front end.
+//! `parallel` reads a save file's long runs of `-A` lines on several threads, with the same
+//! result and the same errors as reading them one at a time.
 
 mod bytes;
 mod commands;
