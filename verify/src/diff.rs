@@ -107,12 +107,13 @@ pub fn diff(
         timeout_ms: opts.timeout_ms,
         slice_min_keys: opts.slice_min_keys,
     };
+    let (old, new) = (profile.resolve_names(old), profile.resolve_names(new));
+    let sides = Sides::new(&old, &new, pod, profile, opts);
+    let (old, new) = (sides.old, sides.new);
     // The invariants of each side, without the rules' reachability `check` adds (diff does
     // not report it).
-    let inv_old = prove::invariants(old, pod, profile, &popts)?;
-    let inv_new = prove::invariants(new, pod, profile, &popts)?;
-    let (old, new) = (profile.resolve_names(old), profile.resolve_names(new));
-    let (old, new): (&Ruleset, &Ruleset) = (&old, &new);
+    let inv_old = prove::invariants_with(old, pod, profile, &popts, &sides.plans[0])?;
+    let inv_new = prove::invariants_with(new, pod, profile, &popts, &sides.plans[1])?;
     let mut report = Report {
         changes: Vec::new(),
         unroutable_changes: Vec::new(),
@@ -129,7 +130,7 @@ pub fn diff(
     };
     crate::progress::phase("comparing the journeys", 0);
     for fam in families(pod) {
-        diff_family(old, new, fam, pod, profile, opts, false, None, &mut report)?;
+        diff_family(&sides, fam, false, None, &mut report)?;
     }
     rank(&mut report);
     // Last, so that nothing above depends on it: the old side's supports, and the invariants
@@ -227,18 +228,9 @@ fn behaviour(
         touched: Vec::new(),
         touched_skipped: None,
     };
+    let sides = Sides::new(&old, &new, pod, profile, opts);
     for fam in families(pod) {
-        diff_family(
-            &old,
-            &new,
-            fam,
-            pod,
-            profile,
-            opts,
-            first_only,
-            exclude,
-            &mut report,
-        )?;
+        diff_family(&sides, fam, first_only, exclude, &mut report)?;
         if first_only && !report.changes.is_empty() {
             break;
         }
@@ -295,37 +287,60 @@ fn rank(report: &mut Report) {
     report.unroutable_changes.sort_by_cached_key(key);
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One `diff`'s inputs, which every search reads: both rulesets (owner names resolved), the pod,
+/// the profile, the options, and each side's slicing plans ([`prove::plans`], made once: half a
+/// second each for a node's table).
+struct Sides<'a> {
+    old: &'a Ruleset,
+    new: &'a Ruleset,
+    pod: &'a Pod,
+    profile: &'a Profile,
+    opts: &'a Options,
+    /// Old's and new's, by family.
+    plans: [Vec<(Family, prove::slice::Plan)>; 2],
+}
+
+impl<'a> Sides<'a> {
+    fn new(
+        old: &'a Ruleset,
+        new: &'a Ruleset,
+        pod: &'a Pod,
+        profile: &'a Profile,
+        opts: &'a Options,
+    ) -> Sides<'a> {
+        let plans = [old, new].map(|rs| prove::plans(rs, pod, profile, opts.slice_min_keys));
+        Sides {
+            old,
+            new,
+            pod,
+            profile,
+            opts,
+            plans,
+        }
+    }
+
+    /// Side `side`'s plan (0: old, 1: new) for `fam`, if it is sliced.
+    fn plan(&self, side: usize, fam: Family) -> Option<&prove::slice::Plan> {
+        let plans = self.plans.get(side)?;
+        plans.iter().find(|(f, _)| *f == fam).map(|(_, p)| p)
+    }
+}
+
 fn diff_family(
-    old: &Ruleset,
-    new: &Ruleset,
+    sides: &Sides<'_>,
     fam: Family,
-    pod: &Pod,
-    profile: &Profile,
-    opts: &Options,
     first_only: bool,
     exclude: Option<Exclude>,
     report: &mut Report,
 ) -> Result<(), DiffError> {
     if exclude.is_none() {
-        if let Some((regions, keyed)) = sliced::regions(old, new, fam, pod, profile, opts)? {
+        if let Some((regions, keyed)) = sliced::regions(sides, fam)? {
             for region in &regions {
                 let focus = Focus {
                     region,
                     keyed: [keyed[0].clone(), keyed[1].clone()],
                 };
-                diff_scope(
-                    old,
-                    new,
-                    fam,
-                    pod,
-                    profile,
-                    opts,
-                    first_only,
-                    None,
-                    report,
-                    Some(&focus),
-                )?;
+                diff_scope(sides, fam, first_only, None, report, Some(&focus))?;
                 if first_only && !report.changes.is_empty() {
                     break;
                 }
@@ -333,9 +348,7 @@ fn diff_family(
             return Ok(());
         }
     }
-    diff_scope(
-        old, new, fam, pod, profile, opts, first_only, exclude, report, None,
-    )
+    diff_scope(sides, fam, first_only, exclude, report, None)
 }
 
 /// The changes among the connections of one region, each side's encoder confined to it.
@@ -345,19 +358,16 @@ struct Focus<'r> {
     keyed: [std::sync::Arc<std::collections::HashSet<(usize, usize)>>; 2],
 }
 
-#[allow(clippy::too_many_arguments)]
 fn diff_scope(
-    old: &Ruleset,
-    new: &Ruleset,
+    sides: &Sides<'_>,
     fam: Family,
-    pod: &Pod,
-    profile: &Profile,
-    opts: &Options,
     first_only: bool,
     exclude: Option<Exclude>,
     report: &mut Report,
     focus: Option<&Focus<'_>>,
 ) -> Result<(), DiffError> {
+    let (old, new, pod, profile, opts) =
+        (sides.old, sides.new, sides.pod, sides.profile, sides.opts);
     let first = SymPacket::fresh("c", addr_width(fam));
     let outside = Bool::new_const("c_outside");
     let mut sides: Vec<Side> = Vec::new();

@@ -406,7 +406,7 @@ pub fn ruleset(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Proofs, ProveError> {
-    proofs(rs, pod, profile, opts, true)
+    proofs(rs, pod, profile, opts, true, None)
 }
 
 /// Proves every invariant of the catalog about `rs`, as [`ruleset`] does, without the rules'
@@ -417,15 +417,56 @@ pub fn invariants(
     profile: &Profile,
     opts: &Options,
 ) -> Result<Vec<InvariantResult>, ProveError> {
-    Ok(proofs(rs, pod, profile, opts, false)?.invariants)
+    Ok(proofs(rs, pod, profile, opts, false, None)?.invariants)
 }
 
+/// [`invariants`] with the slicing plans of `rs` made already ([`plans`]), as `diff` does: it
+/// needs them too, and a node's table takes half a second each.
+pub fn invariants_with(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    opts: &Options,
+    plans: &[(Family, slice::Plan)],
+) -> Result<Vec<InvariantResult>, ProveError> {
+    Ok(proofs(rs, pod, profile, opts, false, Some(plans))?.invariants)
+}
+
+/// The families of `rs` (owner names resolved, [`Profile::resolve_names`]) that are proved
+/// region by region, each with its plan ([`slice::plan`]).
+pub fn plans(
+    rs: &Ruleset,
+    pod: &Pod,
+    profile: &Profile,
+    min_keys: usize,
+) -> Vec<(Family, slice::Plan)> {
+    let mut plans = Vec::new();
+    for fam in families(pod) {
+        let t0 = std::time::Instant::now();
+        if let Some(plan) = slice::plan(rs, fam, pod, profile, min_keys) {
+            crate::progress::timing(
+                &format!(
+                    "slicing {}: {} keys in {} classes",
+                    fam_name(fam),
+                    plan.keys.len(),
+                    plan.classes.len()
+                ),
+                t0,
+            );
+            plans.push((fam, plan));
+        }
+    }
+    plans
+}
+
+/// Every proof of `rs`; `plans`: its slicing plans when made already.
 fn proofs(
     rs: &Ruleset,
     pod: &Pod,
     profile: &Profile,
     opts: &Options,
     with_rules: bool,
+    plans: Option<&[(Family, slice::Plan)]>,
 ) -> Result<Proofs, ProveError> {
     let resolved = profile.resolve_names(rs);
     let rs: &Ruleset = &resolved;
@@ -448,22 +489,14 @@ fn proofs(
     let mut rules = Vec::new();
     let mut undecided = Vec::new();
     // The families sliced by destination ([`slice`]).
-    let mut plans: Vec<(Family, slice::Plan)> = Vec::new();
-    for fam in families(pod) {
-        let t0 = std::time::Instant::now();
-        if let Some(plan) = slice::plan(rs, fam, pod, profile, opts.slice_min_keys) {
-            crate::progress::timing(
-                &format!(
-                    "slicing {}: {} keys in {} classes",
-                    fam_name(fam),
-                    plan.keys.len(),
-                    plan.classes.len()
-                ),
-                t0,
-            );
-            plans.push((fam, plan));
+    let made;
+    let plans = match plans {
+        Some(p) => p,
+        None => {
+            made = self::plans(rs, pod, profile, opts.slice_min_keys);
+            made.as_slice()
         }
-    }
+    };
     for (n, fam) in families(pod).into_iter().enumerate() {
         let plan = plans.iter().find(|(f, _)| *f == fam).map(|(_, p)| p);
         let fr = check_family(rs, fam, pod, profile, opts, &sim, with_rules, plan)?;
@@ -489,7 +522,7 @@ fn proofs(
     for (id, res) in ALL.iter().zip(invariants.iter_mut()) {
         if id.is_relation() {
             crate::progress::step();
-            relations::prove_relation(rs, pod, profile, opts, &sim, *id, res, &plans)?;
+            relations::prove_relation(rs, pod, profile, opts, &sim, *id, res, plans)?;
         }
     }
     Ok(Proofs {

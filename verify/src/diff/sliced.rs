@@ -15,8 +15,8 @@ use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{Family, Ruleset};
 use z3::ast::Bool;
 
-use super::{DiffError, Options};
-use crate::prove::slice::{plan, Plan};
+use super::{DiffError, Sides};
+use crate::prove::slice::Plan;
 use crate::smt::encode::focus::{Focus, Region};
 use crate::smt::{Encoder, SymPacket};
 
@@ -28,19 +28,10 @@ type Slices = (Vec<Region>, [Keyed; 2]);
 
 /// The regions to search, and each side's keyed chains; `None` when the rulesets must be
 /// compared whole.
-pub(super) fn regions(
-    old: &Ruleset,
-    new: &Ruleset,
-    fam: Family,
-    pod: &Pod,
-    profile: &Profile,
-    opts: &Options,
-) -> Result<Option<Slices>, DiffError> {
+pub(super) fn regions(sides: &Sides<'_>, fam: Family) -> Result<Option<Slices>, DiffError> {
     let t0 = std::time::Instant::now();
-    let (Some(a), Some(b)) = (
-        plan(old, fam, pod, profile, opts.slice_min_keys),
-        plan(new, fam, pod, profile, opts.slice_min_keys),
-    ) else {
+    let (old, new, pod, profile) = (sides.old, sides.new, sides.pod, sides.profile);
+    let (Some(a), Some(b)) = (sides.plan(0, fam), sides.plan(1, fam)) else {
         return Ok(None);
     };
     let named = |rs: &Ruleset, p: &Plan| {
@@ -64,9 +55,9 @@ pub(super) fn regions(
         || a.common != b.common
         || a.reenters
         || b.reenters
-        || named(old, &a) != named(new, &b)
-        || leaks(old, fam, pod, profile, &a)?
-        || leaks(new, fam, pod, profile, &b)?
+        || named(old, a) != named(new, b)
+        || leaks(old, fam, pod, profile, a)?
+        || leaks(new, fam, pod, profile, b)?
     {
         crate::progress::timing("diff: compared whole (the rulesets slice differently)", t0);
         return Ok(None);
@@ -88,7 +79,7 @@ pub(super) fn regions(
     );
     Ok(Some((
         differ.into_iter().map(Region::Key).collect(),
-        [a.keyed, b.keyed],
+        [a.keyed.clone(), b.keyed.clone()],
     )))
 }
 
