@@ -6,10 +6,10 @@ use sidecar_model::eval::{conntrack_active, hook_plan, ConnState};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use sidecar_model::matches::Match;
 use sidecar_model::{Hook, Policy, Rule, TableKind, Target};
 use z3::ast::{Bool, BV};
 
+use super::focus::SliceKey;
 use super::{Encoder, BUDGET};
 use crate::smt::{
     all, and2, any, bv, ct_code, or2, EncodeError, SymPacket, CT_BITS, IF_LO, MARK_BITS, PORT_BITS,
@@ -215,7 +215,8 @@ impl Encoder<'_> {
             // An nft rule that reads the other family's header never matches, and its target
             // (with that family's addresses) is not encoded (see `Rule::family`).
             let other_family = rule.family.is_some_and(|f| f != self.family);
-            let key = RunKey::of(rule).filter(|_| !other_family && self.tracking.is_none());
+            let key = SliceKey::of(rule)
+                .filter(|k| k.dst.is_some() && !other_family && self.tracking.is_none());
             let joins = match (run.as_mut(), key) {
                 (Some(r), Some(k)) => r.admits(k),
                 _ => false,
@@ -452,55 +453,10 @@ impl Encoder<'_> {
     }
 }
 
-/// What a rule's matches pin a packet to: one destination address (`-d A` of a single
-/// address, without `!`), and the protocol and destination port when given (`-p`, and
-/// `--dport P` of `-m tcp` or `-m udp`, without `!`). Two rules whose keys differ in the
-/// address, or name different protocols, or the same protocol and different ports, match no
-/// packet in common: nothing in a table changes those fields before the table is done (DNAT and
-/// REDIRECT take effect at its end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RunKey {
-    dst: IpAddr,
-    proto: Option<u8>,
-    dport: Option<u16>,
-}
-
-impl RunKey {
-    fn of(r: &Rule) -> Option<RunKey> {
-        let d = r.dst.as_ref().filter(|d| !d.negated)?;
-        let width = if d.value.addr.is_ipv4() { 32 } else { 128 };
-        if d.value.prefix < width {
-            return None;
-        }
-        let proto = r.proto.as_ref().filter(|p| !p.negated).map(|p| p.value.0);
-        let dport = r.matches.iter().find_map(|m| match m {
-            Match::Tcp(t) if proto == Some(6) => t.dport.as_ref(),
-            Match::Udp(u) if proto == Some(17) => u.dport.as_ref(),
-            _ => None,
-        });
-        let dport = dport
-            .filter(|d| !d.negated && d.value.lo == d.value.hi)
-            .map(|d| d.value.lo);
-        Some(RunKey {
-            dst: d.value.addr,
-            proto,
-            dport,
-        })
-    }
-
-    /// No packet matches both keys.
-    fn disjoint(self, o: RunKey) -> bool {
-        fn differ<T: PartialEq>(a: Option<T>, b: Option<T>) -> bool {
-            a.is_some() && b.is_some() && a != b
-        }
-        self.dst != o.dst
-            || differ(self.proto, o.proto)
-            || (self.proto == o.proto && differ(self.dport, o.dport))
-    }
-}
-
-/// A run of consecutive rules whose keys are pairwise disjoint (kube-proxy's `KUBE-SERVICES`:
-/// one cluster IP and port per rule). A packet matches at most one of them, so a rule of the run
+/// A run of consecutive rules whose keys ([`SliceKey`], each with an address) are pairwise
+/// disjoint (kube-proxy's `KUBE-SERVICES`: one cluster IP and port per rule). Nothing in a table
+/// changes a packet's destination, protocol or port before the table is done (DNAT and REDIRECT
+/// take effect at its end), so a packet matches at most one of them, and a rule of the run
 /// fires when control entered the run and it matches, and control leaves the run unless the
 /// packet matched a rule whose target stops it (or came back from a jump): flat terms, where
 /// the rule-by-rule encoding nests each rule's reach in the previous one's, a term Z3 flattens
@@ -509,7 +465,7 @@ impl RunKey {
 struct Run {
     live_in: Bool,
     /// The keys so far, by address (a handful per address at most in practice).
-    keys: HashMap<IpAddr, Vec<RunKey>>,
+    keys: HashMap<Option<IpAddr>, Vec<SliceKey>>,
     /// The matches (or firing conditions) of the rules whose target stops control in the
     /// chain.
     stopped: Vec<Bool>,
@@ -518,7 +474,7 @@ struct Run {
 }
 
 impl Run {
-    fn new(live_in: &Bool, k: RunKey) -> Run {
+    fn new(live_in: &Bool, k: SliceKey) -> Run {
         let mut keys = HashMap::new();
         keys.insert(k.dst, vec![k]);
         Run {
@@ -530,7 +486,7 @@ impl Run {
     }
 
     /// Takes `k` into the run if it is disjoint from every key in it.
-    fn admits(&mut self, k: RunKey) -> bool {
+    fn admits(&mut self, k: SliceKey) -> bool {
         let same = self.keys.entry(k.dst).or_default();
         if same.iter().all(|o| o.disjoint(k)) {
             same.push(k);
