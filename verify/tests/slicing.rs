@@ -240,3 +240,64 @@ fn sliced_reachability_agrees_with_the_whole_one() {
     b.sort();
     assert_eq!(a, b);
 }
+
+/// `slice::map_packet` carries a packet of a class's representative to the same packet of
+/// another member: run through the evaluator, the mapped packet hits the member's own rules at
+/// the places the original hits the representative's (the i-th rule of each, in signature
+/// order), and its journey has as many hops. A mapping that left the packet as it was would hit
+/// the representative's rules again.
+#[test]
+fn a_packet_mapped_to_another_member_takes_that_members_rules() {
+    use sidecar_model::eval::Packet;
+    use sidecar_model::pod::{Journey, Simulator};
+    use sidecar_model::Hook;
+    use sidecar_verify::smt::RuleId;
+
+    let text = node(40, Some(Mesh::Istio));
+    let rs = parse("node", text.as_bytes()).unwrap().ruleset;
+    let (pod, profile) = (Pod::default(), Profile::istio());
+    let plan = slice::plan(&rs, Family::Ipv4, &pod, &profile, 1).unwrap();
+    let sim = Simulator::new(&rs, pod.clone(), profile.clone());
+    // The indices of `rules` that `j` hits, over all its hops.
+    let hit = |rules: &[RuleId], j: &Journey| -> Vec<usize> {
+        let name = |id: &RuleId| {
+            let t = rs.table_at(Family::Ipv4, id.table, id.part).unwrap();
+            t.chains[id.chain].name.clone()
+        };
+        rules
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| {
+                j.hops.iter().flat_map(|h| &h.matched).any(|m| {
+                    m.table == id.table
+                        && m.part == id.part
+                        && m.chain == name(id)
+                        && m.rule as usize == id.rule + 1
+                })
+            })
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let mut checked = 0;
+    for class in &plan.classes {
+        let Some((rep, others)) = class.members.split_first() else {
+            continue;
+        };
+        // Cluster IPs: a node port's key has no address (its packets go to a local one).
+        let Some(dst) = rep.key.dst else { continue };
+        let mut p = Packet::tcp_out(pod.ips[0], dst, 40000, 80, 1000, 1000);
+        p.proto = rep.key.proto.unwrap_or(6);
+        p.dport = rep.key.dport.unwrap_or(80);
+        let j = sim.journey_packet(Hook::Output, p);
+        let own = hit(&rep.rules, &j);
+        assert!(!own.is_empty(), "{:?}: hits none of its own rules", rep.key);
+        for m in others {
+            let q = slice::map_packet(&p, rep, m);
+            let jm = sim.journey_packet(Hook::Output, q);
+            assert_eq!(hit(&m.rules, &jm), own, "{:?} -> {:?}", rep.key, m.key);
+            assert_eq!(jm.hops.len(), j.hops.len(), "{:?} -> {:?}", rep.key, m.key);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} members checked");
+}
