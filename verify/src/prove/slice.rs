@@ -93,25 +93,15 @@ pub struct Member {
     pub ports: Vec<u16>,
 }
 
-impl Class {
-    /// The representative's key.
-    pub fn key(&self) -> SliceKey {
-        self.members.first().map_or(
-            SliceKey {
-                dst: None,
-                proto: None,
-                dport: None,
-            },
-            |m| m.key,
-        )
-    }
-}
-
 impl Plan {
     /// The regions to prove: the rest, then each class's representative, with its class.
     pub fn regions(&self) -> Vec<(Region, Option<&Class>)> {
         let mut v = vec![(Region::Rest(self.keys.clone()), None)];
-        v.extend(self.classes.iter().map(|c| (Region::Key(c.key()), Some(c))));
+        v.extend(
+            self.classes
+                .iter()
+                .filter_map(|c| Some((Region::Key(c.members.first()?.key), Some(c)))),
+        );
         v
     }
 }
