@@ -522,7 +522,7 @@ fn proofs(
     for (id, res) in ALL.iter().zip(invariants.iter_mut()) {
         if id.is_relation() {
             crate::progress::step();
-            relations::prove_relation(rs, pod, profile, opts, &sim, *id, res, plans)?;
+            relations::prove_relation(rs, opts, &sim, *id, res, plans)?;
         }
     }
     Ok(Proofs {

@@ -6,7 +6,7 @@
 //! ([`ProveError::Disagreement`]). A relation no pair can meet the premise of (one proxy
 //! identity, one family) is not solved: it is `vacuous`, with the reason.
 
-use sidecar_model::pod::{Pod, Profile, Simulator};
+use sidecar_model::pod::Simulator;
 use sidecar_model::{Family, Hook, Ruleset};
 use z3::ast::Bool;
 use z3::SatResult;
@@ -52,18 +52,28 @@ impl Side {
     }
 }
 
-/// Proves the relation `id` about `rs` (names resolved) and fills in `res`.
-#[allow(clippy::too_many_arguments)]
+/// What every proof of one relation reads: the ruleset (names resolved), the options, the
+/// simulator of that ruleset (which holds the pod and the profile) and the relation.
+#[derive(Clone, Copy)]
+struct Relation<'a> {
+    rs: &'a Ruleset,
+    opts: &'a Options,
+    sim: &'a Simulator,
+    id: Id,
+}
+
+/// Proves the relation `id` about `rs` (names resolved; `sim` simulates it in its pod with its
+/// profile) and fills in `res`.
 pub(super) fn prove_relation(
     rs: &Ruleset,
-    pod: &Pod,
-    profile: &Profile,
     opts: &Options,
     sim: &Simulator,
     id: Id,
     res: &mut InvariantResult,
     plans: &[(Family, Plan)],
 ) -> Result<(), ProveError> {
+    let (pod, profile) = (&sim.pod, &sim.profile);
+    let rel = Relation { rs, opts, sim, id };
     if let Some(why) = id.vacuous(rs, pod, profile) {
         res.status = Status::Vacuous;
         res.reason = Some(why);
@@ -82,12 +92,12 @@ pub(super) fn prove_relation(
     };
     for (fa, fb) in pairs {
         let r = match plan_for(plans, id, fa, fb) {
-            Some(plan) => sliced(rs, pod, profile, opts, sim, id, fa, plan)?,
+            Some(plan) => sliced(rel, fa, plan)?,
             None => None,
         };
         let r = match r {
             Some(r) => r,
-            None => prove_pair(rs, pod, profile, opts, sim, id, fa, fb, None)?
+            None => prove_pair(rel, fa, fb, None)?
                 .unwrap_or_else(|| PairResult::with(Status::Unknown, None)),
         };
         if r.status.rank() > res.status.rank() {
@@ -138,33 +148,13 @@ fn plan_for(plans: &[(Family, Plan)], id: Id, fa: Family, fb: Family) -> Option<
 
 /// The relation over the regions of `plan` (the worst result wins; a violation ends it);
 /// `None` when a representative's encoding leaked (the caller proves the pair whole).
-#[allow(clippy::too_many_arguments)]
-fn sliced(
-    rs: &Ruleset,
-    pod: &Pod,
-    profile: &Profile,
-    opts: &Options,
-    sim: &Simulator,
-    id: Id,
-    fam: Family,
-    plan: &Plan,
-) -> Result<Option<PairResult>, ProveError> {
+fn sliced(rel: Relation<'_>, fam: Family, plan: &Plan) -> Result<Option<PairResult>, ProveError> {
+    let id = rel.id;
     let mut worst: Option<PairResult> = None;
     for (region, class) in plan.regions() {
         let members = class.map_or(1, |c| c.members.len());
         let t0 = std::time::Instant::now();
-        let Some(mut r) = prove_pair(
-            rs,
-            pod,
-            profile,
-            opts,
-            sim,
-            id,
-            fam,
-            fam,
-            Some((plan, &region, members)),
-        )?
-        else {
+        let Some(mut r) = prove_pair(rel, fam, fam, Some((plan, &region, members)))? else {
             return Ok(None);
         };
         if r.status == Status::Unknown {
@@ -201,16 +191,13 @@ fn sliced(
 /// stands for more than itself.
 #[allow(clippy::too_many_arguments)]
 fn prove_pair(
-    rs: &Ruleset,
-    pod: &Pod,
-    profile: &Profile,
-    opts: &Options,
-    sim: &Simulator,
-    id: Id,
+    rel: Relation<'_>,
     fa: Family,
     fb: Family,
     region: Option<(&Plan, &Region, usize)>,
 ) -> Result<Option<PairResult>, ProveError> {
+    let Relation { rs, opts, sim, id } = rel;
+    let (pod, profile) = (&sim.pod, &sim.profile);
     let mut ea = Encoder::new(rs, fa, pod, profile)?;
     let mut eb_own = if fa == fb {
         None
