@@ -2,7 +2,8 @@
 //!
 //! [`mutants`] returns, for a ruleset, each mutant with a [`Mutation`] that says where it is
 //! (family, table, chain, 1-based rule number), which [`Operator`] made it, the edit in words,
-//! and the rule's text before and after. `sidecar-verify mutate` proves each one: a mutant whose
+//! and the rule's text before and after ([`mutations`]: the edit that makes each instead, for a
+//! ruleset whose mutants are too many to hold at once). `sidecar-verify mutate` proves each one: a mutant whose
 //! behaviour changes but that every invariant accepts shows where the catalog is blind.
 //!
 //! The operators (one [`Operator`] each): delete a rule; swap it with the next rule of its
@@ -120,8 +121,86 @@ pub fn rule_text(family: Family, chain: &str, r: &Rule) -> String {
 }
 
 /// Every single-rule mutant of `rs`, table by table, chain by chain, rule by rule, and per rule
-/// in the order of [`Operator::ALL`].
+/// in the order of [`Operator::ALL`]. Each is a whole ruleset: for a node's table, whose
+/// mutants are too many to hold at once, [`mutations`] gives the edits to make one at a time.
 pub fn mutants(rs: &Ruleset) -> Vec<(Mutation, Ruleset)> {
+    mutations(rs)
+        .into_iter()
+        .map(|(m, e)| {
+            let mutant = e.apply(rs);
+            (m, mutant)
+        })
+        .collect()
+}
+
+/// A mutant as an edit of its ruleset, made when asked ([`Edit::apply`]).
+#[derive(Debug, Clone)]
+pub struct Edit {
+    /// The family whose tables hold the chain.
+    pass: Family,
+    /// The table's index in that family.
+    table: usize,
+    /// An nft `inet` table's copy among the IPv6 tables, edited alike.
+    twin: Option<usize>,
+    /// The chain's index in the table.
+    chain: usize,
+    /// The 0-based rule.
+    rule: usize,
+    change: Change,
+}
+
+#[derive(Debug, Clone)]
+enum Change {
+    Delete,
+    SwapWithNext,
+    Replace(Box<Rule>),
+}
+
+impl Edit {
+    /// The mutant: `rs` (the ruleset [`mutations`] was given) with the edit made.
+    pub fn apply(&self, rs: &Ruleset) -> Ruleset {
+        let mut m = rs.clone();
+        let Some(c) = tables_mut(&mut m, self.pass)
+            .get_mut(self.table)
+            .and_then(|t| t.chains.get_mut(self.chain))
+        else {
+            return m;
+        };
+        let rules = &mut c.rules;
+        match &self.change {
+            Change::Delete => {
+                if self.rule < rules.len() {
+                    rules.remove(self.rule);
+                }
+            }
+            Change::SwapWithNext => {
+                if self.rule + 1 < rules.len() {
+                    rules.swap(self.rule, self.rule + 1);
+                }
+            }
+            Change::Replace(r) => {
+                if let Some(slot) = rules.get_mut(self.rule) {
+                    *slot = (**r).clone();
+                }
+            }
+        }
+        // The inet table's IPv6 copy gets the same rules.
+        let edited = self.twin.map(|twin| (twin, rules.clone()));
+        if let Some((twin, edited)) = edited {
+            if let Some(c) = m
+                .ipv6
+                .get_mut(twin)
+                .and_then(|t| t.chains.get_mut(self.chain))
+            {
+                c.rules = edited;
+            }
+        }
+        m
+    }
+}
+
+/// Every single-rule mutant of `rs` as [`mutants`] lists them, each as the edit that makes it.
+pub fn mutations(rs: &Ruleset) -> Vec<(Mutation, Edit)> {
     let mut out = Vec::new();
     for pass in [Family::Ipv4, Family::Ipv6] {
         for (ti, t) in rs.tables(pass).iter().enumerate() {
@@ -153,42 +232,27 @@ pub fn mutants(rs: &Ruleset) -> Vec<(Mutation, Ruleset)> {
                             before: before.clone(),
                             after,
                         };
-                    let with_rules = |rules: Vec<Rule>| {
-                        let mut m = rs.clone();
-                        if let Some(twin) = twin {
-                            if let Some(chain) =
-                                m.ipv6.get_mut(twin).and_then(|t| t.chains.get_mut(ci))
-                            {
-                                chain.rules = rules.clone();
-                            }
-                        }
-                        if let Some(chain) = tables_mut(&mut m, pass)
-                            .get_mut(ti)
-                            .and_then(|t| t.chains.get_mut(ci))
-                        {
-                            chain.rules = rules;
-                        }
-                        m
+                    let edit = |change: Change| Edit {
+                        pass,
+                        table: ti,
+                        twin,
+                        chain: ci,
+                        rule: ri,
+                        change,
                     };
-                    // Delete.
-                    let mut rules = c.rules.clone();
-                    rules.remove(ri);
                     out.push((
                         mutation(Operator::DeleteRule, "delete".into(), None),
-                        with_rules(rules),
+                        edit(Change::Delete),
                     ));
-                    // Swap with the next rule.
                     if let Some(next) = c.rules.get(ri + 1) {
                         if next != r {
-                            let mut rules = c.rules.clone();
-                            rules.swap(ri, ri + 1);
                             out.push((
                                 mutation(
                                     Operator::SwapWithNext,
                                     format!("swap with rule {}", ri + 2),
                                     Some(rule_text(family, &c.name, next)),
                                 ),
-                                with_rules(rules),
+                                edit(Change::SwapWithNext),
                             ));
                         }
                     }
@@ -198,11 +262,10 @@ pub fn mutants(rs: &Ruleset) -> Vec<(Mutation, Ruleset)> {
                             continue;
                         }
                         let after = rule_text(family, &c.name, &edited);
-                        let mut rules = c.rules.clone();
-                        if let Some(slot) = rules.get_mut(ri) {
-                            *slot = edited;
-                        }
-                        out.push((mutation(op, change, Some(after)), with_rules(rules)));
+                        out.push((
+                            mutation(op, change, Some(after)),
+                            edit(Change::Replace(Box::new(edited))),
+                        ));
                     }
                 }
             }

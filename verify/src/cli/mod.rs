@@ -451,7 +451,7 @@ fn mutate(a: &MutateArgs) -> u8 {
         None => Vec::new(),
         Some((p, text)) => {
             let parsed = accept::parse(p, text).and_then(|v| {
-                let all = sidecar_model::mutate::mutants(rs);
+                let all = sidecar_model::mutate::mutations(rs);
                 accept::refuse_stale(p, &v, all.iter().map(|(m, _)| m))?;
                 Ok(v)
             });

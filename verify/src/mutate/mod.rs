@@ -16,7 +16,7 @@ pub mod mask;
 
 use std::time::Instant;
 
-use sidecar_model::mutate::{mutants, Mutation};
+use sidecar_model::mutate::{mutations, Mutation};
 use sidecar_model::pod::{Pod, Profile};
 use sidecar_model::{parse, print_ruleset, Ruleset};
 
@@ -62,13 +62,36 @@ pub fn mutate(
     accepts: &[Acceptance],
     opts: &Options,
 ) -> Result<Report, ProveError> {
-    run(rs, mutants(rs), pod, profile, accepts, opts)
+    // Each mutant made when its turn comes: a node's table has too many to hold at once.
+    run_each(
+        rs,
+        mutations(rs),
+        |e| e.apply(rs),
+        pod,
+        profile,
+        accepts,
+        opts,
+    )
 }
 
-/// [`mutate`] on the mutants given (a part of [`mutants`]`(rs)`, say those of one rule).
+/// [`mutate`] on the mutants given (a part of [`sidecar_model::mutate::mutants`]`(rs)`, say those of one rule).
 pub fn run(
     rs: &Ruleset,
     all: Vec<(Mutation, Ruleset)>,
+    pod: &Pod,
+    profile: &Profile,
+    accepts: &[Acceptance],
+    opts: &Options,
+) -> Result<Report, ProveError> {
+    run_each(rs, all, |m| m, pod, profile, accepts, opts)
+}
+
+/// [`run`] on the mutants `make` makes of `all`'s items, one at a time, when their turn comes
+/// and the deadline has not passed.
+fn run_each<M>(
+    rs: &Ruleset,
+    all: Vec<(Mutation, M)>,
+    make: impl Fn(M) -> Ruleset,
     pod: &Pod,
     profile: &Profile,
     accepts: &[Acceptance],
@@ -98,9 +121,15 @@ pub fn run(
             masked_by: Vec::new(),
             reason: None,
         };
-        crate::progress::within(|| {
-            classify(rs, &mutant, pod, profile, &original, &popts, &dopts, &mut r);
-        });
+        if crate::smt::solve::deadline_passed() {
+            // The mutants left are not even made: a node's table has hundreds of thousands.
+            r.reason = Some(crate::smt::solve::DEADLINE_PASSED.into());
+        } else {
+            let mutant = make(mutant);
+            crate::progress::within(|| {
+                classify(rs, &mutant, pod, profile, &original, &popts, &dopts, &mut r);
+            });
+        }
         crate::progress::step();
         if r.class == Class::Survivor {
             if let Some(a) = accepts.iter().find(|a| a.matches(&r.mutation)) {
@@ -191,6 +220,12 @@ fn classify(
             return;
         }
     };
+    if crate::smt::solve::deadline_passed() {
+        // Nothing is decided past the deadline: the mutants left are not even encoded (the
+        // kernel's checks above need no solver).
+        r.reason = Some(crate::smt::solve::DEADLINE_PASSED.into());
+        return;
+    }
     let d = match diff::first_change(rs, &mutant, pod, profile, dopts) {
         Ok(d) => d,
         Err(e) => {
@@ -199,16 +234,18 @@ fn classify(
         }
     };
     let Some(c) = d.changes.into_iter().next() else {
-        if !d.samples.is_empty() {
-            r.reason = Some(
-                "diff: rules with a random sample (-m statistic) are compared as never matching; a change behind one is not seen"
-                    .into(),
-            );
+        let undecided = d.unknown || !d.samples.is_empty();
+        r.reason = if undecided && crate::smt::solve::deadline_passed() {
+            // Past the deadline every query is undecided: that, not the rules, is the reason.
+            Some(format!("diff: {}", crate::smt::solve::DEADLINE_PASSED))
+        } else if !d.samples.is_empty() {
+            Some("diff: a rule with a random sample (-m statistic) that one packet may pass twice in a hop; one shared draw stands for two, so a change behind the second may not be seen".into())
         } else if d.unknown {
-            r.reason = Some("diff: a query was undecided (timeout?)".into());
+            Some("diff: a query was undecided (timeout?)".into())
         } else {
             r.class = Class::Equivalent;
-        }
+            None
+        };
         return;
     };
     r.change = Some(Change {

@@ -227,7 +227,7 @@ pub fn diff(r: &diff::Report) -> String {
     if !r.samples.is_empty() {
         let _ = writeln!(
             s,
-            "undecided: {} rule(s) with a random sample (-m statistic) are compared as never matching, so a change behind one is not seen (first: {})",
+            "undecided: {} rule(s) with a random sample (-m statistic) that one packet may pass twice in a hop: one shared draw stands for two, so a change behind the second may not be seen (first: {})",
             r.samples.len(),
             r.samples.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
         );

@@ -100,10 +100,11 @@ pub struct Report {
     /// A query the solver could not decide, or rules the comparison cannot see through
     /// ([`Report::samples`]): the list may be incomplete.
     pub unknown: bool,
-    /// Rules with a random sample (`-m statistic`) on either side, as "side chain rule". The
-    /// comparison takes a sample as never matching (as the evaluator does), so a change behind
-    /// one (kube-proxy moving an endpoint that a sample picks) is not seen: when there are any,
-    /// `unknown` is set, never "no change".
+    /// Rules with a random sample (`-m statistic`) that one packet may pass twice in a hop, on
+    /// either side, as "side table chain rule". The comparison takes each sample as one draw per
+    /// rule and hop, shared by both sides (docs/diff.md); where a packet may pass two places of
+    /// the rule, the kernel draws twice and a change behind the second draw may not be seen:
+    /// when there are any, `unknown` is set, never "no change".
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<String>,
     /// The invariants whose supporting rules on the old ruleset the change touches (changes or
