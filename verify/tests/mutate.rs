@@ -443,3 +443,31 @@ fn the_markdown_report_fits_its_budget() {
     assert!(md.contains("more: listed in the whole report"), "{md}");
     assert_eq!(markdown_within(&r, "small", None), whole);
 }
+
+/// `--deadline`: past it no mutant is made or compared (a node's table has hundreds of
+/// thousands), each is `unknown` with the deadline named, none is counted as equivalent or
+/// killed, and the run fails; every mutant is still listed. `mutations` makes the same list as
+/// `mutants`, edit for edit.
+#[test]
+fn past_the_deadline_every_mutant_is_unknown() {
+    let rs = parse("classic", DEFAULT_RULESET.as_bytes())
+        .unwrap()
+        .ruleset;
+    let listed = sidecar_model::mutate::mutations(&rs);
+    let made = mutants(&rs);
+    assert_eq!(listed.len(), made.len());
+    for ((m, edit), (n, mutant)) in listed.iter().zip(&made) {
+        assert_eq!(m, n);
+        assert!(edit.apply(&rs) == *mutant, "{m:?}");
+    }
+    let out = mutate(&["--format", "json", "--deadline", "0s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let ms = v["mutants"].as_array().unwrap();
+    assert_eq!(ms.len(), made.len());
+    assert_eq!(v["counts"]["unknown"], made.len());
+    for m in ms {
+        assert_eq!(m["class"], "unknown", "{m}");
+        assert!(m["reason"].as_str().unwrap().contains("--deadline"), "{m}");
+    }
+}
