@@ -113,24 +113,33 @@ fn istio_ipv6_files_have_both_families() {
     ));
 }
 
-#[test]
-fn own_corpus_round_trips() {
-    let mut n = 0;
+/// The files under `corpus/` (recursively) that `keep` keeps.
+fn own_files(keep: impl Fn(&Path) -> bool) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
     let mut stack = vec![workspace().join("corpus")];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rules") {
-                let name = p.display().to_string();
-                let rs = parse(&name, &std::fs::read(&p).unwrap())
-                    .unwrap_or_else(|e| panic!("{e}"))
-                    .ruleset;
-                round_trip(&name, &rs).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
+            } else if keep(&p) {
+                files.push(p);
             }
         }
+    }
+    files
+}
+
+#[test]
+fn own_corpus_round_trips() {
+    let mut n = 0;
+    for p in own_files(|p| p.extension().is_some_and(|x| x == "rules")) {
+        let name = p.display().to_string();
+        let rs = parse(&name, &std::fs::read(&p).unwrap())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .ruleset;
+        round_trip(&name, &rs).unwrap_or_else(|e| panic!("{e}"));
+        n += 1;
     }
     assert!(n >= 3, "only {n} rulesets under corpus/");
 }
@@ -173,18 +182,7 @@ fn threads_read_every_corpus_file_alike() {
         },
         ..Options::default()
     };
-    let mut files = Vec::new();
-    let mut stack = vec![workspace().join("corpus")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !p.extension().is_some_and(|x| x == "md" || x == "toml") {
-                files.push(p);
-            }
-        }
-    }
+    let mut files = own_files(|p| !p.extension().is_some_and(|x| x == "md" || x == "toml"));
     if let Some(dir) = istio_corpus() {
         files.extend(istio_iptables_files(&dir).iter().map(|f| dir.join(f)));
     }
