@@ -612,17 +612,36 @@ fn note_jump(
     name: &str,
 ) {
     let Some(list) = jumps else { return };
-    let key = Short::of(name);
-    let target = match last_target.get() {
-        Some((k, t)) if key == Some(k) => Some(t),
-        _ => index
-            .get_keyed(name, key.as_ref())
-            .filter(|v| v & BUILTIN == 0),
-    };
-    match (target, u32::try_from(at.0), u32::try_from(at.1)) {
+    match (
+        find_user_chain(index, last_target, name),
+        u32::try_from(at.0),
+        u32::try_from(at.1),
+    ) {
         (Some(t), Ok(c), Ok(r)) => list.push((c, r, t)),
         _ => *jumps = None,
     }
+}
+
+/// The index of user chain `name` in `index`, through `last` (the user chain found last, with
+/// its key: many rules jump to the same one, `KUBE-MARK-MASQ`), which it then holds.
+fn find_user_chain(
+    index: &super::names::ChainIndex,
+    last: &Cell<Option<(Short, u32)>>,
+    name: &str,
+) -> Option<u32> {
+    let key = Short::of(name);
+    if let (Some(k), Some((found, i))) = (key, last.get()) {
+        if k == found {
+            return Some(i);
+        }
+    }
+    let i = index
+        .get_keyed(name, key.as_ref())
+        .filter(|v| v & BUILTIN == 0)?;
+    if let Some(k) = key {
+        last.set(Some((k, i)));
+    }
+    Some(i)
 }
 
 /// Which chains a table and the other tables of its family hold, shared by the threads that read
@@ -642,9 +661,9 @@ impl Chains<'_> {
         self.own.get(name).map(|v| v & !BUILTIN)
     }
 
-    /// The index of user chain `name` (its key [`Short::of`] is `key`) in the open table.
-    pub fn user_chain(&self, name: &str, key: Option<&Short>) -> Option<u32> {
-        self.own.get_keyed(name, key).filter(|v| v & BUILTIN == 0)
+    /// The index of user chain `name` in the open table, through `last` ([`find_user_chain`]).
+    pub fn user_chain(&self, last: &Cell<Option<(Short, u32)>>, name: &str) -> Option<u32> {
+        find_user_chain(self.own, last, name)
     }
 
     /// Another table of the family that holds a user chain `name`
@@ -728,22 +747,7 @@ impl TableState {
     }
 
     fn has_user_chain(&self, name: &str) -> bool {
-        let key = Short::of(name);
-        if let (Some(k), Some((last, _))) = (key, self.last_target.get()) {
-            if k == last {
-                return true;
-            }
-        }
-        let Some(v) = self.index.get_keyed(name, key.as_ref()) else {
-            return false;
-        };
-        if v & BUILTIN != 0 {
-            return false;
-        }
-        if let Some(k) = key {
-            self.last_target.set(Some((k, v)));
-        }
-        true
+        find_user_chain(&self.index, &self.last_target, name).is_some()
     }
 }
 

@@ -237,21 +237,6 @@ struct Reader<'c, 't> {
     pieces: Vec<Piece>,
 }
 
-/// The index of user chain `name` in the open table, through `last` (the one found last).
-fn user_chain(chains: &Chains<'_>, last: &Cell<Option<(Short, u32)>>, name: &str) -> Option<u32> {
-    let key = Short::of(name);
-    if let (Some(k), Some((found, i))) = (key, last.get()) {
-        if k == found {
-            return Some(i);
-        }
-    }
-    let i = chains.user_chain(name, key.as_ref())?;
-    if let Some(k) = key {
-        last.set(Some((k, i)));
-    }
-    Some(i)
-}
-
 impl<'t> Reader<'_, 't> {
     /// Reads one `-A` line into the pieces; false (and the pieces as they were) when the line
     /// is not a plain `-A` command of an existing chain whose rule reads without an error.
@@ -286,7 +271,7 @@ impl<'t> Reader<'_, 't> {
         let ctx = RuleContext {
             family,
             table: kind,
-            chain_exists: &|n| user_chain(chains, last_target, n).is_some(),
+            chain_exists: &|n| chains.user_chain(last_target, n).is_some(),
             chain_elsewhere: &|n| chains.elsewhere(n),
             hook: Hook::from_name(&chain.text).filter(|h| kind.builtin_chains().contains(h)),
         };
@@ -329,7 +314,7 @@ impl<'t> Reader<'_, 't> {
         for (r, rule) in piece.rules.iter_mut().enumerate().skip(before) {
             add.locate(rule, line);
             if let Some(name) = rule.target.as_ref().and_then(Target::chain) {
-                match (user_chain(chains, last_target, name), u32::try_from(r)) {
+                match (chains.user_chain(last_target, name), u32::try_from(r)) {
                     (Some(t), Ok(r)) => piece.jumps.push((r, t)),
                     _ => piece.unresolved = true,
                 }
